@@ -1,0 +1,204 @@
+//! Walks every legal edge and checks the generated tables.
+
+use super::*;
+use std::collections::HashSet;
+
+/// A stand-in for the driver's types: the machine is generic over them.
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+/// Records each step as (from, to, method) in terms of [`Node`]s.
+#[derive(Default)]
+struct Walk(HashSet<(Node, Node, &'static str)>);
+
+impl Walk {
+    fn step<A, B>(&mut self, from: A, method: &'static str, f: impl FnOnce(A) -> B) -> B
+    where
+        A: Into<AnyState<T>> + Probe,
+        B: Into<AnyState<T>> + Probe,
+    {
+        let from_status = from.probe();
+        let to = f(from);
+        self.0
+            .insert((Node::State(from_status), Node::State(to.probe()), method));
+        to
+    }
+    fn exit<A: Probe>(&mut self, from: A, f: impl FnOnce(A) -> Exited) -> u8 {
+        let from_status = from.probe();
+        self.0.insert((Node::State(from_status), Node::End, "exit"));
+        f(from).code()
+    }
+}
+
+/// The status of a concrete state, without consuming it.
+trait Probe {
+    fn probe(&self) -> Status;
+}
+macro_rules! probe {
+    ($($s:ident),*) => {$(impl Probe for $s<T> { fn probe(&self) -> Status { Status::$s } })*};
+}
+probe!(
+    Empty,
+    ConfigurationPending,
+    Configuration,
+    Init,
+    Running,
+    TerminationPending,
+    Failed,
+    Terminated
+);
+
+#[test]
+fn every_declared_edge_is_walked() {
+    let mut w = Walk::default();
+    w.0.insert((Node::Start, Node::State(Status::Empty), "spawn"));
+
+    // Spec at launch: Empty -> Init -> Running -> TerminationPending -> Terminated -> [*].
+    let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
+    assert_eq!(*init.spec(), "spec");
+    let running = w.step(init, "started", |s| s.started(42));
+    assert_eq!(*running.postgres(), 42);
+    let mut pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
+    assert_eq!(pending.take_postgres(), Some(42));
+    let lsn = Some(Lsn(0x1_0000_0010));
+    let terminated = w.step(pending, "terminated", |s| s.terminated(lsn));
+    assert_eq!(terminated.lsn(), lsn);
+    assert_eq!(w.exit(terminated, |s| s.exit()), 0);
+
+    // Startup failure: Init -> Failed -> [*].
+    let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
+    let failed = w.step(init, "fail", |s| s.fail("boom".into()));
+    assert_eq!(failed.error(), "boom");
+    assert_eq!(w.exit(failed, |s| s.exit()), 1);
+
+    // Signal during startup.
+    let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
+    let mut pending = w.step(init, "terminate", |s| {
+        s.terminate(TerminationMode::Immediate)
+    });
+    assert_eq!(pending.mode(), TerminationMode::Immediate);
+    assert_eq!(pending.take_postgres(), None);
+
+    // Spec over the API: Empty -> ConfigurationPending -> Configuration -> Running.
+    let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    assert!(cfg.postgres().is_none());
+    let running = w.step(cfg, "configured", |s| s.configured(7));
+    // Reconfigure: Running -> ConfigurationPending -> Configuration -> Running.
+    let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
+    assert_eq!(*cp.spec(), "b");
+    let mut cfg = w.step(cp, "begin", |s| s.begin());
+    let pg = cfg
+        .take_postgres()
+        .expect("a reconfiguration keeps the running postgres");
+    let running = w.step(cfg, "configured", |s| s.configured(pg));
+    assert_eq!(*running.spec(), "b");
+    let failed = w.step(running, "postgres_exited", |s| {
+        s.postgres_exited("died".into())
+    });
+    assert_eq!(failed.error(), "died");
+
+    // Configuration failure and signal during configuration.
+    let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    w.step(cfg, "fail", |s| s.fail("bad".into()));
+    let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
+
+    // Termination from Empty.
+    let pending = w.step(Empty::<T>::spawn(), "terminate", |s| {
+        s.terminate(TerminationMode::Fast)
+    });
+    w.step(pending, "terminated", |s| s.terminated(None));
+
+    let declared: HashSet<_> = EDGES.iter().map(|e| (e.from, e.to, e.method)).collect();
+    assert_eq!(declared.len(), EDGES.len(), "an edge is declared twice");
+    assert_eq!(w.0, declared, "walked edges differ from the declared ones");
+}
+
+#[test]
+fn edges_cover_the_seed_diagram_and_label_everything() {
+    use Status::*;
+    let seed = [
+        (Node::Start, Node::State(Empty)),
+        (Node::State(Empty), Node::State(ConfigurationPending)),
+        (
+            Node::State(ConfigurationPending),
+            Node::State(Configuration),
+        ),
+        (Node::State(Configuration), Node::State(Failed)),
+        (Node::State(Configuration), Node::State(Running)),
+        (Node::State(Empty), Node::State(Init)),
+        (Node::State(Empty), Node::State(TerminationPending)),
+        (Node::State(Init), Node::State(Failed)),
+        (Node::State(Init), Node::State(Running)),
+        (Node::State(Running), Node::State(TerminationPending)),
+        (Node::State(TerminationPending), Node::State(Terminated)),
+        (Node::State(Failed), Node::End),
+        (Node::State(Terminated), Node::End),
+        (Node::State(Running), Node::State(ConfigurationPending)),
+        (Node::State(Running), Node::State(Failed)),
+    ];
+    let edges: HashSet<_> = EDGES.iter().map(|e| (e.from, e.to)).collect();
+    for pair in seed {
+        assert!(
+            edges.contains(&pair),
+            "missing edge {} --> {}",
+            pair.0,
+            pair.1
+        );
+    }
+    for e in EDGES {
+        assert!(
+            !e.label.trim().is_empty(),
+            "edge {} --> {} has no label",
+            e.from,
+            e.to
+        );
+    }
+    // Every state is reachable from [*] and can reach [*].
+    for s in Status::ALL {
+        assert!(
+            EDGES.iter().any(|e| e.to == Node::State(*s)),
+            "{s} unreachable"
+        );
+        assert!(
+            EDGES.iter().any(|e| e.from == Node::State(*s)),
+            "{s} is a dead end"
+        );
+    }
+}
+
+#[test]
+fn snake_case_names_are_stable() {
+    for (status, name) in _SNAKE_NAMES {
+        assert_eq!(status.to_string(), *name);
+        assert_eq!(name.parse::<Status>().unwrap(), *status);
+        assert_eq!(
+            serde_json::to_string(status).unwrap(),
+            format!("\"{name}\"")
+        );
+    }
+    assert_eq!(TerminationMode::Immediate.to_string(), "immediate");
+    assert_eq!(
+        "fast".parse::<TerminationMode>().unwrap(),
+        TerminationMode::Fast
+    );
+}
+
+#[test]
+fn mermaid_lists_every_edge_once() {
+    let m = mermaid();
+    assert!(m.starts_with("stateDiagram-v2\n"));
+    assert_eq!(m.lines().count(), EDGES.len() + 1);
+    assert!(m.contains("    [*] --> Empty : Compute spawned\n"));
+    assert!(m.contains("    Terminated --> [*] : Compute exited\n"));
+    let live = mermaid_highlighted(Status::Running);
+    assert!(live.starts_with(&m));
+    assert!(live.ends_with("    class Running current\n"));
+}

@@ -1,0 +1,14 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// Going back: a running compute does not return to Init.
+fn main() {
+    let running = Empty::<T>::spawn().start("spec").started(1);
+    let _init: Init<T> = running.start("other");
+}

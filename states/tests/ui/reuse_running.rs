@@ -1,0 +1,15 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// Reusing a consumed state: a running compute that was terminated is gone.
+fn main() {
+    let running = Empty::<T>::spawn().start("spec").started(1);
+    let _pending = running.terminate(TerminationMode::Fast);
+    let _twice = running.reconfigure("again");
+}

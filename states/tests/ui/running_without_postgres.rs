@@ -1,0 +1,13 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// Running needs the evidence that postgres is up.
+fn main() {
+    let _running = Empty::<T>::spawn().start("spec").started();
+}

@@ -1,0 +1,13 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// Skipping a state: Empty cannot become Running without going through Init.
+fn main() {
+    let _running: Running<T> = Empty::<T>::spawn().started(1);
+}
