@@ -1,0 +1,217 @@
+//! Role and database options of the spec: which are accepted, and how they
+//! are written as SQL. Option names are never pasted into SQL: each known
+//! option maps to a fixed keyword, and values are escaped by their kind.
+
+use crate::spec::GenericOption;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+/// How an option's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A role attribute: `LOGIN` / `NOLOGIN`. Null or true -> the attribute,
+    /// false -> its negation.
+    Flag(&'static str, &'static str),
+    /// `KEYWORD <integer>`.
+    Integer(&'static str),
+    /// `KEYWORD <boolean>`.
+    Bool(&'static str),
+    /// `KEYWORD 'literal'`.
+    Literal(&'static str),
+    /// `KEYWORD "identifier"`.
+    Identifier(&'static str),
+    /// `KEYWORD word`, the word from a fixed list.
+    Word(&'static str, &'static [&'static str]),
+}
+
+const ROLE_OPTIONS: &[(&str, Kind)] = &[
+    ("superuser", Kind::Flag("SUPERUSER", "NOSUPERUSER")),
+    ("createdb", Kind::Flag("CREATEDB", "NOCREATEDB")),
+    ("createrole", Kind::Flag("CREATEROLE", "NOCREATEROLE")),
+    ("inherit", Kind::Flag("INHERIT", "NOINHERIT")),
+    ("login", Kind::Flag("LOGIN", "NOLOGIN")),
+    ("replication", Kind::Flag("REPLICATION", "NOREPLICATION")),
+    ("bypassrls", Kind::Flag("BYPASSRLS", "NOBYPASSRLS")),
+    ("connection_limit", Kind::Integer("CONNECTION LIMIT")),
+    ("valid_until", Kind::Literal("VALID UNTIL")),
+];
+
+const DATABASE_OPTIONS: &[(&str, Kind)] = &[
+    ("template", Kind::Identifier("TEMPLATE")),
+    ("encoding", Kind::Literal("ENCODING")),
+    ("locale", Kind::Literal("LOCALE")),
+    ("lc_collate", Kind::Literal("LC_COLLATE")),
+    ("lc_ctype", Kind::Literal("LC_CTYPE")),
+    ("icu_locale", Kind::Literal("ICU_LOCALE")),
+    (
+        "locale_provider",
+        Kind::Word("LOCALE_PROVIDER", &["libc", "icu"]),
+    ),
+    ("collation_version", Kind::Literal("COLLATION_VERSION")),
+    ("tablespace", Kind::Identifier("TABLESPACE")),
+    ("allow_connections", Kind::Bool("ALLOW_CONNECTIONS")),
+    ("connection_limit", Kind::Integer("CONNECTION LIMIT")),
+    ("is_template", Kind::Bool("IS_TEMPLATE")),
+    (
+        "strategy",
+        Kind::Word("STRATEGY", &["wal_log", "file_copy"]),
+    ),
+];
+
+/// Option names are matched case-insensitively, with `_` or a space between words.
+fn lookup(table: &[(&str, Kind)], name: &str) -> Option<Kind> {
+    let key = name.trim().to_ascii_lowercase().replace(' ', "_");
+    table.iter().find(|(n, _)| *n == key).map(|(_, k)| *k)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" | "t" | "y" => Some(true),
+        "false" | "off" | "no" | "0" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+fn render(table: &[(&str, Kind)], what: &str, opt: &GenericOption) -> Result<String, String> {
+    let kind = lookup(table, &opt.name).ok_or_else(|| {
+        let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown {what} option {:?}; known: {}",
+            opt.name,
+            known.join(", ")
+        )
+    })?;
+    let need_value = || {
+        opt.value
+            .as_deref()
+            .ok_or_else(|| format!("{what} option {} needs a value", opt.name))
+    };
+    Ok(match kind {
+        Kind::Flag(yes, no) => match opt.value.as_deref() {
+            None => yes.to_string(),
+            Some(v) => match parse_bool(v) {
+                Some(true) => yes.to_string(),
+                Some(false) => no.to_string(),
+                None => {
+                    return Err(format!(
+                        "{what} option {} takes a boolean, not {v:?}",
+                        opt.name
+                    ))
+                }
+            },
+        },
+        Kind::Integer(kw) => {
+            let v = need_value()?;
+            let n: i32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{what} option {} takes an integer, not {v:?}", opt.name))?;
+            format!("{kw} {n}")
+        }
+        Kind::Bool(kw) => {
+            let v = need_value()?;
+            let b = parse_bool(v)
+                .ok_or_else(|| format!("{what} option {} takes a boolean, not {v:?}", opt.name))?;
+            format!("{kw} {b}")
+        }
+        Kind::Literal(kw) => format!("{kw} {}", escape_literal(need_value()?)),
+        Kind::Identifier(kw) => format!("{kw} {}", escape_identifier(need_value()?)),
+        Kind::Word(kw, words) => {
+            let v = need_value()?.trim().to_ascii_lowercase();
+            if !words.contains(&v.as_str()) {
+                return Err(format!(
+                    "{what} option {} takes one of {}, not {v:?}",
+                    opt.name,
+                    words.join(", ")
+                ));
+            }
+            format!("{kw} {v}")
+        }
+    })
+}
+
+/// Checks a role option of the spec; the error says why it is refused.
+pub fn check_role_option(opt: &GenericOption) -> Result<(), String> {
+    role_option_sql(opt).map(drop)
+}
+
+/// Checks a database option of the spec; the error says why it is refused.
+pub fn check_database_option(opt: &GenericOption) -> Result<(), String> {
+    database_option_sql(opt).map(drop)
+}
+
+/// The SQL for a role option, for `CREATE ROLE ... WITH <here>` and `ALTER ROLE`.
+pub fn role_option_sql(opt: &GenericOption) -> Result<String, String> {
+    render(ROLE_OPTIONS, "role", opt)
+}
+
+/// The SQL for a database option, for `CREATE DATABASE ... WITH <here>`.
+pub fn database_option_sql(opt: &GenericOption) -> Result<String, String> {
+    render(DATABASE_OPTIONS, "database", opt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::VarType;
+
+    fn opt(name: &str, value: Option<&str>, vartype: VarType) -> GenericOption {
+        GenericOption {
+            name: name.into(),
+            value: value.map(Into::into),
+            vartype,
+        }
+    }
+
+    #[test]
+    fn role_options_render() {
+        assert_eq!(
+            role_option_sql(&opt("LOGIN", None, VarType::Bool)).unwrap(),
+            "LOGIN"
+        );
+        assert_eq!(
+            role_option_sql(&opt("createdb", Some("false"), VarType::Bool)).unwrap(),
+            "NOCREATEDB"
+        );
+        assert_eq!(
+            role_option_sql(&opt("connection limit", Some("5"), VarType::Integer)).unwrap(),
+            "CONNECTION LIMIT 5"
+        );
+        assert_eq!(
+            role_option_sql(&opt(
+                "valid_until",
+                Some("2030-01-01'; DROP"),
+                VarType::String
+            ))
+            .unwrap(),
+            "VALID UNTIL '2030-01-01''; DROP'"
+        );
+    }
+
+    #[test]
+    fn database_options_render_escaped() {
+        assert_eq!(
+            database_option_sql(&opt("template", Some("tpl\"x"), VarType::String)).unwrap(),
+            "TEMPLATE \"tpl\"\"x\""
+        );
+        assert_eq!(
+            database_option_sql(&opt("LC_COLLATE", Some("C"), VarType::String)).unwrap(),
+            "LC_COLLATE 'C'"
+        );
+        assert_eq!(
+            database_option_sql(&opt("is_template", Some("on"), VarType::Bool)).unwrap(),
+            "IS_TEMPLATE true"
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_options_are_refused() {
+        let e = role_option_sql(&opt("LOGIN; DROP ROLE x", None, VarType::Bool)).unwrap_err();
+        assert!(e.contains("unknown role option"), "{e}");
+        assert!(
+            database_option_sql(&opt("connection_limit", Some("1; x"), VarType::Integer)).is_err()
+        );
+        assert!(database_option_sql(&opt("strategy", Some("fast"), VarType::Enum)).is_err());
+        assert!(database_option_sql(&opt("encoding", None, VarType::String)).is_err());
+        assert!(role_option_sql(&opt("login", Some("maybe"), VarType::Bool)).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! compute_ctl: the supervisor of a PostgreSQL compute node.
+
+fn main() {}

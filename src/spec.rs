@@ -1,0 +1,539 @@
+//! The compute specification: JSON types compatible with the contract, and
+//! their validation. Every error names the field it is about.
+
+use compute_states::Lsn;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// Postgres truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// A ComputeSpec, as sent by the control plane or read with `-S`.
+///
+/// Unknown fields are ignored, as the contract requires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputeSpec {
+    /// Version of the format; 1.0.
+    pub format_version: f32,
+    /// Id of the operation that produced this spec, for the logs.
+    #[serde(default)]
+    pub operation_uuid: Option<String>,
+    /// Feature flags; unknown ones are tolerated.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Roles, databases and settings.
+    pub cluster: Cluster,
+    /// Renames and drops, applied before the create/alter pass.
+    #[serde(default)]
+    pub delta_operations: Option<Vec<DeltaOp>>,
+    /// Write the configuration and reload, but run no catalog SQL.
+    #[serde(default)]
+    pub skip_pg_catalog_updates: bool,
+    /// Parallel per-database connections during a reconfiguration.
+    #[serde(default = "default_concurrency")]
+    pub reconfigure_concurrency: usize,
+    /// Primary, replica or static (read-only at an LSN).
+    #[serde(default)]
+    pub mode: ComputeMode,
+    /// Neon tenant (32 hex characters).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Neon timeline (32 hex characters).
+    #[serde(default)]
+    pub timeline_id: Option<String>,
+    /// libpq connection string of the pageserver; none means local storage.
+    #[serde(default)]
+    pub pageserver_connstring: Option<String>,
+    /// Safekeepers (`host:port`).
+    #[serde(default)]
+    pub safekeeper_connstrings: Vec<String>,
+    /// Token for the pageserver and safekeepers. Secret: never logged.
+    #[serde(default, skip_serializing)]
+    pub storage_auth_token: Option<String>,
+    /// Idle time after which the control plane may suspend the compute.
+    #[serde(default)]
+    pub suspend_timeout_seconds: Option<i64>,
+}
+
+fn default_concurrency() -> usize {
+    1
+}
+
+/// What kind of compute this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ComputeMode {
+    /// Read-write.
+    #[default]
+    Primary,
+    /// Read-only, following the primary.
+    Replica,
+    /// Read-only at a fixed LSN.
+    Static(Lsn),
+}
+
+/// Roles, databases and settings of the cluster.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Control-plane id of the cluster.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Human name of the cluster.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Control-plane state, informational.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Roles that must exist.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Databases that must exist.
+    #[serde(default)]
+    pub databases: Vec<Database>,
+    /// Settings written to postgresql.conf.
+    #[serde(default)]
+    pub settings: Option<Vec<GenericOption>>,
+    /// Raw text placed first in postgresql.conf.
+    #[serde(default)]
+    pub postgresql_conf: Option<String>,
+}
+
+/// A role of the spec.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// Role name.
+    pub name: String,
+    /// `SCRAM-SHA-256$...` verbatim, or an md5 hash without its `md5` prefix;
+    /// null means no password. Secret: never logged or served.
+    #[serde(default)]
+    pub encrypted_password: Option<String>,
+    /// Role options (LOGIN, CREATEDB, ...).
+    #[serde(default)]
+    pub options: Option<Vec<GenericOption>>,
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Role")
+            .field("name", &self.name)
+            .field(
+                "encrypted_password",
+                &self.encrypted_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// A database of the spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    /// Database name.
+    pub name: String,
+    /// Owning role.
+    pub owner: String,
+    /// Database options (LC_COLLATE, TEMPLATE, ...).
+    #[serde(default)]
+    pub options: Option<Vec<GenericOption>>,
+}
+
+/// A named value with a type, used for settings and options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenericOption {
+    /// Option or setting name.
+    pub name: String,
+    /// Its value; null is only meaningful for flag-like options.
+    pub value: Option<String>,
+    /// How the value is written.
+    pub vartype: VarType,
+}
+
+/// The type of a [`GenericOption`] value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum VarType {
+    /// Quoted in postgresql.conf.
+    String,
+    /// `on`/`off`/`true`/`false`...
+    Bool,
+    /// A number, possibly with a unit.
+    Integer,
+    /// A floating point number.
+    Real,
+    /// One of a fixed set of words.
+    Enum,
+}
+
+/// A rename or drop, applied before the create/alter pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaOp {
+    /// What to do.
+    pub action: DeltaAction,
+    /// The object it is done to.
+    pub name: String,
+    /// The new name, for renames.
+    #[serde(default)]
+    pub new_name: Option<String>,
+}
+
+/// The kinds of delta operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DeltaAction {
+    /// Rename a role if the old name exists.
+    RenameRole,
+    /// Drop a role after reassigning what it owns.
+    DeleteRole,
+    /// Rename a database if the old name exists.
+    RenameDb,
+    /// Drop a database.
+    DeleteDb,
+}
+
+/// A spec that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid compute spec: {field}: {reason}")]
+pub struct SpecError {
+    /// JSON path of the offending field, e.g. `cluster.roles[2].name`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ComputeSpec {
+    /// Parses and validates a spec from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let spec: ComputeSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            SpecError::new(
+                if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                e.into_inner().to_string(),
+            )
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what serde cannot: names, duplicates, values, storage fields.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.format_version != 1.0 {
+            return Err(SpecError::new(
+                "format_version",
+                format!("unsupported version {}, expected 1.0", self.format_version),
+            ));
+        }
+        if self.reconfigure_concurrency == 0 {
+            return Err(SpecError::new(
+                "reconfigure_concurrency",
+                "must be at least 1",
+            ));
+        }
+        let mut roles = HashSet::new();
+        for (i, role) in self.cluster.roles.iter().enumerate() {
+            let field = format!("cluster.roles[{i}]");
+            check_identifier(&format!("{field}.name"), &role.name)?;
+            if !roles.insert(role.name.as_str()) {
+                return Err(SpecError::new(
+                    format!("{field}.name"),
+                    format!("duplicate role {:?}", role.name),
+                ));
+            }
+            if let Some(pw) = &role.encrypted_password {
+                check_password(&format!("{field}.encrypted_password"), pw)?;
+            }
+            for (j, opt) in role.options.iter().flatten().enumerate() {
+                crate::catalog::check_role_option(opt)
+                    .map_err(|r| SpecError::new(format!("{field}.options[{j}]"), r))?;
+            }
+        }
+        let mut dbs = HashSet::new();
+        for (i, db) in self.cluster.databases.iter().enumerate() {
+            let field = format!("cluster.databases[{i}]");
+            check_identifier(&format!("{field}.name"), &db.name)?;
+            check_identifier(&format!("{field}.owner"), &db.owner)?;
+            if !dbs.insert(db.name.as_str()) {
+                return Err(SpecError::new(
+                    format!("{field}.name"),
+                    format!("duplicate database {:?}", db.name),
+                ));
+            }
+            for (j, opt) in db.options.iter().flatten().enumerate() {
+                crate::catalog::check_database_option(opt)
+                    .map_err(|r| SpecError::new(format!("{field}.options[{j}]"), r))?;
+            }
+        }
+        for (i, op) in self.delta_operations.iter().flatten().enumerate() {
+            let field = format!("delta_operations[{i}]");
+            check_identifier(&format!("{field}.name"), &op.name)?;
+            match (op.action, &op.new_name) {
+                (DeltaAction::RenameRole | DeltaAction::RenameDb, None) => {
+                    return Err(SpecError::new(
+                        format!("{field}.new_name"),
+                        format!("{} needs a new_name", op.action),
+                    ))
+                }
+                (DeltaAction::RenameRole | DeltaAction::RenameDb, Some(n)) => {
+                    check_identifier(&format!("{field}.new_name"), n)?
+                }
+                _ => {}
+            }
+        }
+        for (i, s) in self.cluster.settings.iter().flatten().enumerate() {
+            check_setting(&format!("cluster.settings[{i}]"), s)?;
+        }
+        self.validate_storage()
+    }
+
+    fn validate_storage(&self) -> Result<(), SpecError> {
+        for (field, value) in [
+            ("tenant_id", &self.tenant_id),
+            ("timeline_id", &self.timeline_id),
+        ] {
+            if let Some(v) = value {
+                if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(SpecError::new(field, "must be 32 hexadecimal characters"));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, sk) in self.safekeeper_connstrings.iter().enumerate() {
+            if !seen.insert(sk.as_str()) {
+                return Err(SpecError::new(
+                    format!("safekeeper_connstrings[{i}]"),
+                    format!("duplicate safekeeper {sk:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings of `cluster.settings` (an empty slice when null).
+    pub fn settings(&self) -> &[GenericOption] {
+        self.cluster.settings.as_deref().unwrap_or_default()
+    }
+
+    /// Settings with a plain (undotted) name that `known` does not contain.
+    /// Dotted names are custom settings (extensions) and always allowed.
+    pub fn unknown_settings<'a>(
+        &'a self,
+        known: &'a HashSet<String>,
+    ) -> impl Iterator<Item = (usize, &'a GenericOption)> + 'a {
+        self.settings().iter().enumerate().filter(move |(_, s)| {
+            !s.name.contains('.') && !known.contains(&s.name.to_ascii_lowercase())
+        })
+    }
+}
+
+fn check_identifier(field: &str, name: &str) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::new(field, "must not be empty"));
+    }
+    if name.contains('\0') {
+        return Err(SpecError::new(field, "must not contain a NUL character"));
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(SpecError::new(
+            field,
+            format!(
+                "{} bytes long; postgres identifiers are at most {MAX_IDENTIFIER_BYTES} bytes",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_password(field: &str, pw: &str) -> Result<(), SpecError> {
+    // Never echo the value: it is a secret.
+    if pw.is_empty() {
+        return Err(SpecError::new(field, "empty; use null for no password"));
+    }
+    if pw.contains('\0') || pw.chars().any(char::is_control) {
+        return Err(SpecError::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_setting(field: &str, s: &GenericOption) -> Result<(), SpecError> {
+    let name_ok = s
+        .name
+        .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !s.name.ends_with('.')
+        && !s.name.contains("..");
+    if !name_ok {
+        return Err(SpecError::new(
+            format!("{field}.name"),
+            format!("{:?} is not a valid setting name", s.name),
+        ));
+    }
+    let Some(value) = &s.value else {
+        return Err(SpecError::new(
+            format!("{field}.value"),
+            format!("setting {} has a null value", s.name),
+        ));
+    };
+    if s.vartype != VarType::String {
+        // Bare values go into postgresql.conf unquoted: allow only what a
+        // number, a boolean or an enum word can contain.
+        let bare_ok = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+        if !bare_ok {
+            return Err(SpecError::new(
+                format!("{field}.value"),
+                format!(
+                    "{value:?} is not a valid {} value for {}; use vartype \"string\" for quoted text",
+                    s.vartype, s.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}})
+    }
+
+    fn parse(v: serde_json::Value) -> Result<ComputeSpec, SpecError> {
+        ComputeSpec::from_json(&v.to_string())
+    }
+
+    #[test]
+    fn minimal_spec_has_defaults() {
+        let spec = parse(minimal()).unwrap();
+        assert_eq!(spec.mode, ComputeMode::Primary);
+        assert_eq!(spec.reconfigure_concurrency, 1);
+        assert!(!spec.skip_pg_catalog_updates);
+        assert!(spec.settings().is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_modes_parse() {
+        let mut v = minimal();
+        v["something_new"] = serde_json::json!({"x": 1});
+        v["features"] = serde_json::json!(["activity_monitor_experimental", "unheard_of"]);
+        v["mode"] = serde_json::json!({"Static": "0/16B3748"});
+        let spec = parse(v).unwrap();
+        assert_eq!(spec.mode, ComputeMode::Static(Lsn(0x16B3748)));
+        let mut v = minimal();
+        v["mode"] = serde_json::json!("Replica");
+        assert_eq!(parse(v).unwrap().mode, ComputeMode::Replica);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let mut v = minimal();
+        v["cluster"]["roles"] = serde_json::json!([{"name": "a"}, {"name": 5}]);
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "cluster.roles[1].name");
+        let e = ComputeSpec::from_json("{\"format_version\": 1.0").unwrap_err();
+        assert!(e.to_string().contains("EOF"), "{e}");
+        let e = ComputeSpec::from_json("{\"format_version\": 1.0}").unwrap_err();
+        assert!(e.reason.contains("cluster"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_names_and_duplicates() {
+        let mut v = minimal();
+        v["cluster"]["roles"] = serde_json::json!([{"name": "x".repeat(64)}]);
+        assert_eq!(parse(v).unwrap_err().field, "cluster.roles[0].name");
+        let mut v = minimal();
+        v["cluster"]["roles"] = serde_json::json!([{"name": "a"}, {"name": "a"}]);
+        assert!(parse(v).unwrap_err().reason.contains("duplicate"));
+        let mut v = minimal();
+        v["cluster"]["databases"] = serde_json::json!([{"name": "", "owner": "a"}]);
+        assert_eq!(parse(v).unwrap_err().field, "cluster.databases[0].name");
+        let mut v = minimal();
+        v["delta_operations"] = serde_json::json!([{"action": "rename_db", "name": "a"}]);
+        assert_eq!(parse(v).unwrap_err().field, "delta_operations[0].new_name");
+        let mut v = minimal();
+        v["delta_operations"] = serde_json::json!([{"action": "explode", "name": "a"}]);
+        assert_eq!(parse(v).unwrap_err().field, "delta_operations[0].action");
+    }
+
+    #[test]
+    fn rejects_null_and_unsafe_settings() {
+        let mut v = minimal();
+        v["cluster"]["settings"] =
+            serde_json::json!([{"name": "work_mem", "value": null, "vartype": "integer"}]);
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "cluster.settings[0].value");
+        assert!(e.reason.contains("null"));
+        let mut v = minimal();
+        v["cluster"]["settings"] = serde_json::json!([
+            {"name": "fsync", "value": "off\nshared_preload_libraries = 'x'", "vartype": "bool"}
+        ]);
+        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].value");
+        let mut v = minimal();
+        v["cluster"]["settings"] =
+            serde_json::json!([{"name": "a = 1\nb", "value": "1", "vartype": "integer"}]);
+        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].name");
+    }
+
+    #[test]
+    fn unknown_plain_settings_are_found_dotted_ones_allowed() {
+        let mut v = minimal();
+        v["cluster"]["settings"] = serde_json::json!([
+            {"name": "work_mem", "value": "4MB", "vartype": "integer"},
+            {"name": "neon.timeline_id", "value": "x", "vartype": "string"},
+            {"name": "no_such_thing", "value": "1", "vartype": "integer"}
+        ]);
+        let spec = parse(v).unwrap();
+        let known: HashSet<String> = ["work_mem".to_string()].into();
+        let unknown: Vec<_> = spec
+            .unknown_settings(&known)
+            .map(|(i, s)| (i, s.name.as_str()))
+            .collect();
+        assert_eq!(unknown, vec![(2, "no_such_thing")]);
+    }
+
+    #[test]
+    fn storage_fields_are_checked() {
+        let mut v = minimal();
+        v["tenant_id"] = serde_json::json!("abc");
+        assert_eq!(parse(v).unwrap_err().field, "tenant_id");
+        let mut v = minimal();
+        v["safekeeper_connstrings"] = serde_json::json!(["a:1", "b:2", "a:1"]);
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "safekeeper_connstrings[2]");
+        assert!(e.reason.contains("a:1"));
+    }
+
+    #[test]
+    fn passwords_are_not_in_debug_output_or_errors() {
+        let mut v = minimal();
+        v["cluster"]["roles"] =
+            serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t-hash"}]);
+        let spec = parse(v).unwrap();
+        assert!(!format!("{spec:?}").contains("s3cr3t"));
+        let mut v = minimal();
+        v["cluster"]["roles"] =
+            serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t\u{1}"}]);
+        assert!(!parse(v).unwrap_err().to_string().contains("s3cr3t"));
+    }
+}
