@@ -6,4 +6,12 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod pgbin;
+pub mod pgdata;
+pub mod postgres;
+pub mod process;
+pub mod signals;
 pub mod spec;

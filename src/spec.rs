@@ -60,6 +60,43 @@ fn default_concurrency() -> usize {
     1
 }
 
+/// A ComputeConfig (`-c` file, or the body of `POST /configure`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ComputeConfig {
+    /// The spec; null when the compute is to wait for one.
+    #[serde(default)]
+    pub spec: Option<ComputeSpec>,
+    /// Settings of compute_ctl itself (JWKS, ...), kept as JSON.
+    #[serde(default)]
+    pub compute_ctl_config: Option<serde_json::Value>,
+}
+
+impl ComputeConfig {
+    /// Parses a ComputeConfig and validates its spec.
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let config: ComputeConfig = parse_json(text)?;
+        if let Some(spec) = &config.spec {
+            spec.validate()
+                .map_err(|e| SpecError::new(format!("spec.{}", e.field), e.reason))?;
+        }
+        Ok(config)
+    }
+}
+
+/// Deserializes with the path of the offending field in the error.
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SpecError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "(document)".to_string()
+        } else {
+            path
+        };
+        SpecError::new(field, e.into_inner().to_string())
+    })
+}
+
 /// What kind of compute this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ComputeMode {

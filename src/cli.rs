@@ -1,0 +1,169 @@
+//! The command line, and turning it into the driver's parameters.
+
+use crate::driver::Params;
+use crate::pgbin::PgBin;
+use crate::pgdata;
+use crate::process::RunAs;
+use crate::spec::{ComputeConfig, ComputeSpec};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// compute_ctl: starts, configures and supervises a PostgreSQL compute node.
+#[derive(Debug, Parser)]
+#[command(name = "compute_ctl", version, subcommand_negates_reqs = true)]
+pub struct Cli {
+    /// Something other than running a compute.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Data directory; wiped and recreated at every start.
+    #[arg(short = 'D', long, required = true, value_name = "DIR")]
+    pub pgdata: Option<PathBuf>,
+
+    /// How compute_ctl connects to its postgres, e.g.
+    /// postgresql://cloud_admin@127.0.0.1:55432/postgres. Its user is the
+    /// superuser; its port is the port postgres listens on.
+    #[arg(short = 'C', long, required = true, value_name = "URL")]
+    pub connstr: Option<String>,
+
+    /// The postgres binary; initdb and the other tools are taken from the same
+    /// directory. Default: postgres on PATH, then pg_config --bindir, then the
+    /// newest /usr/lib/postgresql/*/bin.
+    #[arg(short = 'b', long, env = "POSTGRES_PATH", value_name = "PATH")]
+    pub pgbin: Option<PathBuf>,
+
+    /// A ComputeSpec JSON file.
+    #[arg(short = 'S', long, value_name = "FILE", conflicts_with = "config")]
+    pub spec_path: Option<PathBuf>,
+
+    /// A ComputeConfig JSON file: {"spec": ..., "compute_ctl_config": {...}}.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Port of the control-plane HTTP API (all interfaces).
+    #[arg(long, alias = "http-port", default_value_t = 3080, value_name = "PORT")]
+    pub external_http_port: u16,
+
+    /// Port of the HTTP API for local helpers (loopback).
+    #[arg(long, default_value_t = 3081, value_name = "PORT")]
+    pub internal_http_port: u16,
+
+    /// Id of this compute, for the control plane and JWT checks.
+    #[arg(short = 'i', long, value_name = "ID")]
+    pub compute_id: Option<String>,
+
+    /// Control plane to pull the spec from (with --compute-id).
+    #[arg(short = 'p', long, value_name = "URL", requires = "compute_id")]
+    pub control_plane_uri: Option<String>,
+
+    /// When run as root: the unprivileged user postgres runs as.
+    #[arg(long, default_value = "postgres", value_name = "USER")]
+    pub pg_user: String,
+
+    /// Where pristine initdb templates are cached.
+    /// Default: /var/cache/compute_ctl as root, else ~/.cache/compute_ctl.
+    #[arg(long, env = "COMPUTE_CTL_TEMPLATE_CACHE", value_name = "DIR")]
+    pub template_cache: Option<PathBuf>,
+
+    /// Directory of postgres' Unix socket (the spec's settings may override it).
+    #[arg(long, default_value = "/tmp", value_name = "DIR")]
+    pub socket_dir: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the state diagram (mermaid stateDiagram-v2) generated from the machine.
+    Diagram,
+}
+
+impl Cli {
+    /// The spec given with `-S` or `-c`, parsed and validated.
+    pub fn load_spec(&self) -> Result<Option<ComputeSpec>> {
+        if let Some(path) = &self.spec_path {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading spec file {}", path.display()))?;
+            let spec =
+                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?;
+            return Ok(Some(spec));
+        }
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let config = ComputeConfig::from_json(&text)
+                .with_context(|| format!("in {}", path.display()))?;
+            return Ok(config.spec);
+        }
+        if self.control_plane_uri.is_some() {
+            bail!("pulling the spec from a control plane (-p) is not supported yet; pass -S or -c");
+        }
+        Ok(None)
+    }
+
+    /// Resolves everything the driver needs: binaries, user, ports.
+    pub async fn params(&self) -> Result<Params> {
+        let pgdata = self.pgdata.clone().context("--pgdata is required")?;
+        let connstr_text = self.connstr.as_deref().context("--connstr is required")?;
+        let connstr: tokio_postgres::Config = connstr_text.parse().with_context(|| {
+            format!("--connstr {connstr_text:?} is not a valid connection string")
+        })?;
+        let superuser = connstr
+            .get_user()
+            .context("--connstr must name a user: the superuser, e.g. postgresql://cloud_admin@127.0.0.1:55432/postgres")?
+            .to_string();
+        if superuser.is_empty()
+            || superuser
+                .chars()
+                .any(|c| c == '"' || c.is_whitespace() || c.is_control())
+        {
+            bail!("the superuser name {superuser:?} in --connstr must not contain quotes, spaces or control characters");
+        }
+        let port = connstr.get_ports().first().copied().unwrap_or(5432);
+        let pgbin = PgBin::resolve(self.pgbin.as_deref()).await?;
+        let run_as = RunAs::detect(&self.pg_user)?;
+        let template_cache = self
+            .template_cache
+            .clone()
+            .unwrap_or_else(pgdata::default_cache_dir);
+        Ok(Params {
+            pgdata,
+            connstr,
+            superuser,
+            port,
+            pgbin,
+            run_as,
+            template_cache,
+            socket_dir: self.socket_dir.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn http_port_is_an_alias_and_diagram_needs_nothing() {
+        let cli = Cli::try_parse_from([
+            "compute_ctl",
+            "-D",
+            "/d",
+            "-C",
+            "postgresql://a@h:1/p",
+            "--http-port",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(cli.external_http_port, 9);
+        let cli = Cli::try_parse_from(["compute_ctl", "diagram"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Diagram)));
+        assert!(Cli::try_parse_from(["compute_ctl", "-D", "/d"]).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! postgresql.conf and pg_hba.conf, rendered from the spec (pure) and written.
+
+use crate::spec::{ComputeMode, ComputeSpec, GenericOption, VarType};
+use anyhow::{Context, Result};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Marks the start of the settings block compute_ctl manages.
+pub const BEGIN_MARKER: &str = "# Managed by compute_ctl: begin";
+/// Marks its end.
+pub const END_MARKER: &str = "# Managed by compute_ctl: end";
+/// File a human may create to override settings at run time; included last.
+pub const OVERRIDE_FILE: &str = "compute_ctl_temp_override.conf";
+
+/// Facts about this compute that go into the configuration besides the spec.
+#[derive(Debug, Clone)]
+pub struct ConfigParams<'a> {
+    /// The port postgres listens on (from the connstr).
+    pub port: u16,
+    /// The superuser (from the connstr): trusted locally.
+    pub superuser: &'a str,
+    /// Where postgres puts its Unix socket.
+    pub socket_dir: &'a Path,
+}
+
+/// Quotes a value for postgresql.conf: single quotes, `'` and `\` doubled.
+pub fn quote_conf_value(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn setting_line(s: &GenericOption) -> String {
+    // Validation guarantees a value, a safe name, and bare-safe values for non-strings.
+    let value = s.value.as_deref().unwrap_or_default();
+    match s.vartype {
+        VarType::String => format!("{} = {}", s.name, quote_conf_value(value)),
+        _ => format!("{} = {}", s.name, value),
+    }
+}
+
+/// The full postgresql.conf for `spec`.
+///
+/// Order: compute_ctl's own defaults (lowest precedence), the spec's raw
+/// `postgresql_conf`, storage settings, the mode, `port`, the spec's settings
+/// between the markers, and the include of the override file last.
+pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
+    let mut out = String::new();
+    out.push_str("# Written by compute_ctl from the compute spec; rewritten at every start.\n");
+    out.push_str("# Defaults of compute_ctl (anything below overrides them):\n");
+    let _ = writeln!(
+        out,
+        "unix_socket_directories = {}",
+        quote_conf_value(&p.socket_dir.to_string_lossy())
+    );
+    if let Some(raw) = &spec.cluster.postgresql_conf {
+        out.push_str(raw);
+        if !raw.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let storage = [
+        ("neon.pageserver_connstring", &spec.pageserver_connstring),
+        ("neon.tenant_id", &spec.tenant_id),
+        ("neon.timeline_id", &spec.timeline_id),
+    ];
+    for (name, value) in storage {
+        if let Some(v) = value {
+            let _ = writeln!(out, "{name} = {}", quote_conf_value(v));
+        }
+    }
+    if !spec.safekeeper_connstrings.is_empty() {
+        let _ = writeln!(
+            out,
+            "neon.safekeepers = {}",
+            quote_conf_value(&spec.safekeeper_connstrings.join(","))
+        );
+    }
+    match spec.mode {
+        ComputeMode::Primary => {}
+        ComputeMode::Replica | ComputeMode::Static(_) => out.push_str("hot_standby = on\n"),
+    }
+    let _ = writeln!(out, "port = {}", p.port);
+    out.push_str(BEGIN_MARKER);
+    out.push('\n');
+    for s in spec.settings() {
+        out.push_str(&setting_line(s));
+        out.push('\n');
+    }
+    out.push_str(END_MARKER);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "include_if_exists = {}",
+        quote_conf_value(OVERRIDE_FILE)
+    );
+    out
+}
+
+/// pg_hba.conf: the superuser is trusted on the local socket and loopback;
+/// everyone else authenticates with a password (`md5` accepts both md5 and
+/// SCRAM verifiers) from anywhere `listen_addresses` allows.
+pub fn pg_hba_conf(p: &ConfigParams) -> String {
+    let su = hba_quote(p.superuser);
+    format!(
+        "# Written by compute_ctl; rewritten at every start.\n\
+         # TYPE  DATABASE     USER  ADDRESS       METHOD\n\
+         local   all          {su}  trust\n\
+         host    all          {su}  127.0.0.1/32  trust\n\
+         host    all          {su}  ::1/128       trust\n\
+         local   replication  {su}  trust\n\
+         host    replication  {su}  127.0.0.1/32  trust\n\
+         host    replication  {su}  ::1/128       trust\n\
+         local   all          all   md5\n\
+         host    all          all   0.0.0.0/0     md5\n\
+         host    all          all   ::/0          md5\n\
+         host    replication  all   0.0.0.0/0     md5\n\
+         host    replication  all   ::/0          md5\n"
+    )
+}
+
+/// pg_hba.conf quotes names in double quotes; the superuser name is checked
+/// at start-up to contain no `"` or whitespace, so quoting is enough.
+fn hba_quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// Writes both files into `pgdata`, each through a temporary file and a
+/// rename, so postgres never reads a half-written file on reload.
+pub fn write(pgdata: &Path, spec: &ComputeSpec, p: &ConfigParams) -> Result<()> {
+    write_atomic(&pgdata.join("postgresql.conf"), &postgresql_conf(spec, p))?;
+    write_atomic(&pgdata.join("pg_hba.conf"), &pg_hba_conf(p))?;
+    Ok(())
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("conf.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    // Keep the owner and mode of the file we replace (postgres must read it).
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::set_permissions(&tmp, meta.permissions()).ok();
+        std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))
+            .with_context(|| format!("chown {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> ComputeSpec {
+        ComputeSpec::from_json(&json.to_string()).unwrap()
+    }
+
+    fn params() -> ConfigParams<'static> {
+        ConfigParams {
+            port: 55432,
+            superuser: "cloud_admin",
+            socket_dir: Path::new("/tmp"),
+        }
+    }
+
+    #[test]
+    fn conf_has_the_contract_order() {
+        let s = spec(serde_json::json!({
+            "format_version": 1.0,
+            "mode": "Replica",
+            "cluster": {
+                "postgresql_conf": "shared_buffers = 1MB",
+                "settings": [
+                    {"name": "work_mem", "value": "4MB", "vartype": "integer"},
+                    {"name": "search_path", "value": "it's \\ here", "vartype": "string"}
+                ]
+            }
+        }));
+        let conf = postgresql_conf(&s, &params());
+        let pos = |needle: &str| {
+            conf.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing:\n{conf}"))
+        };
+        assert!(pos("unix_socket_directories = '/tmp'") < pos("shared_buffers = 1MB"));
+        assert!(pos("shared_buffers = 1MB") < pos("hot_standby = on"));
+        assert!(pos("hot_standby = on") < pos("port = 55432"));
+        assert!(pos("port = 55432") < pos(BEGIN_MARKER));
+        assert!(pos(BEGIN_MARKER) < pos("work_mem = 4MB"));
+        assert!(pos("search_path = 'it''s \\\\ here'") < pos(END_MARKER));
+        assert!(conf.ends_with("include_if_exists = 'compute_ctl_temp_override.conf'\n"));
+    }
+
+    #[test]
+    fn hba_trusts_only_the_superuser() {
+        let hba = pg_hba_conf(&params());
+        for line in hba.lines().filter(|l| l.ends_with("trust")) {
+            assert!(line.contains("\"cloud_admin\""), "{line}");
+        }
+        assert!(hba.contains("host    all          all   0.0.0.0/0     md5"));
+    }
+}

@@ -1,0 +1,180 @@
+//! The postgres installation compute_ctl drives: where its binaries are,
+//! which version it is, and which settings it knows.
+
+use crate::process;
+use anyhow::{bail, Context, Result};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+/// The `postgres` binary and its siblings (`initdb`, `pg_ctl`, `pg_dump`, ...).
+#[derive(Debug, Clone)]
+pub struct PgBin {
+    postgres: PathBuf,
+    /// What `postgres --version` printed, e.g. `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
+    pub version: String,
+    /// Major version, e.g. 15.
+    pub major: u32,
+}
+
+impl PgBin {
+    /// Finds postgres: `explicit` (`-b` or `POSTGRES_PATH`), else `postgres`
+    /// on `PATH`, else `pg_config --bindir`, else the newest
+    /// `/usr/lib/postgresql/*/bin`. Checks it runs and reads its version.
+    pub async fn resolve(explicit: Option<&Path>) -> Result<PgBin> {
+        let postgres = match explicit {
+            Some(p) => {
+                if !p.is_file() {
+                    bail!(
+                        "postgres binary {} does not exist (from -b / POSTGRES_PATH)",
+                        p.display()
+                    );
+                }
+                p.to_path_buf()
+            }
+            None => autodetect().await.context(
+                "no postgres binary found on PATH, via pg_config, or under /usr/lib/postgresql; \
+                 pass -b /path/to/postgres or set POSTGRES_PATH",
+            )?,
+        };
+        let postgres = with_siblings(postgres);
+        let out = process::output(Command::new(&postgres).arg("--version"))
+            .await
+            .with_context(|| format!("running {} --version", postgres.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} --version failed: {}",
+                postgres.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let major = parse_major(&version)
+            .with_context(|| format!("cannot read the major version from {version:?}"))?;
+        Ok(PgBin {
+            postgres,
+            version,
+            major,
+        })
+    }
+
+    /// The `postgres` binary.
+    pub fn postgres(&self) -> &Path {
+        &self.postgres
+    }
+
+    /// A sibling binary in the same directory, e.g. `initdb`.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.postgres.with_file_name(name)
+    }
+
+    /// The names of the settings this postgres knows (`postgres --describe-config`), lowercased.
+    pub async fn known_settings(&self) -> Result<HashSet<String>> {
+        let out = process::output(Command::new(&self.postgres).arg("--describe-config"))
+            .await
+            .context("running postgres --describe-config")?;
+        if !out.status.success() {
+            bail!(
+                "postgres --describe-config failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect())
+    }
+}
+
+/// The tools are looked up next to postgres. When postgres is a symlink
+/// (e.g. `/usr/local/bin/postgres`), follow it to the real installation
+/// directory, where all the tools are. A wrapper script is used as given.
+fn with_siblings(postgres: PathBuf) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(&postgres).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link {
+        if let Ok(real) = std::fs::canonicalize(&postgres) {
+            return real;
+        }
+    }
+    postgres
+}
+
+fn parse_major(version: &str) -> Option<u32> {
+    // "postgres (PostgreSQL) 15.18 (Debian ...)" or "postgres (PostgreSQL) 17devel"
+    let rest = version.split(')').nth(1)?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+async fn autodetect() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("postgres");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    if let Ok(out) = process::output(Command::new("pg_config").arg("--bindir")).await {
+        if out.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if dir.join("postgres").is_file() {
+                return Some(dir.join("postgres"));
+            }
+        }
+    }
+    newest_debian_postgres(Path::new("/usr/lib/postgresql"))
+}
+
+/// `/usr/lib/postgresql/<major>/bin/postgres` with the highest major.
+fn newest_debian_postgres(root: &Path) -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin/postgres");
+            bin.is_file().then_some((major, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_versions_parse() {
+        assert_eq!(
+            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
+        assert_eq!(parse_major("postgres (PostgreSQL) 17devel"), Some(17));
+        assert_eq!(parse_major("postgres (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(parse_major("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn missing_binary_is_a_clear_error() {
+        let e = PgBin::resolve(Some(Path::new("/nonexistent/postgres")))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/postgres"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn finds_and_describes_the_installed_postgres() {
+        let bin = PgBin::resolve(None)
+            .await
+            .expect("postgres is installed on test machines");
+        assert!(bin.major >= 13, "{}", bin.version);
+        assert!(bin.tool("initdb").is_file());
+        let known = bin.known_settings().await.unwrap();
+        assert!(known.contains("work_mem") && known.contains("shared_buffers"));
+        assert!(!known.contains("no_such_setting"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The data directory: wiped and recreated at every start, then filled from
+//! a cached, pristine initdb template (local storage).
+//!
+//! `initdb` costs about a second; copying a ready cluster costs a few tens of
+//! milliseconds. So the first start of a given postgres version and superuser
+//! runs initdb into the template cache, and every start copies from there.
+//! The cache entry is keyed by everything that shapes initdb's output and is
+//! stamped last, so a half-made entry is never used.
+
+use crate::pgbin::PgBin;
+use crate::process::{self, RunAs};
+use anyhow::{bail, Context, Result};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+/// Written into a finished template; its content must match for the template to be used.
+const STAMP: &str = "compute_ctl.template";
+
+/// Removes `pgdata` (if present) and creates it empty, mode 0700, owned by `owner`.
+pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
+    let canonical = pgdata
+        .canonicalize()
+        .unwrap_or_else(|_| pgdata.to_path_buf());
+    if canonical.parent().is_none() {
+        bail!("refusing to wipe {} as PGDATA", pgdata.display());
+    }
+    match std::fs::remove_dir_all(pgdata) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("removing old PGDATA {}", pgdata.display()))
+        }
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(pgdata)
+        .with_context(|| format!("creating PGDATA {}", pgdata.display()))?;
+    // `recursive` creation does not apply the mode to an existing path's last part.
+    std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(u) = owner {
+        u.chown(pgdata)?;
+    }
+    Ok(())
+}
+
+/// The default template cache: `/var/cache/compute_ctl` for root,
+/// `$XDG_CACHE_HOME/compute_ctl` (or `~/.cache/compute_ctl`) otherwise.
+pub fn default_cache_dir() -> PathBuf {
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/cache/compute_ctl");
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("compute_ctl")
+}
+
+/// What shapes a template: initdb's output depends on all of these.
+struct TemplateKey<'a> {
+    version: &'a str,
+    superuser: &'a str,
+    args: &'a [&'a str],
+}
+
+impl TemplateKey<'_> {
+    fn stamp(&self) -> String {
+        format!(
+            "version={}\nsuperuser={:?}\nargs={:?}\n",
+            self.version, self.superuser, self.args
+        )
+    }
+    fn dir_name(&self, major: u32) -> String {
+        let mut h = DefaultHasher::new();
+        self.stamp().hash(&mut h);
+        format!("pg{major}-{:016x}", h.finish())
+    }
+}
+
+const INITDB_ARGS: &[&str] = &[
+    "--encoding=UTF8",
+    "--locale=C.UTF-8",
+    "--auth=trust",
+    "--no-sync",
+];
+
+/// Returns a pristine template cluster for this postgres and superuser,
+/// running initdb into the cache when it is missing or stale.
+pub async fn ensure_template(
+    pgbin: &PgBin,
+    superuser: &str,
+    cache_dir: &Path,
+    owner: Option<&RunAs>,
+) -> Result<PathBuf> {
+    let key = TemplateKey {
+        version: &pgbin.version,
+        superuser,
+        args: INITDB_ARGS,
+    };
+    let dir = cache_dir.join(key.dir_name(pgbin.major));
+    let stamp = key.stamp();
+    if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding");
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing stale template {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating template cache {}", cache_dir.display()))?;
+    if let Some(u) = owner {
+        u.chown(cache_dir)?;
+    }
+    let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+    let started = std::time::Instant::now();
+    let result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    std::fs::write(tmp.join(STAMP), &stamp).context("stamping the template")?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => {
+            tracing::info!(template = %dir.display(), ms = started.elapsed().as_millis() as u64, "created initdb template");
+        }
+        // Another compute made the same template meanwhile: use theirs.
+        Err(_)
+            if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) =>
+        {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e).with_context(|| format!("moving the template into {}", dir.display()));
+        }
+    }
+    Ok(dir)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (u64::from(nanos) << 16) | N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn run_initdb(
+    pgbin: &PgBin,
+    superuser: &str,
+    dir: &Path,
+    owner: Option<&RunAs>,
+) -> Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    if let Some(u) = owner {
+        u.chown(dir)?;
+    }
+    let initdb = pgbin.tool("initdb");
+    let mut cmd = Command::new(&initdb);
+    cmd.arg("-D")
+        .arg(dir)
+        .arg("-U")
+        .arg(superuser)
+        .args(INITDB_ARGS);
+    cmd.current_dir(dir.parent().unwrap_or(Path::new("/")));
+    process::run_as(&mut cmd, owner);
+    let out = process::output(&mut cmd)
+        .await
+        .with_context(|| format!("running {}", initdb.display()))?;
+    if !out.status.success() {
+        bail!(
+            "initdb failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Copies the template into the (empty) `pgdata`, giving every file to `owner`.
+pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
+    copy_tree(template, pgdata, owner).with_context(|| {
+        format!(
+            "copying template {} into {}",
+            template.display(),
+            pgdata.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(pgdata.join(STAMP));
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path, owner: Option<&RunAs>) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            std::fs::DirBuilder::new().mode(0o700).create(&dest)?;
+            copy_tree(&entry.path(), &dest, owner)?;
+        } else if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+        } else {
+            // std::fs::copy uses copy_file_range and keeps the permission bits.
+            std::fs::copy(entry.path(), &dest)?;
+        }
+        if let Some(u) = owner {
+            std::os::unix::fs::lchown(&dest, Some(u.uid), Some(u.gid))?;
+        }
+    }
+    Ok(())
+}

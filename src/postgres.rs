@@ -1,0 +1,296 @@
+//! The postgres process: start it as a child, forward its log lines into
+//! ours, wait until it accepts connections, stop it.
+
+use crate::pgbin::PgBin;
+use crate::process::{self, RunAs};
+use anyhow::{bail, Context, Result};
+use compute_states::{Lsn, TerminationMode};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How many of postgres' last log lines are kept for error messages.
+const LOG_TAIL: usize = 20;
+
+/// The last lines postgres logged, for error messages.
+#[derive(Clone, Default)]
+pub struct LogTail(Arc<Mutex<VecDeque<String>>>);
+
+impl LogTail {
+    fn push(&self, line: String) {
+        let mut q = self.0.lock();
+        if q.len() == LOG_TAIL {
+            q.pop_front();
+        }
+        q.push_back(line);
+    }
+    /// The kept lines, oldest first, joined by newlines.
+    pub fn text(&self) -> String {
+        self.0.lock().iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A running postmaster, started by us. Dropping it without [`Postgres::stop`]
+/// asks postgres for an immediate shutdown, so no postgres outlives an
+/// abandoned start.
+pub struct Postgres {
+    child: Child,
+    pid: Pid,
+    pgdata: PathBuf,
+    log: LogTail,
+    exited: Option<ExitStatus>,
+}
+
+impl Postgres {
+    /// Starts `postgres -D pgdata` (as `owner`, if set) and waits until it
+    /// accepts connections, or fails with its last log lines if it exits first.
+    pub async fn start(pgbin: &PgBin, pgdata: &Path, owner: Option<&RunAs>) -> Result<Postgres> {
+        let mut cmd = Command::new(pgbin.postgres());
+        cmd.arg("-D")
+            .arg(pgdata)
+            .current_dir(pgdata)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Postgres' messages in English whatever the container's locale.
+            .env("LC_MESSAGES", "C")
+            // Its own process group: a Ctrl-C on compute_ctl's terminal reaches
+            // compute_ctl only, which then stops postgres in order.
+            .process_group(0);
+        process::run_as(&mut cmd, owner);
+        let mut child = process::spawn(&mut cmd)
+            .with_context(|| format!("starting {}", pgbin.postgres().display()))?;
+        let pid = Pid::from_raw(child.id().context("postgres exited at once")? as i32);
+        let log = LogTail::default();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_log(BufReader::new(out), log.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_log(BufReader::new(err), log.clone()));
+        }
+        let mut pg = Postgres {
+            child,
+            pid,
+            pgdata: pgdata.to_path_buf(),
+            log,
+            exited: None,
+        };
+        pg.wait_ready().await?;
+        tracing::info!(pid = pid.as_raw(), "postgres is ready");
+        Ok(pg)
+    }
+
+    /// The postmaster's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// The last lines postgres logged.
+    pub fn log_tail(&self) -> String {
+        self.log.text()
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let pidfile = self.pgdata.join("postmaster.pid");
+        let ready = async {
+            loop {
+                if postmaster_ready(&pidfile, self.pid.as_raw()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::select! {
+            () = ready => Ok(()),
+            status = self.child.wait() => {
+                let status = status.context("waiting for postgres")?;
+                self.exited = Some(status);
+                // Give the log forwarders a moment to read the last lines.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                bail!("postgres exited during startup ({status}); its last log lines:\n{}", self.log.text())
+            }
+        }
+    }
+
+    /// Waits until postgres exits on its own; cancel-safe.
+    pub async fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.exited {
+            return Ok(status);
+        }
+        let status = self.child.wait().await.context("waiting for postgres")?;
+        self.exited = Some(status);
+        process::forget(Some(self.pid.as_raw() as u32));
+        Ok(status)
+    }
+
+    /// Stops postgres: fast (SIGINT: shutdown checkpoint) or immediate
+    /// (SIGQUIT), and waits for it to exit. After a fast shutdown, returns
+    /// the location of the shutdown checkpoint.
+    pub async fn stop(mut self, mode: TerminationMode, pgbin: &PgBin) -> Result<Option<Lsn>> {
+        let signal = match mode {
+            TerminationMode::Fast => Signal::SIGINT,
+            TerminationMode::Immediate => Signal::SIGQUIT,
+        };
+        if self.exited.is_none() {
+            tracing::info!(pid = self.pid.as_raw(), %mode, "stopping postgres");
+            let _ = kill(self.pid, signal);
+        }
+        let status = self.wait().await?;
+        tracing::info!(%status, "postgres stopped");
+        if mode == TerminationMode::Immediate {
+            return Ok(None);
+        }
+        match checkpoint_lsn(pgbin, &self.pgdata).await {
+            Ok(lsn) => Ok(Some(lsn)),
+            Err(e) => {
+                tracing::warn!("cannot read the shutdown checkpoint LSN: {e:#}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            // Abandoned (e.g. a start interrupted by a signal): immediate shutdown.
+            let _ = kill(self.pid, Signal::SIGQUIT);
+        }
+    }
+}
+
+/// Whether postmaster.pid names `pid` and says `ready` (its 8th line).
+fn postmaster_ready(pidfile: &Path, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        return false;
+    };
+    let mut lines = text.lines();
+    let same_pid = lines.next().and_then(|l| l.trim().parse::<i32>().ok()) == Some(pid);
+    same_pid && text.lines().nth(7).map(str::trim) == Some("ready")
+}
+
+async fn forward_log<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, tail: LogTail) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = redact_passwords(&line);
+        tracing::info!(target: "postgres", "{line}");
+        tail.push(line);
+    }
+}
+
+/// Replaces the literal after every `PASSWORD` keyword with `'<redacted>'`, so
+/// a statement postgres logs (e.g. with `log_statement`) never shows a
+/// password, whatever its quoting.
+pub fn redact_passwords(line: &str) -> String {
+    let lower = line.to_ascii_lowercase();
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while let Some(found) = lower[i..].find("password") {
+        let kw_end = i + found + "password".len();
+        out.push_str(&line[i..kw_end]);
+        let mut j = kw_end;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        // Optional E prefix of an escape string.
+        let k = if j < bytes.len() && (bytes[j] == b'E' || bytes[j] == b'e') {
+            j + 1
+        } else {
+            j
+        };
+        if k < bytes.len() && bytes[k] == b'\'' {
+            let end = literal_end(bytes, k);
+            out.push_str(&line[kw_end..j]);
+            out.push_str("'<redacted>'");
+            i = end;
+        } else {
+            i = kw_end;
+        }
+    }
+    out.push_str(&line[i..]);
+    out
+}
+
+/// The index just past the literal that opens at `start` (a `'`); `''` and `\'`
+/// do not close it. An unterminated literal runs to the end of the line.
+fn literal_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// "Latest checkpoint location" from `pg_controldata`.
+async fn checkpoint_lsn(pgbin: &PgBin, pgdata: &Path) -> Result<Lsn> {
+    let mut cmd = Command::new(pgbin.tool("pg_controldata"));
+    cmd.arg("-D").arg(pgdata).env("LC_ALL", "C");
+    let out = process::output(&mut cmd)
+        .await
+        .context("running pg_controldata")?;
+    if !out.status.success() {
+        bail!(
+            "pg_controldata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Latest checkpoint location:"))
+        .context("pg_controldata printed no checkpoint location")?;
+    Ok(line.trim().parse()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_log_lines() {
+        let cases = [
+            (
+                "LOG:  statement: CREATE ROLE \"a\" WITH LOGIN PASSWORD 'md5abc'",
+                "LOG:  statement: CREATE ROLE \"a\" WITH LOGIN PASSWORD '<redacted>'",
+            ),
+            (
+                "ALTER ROLE x PASSWORD E'se\\'cr''et' VALID UNTIL 'infinity'",
+                "ALTER ROLE x PASSWORD '<redacted>' VALID UNTIL 'infinity'",
+            ),
+            (
+                "password authentication failed for user \"x\"",
+                "password authentication failed for user \"x\"",
+            ),
+            ("PASSWORD 'unterminated secret", "PASSWORD '<redacted>'"),
+            ("no secrets here", "no secrets here"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_passwords(input), expected);
+        }
+    }
+
+    #[test]
+    fn ready_needs_our_pid_and_the_ready_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("postmaster.pid");
+        assert!(!postmaster_ready(&f, 42));
+        std::fs::write(&f, "42\n/d\n1\n5432\n/tmp\nlocalhost\n  1 2\nstarting\n").unwrap();
+        assert!(!postmaster_ready(&f, 42));
+        std::fs::write(&f, "42\n/d\n1\n5432\n/tmp\nlocalhost\n  1 2\nready   \n").unwrap();
+        assert!(postmaster_ready(&f, 42));
+        assert!(!postmaster_ready(&f, 43));
+    }
+}

@@ -1,0 +1,155 @@
+//! Child processes: spawning as the unprivileged postgres user, and reaping
+//! orphans when compute_ctl runs as PID 1.
+//!
+//! As PID 1 (a container entrypoint), every orphaned process of the container
+//! is re-parented to us, and must be reaped or it stays a zombie. We cannot
+//! simply `waitpid(-1)`: that would steal the exit status of our own children,
+//! which tokio waits for. So every child is spawned through [`spawn`], which
+//! records its pid; the reaper peeks at exited children with `WNOWAIT` and only
+//! reaps those it did not spawn.
+
+use anyhow::{Context, Result};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::{Gid, Pid, Uid, User};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::LazyLock;
+use tokio::process::{Child, Command};
+
+/// Pids of the children we spawned (and tokio waits for).
+static OWN_CHILDREN: LazyLock<Mutex<HashSet<i32>>> = LazyLock::new(Default::default);
+
+/// The unprivileged user postgres runs as when compute_ctl runs as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// User name.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+    /// Its home directory (postgres' tools like it to exist).
+    pub home: std::path::PathBuf,
+}
+
+impl RunAs {
+    /// When running as root, looks up `user`; otherwise postgres runs as us.
+    pub fn detect(user: &str) -> Result<Option<RunAs>> {
+        if !Uid::effective().is_root() {
+            return Ok(None);
+        }
+        let u = User::from_name(user)
+            .with_context(|| format!("looking up user {user:?}"))?
+            .with_context(|| {
+                format!(
+                    "running as root, postgres must run as an unprivileged user, and user {user:?} \
+                     does not exist (create it, or pass --pg-user)"
+                )
+            })?;
+        if u.uid.is_root() {
+            anyhow::bail!("--pg-user {user:?} is root; postgres refuses to run as root");
+        }
+        Ok(Some(RunAs {
+            name: u.name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            home: u.dir,
+        }))
+    }
+
+    /// Makes `path` belong to this user.
+    pub fn chown(&self, path: &Path) -> Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+            .with_context(|| format!("chown {} to {}", path.display(), self.name))
+    }
+}
+
+/// Makes `cmd` run as `run_as` (if any). std drops supplementary groups when
+/// root sets a uid, so the child has exactly the user's uid and gid.
+pub fn run_as(cmd: &mut Command, run_as: Option<&RunAs>) {
+    if let Some(u) = run_as {
+        cmd.uid(u.uid)
+            .gid(u.gid)
+            .env("USER", &u.name)
+            .env("HOME", &u.home);
+    }
+}
+
+/// Spawns `cmd` and records the child as ours, so the reaper leaves it to tokio.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut own = OWN_CHILDREN.lock();
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        own.insert(pid as i32);
+    }
+    Ok(child)
+}
+
+/// Runs `cmd` to completion and returns its output (spawned through [`spawn`]).
+pub async fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = spawn(cmd)?;
+    let pid = child.id();
+    let out = child.wait_with_output().await;
+    forget(pid);
+    out
+}
+
+/// Forgets a child once tokio has reaped it.
+pub fn forget(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        OWN_CHILDREN.lock().remove(&(pid as i32));
+    }
+}
+
+/// Reaps exited children that are not ours: orphans re-parented to PID 1.
+/// Returns how many were reaped.
+pub fn reap_orphans() -> usize {
+    let own = OWN_CHILDREN.lock();
+    let mut reaped = 0;
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let pid = match waitid(Id::All, flags) {
+            Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => pid,
+            // StillAlive (nothing exited), ECHILD (no children), or anything else.
+            _ => return reaped,
+        };
+        if own.contains(&pid.as_raw()) {
+            // Ours: tokio reaps it. Others may be behind it; the next SIGCHLD retries.
+            return reaped;
+        }
+        if waitpid(Pid::from_raw(pid.as_raw()), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            reaped += 1;
+        }
+    }
+}
+
+/// As PID 1, reaps orphans at every SIGCHLD until the process exits.
+pub fn spawn_reaper() -> Result<()> {
+    if std::process::id() != 1 {
+        return Ok(());
+    }
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+        .context("installing the SIGCHLD handler")?;
+    tokio::spawn(async move {
+        while sigchld.recv().await.is_some() {
+            let n = reap_orphans();
+            if n > 0 {
+                tracing::debug!(reaped = n, "reaped orphaned processes");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The gid to give files created for `run_as`, or ours.
+pub fn owner_ids(run_as: Option<&RunAs>) -> (Uid, Gid) {
+    match run_as {
+        Some(u) => (Uid::from_raw(u.uid), Gid::from_raw(u.gid)),
+        None => (Uid::effective(), Gid::effective()),
+    }
+}
