@@ -1,0 +1,264 @@
+//! Cold start benchmark: compute_ctl from spawn to Running with a small spec,
+//! beside the official-image way (initdb, start, create role and database)
+//! and the floor (copy a ready PGDATA, start postgres, run the same SQL).
+//!
+//! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample size).
+//! Prints the medians and the ratios; asserts nothing.
+
+use nix::unistd::{Uid, User};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SUPERUSER: &str = "cloud_admin";
+const SQL: &[&str] = &[
+    "CREATE ROLE alice WITH LOGIN PASSWORD 'md5a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2'",
+    "CREATE DATABASE app OWNER alice",
+];
+
+fn main() {
+    let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let bindir = bindir();
+    let pg_user = Uid::effective().is_root().then(|| User::from_name("postgres").unwrap().expect("user postgres"));
+    let work = tempfile::Builder::new().prefix("cc-bench-").tempdir_in("/tmp").unwrap();
+    chmod(work.path(), 0o755);
+    let cache = work.path().join("templates");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // Warm-up: makes compute_ctl's template (a one-time cost per machine and version).
+    compute_ctl_start(work.path(), &cache);
+    let ready = work.path().join("ready-pgdata");
+    make_ready_pgdata(&bindir, &ready, pg_user.as_ref());
+
+    let mut ours = vec![];
+    let mut official = vec![];
+    let mut floor = vec![];
+    for i in 0..iterations {
+        ours.push(compute_ctl_start(work.path(), &cache));
+        official.push(official_way(&bindir, work.path(), pg_user.as_ref(), &runtime));
+        floor.push(floor_way(&bindir, &ready, work.path(), pg_user.as_ref(), &runtime));
+        eprintln!(
+            "run {}: compute_ctl {:.1} ms, official {:.1} ms, floor {:.1} ms",
+            i + 1,
+            ms(ours[i]),
+            ms(official[i]),
+            ms(floor[i])
+        );
+    }
+    let (o, f, m) = (median(&mut ours), median(&mut official), median(&mut floor));
+    println!("cold start, spawn to accepting connections with 1 role and 1 database ({iterations} runs, medians):");
+    println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
+    println!("  official-image way (initdb+start): {:8.1} ms", ms(f));
+    println!("  floor (cp ready PGDATA + start):   {:8.1} ms", ms(m));
+    println!("  compute_ctl / floor:     {:.2}x   (target <= 1.5x)", o.as_secs_f64() / m.as_secs_f64());
+    println!("  official / compute_ctl:  {:.2}x   (target >= 2x)", f.as_secs_f64() / o.as_secs_f64());
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn bindir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL under /usr/lib/postgresql")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").is_file())
+        .collect();
+    found.sort();
+    found.pop().expect("a postgres installation")
+}
+
+fn as_user(mut cmd: Command, user: Option<&User>) -> Command {
+    if let Some(u) = user {
+        cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+    }
+    cmd
+}
+
+fn chown_r(path: &Path, user: Option<&User>) {
+    if let Some(u) = user {
+        let status = Command::new("chown").arg("-R").arg(format!("{}:{}", u.uid, u.gid)).arg(path).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+/// A fresh directory for one run, with a socket dir postgres can write.
+fn run_dir(work: &Path) -> PathBuf {
+    let dir = work.join(format!("run-{}", free_port()));
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o1777);
+    dir
+}
+
+fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
+    let dir = run_dir(work);
+    let port = free_port();
+    let spec = serde_json::json!({
+        "format_version": 1.0,
+        "cluster": {
+            "roles": [{"name": "alice", "encrypted_password": "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}],
+            "databases": [{"name": "app", "owner": "alice"}]
+        }
+    });
+    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+        .arg("-D")
+        .arg(dir.join("pgdata"))
+        .arg("-C")
+        .arg(format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"))
+        .arg("-S")
+        .arg(dir.join("spec.json"))
+        .arg("--template-cache")
+        .arg(cache)
+        .arg("--socket-dir")
+        .arg(&dir)
+        .args(["--external-http-port", &free_port().to_string()])
+        .args(["--internal-http-port", &free_port().to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let elapsed = loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("to=running") => break started.elapsed(),
+            Some(Ok(_)) => continue,
+            _ => panic!("compute_ctl ended before Running"),
+        }
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    for _ in lines.by_ref() {}
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    elapsed
+}
+
+fn make_ready_pgdata(bindir: &Path, dir: &Path, user: Option<&User>) {
+    std::fs::create_dir(dir).unwrap();
+    chmod(dir, 0o700);
+    chown_r(dir, user);
+    let status = as_user(Command::new(bindir.join("initdb")), user)
+        .arg("-D")
+        .arg(dir)
+        .args(["-U", SUPERUSER, "--auth=trust", "--no-sync"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let conf = dir.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("listen_addresses = '127.0.0.1'\n");
+    std::fs::write(&conf, text).unwrap();
+}
+
+fn start_postgres(bindir: &Path, pgdata: &Path, port: u16, sock: &Path, user: Option<&User>) -> Child {
+    as_user(Command::new(bindir.join("postgres")), user)
+        .arg("-D")
+        .arg(pgdata)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn run_sql(port: u16) {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for sql in SQL {
+        client.batch_execute(sql).await.unwrap();
+    }
+}
+
+fn stop(mut pg: Child) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pg.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    pg.wait().unwrap();
+}
+
+/// What the official postgres image's entrypoint does: initdb, start, create.
+fn official_way(bindir: &Path, work: &Path, user: Option<&User>, rt: &tokio::runtime::Runtime) -> Duration {
+    let dir = run_dir(work);
+    let pgdata = dir.join("pgdata");
+    let port = free_port();
+    let started = Instant::now();
+    std::fs::create_dir(&pgdata).unwrap();
+    chmod(&pgdata, 0o700);
+    chown_r(&pgdata, user);
+    let status = as_user(Command::new(bindir.join("initdb")), user)
+        .arg("-D")
+        .arg(&pgdata)
+        .args(["-U", SUPERUSER, "--auth=trust"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = as_user(Command::new(bindir.join("pg_ctl")), user)
+        .arg("-D")
+        .arg(&pgdata)
+        .args(["-w", "-o", &format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.display())])
+        .arg("start")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    rt.block_on(run_sql(port));
+    let elapsed = started.elapsed();
+    let _ = as_user(Command::new(bindir.join("pg_ctl")), user)
+        .arg("-D")
+        .arg(&pgdata)
+        .args(["-m", "fast", "stop"])
+        .stdout(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    elapsed
+}
+
+/// The floor: copy a ready PGDATA, start postgres, poll until it is ready, run the SQL.
+fn floor_way(bindir: &Path, ready: &Path, work: &Path, user: Option<&User>, rt: &tokio::runtime::Runtime) -> Duration {
+    let dir = run_dir(work);
+    let pgdata = dir.join("pgdata");
+    let port = free_port();
+    let started = Instant::now();
+    let status = Command::new("cp").arg("-a").arg(ready).arg(&pgdata).status().unwrap();
+    assert!(status.success());
+    let pg = start_postgres(bindir, &pgdata, port, &dir, user);
+    loop {
+        let pid_file = std::fs::read_to_string(pgdata.join("postmaster.pid")).unwrap_or_default();
+        if pid_file.lines().nth(7).map(str::trim) == Some("ready") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    rt.block_on(run_sql(port));
+    let elapsed = started.elapsed();
+    stop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+    elapsed
+}
