@@ -381,13 +381,14 @@ impl<'a> Planner<'a> {
         let obj = object("role", name);
         // In every database that can be connected to, not only the spec's:
         // hand over what the role owns, and revoke what was granted to it.
-        let dbs: Vec<String> = self
+        let mut dbs: Vec<String> = self
             .sim
             .databases
             .iter()
             .filter(|d| d.accepts_connections())
             .map(|d| d.name.clone())
             .collect();
+        dbs.sort();
         self.barrier();
         for db in &dbs {
             let reassign = Sql::new("REASSIGN OWNED BY ")
@@ -641,3 +642,6 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
     }
     Ok(Plan { steps: p.steps })
 }
+
+#[cfg(test)]
+mod tests;
