@@ -10,6 +10,8 @@ mod model;
 mod options;
 mod plan;
 mod read;
+#[cfg(test)]
+mod tests;
 
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;

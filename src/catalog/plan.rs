@@ -644,4 +644,4 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
