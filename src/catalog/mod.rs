@@ -24,8 +24,9 @@ use crate::spec::ComputeSpec;
 use anyhow::Context;
 use tracing::info;
 
-/// Reads the catalog, plans and applies; returns what was done. With
-/// `spec.skip_pg_catalog_updates`, does nothing.
+/// Reads the catalog, plans and applies; returns what was done (the duration
+/// includes reading and planning). With `spec.skip_pg_catalog_updates`, does
+/// nothing.
 pub async fn reconcile(
     connector: &Connector,
     spec: &ComputeSpec,
@@ -35,6 +36,7 @@ pub async fn reconcile(
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
         return Ok(ApplyReport::default());
     }
+    let start = std::time::Instant::now();
     let conn = connector.open(connector.maintenance_db()).await?;
     let read = async {
         let catalog = read_catalog(&conn.client).await?;
@@ -48,10 +50,14 @@ pub async fn reconcile(
         .context("planning the catalog reconciliation")?;
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
-        return Ok(ApplyReport::default());
+        return Ok(ApplyReport {
+            duration: start.elapsed(),
+            ..ApplyReport::default()
+        });
     }
     info!(statements = plan.len(), "applying the catalog plan");
-    let report = apply(connector, &plan, concurrency).await?;
+    let mut report = apply(connector, &plan, concurrency).await?;
+    report.duration = start.elapsed();
     info!(
         statements = report.statements,
         duration_ms = report.duration.as_millis() as u64,

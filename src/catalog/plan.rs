@@ -240,13 +240,17 @@ fn is_reserved(name: &str) -> bool {
 /// The password as the catalog stores it, for a spec `encrypted_password`.
 ///
 /// `SCRAM-SHA-256$...` is used as is; an md5 hash is given without its `md5`
-/// prefix (one that already has it is tolerated).
+/// prefix (one that already has it is tolerated). Postgres only recognizes
+/// lowercase md5 hashes (it would hash anything else as a plain password), so
+/// hexadecimal digits are lowercased.
 pub fn stored_password(spec_password: &str) -> String {
-    let already_md5 = spec_password.len() == 35
-        && spec_password.starts_with("md5")
-        && spec_password[3..].bytes().all(|b| b.is_ascii_hexdigit());
-    if spec_password.starts_with("SCRAM-SHA-256$") || already_md5 {
+    let is_hash = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if spec_password.starts_with("SCRAM-SHA-256$") {
         spec_password.to_string()
+    } else if let Some(hash) = spec_password.strip_prefix("md5").filter(|h| is_hash(h)) {
+        format!("md5{}", hash.to_ascii_lowercase())
+    } else if is_hash(spec_password) {
+        format!("md5{}", spec_password.to_ascii_lowercase())
     } else {
         format!("md5{spec_password}")
     }

@@ -638,6 +638,13 @@ fn password_literals_are_escaped() {
     assert_eq!(stored_password(&format!("md5{HASH}")), format!("md5{HASH}"));
     assert_eq!(stored_password(SCRAM), SCRAM);
     assert_eq!(stored_password("md5short"), "md5md5short");
+    let upper = HASH.to_ascii_uppercase();
+    assert_eq!(stored_password(&upper), format!("md5{HASH}"));
+    assert_eq!(
+        stored_password(&format!("md5{upper}")),
+        format!("md5{HASH}")
+    );
+    assert_eq!(stored_password("md5é"), "md5md5é");
     let s = spec(json!({"roles": [{"name": "r", "encrypted_password": "it's\\odd"}]}));
     let p = plan(&catalog(vec![], vec![]), &s, SU).unwrap();
     assert_eq!(
