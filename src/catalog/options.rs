@@ -149,6 +149,38 @@ pub fn database_option_sql(opt: &GenericOption) -> Result<String, String> {
     render(DATABASE_OPTIONS, "database", opt)
 }
 
+/// A role attribute as set by a spec option, in a form that can be compared
+/// with the catalog (`pg_authid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoleAttr {
+    /// A boolean attribute: its keyword (`LOGIN`, `CREATEDB`, ...), the
+    /// negated keyword (`NOLOGIN`, ...), and the value.
+    Flag(&'static str, &'static str, bool),
+    /// `CONNECTION LIMIT n`.
+    ConnectionLimit(i32),
+    /// `VALID UNTIL 'text'`, the text as given.
+    ValidUntil(String),
+}
+
+/// The attribute a role option sets; refused options give the same error as
+/// [`role_option_sql`].
+pub(crate) fn role_attribute(opt: &GenericOption) -> Result<RoleAttr, String> {
+    let sql = role_option_sql(opt)?;
+    Ok(match lookup(ROLE_OPTIONS, &opt.name) {
+        Some(Kind::Flag(yes, no)) => RoleAttr::Flag(yes, no, sql == yes),
+        Some(Kind::Integer(_)) => RoleAttr::ConnectionLimit(
+            opt.value
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .map_err(|_| format!("role option {} takes an integer", opt.name))?,
+        ),
+        Some(Kind::Literal(_)) => RoleAttr::ValidUntil(opt.value.clone().unwrap_or_default()),
+        _ => return Err(format!("unknown role option {:?}", opt.name)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

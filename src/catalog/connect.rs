@@ -1,0 +1,88 @@
+//! Maintenance connections to the compute's own postgres.
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+use tracing::warn;
+
+/// Settings forced on every maintenance connection. Startup-packet options
+/// win over `ALTER DATABASE .. SET` and `ALTER ROLE .. SET` defaults, so a
+/// database made read-only or given a tiny `statement_timeout` cannot break
+/// the apply.
+const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_timeout=0 \
+    -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
+    -c DateStyle=ISO -c TimeZone=UTC";
+
+/// How to open maintenance connections to the compute's own postgres.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    config: Config,
+}
+
+/// A maintenance connection and the task that drives it.
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Closes the connection and waits until its socket is closed, so the
+    /// server notices soon (e.g. before a `DROP DATABASE` or a rename).
+    pub(crate) async fn close(self) {
+        drop(self.client);
+        let _ = self.task.await;
+    }
+}
+
+impl Connector {
+    /// From the superuser's connection configuration (the connection string).
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// Superuser name (the connection string's user); `postgres` if it has none.
+    pub fn superuser(&self) -> &str {
+        self.config.get_user().unwrap_or("postgres")
+    }
+
+    /// The maintenance database: the connection string's, `postgres` if it has none.
+    pub fn maintenance_db(&self) -> &str {
+        self.config.get_dbname().unwrap_or("postgres")
+    }
+
+    /// Connects to `dbname` (spawns the connection task on tokio), with
+    /// `application_name=compute_ctl`, `default_transaction_read_only=off`,
+    /// no statement, lock or idle timeouts, an empty `search_path`, and
+    /// `SET ROLE NONE`, whatever the database's or role's defaults say.
+    pub async fn connect(&self, dbname: &str) -> anyhow::Result<Client> {
+        Ok(self.open(dbname).await?.client)
+    }
+
+    pub(crate) async fn open(&self, dbname: &str) -> anyhow::Result<Connection> {
+        let mut config = self.config.clone();
+        let options = match self.config.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{own} {FORCED_OPTIONS}"),
+            _ => FORCED_OPTIONS.to_string(),
+        };
+        config
+            .dbname(dbname)
+            .application_name("compute_ctl")
+            .options(&options);
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .with_context(|| format!("connecting to database {dbname:?}"))?;
+        let db = dbname.to_string();
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                warn!(database = %db, "maintenance connection error: {e}");
+            }
+        });
+        // `ALTER DATABASE .. SET role` would make us someone else.
+        client
+            .batch_execute("SET ROLE NONE")
+            .await
+            .with_context(|| format!("resetting the role in database {dbname:?}"))?;
+        Ok(Connection { client, task })
+    }
+}

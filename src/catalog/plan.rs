@@ -1,0 +1,651 @@
+//! The pure planner: from a catalog snapshot and a spec, the ordered SQL
+//! statements that make the catalog match the spec. No I/O here.
+//!
+//! Identifiers are always written with [`escape_identifier`] and literals with
+//! [`escape_literal`]; SQL text is only ever built through [`Sql`], which
+//! accepts fixed keywords, escaped names, escaped literals and the already
+//! escaped renderings of [`super::options`].
+
+use super::model::{Catalog, DatabaseInfo, RoleInfo};
+use super::options::{database_option_sql, role_attribute, RoleAttr};
+use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, Role};
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use std::fmt;
+
+/// Placeholder for a password in every shown form of a statement.
+pub const REDACTED: &str = "<redacted>";
+
+/// The three passes of the reconciliation, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum Phase {
+    /// Renames and drops of `delta_operations`, in the spec's order.
+    Delta,
+    /// Create missing roles, alter changed ones.
+    Roles,
+    /// Drop invalid databases, create missing ones, fix owners.
+    Databases,
+}
+
+/// One SQL statement of a [`Plan`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Step {
+    database: Option<String>,
+    sql: String,
+    redacted: String,
+    object: String,
+    phase: Phase,
+    group: usize,
+    secret: bool,
+}
+
+impl Step {
+    /// The database the statement must run in; `None` is the maintenance
+    /// database (the one of the connection string).
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    /// The statement to execute. It may contain a password: see
+    /// [`Step::has_secret`]; show [`Step::redacted_sql`] instead.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The statement with any password replaced by `<redacted>`.
+    pub fn redacted_sql(&self) -> &str {
+        &self.redacted
+    }
+
+    /// What the statement is about, e.g. `role "x"`.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// Which pass of the reconciliation the statement belongs to.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Ordering group: groups run one after the other; inside a group, the
+    /// statements of one database run in order, those of different databases
+    /// may run in parallel.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    /// Whether [`Step::sql`] contains a password.
+    pub fn has_secret(&self) -> bool {
+        self.secret
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("database", &self.database)
+            .field("sql", &self.redacted)
+            .field("object", &self.object)
+            .field("phase", &self.phase)
+            .field("group", &self.group)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{};", self.redacted)?;
+        if let Some(db) = &self.database {
+            // Debug quoting keeps control characters of the name on one line.
+            write!(f, " -- in database {db:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The ordered statements that reconcile a catalog with a spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The statements, in execution order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Nothing to do: the catalog matches the spec.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Number of statements.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The steps cut into their ordering groups, in order.
+    pub fn groups(&self) -> impl Iterator<Item = &[Step]> {
+        self.steps.chunk_by(|a, b| a.group == b.group)
+    }
+}
+
+/// The dry-run text: one statement per line, passwords redacted.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            writeln!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A spec that cannot be applied to this catalog. Nothing has been executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The spec or a delta operation would change the superuser or a `pg_*` role.
+    #[error("refusing to {action} role {role:?}: {why}")]
+    ProtectedRole {
+        /// The role.
+        role: String,
+        /// What was asked, e.g. `delete`.
+        action: &'static str,
+        /// Why it is protected.
+        why: &'static str,
+    },
+    /// A rename whose old and new names both exist.
+    #[error("cannot rename {kind} {from:?} to {to:?}: both exist")]
+    RenameTargetExists {
+        /// `role` or `database`.
+        kind: &'static str,
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// A database whose owner is neither a spec role, an existing role, nor the superuser.
+    #[error("database {database:?}: owner {owner:?} is neither a role of the spec, an existing role, nor the superuser")]
+    UnknownOwner {
+        /// The database.
+        database: String,
+        /// Its owner in the spec.
+        owner: String,
+    },
+    /// A role or database option that cannot be rendered.
+    #[error("{object}: {reason}")]
+    BadOption {
+        /// E.g. `role "x"`.
+        object: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// SQL text under construction, with its redacted twin.
+struct Sql {
+    text: String,
+    redacted: String,
+    secret: bool,
+}
+
+impl Sql {
+    fn new(keywords: &'static str) -> Self {
+        Self {
+            text: keywords.to_string(),
+            redacted: keywords.to_string(),
+            secret: false,
+        }
+    }
+
+    /// Fixed SQL text.
+    fn kw(mut self, keywords: &'static str) -> Self {
+        self.push(keywords);
+        self
+    }
+
+    /// An identifier, quoted.
+    fn ident(mut self, name: &str) -> Self {
+        self.push(&escape_identifier(name));
+        self
+    }
+
+    /// SQL produced by [`super::options`] or from integers: already safe.
+    fn safe(mut self, rendered: &str) -> Self {
+        self.push(rendered);
+        self
+    }
+
+    /// A secret string literal: written escaped, shown as `<redacted>`.
+    fn secret(mut self, value: &str) -> Self {
+        self.text.push_str(&escape_literal(value));
+        self.redacted.push_str(REDACTED);
+        self.secret = true;
+        self
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.redacted.push_str(s);
+    }
+}
+
+/// `role "x"`, `database "x"`: how objects are named in steps and logs.
+fn object(kind: &str, name: &str) -> String {
+    format!("{kind} {}", escape_identifier(name))
+}
+
+/// Whether `name` is reserved by postgres for its predefined roles.
+fn is_reserved(name: &str) -> bool {
+    name.starts_with("pg_")
+}
+
+/// The password as the catalog stores it, for a spec `encrypted_password`.
+///
+/// `SCRAM-SHA-256$...` is used as is; an md5 hash is given without its `md5`
+/// prefix (one that already has it is tolerated). Postgres only recognizes
+/// lowercase md5 hashes (it would hash anything else as a plain password), so
+/// hexadecimal digits are lowercased.
+pub fn stored_password(spec_password: &str) -> String {
+    let is_hash = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if spec_password.starts_with("SCRAM-SHA-256$") {
+        spec_password.to_string()
+    } else if let Some(hash) = spec_password.strip_prefix("md5").filter(|h| is_hash(h)) {
+        format!("md5{}", hash.to_ascii_lowercase())
+    } else if is_hash(spec_password) {
+        format!("md5{}", spec_password.to_ascii_lowercase())
+    } else {
+        format!("md5{spec_password}")
+    }
+}
+
+struct Planner<'a> {
+    sim: Catalog,
+    superuser: &'a str,
+    steps: Vec<Step>,
+    phase: Phase,
+    group: usize,
+}
+
+impl<'a> Planner<'a> {
+    fn push(&mut self, database: Option<&str>, object: String, sql: Sql) {
+        self.steps.push(Step {
+            database: database.map(str::to_string),
+            sql: sql.text,
+            redacted: sql.redacted,
+            object,
+            phase: self.phase,
+            group: self.group,
+            secret: sql.secret,
+        });
+    }
+
+    /// Starts a new ordering group (unless the current one is still empty).
+    fn barrier(&mut self) {
+        if self.steps.last().is_some_and(|s| s.group == self.group) {
+            self.group += 1;
+        }
+    }
+
+    fn protect(&self, role: &str, action: &'static str) -> Result<(), PlanError> {
+        let why = if role == self.superuser {
+            "it is the superuser compute_ctl connects as"
+        } else if is_reserved(role) {
+            "pg_* roles are reserved by postgres"
+        } else {
+            return Ok(());
+        };
+        Err(PlanError::ProtectedRole {
+            role: role.to_string(),
+            action,
+            why,
+        })
+    }
+
+    fn delta(&mut self, op: &DeltaOp) -> Result<(), PlanError> {
+        match op.action {
+            DeltaAction::RenameRole => {
+                let to = op.new_name.as_deref().unwrap_or_default();
+                self.protect(&op.name, "rename")?;
+                self.protect(to, "rename a role to")?;
+                self.rename_role(&op.name, to)
+            }
+            DeltaAction::RenameDb => {
+                let to = op.new_name.as_deref().unwrap_or_default();
+                self.rename_db(&op.name, to)
+            }
+            DeltaAction::DeleteRole => {
+                self.protect(&op.name, "delete")?;
+                self.delete_role(&op.name);
+                Ok(())
+            }
+            DeltaAction::DeleteDb => {
+                self.delete_db(&op.name);
+                Ok(())
+            }
+        }
+    }
+
+    fn rename_role(&mut self, from: &str, to: &str) -> Result<(), PlanError> {
+        if self.sim.role(from).is_none() || from == to {
+            return Ok(());
+        }
+        if self.sim.role(to).is_some() {
+            return Err(PlanError::RenameTargetExists {
+                kind: "role",
+                from: from.into(),
+                to: to.into(),
+            });
+        }
+        let sql = Sql::new("ALTER ROLE ")
+            .ident(from)
+            .kw(" RENAME TO ")
+            .ident(to);
+        self.push(None, object("role", from), sql);
+        for role in self.sim.roles.iter_mut().filter(|r| r.name == from) {
+            role.name = to.to_string();
+            // Postgres clears an md5 password on rename: it is salted with the name.
+            if role
+                .password
+                .as_deref()
+                .is_some_and(|p| p.starts_with("md5"))
+            {
+                role.password = None;
+            }
+        }
+        for db in self.sim.databases.iter_mut().filter(|d| d.owner == from) {
+            db.owner = to.to_string();
+        }
+        Ok(())
+    }
+
+    fn rename_db(&mut self, from: &str, to: &str) -> Result<(), PlanError> {
+        if self.sim.database(from).is_none() || from == to {
+            return Ok(());
+        }
+        if self.sim.database(to).is_some() {
+            return Err(PlanError::RenameTargetExists {
+                kind: "database",
+                from: from.into(),
+                to: to.into(),
+            });
+        }
+        let sql = Sql::new("ALTER DATABASE ")
+            .ident(from)
+            .kw(" RENAME TO ")
+            .ident(to);
+        self.push(None, object("database", from), sql);
+        for db in self.sim.databases.iter_mut().filter(|d| d.name == from) {
+            db.name = to.to_string();
+        }
+        Ok(())
+    }
+
+    fn delete_role(&mut self, name: &str) {
+        if self.sim.role(name).is_none() {
+            return;
+        }
+        let obj = object("role", name);
+        // In every database that can be connected to, not only the spec's:
+        // hand over what the role owns, and revoke what was granted to it.
+        let mut dbs: Vec<String> = self
+            .sim
+            .databases
+            .iter()
+            .filter(|d| d.accepts_connections())
+            .map(|d| d.name.clone())
+            .collect();
+        dbs.sort();
+        self.barrier();
+        for db in &dbs {
+            let reassign = Sql::new("REASSIGN OWNED BY ")
+                .ident(name)
+                .kw(" TO ")
+                .ident(self.superuser);
+            self.push(Some(db), obj.clone(), reassign);
+            self.push(
+                Some(db),
+                obj.clone(),
+                Sql::new("DROP OWNED BY ").ident(name),
+            );
+        }
+        self.barrier();
+        self.push(None, obj, Sql::new("DROP ROLE ").ident(name));
+        self.sim.roles.retain(|r| r.name != name);
+        let superuser = self.superuser.to_string();
+        for db in self.sim.databases.iter_mut().filter(|d| d.owner == name) {
+            db.owner.clone_from(&superuser);
+        }
+    }
+
+    fn delete_db(&mut self, name: &str) {
+        let Some(db) = self.sim.database(name).cloned() else {
+            return;
+        };
+        let obj = object("database", name);
+        if db.is_template {
+            let sql = Sql::new("ALTER DATABASE ")
+                .ident(name)
+                .kw(" IS_TEMPLATE false");
+            self.push(None, obj.clone(), sql);
+        }
+        if !db.subscriptions.is_empty() && !db.is_invalid() {
+            if !db.allow_connections {
+                let sql = Sql::new("ALTER DATABASE ")
+                    .ident(name)
+                    .kw(" ALLOW_CONNECTIONS true");
+                self.push(None, obj.clone(), sql);
+            }
+            // A database with subscriptions cannot be dropped; detached from
+            // their slot, they can be dropped without reaching the publisher.
+            self.barrier();
+            for sub in &db.subscriptions {
+                let sobj = format!("subscription {} in {obj}", escape_identifier(sub));
+                let disable = Sql::new("ALTER SUBSCRIPTION ").ident(sub).kw(" DISABLE");
+                let detach = Sql::new("ALTER SUBSCRIPTION ")
+                    .ident(sub)
+                    .kw(" SET (slot_name = NONE)");
+                let drop = Sql::new("DROP SUBSCRIPTION ").ident(sub);
+                for sql in [disable, detach, drop] {
+                    self.push(Some(name), sobj.clone(), sql);
+                }
+            }
+            self.barrier();
+        }
+        self.drop_database(name);
+    }
+
+    fn drop_database(&mut self, name: &str) {
+        let sql = Sql::new("DROP DATABASE ").ident(name).kw(" WITH (FORCE)");
+        self.push(None, object("database", name), sql);
+        self.sim.databases.retain(|d| d.name != name);
+    }
+
+    fn role(&mut self, role: &Role) -> Result<(), PlanError> {
+        self.protect(&role.name, "create or alter")?;
+        let obj = object("role", &role.name);
+        // Desired attributes: LOGIN unless the options say otherwise; for a
+        // repeated option, the last one wins.
+        let mut attrs = vec![RoleAttr::Flag("LOGIN", "NOLOGIN", true)];
+        for opt in role.options.iter().flatten() {
+            let attr = role_attribute(opt).map_err(|reason| PlanError::BadOption {
+                object: obj.clone(),
+                reason,
+            })?;
+            match attrs.iter_mut().find(|a| same_attr(a, &attr)) {
+                Some(existing) => *existing = attr,
+                None => attrs.push(attr),
+            }
+        }
+        let password = role.encrypted_password.as_deref().map(stored_password);
+        match self.sim.role(&role.name).cloned() {
+            None => {
+                let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
+                let mut created = RoleInfo::new(&role.name);
+                let (login, rest) = attrs.split_at(1);
+                sql = render_attr(sql, &login[0]);
+                if let Some(pw) = &password {
+                    sql = sql.kw(" PASSWORD ").secret(pw);
+                }
+                for attr in rest {
+                    sql = render_attr(sql, attr);
+                }
+                for attr in &attrs {
+                    set_attr(&mut created, attr);
+                }
+                created.password = password;
+                self.push(None, obj, sql);
+                self.sim.roles.push(created);
+            }
+            Some(current) => {
+                let changed: Vec<&RoleAttr> =
+                    attrs.iter().filter(|a| !has_attr(&current, a)).collect();
+                let password_changed = password != current.password;
+                if changed.is_empty() && !password_changed {
+                    return Ok(());
+                }
+                let mut sql = Sql::new("ALTER ROLE ").ident(&role.name).kw(" WITH");
+                for attr in &changed {
+                    sql = render_attr(sql, attr);
+                }
+                if password_changed {
+                    sql = match &password {
+                        Some(pw) => sql.kw(" PASSWORD ").secret(pw),
+                        None => sql.kw(" PASSWORD NULL"),
+                    };
+                }
+                self.push(None, obj, sql);
+                if let Some(r) = self.sim.roles.iter_mut().find(|r| r.name == role.name) {
+                    for attr in &attrs {
+                        set_attr(r, attr);
+                    }
+                    r.password = password;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn database(
+        &mut self,
+        spec: &ComputeSpec,
+        db: &crate::spec::Database,
+    ) -> Result<(), PlanError> {
+        let owner_known = db.owner == self.superuser
+            || self.sim.role(&db.owner).is_some()
+            || spec.cluster.roles.iter().any(|r| r.name == db.owner);
+        if !owner_known {
+            return Err(PlanError::UnknownOwner {
+                database: db.name.clone(),
+                owner: db.owner.clone(),
+            });
+        }
+        let obj = object("database", &db.name);
+        match self.sim.database(&db.name).cloned() {
+            None => {
+                let mut sql = Sql::new("CREATE DATABASE ")
+                    .ident(&db.name)
+                    .kw(" WITH OWNER ")
+                    .ident(&db.owner);
+                for opt in db.options.iter().flatten() {
+                    let rendered =
+                        database_option_sql(opt).map_err(|reason| PlanError::BadOption {
+                            object: obj.clone(),
+                            reason,
+                        })?;
+                    sql = sql.kw(" ").safe(&rendered);
+                }
+                self.push(None, obj, sql);
+                self.sim
+                    .databases
+                    .push(DatabaseInfo::new(&db.name, &db.owner));
+            }
+            Some(current) if current.owner != db.owner => {
+                let sql = Sql::new("ALTER DATABASE ")
+                    .ident(&db.name)
+                    .kw(" OWNER TO ")
+                    .ident(&db.owner);
+                self.push(None, obj, sql);
+                for d in self.sim.databases.iter_mut().filter(|d| d.name == db.name) {
+                    d.owner.clone_from(&db.owner);
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
+fn same_attr(a: &RoleAttr, b: &RoleAttr) -> bool {
+    match (a, b) {
+        (RoleAttr::Flag(x, _, _), RoleAttr::Flag(y, _, _)) => x == y,
+        (RoleAttr::ConnectionLimit(_), RoleAttr::ConnectionLimit(_))
+        | (RoleAttr::ValidUntil(_), RoleAttr::ValidUntil(_)) => true,
+        _ => false,
+    }
+}
+
+fn has_attr(role: &RoleInfo, attr: &RoleAttr) -> bool {
+    match attr {
+        RoleAttr::Flag(kw, _, v) => role.flag(kw) == Some(*v),
+        RoleAttr::ConnectionLimit(n) => role.connlimit == *n,
+        RoleAttr::ValidUntil(t) => role.valid_until.as_deref() == Some(t.as_str()),
+    }
+}
+
+fn set_attr(role: &mut RoleInfo, attr: &RoleAttr) {
+    match attr {
+        RoleAttr::Flag(kw, _, v) => role.set_flag(kw, *v),
+        RoleAttr::ConnectionLimit(n) => role.connlimit = *n,
+        RoleAttr::ValidUntil(t) => role.valid_until = Some(t.clone()),
+    }
+}
+
+fn render_attr(sql: Sql, attr: &RoleAttr) -> Sql {
+    match attr {
+        RoleAttr::Flag(yes, _, true) => sql.kw(" ").kw(yes),
+        RoleAttr::Flag(_, no, false) => sql.kw(" ").kw(no),
+        RoleAttr::ConnectionLimit(n) => sql.kw(" CONNECTION LIMIT ").safe(&n.to_string()),
+        RoleAttr::ValidUntil(t) => sql.kw(" VALID UNTIL ").safe(&escape_literal(t)),
+    }
+}
+
+/// Plans the statements that make `catalog` match `spec`, in the contract's
+/// order: delta operations, roles, databases. Pure: no I/O.
+///
+/// `superuser` is the role compute_ctl connects as; it and the `pg_*` roles
+/// are never altered or dropped. A spec that matches the catalog gives an
+/// empty plan.
+pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Plan, PlanError> {
+    let mut p = Planner {
+        sim: catalog.clone(),
+        superuser,
+        steps: Vec::new(),
+        phase: Phase::Delta,
+        group: 0,
+    };
+    for op in spec.delta_operations.iter().flatten() {
+        p.delta(op)?;
+    }
+    p.barrier();
+    p.phase = Phase::Roles;
+    for role in &spec.cluster.roles {
+        p.role(role)?;
+    }
+    p.barrier();
+    p.phase = Phase::Databases;
+    let invalid: Vec<String> = p
+        .sim
+        .databases
+        .iter()
+        .filter(|d| d.is_invalid())
+        .map(|d| d.name.clone())
+        .collect();
+    for name in invalid {
+        p.drop_database(&name);
+    }
+    for db in &spec.cluster.databases {
+        p.database(spec, db)?;
+    }
+    Ok(Plan { steps: p.steps })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,105 @@
+//! Reading the catalog snapshot from postgres.
+
+use super::model::{Catalog, DatabaseInfo, RoleInfo};
+use super::options::{role_attribute, RoleAttr};
+use crate::spec::ComputeSpec;
+use anyhow::Context;
+use tokio_postgres::Client;
+
+const ROLES: &str = "SELECT rolname::pg_catalog.text, rolpassword, rolsuper, rolinherit, \
+    rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit, \
+    rolvaliduntil::pg_catalog.text \
+    FROM pg_catalog.pg_authid ORDER BY rolname";
+
+const DATABASES: &str = "SELECT d.datname::pg_catalog.text, \
+    pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text, \
+    d.datallowconn, d.datconnlimit, d.datistemplate \
+    FROM pg_catalog.pg_database d ORDER BY d.datname";
+
+const SUBSCRIPTIONS: &str = "SELECT d.datname::pg_catalog.text, s.subname::pg_catalog.text \
+    FROM pg_catalog.pg_subscription s \
+    JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid \
+    ORDER BY s.subname";
+
+/// Reads roles (from `pg_authid`, so with their password hashes: needs a
+/// superuser), databases and their subscriptions. Roles named `pg_*` are left out.
+pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
+    let mut roles = Vec::new();
+    for row in client
+        .query(ROLES, &[])
+        .await
+        .context("reading roles from pg_authid")?
+    {
+        let name: String = row.try_get(0)?;
+        if name.starts_with("pg_") {
+            continue;
+        }
+        roles.push(RoleInfo {
+            name,
+            password: row.try_get(1)?,
+            superuser: row.try_get(2)?,
+            inherit: row.try_get(3)?,
+            createrole: row.try_get(4)?,
+            createdb: row.try_get(5)?,
+            login: row.try_get(6)?,
+            replication: row.try_get(7)?,
+            bypassrls: row.try_get(8)?,
+            connlimit: row.try_get(9)?,
+            valid_until: row.try_get(10)?,
+        });
+    }
+    let mut databases = Vec::new();
+    for row in client
+        .query(DATABASES, &[])
+        .await
+        .context("reading databases from pg_database")?
+    {
+        databases.push(DatabaseInfo {
+            name: row.try_get(0)?,
+            owner: row.try_get(1)?,
+            allow_connections: row.try_get(2)?,
+            connlimit: row.try_get(3)?,
+            is_template: row.try_get(4)?,
+            subscriptions: Vec::new(),
+        });
+    }
+    for row in client
+        .query(SUBSCRIPTIONS, &[])
+        .await
+        .context("reading subscriptions from pg_subscription")?
+    {
+        let db: String = row.try_get(0)?;
+        let sub: String = row.try_get(1)?;
+        if let Some(d) = databases.iter_mut().find(|d| d.name == db) {
+            d.subscriptions.push(sub);
+        }
+    }
+    Ok(Catalog { roles, databases })
+}
+
+/// The spec with every role's `valid_until` option written the way the
+/// catalog shows it (`rolvaliduntil::text` in this session), so that the pure
+/// planner can compare them as text.
+pub async fn normalize_spec(client: &Client, spec: &ComputeSpec) -> anyhow::Result<ComputeSpec> {
+    let mut spec = spec.clone();
+    for role in &mut spec.cluster.roles {
+        for opt in role.options.iter_mut().flatten() {
+            if let Ok(RoleAttr::ValidUntil(text)) = role_attribute(opt) {
+                let row = client
+                    .query_one(
+                        "SELECT $1::pg_catalog.text::pg_catalog.timestamptz::pg_catalog.text",
+                        &[&text],
+                    )
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "role {:?}: valid_until {text:?} is not a timestamp",
+                            role.name
+                        )
+                    })?;
+                opt.value = Some(row.try_get(0)?);
+            }
+        }
+    }
+    Ok(spec)
+}
