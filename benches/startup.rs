@@ -20,10 +20,18 @@ const SQL: &[&str] = &[
 ];
 
 fn main() {
-    let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let iterations: usize = std::env::var("ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let bindir = bindir();
-    let pg_user = Uid::effective().is_root().then(|| User::from_name("postgres").unwrap().expect("user postgres"));
-    let work = tempfile::Builder::new().prefix("cc-bench-").tempdir_in("/tmp").unwrap();
+    let pg_user = Uid::effective()
+        .is_root()
+        .then(|| User::from_name("postgres").unwrap().expect("user postgres"));
+    let work = tempfile::Builder::new()
+        .prefix("cc-bench-")
+        .tempdir_in("/tmp")
+        .unwrap();
     chmod(work.path(), 0o755);
     let cache = work.path().join("templates");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -38,8 +46,19 @@ fn main() {
     let mut floor = vec![];
     for i in 0..iterations {
         ours.push(compute_ctl_start(work.path(), &cache));
-        official.push(official_way(&bindir, work.path(), pg_user.as_ref(), &runtime));
-        floor.push(floor_way(&bindir, &ready, work.path(), pg_user.as_ref(), &runtime));
+        official.push(official_way(
+            &bindir,
+            work.path(),
+            pg_user.as_ref(),
+            &runtime,
+        ));
+        floor.push(floor_way(
+            &bindir,
+            &ready,
+            work.path(),
+            pg_user.as_ref(),
+            &runtime,
+        ));
         eprintln!(
             "run {}: compute_ctl {:.1} ms, official {:.1} ms, floor {:.1} ms",
             i + 1,
@@ -53,8 +72,14 @@ fn main() {
     println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
     println!("  official-image way (initdb+start): {:8.1} ms", ms(f));
     println!("  floor (cp ready PGDATA + start):   {:8.1} ms", ms(m));
-    println!("  compute_ctl / floor:     {:.2}x   (target <= 1.5x)", o.as_secs_f64() / m.as_secs_f64());
-    println!("  official / compute_ctl:  {:.2}x   (target >= 2x)", f.as_secs_f64() / o.as_secs_f64());
+    println!(
+        "  compute_ctl / floor:     {:.2}x   (target <= 1.5x)",
+        o.as_secs_f64() / m.as_secs_f64()
+    );
+    println!(
+        "  official / compute_ctl:  {:.2}x   (target >= 2x)",
+        f.as_secs_f64() / o.as_secs_f64()
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -71,7 +96,11 @@ fn chmod(p: &Path, mode: u32) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn bindir() -> PathBuf {
@@ -94,7 +123,12 @@ fn as_user(mut cmd: Command, user: Option<&User>) -> Command {
 
 fn chown_r(path: &Path, user: Option<&User>) {
     if let Some(u) = user {
-        let status = Command::new("chown").arg("-R").arg(format!("{}:{}", u.uid, u.gid)).arg(path).status().unwrap();
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", u.uid, u.gid))
+            .arg(path)
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -123,7 +157,9 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
         .arg("-D")
         .arg(dir.join("pgdata"))
         .arg("-C")
-        .arg(format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"))
+        .arg(format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
+        ))
         .arg("-S")
         .arg(dir.join("spec.json"))
         .arg("--template-cache")
@@ -145,7 +181,11 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
             _ => panic!("compute_ctl ended before Running"),
         }
     };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     for _ in lines.by_ref() {}
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -170,7 +210,13 @@ fn make_ready_pgdata(bindir: &Path, dir: &Path, user: Option<&User>) {
     std::fs::write(&conf, text).unwrap();
 }
 
-fn start_postgres(bindir: &Path, pgdata: &Path, port: u16, sock: &Path, user: Option<&User>) -> Child {
+fn start_postgres(
+    bindir: &Path,
+    pgdata: &Path,
+    port: u16,
+    sock: &Path,
+    user: Option<&User>,
+) -> Child {
     as_user(Command::new(bindir.join("postgres")), user)
         .arg("-D")
         .arg(pgdata)
@@ -196,12 +242,21 @@ async fn run_sql(port: u16) {
 }
 
 fn stop(mut pg: Child) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pg.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pg.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     pg.wait().unwrap();
 }
 
 /// What the official postgres image's entrypoint does: initdb, start, create.
-fn official_way(bindir: &Path, work: &Path, user: Option<&User>, rt: &tokio::runtime::Runtime) -> Duration {
+fn official_way(
+    bindir: &Path,
+    work: &Path,
+    user: Option<&User>,
+    rt: &tokio::runtime::Runtime,
+) -> Duration {
     let dir = run_dir(work);
     let pgdata = dir.join("pgdata");
     let port = free_port();
@@ -221,7 +276,14 @@ fn official_way(bindir: &Path, work: &Path, user: Option<&User>, rt: &tokio::run
     let status = as_user(Command::new(bindir.join("pg_ctl")), user)
         .arg("-D")
         .arg(&pgdata)
-        .args(["-w", "-o", &format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.display())])
+        .args([
+            "-w",
+            "-o",
+            &format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                dir.display()
+            ),
+        ])
         .arg("start")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -241,12 +303,23 @@ fn official_way(bindir: &Path, work: &Path, user: Option<&User>, rt: &tokio::run
 }
 
 /// The floor: copy a ready PGDATA, start postgres, poll until it is ready, run the SQL.
-fn floor_way(bindir: &Path, ready: &Path, work: &Path, user: Option<&User>, rt: &tokio::runtime::Runtime) -> Duration {
+fn floor_way(
+    bindir: &Path,
+    ready: &Path,
+    work: &Path,
+    user: Option<&User>,
+    rt: &tokio::runtime::Runtime,
+) -> Duration {
     let dir = run_dir(work);
     let pgdata = dir.join("pgdata");
     let port = free_port();
     let started = Instant::now();
-    let status = Command::new("cp").arg("-a").arg(ready).arg(&pgdata).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(ready)
+        .arg(&pgdata)
+        .status()
+        .unwrap();
     assert!(status.success());
     let pg = start_postgres(bindir, &pgdata, port, &dir, user);
     loop {

@@ -507,7 +507,7 @@ async fn start_compute(
 
     let config_began = Instant::now();
     let connector = Connector::new(params.connstr.clone());
-    let concurrency = startup_concurrency(&connector, maintenance_db(params)).await;
+    let concurrency = startup_concurrency(&connector).await;
     if let Err(e) = catalog::reconcile(&connector, &spec, concurrency)
         .instrument(tracing::info_span!("apply_catalog"))
         .await
@@ -522,9 +522,9 @@ async fn start_compute(
 }
 
 /// Parallel connections for the startup apply: a share of `max_connections`.
-async fn startup_concurrency(connector: &Connector, dbname: &str) -> usize {
+async fn startup_concurrency(connector: &Connector) -> usize {
     let max = async {
-        let client = connector.connect(dbname).await?;
+        let client = connector.connect(connector.maintenance_db()).await?;
         let row = client.query_one("SHOW max_connections", &[]).await?;
         anyhow::Ok(row.get::<_, String>(0).parse::<usize>()?)
     };
@@ -532,11 +532,6 @@ async fn startup_concurrency(connector: &Connector, dbname: &str) -> usize {
         Ok(max) => (max / 10).clamp(1, 16),
         Err(_) => 1,
     }
-}
-
-/// The database compute_ctl connects to for maintenance: the connstr's.
-fn maintenance_db(params: &Params) -> &str {
-    params.connstr.get_dbname().unwrap_or("postgres")
 }
 
 fn config_params(params: &Params) -> ConfigParams<'_> {

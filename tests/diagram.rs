@@ -37,11 +37,15 @@ fn checked_in_diagrams_match_the_code() {
     for file in EMBEDDED {
         let path = root().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let expected = embed(&text, &diagram).unwrap_or_else(|| panic!("{file} has no ```mermaid block"));
+        let expected =
+            embed(&text, &diagram).unwrap_or_else(|| panic!("{file} has no ```mermaid block"));
         if update {
             std::fs::write(&path, &expected).unwrap();
         } else {
-            assert_eq!(text, expected, "the diagram in {file} differs from the machine; {hint}");
+            assert_eq!(
+                text, expected,
+                "the diagram in {file} differs from the machine; {hint}"
+            );
         }
     }
 }
@@ -53,5 +57,8 @@ fn the_binary_prints_the_same_diagram() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), compute_states::mermaid());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        compute_states::mermaid()
+    );
 }

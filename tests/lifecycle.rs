@@ -32,9 +32,15 @@ fn tricky_names() -> Vec<String> {
 #[tokio::test]
 async fn starts_with_tricky_roles_and_databases_and_stops_on_sigterm() {
     let names = tricky_names();
-    let roles: Vec<_> = names.iter().map(|n| json!({"name": n, "encrypted_password": null})).collect();
+    let roles: Vec<_> = names
+        .iter()
+        .map(|n| json!({"name": n, "encrypted_password": null}))
+        .collect();
     // Each database is owned by the role of the same name.
-    let dbs: Vec<_> = names.iter().map(|n| json!({"name": n, "owner": n})).collect();
+    let dbs: Vec<_> = names
+        .iter()
+        .map(|n| json!({"name": n, "owner": n}))
+        .collect();
     let mut c = Compute::start(Some(spec(json!(roles), json!(dbs))));
     c.wait_running();
 
@@ -53,7 +59,10 @@ async fn starts_with_tricky_roles_and_databases_and_stops_on_sigterm() {
         assert_eq!(db, owner, "database {db:?} is owned by its role");
     }
     let roles: i64 = client
-        .query_one("SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND rolcanlogin", &[&names])
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = ANY($1) AND rolcanlogin",
+            &[&names],
+        )
         .await
         .unwrap()
         .get(0);
@@ -65,7 +74,10 @@ async fn starts_with_tricky_roles_and_databases_and_stops_on_sigterm() {
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", c.log());
     assert!(!process_alive(postmaster), "postmaster survived");
-    assert!(processes_mentioning(&c.pgdata()).is_empty(), "processes left behind");
+    assert!(
+        processes_mentioning(&c.pgdata()).is_empty(),
+        "processes left behind"
+    );
     assert!(c.log().contains("to=terminated"));
 }
 
@@ -89,26 +101,49 @@ async fn roles_log_in_with_md5_and_scram_passwords_which_never_reach_the_log() {
     let mut c = Compute::start(Some(s));
     c.wait_running();
 
-    let md5_client = connect(&format!("{} password=md5-secret-pw", c.connstr("md5 user", "app"))).await;
+    let md5_client = connect(&format!(
+        "{} password=md5-secret-pw",
+        c.connstr("md5 user", "app")
+    ))
+    .await;
     assert!(md5_client.is_ok(), "md5 login: {:?}", md5_client.err());
-    let scram_client = connect(&format!("{} password=scram-secret-pw", c.connstr("scram'user", "app"))).await;
-    assert!(scram_client.is_ok(), "scram login: {:?}", scram_client.err());
+    let scram_client = connect(&format!(
+        "{} password=scram-secret-pw",
+        c.connstr("scram'user", "app")
+    ))
+    .await;
+    assert!(
+        scram_client.is_ok(),
+        "scram login: {:?}",
+        scram_client.err()
+    );
     let wrong = connect(&format!("{} password=nope", c.connstr("scram'user", "app"))).await;
     assert!(wrong.is_err(), "a wrong password is refused");
 
     // Postgres' own log lines are forwarded into ours (log_statement = all).
     let client = c.client("postgres").await;
-    client.simple_query("SELECT 'forwarded-marker'").await.unwrap();
+    client
+        .simple_query("SELECT 'forwarded-marker'")
+        .await
+        .unwrap();
     c.wait_for_log("forwarded-marker", Duration::from_secs(10));
 
     c.signal(15);
     assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
     let log = c.log();
-    for secret in [md5_hash.as_str(), scram.as_str(), "md5-secret-pw", "scram-secret-pw"] {
+    for secret in [
+        md5_hash.as_str(),
+        scram.as_str(),
+        "md5-secret-pw",
+        "scram-secret-pw",
+    ] {
         assert!(!log.contains(secret), "a password reached the log");
     }
     let scram_salt = scram.split('$').nth(1).unwrap();
-    assert!(!log.contains(scram_salt), "a SCRAM verifier reached the log");
+    assert!(
+        !log.contains(scram_salt),
+        "a SCRAM verifier reached the log"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +154,10 @@ async fn a_broken_spec_file_is_a_clear_error_and_touches_nothing() {
     std::fs::write(pgdata.join("precious"), "keep me").unwrap();
     let cases = [
         ("{\"format_version\": 1.0, \"cluster\": ", "EOF"),
-        (r#"{"format_version": 1.0, "cluster": {"roles": [{"name": 7}]}}"#, "cluster.roles[0].name"),
+        (
+            r#"{"format_version": 1.0, "cluster": {"roles": [{"name": 7}]}}"#,
+            "cluster.roles[0].name",
+        ),
         (
             r#"{"format_version": 1.0, "cluster": {"settings": [{"name": "work_mem", "value": null, "vartype": "integer"}]}}"#,
             "cluster.settings[0].value",
@@ -129,15 +167,26 @@ async fn a_broken_spec_file_is_a_clear_error_and_touches_nothing() {
         let spec_path = dir.path().join("spec.json");
         std::fs::write(&spec_path, text).unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-            .args(["-D", pgdata.to_str().unwrap(), "-C", "postgresql://cloud_admin@127.0.0.1:1/postgres"])
+            .args([
+                "-D",
+                pgdata.to_str().unwrap(),
+                "-C",
+                "postgresql://cloud_admin@127.0.0.1:1/postgres",
+            ])
             .arg("-S")
             .arg(&spec_path)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text}");
-        assert!(stderr.contains("invalid compute spec") && stderr.contains(expected), "{stderr}");
-        assert_eq!(std::fs::read_to_string(pgdata.join("precious")).unwrap(), "keep me");
+        assert!(
+            stderr.contains("invalid compute spec") && stderr.contains(expected),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pgdata.join("precious")).unwrap(),
+            "keep me"
+        );
     }
 }
 
@@ -158,8 +207,14 @@ async fn an_unknown_setting_fails_before_pgdata_is_touched() {
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
     let log = c.log();
-    assert!(log.contains("cluster.settings[1].name") && log.contains("wrok_mem"), "{log}");
-    assert!(!dir_marker.exists(), "PGDATA was created for a spec that was refused");
+    assert!(
+        log.contains("cluster.settings[1].name") && log.contains("wrok_mem"),
+        "{log}"
+    );
+    assert!(
+        !dir_marker.exists(),
+        "PGDATA was created for a spec that was refused"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +226,10 @@ async fn postgres_dying_on_its_own_fails_the_compute() {
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "{}", c.log());
     let log = c.log();
-    assert!(log.contains("to=failed") && log.contains("postgres exited unexpectedly"), "{log}");
+    assert!(
+        log.contains("to=failed") && log.contains("postgres exited unexpectedly"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -191,23 +249,38 @@ async fn sigquit_stops_immediately_and_sigint_fast() {
 async fn without_a_spec_the_compute_waits_empty_and_terminates() {
     let mut c = Compute::start(None);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(c.child.as_mut().unwrap().try_wait().unwrap().is_none(), "exited while Empty");
+    assert!(
+        c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "exited while Empty"
+    );
     assert!(!c.pgdata().exists(), "nothing is written while Empty");
     c.signal(15);
     assert_eq!(c.wait_exit(Duration::from_secs(10)).code(), Some(0));
-    assert!(c.log().contains("from=empty to=termination_pending"), "{}", c.log());
+    assert!(
+        c.log().contains("from=empty to=termination_pending"),
+        "{}",
+        c.log()
+    );
 }
 
 #[tokio::test]
 async fn a_missing_postgres_binary_is_a_clear_error() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-        .args(["-D", "/tmp/never-created", "-C", "postgresql://cloud_admin@127.0.0.1:1/postgres"])
+        .args([
+            "-D",
+            "/tmp/never-created",
+            "-C",
+            "postgresql://cloud_admin@127.0.0.1:1/postgres",
+        ])
         .args(["-b", "/nonexistent/bin/postgres"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("/nonexistent/bin/postgres") && stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/bin/postgres") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -218,13 +291,21 @@ async fn as_root_postgres_runs_unprivileged_and_owns_pgdata() {
     let mut c = Compute::start(Some(spec(json!([]), json!([]))));
     c.wait_running();
     use std::os::unix::fs::MetadataExt;
-    let pg_uid = nix::unistd::User::from_name("postgres").unwrap().unwrap().uid.as_raw();
+    let pg_uid = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
     let meta = std::fs::metadata(c.pgdata()).unwrap();
     assert_eq!(meta.uid(), pg_uid);
     assert_eq!(meta.mode() & 0o777, 0o700);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", c.postmaster_pid().unwrap())).unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", c.postmaster_pid().unwrap())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid_line.split_whitespace().nth(1) == Some(&pg_uid.to_string()), "{uid_line}");
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(&pg_uid.to_string()),
+        "{uid_line}"
+    );
 }
 
 #[tokio::test]
@@ -242,12 +323,22 @@ async fn the_template_is_made_once_and_rebuilt_when_stale() {
         c.log()
     };
     assert!(start(cache.path()).contains("created initdb template"));
-    assert!(!start(cache.path()).contains("created initdb template"), "the cached template was not used");
+    assert!(
+        !start(cache.path()).contains("created initdb template"),
+        "the cached template was not used"
+    );
     // Damage the stamp: the template is stale and rebuilt.
-    let entry = std::fs::read_dir(cache.path()).unwrap().flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.')).unwrap();
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .unwrap();
     std::fs::write(entry.path().join("compute_ctl.template"), "version=other").unwrap();
     let log = start(cache.path());
-    assert!(log.contains("stale") && log.contains("created initdb template"), "{log}");
+    assert!(
+        log.contains("stale") && log.contains("created initdb template"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -258,16 +349,29 @@ fn as_pid_1_it_handles_sigterm_and_reaps() {
     // A new PID namespace makes compute_ctl PID 1, as in a container.
     let mut c = Compute::start_with(Opts {
         spec: Some(spec(json!([]), json!([]))),
-        wrap: Some(vec!["unshare".into(), "--pid".into(), "--fork".into(), "--kill-child".into()]),
+        wrap: Some(vec![
+            "unshare".into(),
+            "--pid".into(),
+            "--fork".into(),
+            "--kill-child".into(),
+        ]),
         ..Opts::default()
     });
     c.wait_running();
     // The compute_ctl inside is the only child of unshare.
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.pid())).unwrap();
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.pid())).unwrap();
     let inner: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
     let nspid = std::fs::read_to_string(format!("/proc/{inner}/status")).unwrap();
-    let line = nspid.lines().find(|l| l.starts_with("NSpid:")).unwrap().to_string();
-    assert!(line.ends_with("\t1"), "compute_ctl is not PID 1 in its namespace: {line}");
+    let line = nspid
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.ends_with("\t1"),
+        "compute_ctl is not PID 1 in its namespace: {line}"
+    );
     unsafe_kill(inner, 15);
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", c.log());
@@ -276,5 +380,7 @@ fn as_pid_1_it_handles_sigterm_and_reaps() {
 }
 
 fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(cmd)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
 }

@@ -215,7 +215,7 @@ fn renamed(name: &str) -> String {
 }
 
 fn password_for(i: usize) -> &'static str {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         HASH
     } else {
         SCRAM

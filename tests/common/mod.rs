@@ -27,7 +27,10 @@ pub fn shared_template_cache() -> PathBuf {
 
 /// A temporary directory that the unprivileged postgres user can traverse.
 pub fn test_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("cc-").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("cc-")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
@@ -65,7 +68,10 @@ impl Default for Opts {
 impl Compute {
     /// Starts compute_ctl with `spec` given by `-S` (or none).
     pub fn start(spec: Option<serde_json::Value>) -> Compute {
-        Compute::start_with(Opts { spec, ..Opts::default() })
+        Compute::start_with(Opts {
+            spec,
+            ..Opts::default()
+        })
     }
 
     pub fn start_with(opts: Opts) -> Compute {
@@ -159,11 +165,17 @@ impl Compute {
                 if self.log().contains(needle) {
                     return;
                 }
-                panic!("compute_ctl exited ({status}) before logging {needle:?}:\n{}", self.log());
+                panic!(
+                    "compute_ctl exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("no {needle:?} in the log after {timeout:?}:\n{}", self.log());
+        panic!(
+            "no {needle:?} in the log after {timeout:?}:\n{}",
+            self.log()
+        );
     }
 
     /// Waits until the compute is Running.
@@ -188,7 +200,11 @@ impl Compute {
                 std::thread::sleep(Duration::from_millis(50));
                 return status;
             }
-            assert!(Instant::now() < deadline, "compute_ctl still running after {timeout:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "compute_ctl still running after {timeout:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -199,12 +215,19 @@ impl Compute {
 
     /// The connection string of a role (superuser by default).
     pub fn connstr(&self, user: &str, db: &str) -> String {
-        format!("host=127.0.0.1 port={} user='{}' dbname='{}'", self.port, escape_kv(user), escape_kv(db))
+        format!(
+            "host=127.0.0.1 port={} user='{}' dbname='{}'",
+            self.port,
+            escape_kv(user),
+            escape_kv(db)
+        )
     }
 
     /// A superuser client to `db`.
     pub async fn client(&self, db: &str) -> tokio_postgres::Client {
-        connect(&self.connstr(SUPERUSER, db)).await.expect("superuser connection")
+        connect(&self.connstr(SUPERUSER, db))
+            .await
+            .expect("superuser connection")
     }
 
     /// The postmaster's pid, from postmaster.pid.
@@ -255,7 +278,12 @@ pub async fn connect(connstr: &str) -> Result<tokio_postgres::Client, tokio_post
 pub fn process_alive(pid: i32) -> bool {
     // A zombie is dead for our purposes.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -265,7 +293,9 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
     let needle = needle.display().to_string();
     let mut found = vec![];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
             if String::from_utf8_lossy(&cmd).contains(&needle) && process_alive(pid) {
                 found.push(pid);
@@ -276,7 +306,10 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
 }
 
 pub fn unsafe_kill(pid: i32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A minimal valid spec with these roles and databases.
