@@ -487,6 +487,10 @@ async fn start_compute(
     );
     checked?;
     let template = template.context("preparing the initdb template")?;
+    tracing::debug!(
+        ms = began.elapsed().as_millis() as u64,
+        "spec checked, template ready"
+    );
     {
         let env = env.clone();
         let spec = spec.clone();
@@ -500,6 +504,7 @@ async fn start_compute(
         .await
         .context("preparing PGDATA")??;
     }
+    tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
     let pg = Postgres::start(&params.pgbin, &params.pgdata, owner)
         .instrument(tracing::info_span!("start_postgres"))
         .await?;
