@@ -66,6 +66,11 @@ pub struct Cli {
     #[arg(long, env = "COMPUTE_CTL_TEMPLATE_CACHE", value_name = "DIR")]
     pub template_cache: Option<PathBuf>,
 
+    /// After a failure with postgres down, keep answering `/status` (and accept
+    /// a new spec) for this many seconds, then exit with code 1.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub failure_exit_delay: u64,
+
     /// Directory of postgres' Unix socket (the spec's settings may override it).
     #[arg(long, default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
@@ -135,6 +140,7 @@ impl Cli {
             run_as,
             template_cache,
             socket_dir: self.socket_dir.clone(),
+            failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
         })
     }
 }

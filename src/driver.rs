@@ -1,9 +1,10 @@
 //! The driver: the one owner of the typed state machine.
 //!
-//! It holds an [`AnyState`], performs the work each state calls for (start
-//! postgres, wait on it, stop it), advances the machine, and publishes a
-//! [`Snapshot`] after every transition. Everyone else (signal handlers, the
-//! HTTP API) only reads snapshots and sends [`Event`]s.
+//! It holds an [`AnyState`], does the work each state calls for (start
+//! postgres, reconfigure it, wait on it, stop it), advances the machine, and
+//! publishes a [`Snapshot`] after every transition. Everyone else (signal
+//! handlers, the HTTP API, the activity monitor) reads snapshots and sends
+//! [`Event`]s; the driver decides what a request means in the current state.
 
 use crate::catalog::{self, Connector};
 use crate::config::{self, ConfigParams};
@@ -12,18 +13,18 @@ use crate::pgdata;
 use crate::postgres::Postgres;
 use crate::process::RunAs;
 use crate::spec::{ComputeSpec, SpecError};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use compute_states::{
-    AnyState, Compute, Configuration, Empty, Exited, Init, Lsn, Running, Status, TerminationMode,
-    TerminationPending,
+    AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Running, Status,
+    TerminationMode, TerminationPending,
 };
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OnceCell};
 use tracing::Instrument;
 
@@ -57,6 +58,9 @@ pub struct Params {
     pub template_cache: PathBuf,
     /// Where postgres puts its Unix socket (unless the spec says otherwise).
     pub socket_dir: PathBuf,
+    /// How long a failed compute without postgres keeps answering `/status`
+    /// (and accepting a new spec) before it exits.
+    pub failure_exit_delay: Duration,
 }
 
 /// Startup timings, in milliseconds, as `/metrics.json` reports them.
@@ -78,7 +82,7 @@ pub struct Timings {
     pub total_startup_ms: u64,
 }
 
-/// What the driver publishes after every transition.
+/// What the driver publishes after every transition (and the monitor updates).
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     /// When compute_ctl started.
@@ -89,10 +93,12 @@ pub struct Snapshot {
     pub timeline: Option<String>,
     /// The current state.
     pub status: Status,
-    /// Last user activity (filled by the activity monitor).
+    /// Last user activity (from the activity monitor).
     pub last_active: Option<DateTime<Utc>>,
     /// Why the compute failed, when it did.
     pub error: Option<String>,
+    /// Settings changed by the last configuration that take effect only after a restart.
+    pub pending_restart: Vec<String>,
     /// Startup timings.
     #[serde(skip)]
     pub timings: Timings,
@@ -102,6 +108,12 @@ pub struct Snapshot {
     /// Transitions taken so far, as (from, to) pairs with counts.
     #[serde(skip)]
     pub transitions: Vec<((Status, Status), u64)>,
+    /// Time postgres was found down by the monitor while it should have served.
+    #[serde(skip)]
+    pub pg_downtime: Duration,
+    /// The spec in effect (roles and databases for `/dbs_and_roles`).
+    #[serde(skip)]
+    pub spec: Option<Arc<ComputeSpec>>,
 }
 
 /// What the API and signal handlers can ask of the driver.
@@ -114,9 +126,9 @@ pub enum Event {
 
 /// A request with a reply channel.
 pub enum Request {
-    /// Apply this spec (from Empty: start the compute).
+    /// Apply this spec: start the compute from Empty, or reconfigure it.
     Configure {
-        /// The new spec, already validated.
+        /// The new spec, parsed and validated on its own.
         spec: Arc<ComputeSpec>,
         /// Answered once Running (Ok) or Failed (Err).
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
@@ -128,6 +140,11 @@ pub enum Request {
         /// Answered once Terminated.
         reply: oneshot::Sender<Result<Option<Lsn>, RequestError>>,
     },
+    /// A way to talk to postgres, granted only while it is up and idle.
+    Connect {
+        /// The superuser connector.
+        reply: oneshot::Sender<Result<Connector, RequestError>>,
+    },
 }
 
 /// Why a request was not carried out.
@@ -136,12 +153,18 @@ pub enum RequestError {
     /// Not allowed in the current state (HTTP 412).
     #[error("invalid compute status: {0}")]
     InvalidState(Status),
+    /// The spec is not usable by this postgres (HTTP 400); nothing changed.
+    #[error("{0}")]
+    BadSpec(String),
     /// The configuration ended in Failed (HTTP 500).
     #[error("compute configuration failed: {0}")]
     ConfigurationFailed(String),
+    /// The driver has ended.
+    #[error("compute_ctl is shutting down")]
+    ShuttingDown,
 }
 
-/// The published snapshot, readable from anywhere.
+/// The published snapshot and the way to the driver, for everyone else.
 #[derive(Clone)]
 pub struct Handle {
     snapshot: Arc<RwLock<Snapshot>>,
@@ -161,13 +184,28 @@ impl Handle {
     pub async fn send(&self, event: Event) -> bool {
         self.events.send(event).await.is_ok()
     }
-    /// Updates the last-activity time (from the activity monitor).
+    /// Sends a request built around a fresh reply channel, and awaits the answer.
+    pub async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,
+    ) -> Result<T, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Event::Request(make(tx))).await {
+            return Err(RequestError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(RequestError::ShuttingDown))
+    }
+    /// Records user activity seen by the monitor (the monitor owns `last_active`).
     pub fn set_last_active(&self, at: DateTime<Utc>) {
         self.snapshot.write().last_active = Some(at);
     }
+    /// Adds time during which postgres was found down (the monitor owns `pg_downtime`).
+    pub fn add_pg_downtime(&self, d: Duration) {
+        self.snapshot.write().pg_downtime += d;
+    }
 }
 
-/// What a start needs, shared with the start future.
+/// What a start or reconfiguration needs, shared with the work futures.
 struct Env {
     params: Params,
     known_settings: OnceCell<HashSet<String>>,
@@ -192,6 +230,18 @@ impl Env {
             });
         }
         Ok(())
+    }
+
+    fn connector(&self) -> Connector {
+        Connector::new(self.params.connstr.clone())
+    }
+
+    fn config_params(&self) -> ConfigParams<'_> {
+        ConfigParams {
+            port: self.params.port,
+            superuser: &self.params.superuser,
+            socket_dir: &self.params.socket_dir,
+        }
     }
 }
 
@@ -218,9 +268,12 @@ impl Driver {
             status: Status::Empty,
             last_active: None,
             error: None,
+            pending_restart: Vec::new(),
             timings: Timings::default(),
             lsn: None,
             transitions: Vec::new(),
+            pg_downtime: Duration::ZERO,
+            spec: None,
         }));
         let driver = Driver {
             env: Arc::new(Env {
@@ -242,30 +295,20 @@ impl Driver {
         )
     }
 
-    /// Checks a spec against what this postgres knows, before anything is
-    /// written: plain setting names postgres does not know are refused.
-    pub async fn check_spec(&self, spec: &ComputeSpec) -> Result<(), SpecError> {
-        self.env.check_spec(spec).await
-    }
-
     /// Runs the machine to its end. `spec` is the spec available at launch, if any.
     pub async fn run(mut self, spec: Option<Arc<ComputeSpec>>) -> Exited {
-        let mut state: State = Empty::spawn().into();
-        self.publish(&state, None);
-        if let AnyState::Empty(empty) = state {
-            state = match spec {
-                Some(spec) => {
-                    self.snapshot.write().timings.wait_for_spec_ms =
-                        self.started_at.elapsed().as_millis() as u64;
-                    self.note_spec(&spec);
-                    empty.start(spec).into()
-                }
-                None => empty.into(),
-            };
-        }
+        let empty = Empty::spawn();
+        let mut state: State = match spec {
+            Some(spec) => {
+                self.spec_arrived(&spec);
+                empty.start(spec).into()
+            }
+            None => empty.into(),
+        };
+        self.count_transition(None, state.status());
         loop {
+            self.publish(&state);
             let from = state.status();
-            self.publish(&state, Some(from));
             state = match state {
                 AnyState::Empty(s) => self.on_empty(s).await,
                 AnyState::Init(s) => self.on_init(s).await,
@@ -273,17 +316,10 @@ impl Driver {
                 AnyState::Configuration(s) => self.on_configuration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::TerminationPending(s) => self.on_termination(s).await,
-                AnyState::Failed(s) => {
-                    tracing::error!(error = %s.error(), "compute failed");
-                    if let Some(reply) = self.waiting_configure.take() {
-                        let _ =
-                            reply.send(Err(RequestError::ConfigurationFailed(s.error().clone())));
-                    }
-                    for reply in self.waiting_terminate.drain(..) {
-                        let _ = reply.send(Err(RequestError::InvalidState(Status::Failed)));
-                    }
-                    return s.exit();
-                }
+                AnyState::Failed(s) => match self.on_failed(s).await {
+                    Ok(next) => next,
+                    Err(exited) => return exited,
+                },
                 AnyState::Terminated(s) => {
                     for reply in self.waiting_terminate.drain(..) {
                         let _ = reply.send(Ok(s.lsn()));
@@ -292,20 +328,22 @@ impl Driver {
                 }
             };
             let to = state.status();
-            if to != from {
-                tracing::info!(from = %from, to = %to, "compute state changed");
-                self.count_transition(from, to);
-            }
+            tracing::info!(from = %from, to = %to, "compute state changed");
+            self.count_transition(Some(from), to);
         }
     }
 
-    fn note_spec(&self, spec: &ComputeSpec) {
+    fn spec_arrived(&self, spec: &ComputeSpec) {
         let mut snap = self.snapshot.write();
+        if snap.spec.is_none() {
+            snap.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
+        }
         snap.tenant = spec.tenant_id.clone();
         snap.timeline = spec.timeline_id.clone();
     }
 
-    fn count_transition(&self, from: Status, to: Status) {
+    fn count_transition(&self, from: Option<Status>, to: Status) {
+        let Some(from) = from else { return };
         let mut snap = self.snapshot.write();
         match snap.transitions.iter_mut().find(|(k, _)| *k == (from, to)) {
             Some((_, n)) => *n += 1,
@@ -313,30 +351,257 @@ impl Driver {
         }
     }
 
-    fn publish(&self, state: &State, _from: Option<Status>) {
+    fn publish(&self, state: &State) {
         let mut snap = self.snapshot.write();
         snap.status = state.status();
         match state {
             AnyState::Failed(f) => snap.error = Some(f.error().clone()),
-            AnyState::Running(_) => snap.error = None,
+            AnyState::Running(r) => {
+                snap.error = None;
+                snap.spec = Some(r.spec().clone());
+                if snap.last_active.is_none() {
+                    // Scale-to-zero counts idleness from the moment we serve.
+                    snap.last_active = Some(Utc::now());
+                }
+            }
             AnyState::Terminated(t) => snap.lsn = t.lsn(),
             _ => {}
         }
     }
 
-    fn reject(&self, request: Request, status: Status) {
-        reject(request, status)
+    fn snapshot(&self) -> Snapshot {
+        self.snapshot.read().clone()
+    }
+
+    fn timings(&self) -> Timings {
+        self.snapshot.read().timings.clone()
+    }
+
+    /// Validates a spec for this postgres; a bad one is answered 400 and changes nothing.
+    async fn accept_spec(
+        &self,
+        spec: &ComputeSpec,
+        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
+    ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
+        match self.env.check_spec(spec).await {
+            Ok(()) => Some(reply),
+            Err(e) => {
+                let _ = reply.send(Err(RequestError::BadSpec(e.to_string())));
+                None
+            }
+        }
+    }
+
+    async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
+        loop {
+            match self.events.recv().await {
+                // Every sender is gone: nobody can configure us any more.
+                None => return s.terminate(TerminationMode::Fast).into(),
+                Some(Event::Signal(mode)) => return s.terminate(mode).into(),
+                Some(Event::Request(Request::Terminate { mode, reply })) => {
+                    self.waiting_terminate.push(reply);
+                    return s.terminate(mode).into();
+                }
+                Some(Event::Request(Request::Configure { spec, reply })) => {
+                    if let Some(reply) = self.accept_spec(&spec, reply).await {
+                        self.spec_arrived(&spec);
+                        self.waiting_configure = Some(reply);
+                        return s.configure(spec).into();
+                    }
+                }
+                Some(Event::Request(r)) => reject(r, Status::Empty),
+            }
+        }
+    }
+
+    async fn on_init(&mut self, s: Init<Ctx>) -> State {
+        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
+        match interruptible(&mut self.events, Status::Init, work).await {
+            Ok(Ok((pg, timings))) => {
+                self.snapshot.write().timings = timings;
+                s.started(pg).into()
+            }
+            Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
+            Err(mode) => s.terminate(mode).into(),
+        }
+    }
+
+    async fn on_configuration(&mut self, mut s: Configuration<Ctx>) -> State {
+        let spec = s.spec().clone();
+        let outcome = match s.postgres() {
+            // A running postgres: reconfigure it in place.
+            Some(pg) => {
+                let work = reconfigure(self.env.clone(), spec, pg.pid());
+                match interruptible(&mut self.events, Status::Configuration, work).await {
+                    Ok(Ok(pending_restart)) => {
+                        self.snapshot.write().pending_restart = pending_restart;
+                        Ok(None)
+                    }
+                    Ok(Err(e)) => Err(Ok(e)),
+                    Err(mode) => Err(Err(mode)),
+                }
+            }
+            // From Empty (or a failed start): a full start.
+            None => {
+                let work = start_compute(self.env.clone(), spec, self.timings());
+                match interruptible(&mut self.events, Status::Configuration, work).await {
+                    Ok(Ok((pg, timings))) => {
+                        let mut snap = self.snapshot.write();
+                        snap.timings = timings;
+                        snap.pending_restart.clear();
+                        Ok(Some(pg))
+                    }
+                    Ok(Err(e)) => Err(Ok(e)),
+                    Err(mode) => Err(Err(mode)),
+                }
+            }
+        };
+        match outcome {
+            Ok(started) => {
+                let Some(pg) = started.or_else(|| s.take_postgres()) else {
+                    return s
+                        .fail("lost the running postgres during reconfiguration".into())
+                        .into();
+                };
+                let running: Running<Ctx> = s.configured(pg);
+                if let Some(reply) = self.waiting_configure.take() {
+                    let mut snap = self.snapshot();
+                    snap.status = Status::Running;
+                    snap.error = None;
+                    let _ = reply.send(Ok(snap));
+                }
+                running.into()
+            }
+            Err(Ok(e)) => {
+                let error = format!("{e:#}");
+                if let Some(reply) = self.waiting_configure.take() {
+                    let _ = reply.send(Err(RequestError::ConfigurationFailed(error.clone())));
+                }
+                s.fail(error).into()
+            }
+            Err(Err(mode)) => s.terminate(mode).into(),
+        }
+    }
+
+    async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        loop {
+            tokio::select! {
+                status = s.postgres_mut().wait() => {
+                    let why = exit_reason(status, Some(s.postgres()));
+                    return s.postgres_exited(why).into();
+                }
+                ev = self.events.recv() => match ev {
+                    None => continue,
+                    Some(Event::Signal(mode)) => return s.terminate(mode).into(),
+                    Some(Event::Request(Request::Terminate { mode, reply })) => {
+                        self.waiting_terminate.push(reply);
+                        return s.terminate(mode).into();
+                    }
+                    Some(Event::Request(Request::Configure { spec, reply })) => {
+                        if let Some(reply) = self.accept_spec(&spec, reply).await {
+                            self.spec_arrived(&spec);
+                            self.waiting_configure = Some(reply);
+                            return s.reconfigure(spec).into();
+                        }
+                    }
+                    Some(Event::Request(Request::Connect { reply })) => {
+                        let _ = reply.send(Ok(self.env.connector()));
+                    }
+                },
+            }
+        }
+    }
+
+    /// A failed compute: with postgres still serving, it waits for a new spec
+    /// or a termination; without, it lingers `failure_exit_delay` (so the
+    /// control plane can read the error, or send a new spec), then exits.
+    async fn on_failed(&mut self, mut s: Failed<Ctx>) -> Result<State, Exited> {
+        tracing::error!(error = %s.error(), serving = s.postgres().is_some(), "compute failed");
+        let delay = self.env.params.failure_exit_delay;
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        if s.postgres().is_none() {
+            tracing::info!("exiting in {delay:?} unless a new spec arrives");
+        }
+        loop {
+            let serving = s.postgres().is_some();
+            let postgres_exit = async {
+                match s.postgres_mut() {
+                    Some(pg) => pg.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                status = postgres_exit => {
+                    tracing::error!("{}", exit_reason(status, s.postgres()));
+                    drop(s.take_postgres());
+                    deadline.as_mut().reset(tokio::time::Instant::now() + delay);
+                }
+                () = &mut deadline, if !serving => {
+                    for reply in self.waiting_terminate.drain(..) {
+                        let _ = reply.send(Err(RequestError::InvalidState(Status::Failed)));
+                    }
+                    return Err(s.exit());
+                }
+                ev = self.events.recv() => match ev {
+                    None => continue,
+                    Some(Event::Signal(mode)) => return Ok(s.terminate(mode).into()),
+                    Some(Event::Request(Request::Terminate { mode, reply })) => {
+                        self.waiting_terminate.push(reply);
+                        return Ok(s.terminate(mode).into());
+                    }
+                    Some(Event::Request(Request::Configure { spec, reply })) => {
+                        if let Some(reply) = self.accept_spec(&spec, reply).await {
+                            self.spec_arrived(&spec);
+                            self.waiting_configure = Some(reply);
+                            return Ok(s.reconfigure(spec).into());
+                        }
+                    }
+                    Some(Event::Request(Request::Connect { reply })) => {
+                        let answer = if serving { Ok(self.env.connector()) } else { Err(RequestError::InvalidState(Status::Failed)) };
+                        let _ = reply.send(answer);
+                    }
+                },
+            }
+        }
+    }
+
+    async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
+        let mode = s.mode();
+        let lsn = match s.take_postgres() {
+            Some(pg) => match pg.stop(mode, &self.env.params.pgbin).await {
+                Ok(lsn) => lsn,
+                Err(e) => {
+                    tracing::error!("stopping postgres: {e:#}");
+                    None
+                }
+            },
+            None => None,
+        };
+        s.terminated(lsn).into()
+    }
+}
+
+fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) -> String {
+    let tail = pg.map(Postgres::log_tail).unwrap_or_default();
+    match status {
+        Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{tail}"),
+        Err(e) => format!("lost track of postgres: {e:#}"),
     }
 }
 
 /// Answers a request that the current state does not accept.
 fn reject(request: Request, status: Status) {
+    let err = RequestError::InvalidState(status);
     match request {
         Request::Configure { reply, .. } => {
-            let _ = reply.send(Err(RequestError::InvalidState(status)));
+            let _ = reply.send(Err(err));
         }
         Request::Terminate { reply, .. } => {
-            let _ = reply.send(Err(RequestError::InvalidState(status)));
+            let _ = reply.send(Err(err));
+        }
+        Request::Connect { reply } => {
+            let _ = reply.send(Err(err));
         }
     }
 }
@@ -359,110 +624,6 @@ async fn interruptible<T>(
                 Some(Event::Request(r)) => reject(r, status),
             },
         }
-    }
-}
-
-impl Driver {
-    async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
-        match self.events.recv().await {
-            // Every sender is gone: nobody can configure us any more.
-            None => s.terminate(TerminationMode::Fast).into(),
-            Some(Event::Signal(mode)) => s.terminate(mode).into(),
-            Some(Event::Request(Request::Terminate { mode, reply })) => {
-                self.waiting_terminate.push(reply);
-                s.terminate(mode).into()
-            }
-            Some(Event::Request(Request::Configure { spec, reply })) => {
-                self.snapshot.write().timings.wait_for_spec_ms =
-                    self.started_at.elapsed().as_millis() as u64;
-                self.note_spec(&spec);
-                self.waiting_configure = Some(reply);
-                s.configure(spec).into()
-            }
-        }
-    }
-
-    async fn on_init(&mut self, s: Init<Ctx>) -> State {
-        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        let started = interruptible(&mut self.events, Status::Init, work).await;
-        match started {
-            Ok(Ok((pg, timings))) => {
-                self.snapshot.write().timings = timings;
-                s.started(pg).into()
-            }
-            Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
-            Err(mode) => s.terminate(mode).into(),
-        }
-    }
-
-    async fn on_configuration(&mut self, mut s: Configuration<Ctx>) -> State {
-        if let Some(pg) = s.take_postgres() {
-            // Reconfiguration of a running compute is not accepted yet
-            // (Running refuses /configure), so this cannot happen; keep serving.
-            return s.configured(pg).into();
-        }
-        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        let started = interruptible(&mut self.events, Status::Configuration, work).await;
-        match started {
-            Ok(Ok((pg, timings))) => {
-                self.snapshot.write().timings = timings;
-                let running: Running<Ctx> = s.configured(pg);
-                if let Some(reply) = self.waiting_configure.take() {
-                    let mut snap = self.snapshot();
-                    snap.status = Status::Running;
-                    let _ = reply.send(Ok(snap));
-                }
-                running.into()
-            }
-            Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
-            Err(mode) => s.terminate(mode).into(),
-        }
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        self.snapshot.read().clone()
-    }
-
-    fn timings(&self) -> Timings {
-        self.snapshot.read().timings.clone()
-    }
-
-    async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
-        loop {
-            tokio::select! {
-                status = s.postgres_mut().wait() => {
-                    let why = match status {
-                        Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{}", s.postgres().log_tail()),
-                        Err(e) => format!("lost track of postgres: {e:#}"),
-                    };
-                    return s.postgres_exited(why).into();
-                }
-                ev = self.events.recv() => match ev {
-                    None => continue,
-                    Some(Event::Signal(mode)) => return s.terminate(mode).into(),
-                    Some(Event::Request(Request::Terminate { mode, reply })) => {
-                        self.waiting_terminate.push(reply);
-                        return s.terminate(mode).into();
-                    }
-                    Some(Event::Request(r)) => self.reject(r, Status::Running),
-                },
-            }
-        }
-    }
-
-    async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
-        let mode = s.mode();
-        let lsn = match s.take_postgres() {
-            Some(pg) => match pg.stop(mode, &self.env.params.pgbin).await {
-                Ok(lsn) => lsn,
-                Err(e) => {
-                    tracing::error!("stopping postgres: {e:#}");
-                    None
-                }
-            },
-            None => None,
-        };
-        s.terminated(lsn).into()
     }
 }
 
@@ -499,7 +660,7 @@ async fn start_compute(
             let owner = params.run_as.as_ref();
             pgdata::wipe(&params.pgdata, owner)?;
             pgdata::copy_template(&template, &params.pgdata, owner)?;
-            config::write(&params.pgdata, &spec, &config_params(params))
+            config::write(&params.pgdata, &spec, &env.config_params())
         })
         .await
         .context("preparing PGDATA")??;
@@ -511,7 +672,7 @@ async fn start_compute(
     timings.start_postgres_ms = began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();
-    let connector = Connector::new(params.connstr.clone());
+    let connector = env.connector();
     let concurrency = startup_concurrency(&connector).await;
     if let Err(e) = catalog::reconcile(&connector, &spec, concurrency)
         .instrument(tracing::info_span!("apply_catalog"))
@@ -526,6 +687,102 @@ async fn start_compute(
     Ok((pg, timings))
 }
 
+/// How long to wait for postgres to take a reload into account.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reconfigures a running postgres: new postgresql.conf, reload, wait until
+/// the reload has taken effect, then the catalog. Returns the settings that
+/// need a restart.
+async fn reconfigure(
+    env: Arc<Env>,
+    spec: Arc<ComputeSpec>,
+    postmaster: i32,
+) -> Result<Vec<String>> {
+    let began = Instant::now();
+    config::write(&env.params.pgdata, &spec, &env.config_params())
+        .context("writing the configuration")?;
+    let connector = env.connector();
+    let db = connector.maintenance_db().to_string();
+    let pending_restart = reload_and_wait(&connector, &db, postmaster)
+        .instrument(tracing::info_span!("reload"))
+        .await?;
+    if !pending_restart.is_empty() {
+        tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
+    }
+    catalog::reconcile(&connector, &spec, spec.reconfigure_concurrency)
+        .instrument(tracing::info_span!("apply_catalog"))
+        .await
+        .context("applying the spec to the catalog")?;
+    tracing::info!(
+        ms = began.elapsed().as_millis() as u64,
+        "compute reconfigured"
+    );
+    Ok(pending_restart)
+}
+
+/// Reloads postgres and returns once a new connection sees the new
+/// configuration: its `pg_conf_load_time()` is later than before the reload.
+/// Lines postgres rejected are an error; settings that need a restart are returned.
+async fn reload_and_wait(connector: &Connector, db: &str, postmaster: i32) -> Result<Vec<String>> {
+    const LOAD_TIME: &str = "SELECT pg_catalog.pg_conf_load_time()::pg_catalog.text, \
+                             pg_catalog.extract(epoch FROM pg_catalog.pg_conf_load_time())::pg_catalog.float8";
+    let client = connector
+        .connect(db)
+        .await
+        .context("connecting to reload")?;
+    let before: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
+    drop(client);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(postmaster),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .context("sending SIGHUP to postgres")?;
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    let client = loop {
+        // A new backend inherits the postmaster's configuration and load time.
+        let client = connector
+            .connect(db)
+            .await
+            .context("connecting after the reload")?;
+        let now: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
+        if now > before {
+            break client;
+        }
+        if Instant::now() > deadline {
+            bail!("postgres did not reload its configuration within {RELOAD_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let pending: Vec<String> = client
+        .query(
+            "SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let rejected: Vec<String> = client
+        .query(
+            "SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
+             FROM pg_catalog.pg_file_settings \
+             WHERE error IS NOT NULL AND (name IS NULL OR name <> ALL($1)) \
+             ORDER BY sourcefile, sourceline",
+            &[&pending],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !rejected.is_empty() {
+        bail!(
+            "postgres rejected the configuration: {}",
+            rejected.join("; ")
+        );
+    }
+    Ok(pending)
+}
+
 /// Parallel connections for the startup apply: a share of `max_connections`.
 async fn startup_concurrency(connector: &Connector) -> usize {
     let max = async {
@@ -536,13 +793,5 @@ async fn startup_concurrency(connector: &Connector) -> usize {
     match max.await {
         Ok(max) => (max / 10).clamp(1, 16),
         Err(_) => 1,
-    }
-}
-
-fn config_params(params: &Params) -> ConfigParams<'_> {
-    ConfigParams {
-        port: params.port,
-        superuser: &params.superuser,
-        socket_dir: &params.socket_dir,
     }
 }

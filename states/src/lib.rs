@@ -144,9 +144,12 @@ pub struct TerminationPending<C: Compute> {
     postgres: Option<C::Postgres>,
 }
 
-/// Something went wrong; the error says what.
+/// Something went wrong; the error says what. A failed reconfiguration
+/// leaves postgres serving (the previous configuration), so a later spec can
+/// recover; a failed start has no postgres.
 pub struct Failed<C: Compute> {
     error: C::Error,
+    postgres: Option<C::Postgres>,
 }
 
 /// Postgres has been stopped on request.
@@ -215,6 +218,18 @@ impl<C: Compute> Failed<C> {
     /// Why the compute failed.
     pub fn error(&self) -> &C::Error {
         &self.error
+    }
+    /// The postgres still serving, if any.
+    pub fn postgres(&self) -> Option<&C::Postgres> {
+        self.postgres.as_ref()
+    }
+    /// The postgres still serving, mutably (to wait on it).
+    pub fn postgres_mut(&mut self) -> Option<&mut C::Postgres> {
+        self.postgres.as_mut()
+    }
+    /// Takes the postgres out (it died, or is about to be stopped).
+    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
+        self.postgres.take()
     }
 }
 
@@ -372,7 +387,7 @@ machine! {
 
         Configuration -> Failed "Failed to configure the compute"
         fn fail(self, error: C::Error) {
-            Failed { error }
+            Failed { error, postgres: self.postgres }
         }
 
         Configuration -> Running "Compute has been configured"
@@ -392,7 +407,7 @@ machine! {
 
         Init -> Failed "Failed to start Postgres"
         fn fail(self, error: C::Error) {
-            Failed { error }
+            Failed { error, postgres: None }
         }
 
         Init -> Running "Started Postgres"
@@ -417,7 +432,7 @@ machine! {
 
         Running -> Failed "Postgres exited on its own"
         fn postgres_exited(self, error: C::Error) {
-            Failed { error }
+            Failed { error, postgres: None }
         }
 
         Init -> TerminationPending "Signal during startup"
@@ -429,9 +444,20 @@ machine! {
         fn terminate(self, mode: TerminationMode) {
             TerminationPending { mode, postgres: self.postgres }
         }
+
+        Failed -> ConfigurationPending "New spec after a failure"
+        fn reconfigure(self, spec: C::Spec) {
+            ConfigurationPending { spec, postgres: self.postgres }
+        }
+
+        Failed -> TerminationPending "Requested termination"
+        fn terminate(self, mode: TerminationMode) {
+            TerminationPending { mode, postgres: self.postgres }
+        }
     }
 
     exits {
+        // The driver stops a postgres still serving before it exits.
         Failed "Compute exited" fn exit(self) {
             Exited { code: 1 }
         }

@@ -106,6 +106,31 @@ fn every_declared_edge_is_walked() {
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "fail", |s| s.fail("bad".into()));
+    // A failed reconfiguration keeps postgres; a new spec recovers, and a
+    // termination stops it.
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("a"));
+    let running = w.step(running, "started", |s| s.started(9));
+    let cp = w.step(running, "reconfigure", |s| s.reconfigure("bad"));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    let mut failed = w.step(cfg, "fail", |s| s.fail("rejected".into()));
+    assert_eq!(failed.postgres(), Some(&9));
+    assert_eq!(failed.postgres_mut().copied(), Some(9));
+    let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good"));
+    let mut cfg = w.step(cp, "begin", |s| s.begin());
+    let pg = cfg.take_postgres().expect("still serving");
+    let running = w.step(cfg, "configured", |s| s.configured(pg));
+    let failed = w.step(running, "postgres_exited", |s| {
+        s.postgres_exited("died".into())
+    });
+    assert!(failed.postgres().is_none());
+    let mut pending = w.step(failed, "terminate", |s| s.terminate(TerminationMode::Fast));
+    assert_eq!(pending.take_postgres(), None);
+    let mut failed = {
+        let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
+        let cfg = w.step(cp, "begin", |s| s.begin());
+        w.step(cfg, "fail", |s| s.fail("x".into()))
+    };
+    assert_eq!(failed.take_postgres(), None);
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));

@@ -52,6 +52,7 @@ pub struct Opts {
     pub extra_args: Vec<String>,
     pub template_cache: PathBuf,
     pub wrap: Option<Vec<String>>,
+    pub failure_exit_delay: u64,
 }
 
 impl Default for Opts {
@@ -61,6 +62,7 @@ impl Default for Opts {
             extra_args: vec![],
             template_cache: shared_template_cache(),
             wrap: None,
+            failure_exit_delay: 0,
         }
     }
 }
@@ -96,6 +98,8 @@ impl Compute {
             opts.template_cache.display().to_string(),
             "--socket-dir".into(),
             sock.display().to_string(),
+            "--failure-exit-delay".into(),
+            opts.failure_exit_delay.to_string(),
         ];
         if let Some(spec) = &opts.spec {
             let path = dir.path().join("spec.json");
