@@ -45,9 +45,13 @@ pub struct Cli {
     #[arg(long, alias = "http-port", default_value_t = 3080, value_name = "PORT")]
     pub external_http_port: u16,
 
-    /// Port of the HTTP API for local helpers (loopback).
+    /// Port of the HTTP API for local helpers.
     #[arg(long, default_value_t = 3081, value_name = "PORT")]
     pub internal_http_port: u16,
+
+    /// Address the internal HTTP API binds to (loopback by default).
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub internal_http_address: std::net::IpAddr,
 
     /// Id of this compute, for the control plane and JWT checks.
     #[arg(short = 'i', long, value_name = "ID")]
@@ -84,26 +88,27 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The spec given with `-S` or `-c`, parsed and validated.
-    pub fn load_spec(&self) -> Result<Option<ComputeSpec>> {
+    /// The spec given with `-S` or `-c`, parsed and validated, and the
+    /// `compute_ctl_config` of a `-c` file.
+    pub fn load_spec(&self) -> Result<(Option<ComputeSpec>, Option<serde_json::Value>)> {
         if let Some(path) = &self.spec_path {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading spec file {}", path.display()))?;
             let spec =
                 ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?;
-            return Ok(Some(spec));
+            return Ok((Some(spec), None));
         }
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
             let config = ComputeConfig::from_json(&text)
                 .with_context(|| format!("in {}", path.display()))?;
-            return Ok(config.spec);
+            return Ok((config.spec, config.compute_ctl_config));
         }
         if self.control_plane_uri.is_some() {
             bail!("pulling the spec from a control plane (-p) is not supported yet; pass -S or -c");
         }
-        Ok(None)
+        Ok((None, None))
     }
 
     /// Resolves everything the driver needs: binaries, user, ports.

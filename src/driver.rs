@@ -351,11 +351,17 @@ impl Driver {
         }
     }
 
-    fn publish(&self, state: &State) {
+    /// Publishes the new state, and answers a `/configure` waiting for it.
+    fn publish(&mut self, state: &State) {
         let mut snap = self.snapshot.write();
         snap.status = state.status();
         match state {
-            AnyState::Failed(f) => snap.error = Some(f.error().clone()),
+            AnyState::Failed(f) => {
+                snap.error = Some(f.error().clone());
+                if let Some(reply) = self.waiting_configure.take() {
+                    let _ = reply.send(Err(RequestError::ConfigurationFailed(f.error().clone())));
+                }
+            }
             AnyState::Running(r) => {
                 snap.error = None;
                 snap.spec = Some(r.spec().clone());
@@ -363,14 +369,13 @@ impl Driver {
                     // Scale-to-zero counts idleness from the moment we serve.
                     snap.last_active = Some(Utc::now());
                 }
+                if let Some(reply) = self.waiting_configure.take() {
+                    let _ = reply.send(Ok(snap.clone()));
+                }
             }
             AnyState::Terminated(t) => snap.lsn = t.lsn(),
             _ => {}
         }
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        self.snapshot.read().clone()
     }
 
     fn timings(&self) -> Timings {
@@ -463,22 +468,9 @@ impl Driver {
                         .fail("lost the running postgres during reconfiguration".into())
                         .into();
                 };
-                let running: Running<Ctx> = s.configured(pg);
-                if let Some(reply) = self.waiting_configure.take() {
-                    let mut snap = self.snapshot();
-                    snap.status = Status::Running;
-                    snap.error = None;
-                    let _ = reply.send(Ok(snap));
-                }
-                running.into()
+                s.configured(pg).into()
             }
-            Err(Ok(e)) => {
-                let error = format!("{e:#}");
-                if let Some(reply) = self.waiting_configure.take() {
-                    let _ = reply.send(Err(RequestError::ConfigurationFailed(error.clone())));
-                }
-                s.fail(error).into()
-            }
+            Err(Ok(e)) => s.fail(format!("{e:#}")).into(),
             Err(Err(mode)) => s.terminate(mode).into(),
         }
     }
@@ -725,7 +717,7 @@ async fn reconfigure(
 /// Lines postgres rejected are an error; settings that need a restart are returned.
 async fn reload_and_wait(connector: &Connector, db: &str, postmaster: i32) -> Result<Vec<String>> {
     const LOAD_TIME: &str = "SELECT pg_catalog.pg_conf_load_time()::pg_catalog.text, \
-                             pg_catalog.extract(epoch FROM pg_catalog.pg_conf_load_time())::pg_catalog.float8";
+                             EXTRACT(epoch FROM pg_catalog.pg_conf_load_time())::pg_catalog.float8";
     let client = connector
         .connect(db)
         .await

@@ -1,12 +1,16 @@
 //! compute_ctl: the entrypoint of a PostgreSQL compute node.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
+use compute_ctl::catalog::Connector;
 use compute_ctl::cli::{Cli, Command};
 use compute_ctl::driver::Driver;
-use compute_ctl::{process, signals};
+use compute_ctl::http::{self, auth::Authenticator, Api};
+use compute_ctl::{monitor, process, signals};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,12 +46,40 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let spec = cli.load_spec()?;
+    let (spec, compute_ctl_config) = cli.load_spec()?;
+    let auth = Authenticator::from_config(compute_ctl_config.as_ref(), cli.compute_id.as_deref())
+        .context("compute_ctl_config.jwks")?;
+    if auth.is_open() {
+        tracing::warn!(
+            "no JWKS in compute_ctl_config: the external HTTP API accepts requests without authentication"
+        );
+    }
     let params = cli.params().await?;
+    let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
+    let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
-    signals::forward_to(handle)?;
+
+    // The API answers /status from the first milliseconds, before anything slow.
+    let api = Api {
+        handle: handle.clone(),
+        auth: Arc::new(parking_lot::RwLock::new(Arc::new(auth))),
+        compute_id: cli.compute_id.clone(),
+        build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
+        pg_dump: api_parts.0,
+        pg_version: api_parts.1,
+    };
+    let servers = http::serve(
+        api,
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), cli.external_http_port),
+        SocketAddr::new(cli.internal_http_address, cli.internal_http_port),
+    )
+    .await?;
+    signals::forward_to(handle.clone())?;
     process::spawn_reaper()?;
+    monitor::spawn(handle, connector);
+
     let exited = driver.run(spec.map(Arc::new)).await;
+    servers.shutdown(Duration::from_secs(2)).await;
     tracing::info!(code = exited.code(), "compute_ctl exits");
     Ok(exited.code())
 }

@@ -50,6 +50,26 @@ impl Connector {
         self.config.get_dbname().unwrap_or("postgres")
     }
 
+    /// A libpq key=value connection string to `dbname` for client tools such
+    /// as `pg_dump` (first host and port of the configuration; no password).
+    pub fn libpq_connstring(&self, dbname: &str) -> String {
+        fn quote(v: &str) -> String {
+            format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "host={} port={port} user={} dbname={} application_name=compute_ctl",
+            quote(&host),
+            quote(self.superuser()),
+            quote(dbname)
+        )
+    }
+
     /// Connects to `dbname` (spawns the connection task on tokio), with
     /// `application_name=compute_ctl`, `default_transaction_read_only=off`,
     /// no statement, lock or idle timeouts, an empty `search_path`, and

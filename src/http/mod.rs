@@ -1,0 +1,97 @@
+//! The HTTP API (warp): the control-plane face of the compute.
+//!
+//! Handlers never change the compute's state: they read the published
+//! snapshot, or send a request to the driver and wait for its answer. The
+//! external port serves the control plane (JWT-authenticated except
+//! `/metrics`); the internal port, on loopback by default, also serves
+//! `/extensions` and `/grants` for local helpers.
+
+pub mod auth;
+mod error;
+mod routes;
+
+pub use error::ApiError;
+
+use crate::driver::Handle;
+use anyhow::{Context, Result};
+use auth::Authenticator;
+use parking_lot::RwLock;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Largest request body accepted (a spec with thousands of roles fits).
+pub const BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    /// The driver's snapshot and request channel.
+    pub handle: Handle,
+    /// The current authenticator (replaced when a spec brings new keys).
+    pub auth: Arc<RwLock<Arc<Authenticator>>>,
+    /// `--compute-id`, for JWT checks.
+    pub compute_id: Option<String>,
+    /// Reported in `compute_ctl_up{build_tag}`.
+    pub build_tag: String,
+    /// `pg_dump`, for `/database_schema`.
+    pub pg_dump: PathBuf,
+    /// Postgres' version string, for `/info`.
+    pub pg_version: String,
+}
+
+/// The running servers; [`Servers::shutdown`] stops them gracefully.
+pub struct Servers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Where the external API listens.
+    pub external: SocketAddr,
+    /// Where the internal API listens.
+    pub internal: SocketAddr,
+}
+
+impl Servers {
+    /// Stops accepting, lets in-flight requests finish (up to `grace`).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("HTTP connections still open after {grace:?}; closing them");
+        }
+    }
+}
+
+/// Binds both ports and starts serving. Binding errors are returned (a port
+/// in use is a clear startup error, not a panic).
+pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Result<Servers> {
+    let ext_listener = tokio::net::TcpListener::bind(external)
+        .await
+        .with_context(|| format!("binding the external HTTP port {external}"))?;
+    let int_listener = tokio::net::TcpListener::bind(internal)
+        .await
+        .with_context(|| format!("binding the internal HTTP port {internal}"))?;
+    let external = ext_listener.local_addr()?;
+    let internal = int_listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let ext = warp::serve(routes::external(api.clone()))
+        .incoming(ext_listener)
+        .graceful(until_stopped(stopped.clone()))
+        .run();
+    let int = warp::serve(routes::internal(api))
+        .incoming(int_listener)
+        .graceful(until_stopped(stopped))
+        .run();
+    tracing::info!(%external, %internal, "HTTP API listening");
+    Ok(Servers {
+        stop,
+        tasks: vec![tokio::spawn(ext), tokio::spawn(int)],
+        external,
+        internal,
+    })
+}

@@ -1,0 +1,90 @@
+//! Prometheus metrics, rendered on demand from the published snapshot, so
+//! every figure has one source: the driver's (or the monitor's) own field.
+
+use crate::driver::Snapshot;
+use compute_states::Status;
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The Prometheus text exposition of `snap`.
+pub fn render(snap: &Snapshot, build_tag: &str) -> String {
+    let registry = Registry::new();
+    // Registering fresh collectors in a fresh registry cannot fail except on
+    // programming errors (duplicate names), which the tests would catch.
+    let result = fill(&registry, snap, build_tag);
+    if let Err(e) = result {
+        tracing::error!("rendering metrics: {e}");
+    }
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Result<()> {
+    let up = IntGaugeVec::new(
+        Opts::new(
+            "compute_ctl_up",
+            "1 for the compute's current status, 0 for the others",
+        ),
+        &["build_tag", "status"],
+    )?;
+    for status in Status::ALL {
+        up.with_label_values(&[build_tag, status.into()])
+            .set(i64::from(*status == snap.status));
+    }
+    registry.register(Box::new(up))?;
+
+    let transitions = IntCounterVec::new(
+        Opts::new(
+            "compute_ctl_transitions_total",
+            "State transitions taken since start",
+        ),
+        &["from", "to"],
+    )?;
+    for ((from, to), n) in &snap.transitions {
+        let (from, to): (&str, &str) = ((*from).into(), (*to).into());
+        transitions.with_label_values(&[from, to]).inc_by(*n);
+    }
+    registry.register(Box::new(transitions))?;
+
+    let startup = IntGaugeVec::new(
+        Opts::new(
+            "compute_ctl_startup_ms",
+            "Duration of the startup steps, in milliseconds",
+        ),
+        &["step"],
+    )?;
+    let t = &snap.timings;
+    for (step, ms) in [
+        ("wait_for_spec", t.wait_for_spec_ms),
+        ("sync_safekeepers", t.sync_safekeepers_ms),
+        ("basebackup", t.basebackup_ms),
+        ("start_postgres", t.start_postgres_ms),
+        ("config", t.config_ms),
+        ("total_startup", t.total_startup_ms),
+    ] {
+        startup.with_label_values(&[step]).set(ms as i64);
+    }
+    registry.register(Box::new(startup))?;
+
+    let bytes = IntGauge::new(
+        "compute_ctl_basebackup_bytes",
+        "Size of the basebackup received",
+    )?;
+    bytes.set(t.basebackup_bytes as i64);
+    registry.register(Box::new(bytes))?;
+
+    let last_active = IntGauge::new(
+        "compute_ctl_last_active_seconds",
+        "Unix time of the last user activity (0 before any)",
+    )?;
+    last_active.set(snap.last_active.map(|t| t.timestamp()).unwrap_or(0));
+    registry.register(Box::new(last_active))?;
+
+    let downtime = prometheus::Counter::new(
+        "compute_ctl_pg_downtime_seconds_total",
+        "Time postgres was found down while the compute should have served",
+    )?;
+    downtime.inc_by(snap.pg_downtime.as_secs_f64());
+    registry.register(Box::new(downtime))?;
+    Ok(())
+}
