@@ -159,6 +159,10 @@ pub enum RequestError {
     /// The configuration ended in Failed (HTTP 500).
     #[error("compute configuration failed: {0}")]
     ConfigurationFailed(String),
+    /// A termination asked for while another one was already under way
+    /// (HTTP 201 with the same LSN).
+    #[error("compute is already terminated")]
+    AlreadyTerminated(Option<Lsn>),
     /// The driver has ended.
     #[error("compute_ctl is shutting down")]
     ShuttingDown,
@@ -323,6 +327,16 @@ impl Driver {
                 AnyState::Terminated(s) => {
                     for reply in self.waiting_terminate.drain(..) {
                         let _ = reply.send(Ok(s.lsn()));
+                    }
+                    // Requests that queued up while postgres was stopping.
+                    while let Ok(ev) = self.events.try_recv() {
+                        match ev {
+                            Event::Request(Request::Terminate { reply, .. }) => {
+                                let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
+                            }
+                            Event::Request(r) => reject(r, Status::Terminated),
+                            Event::Signal(_) => {}
+                        }
                     }
                     return s.exit();
                 }

@@ -456,33 +456,11 @@ fn inspect_token(token: &str) -> Result<TokenHeader, AuthError> {
     Ok(TokenHeader { alg, kid })
 }
 
-/// Decodes unpadded base64url (RFC 4648 section 5), rejecting non-canonical input.
+/// Decodes unpadded base64url (RFC 4648 section 5), rejecting padding and
+/// non-canonical trailing bits (the `base64` crate's strict engine).
 fn b64url_decode(input: &str) -> Option<Vec<u8>> {
-    if input.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for byte in input.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero, as in a canonical encoding.
-    (acc == 0).then_some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input).ok()
 }
 
 /// Parses a JWKS (`{"keys": [JWK, ...]}`) into verification keys.
@@ -663,19 +641,8 @@ mod tests {
     const COMPUTE: &str = "compute-1";
 
     fn b64url(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            }
-        }
-        out
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
     /// A freshly generated key pair: its private half and public JWK.

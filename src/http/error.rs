@@ -49,6 +49,7 @@ impl From<RequestError> for ApiError {
             RequestError::InvalidState(_) => StatusCode::PRECONDITION_FAILED,
             RequestError::BadSpec(_) => StatusCode::BAD_REQUEST,
             RequestError::ConfigurationFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestError::AlreadyTerminated(_) => StatusCode::CREATED,
             RequestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.to_string())

@@ -4,7 +4,7 @@ use super::auth::Authenticator;
 use super::error::{recover, ApiError};
 use super::{Api, BODY_LIMIT};
 use crate::catalog::{self, Connector};
-use crate::driver::Request;
+use crate::driver::{Request, RequestError};
 use crate::process;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
@@ -257,12 +257,14 @@ async fn terminate(api: Api, query: HashMap<String, String>) -> Handled {
         let body = warp::reply::json(&json!({ "lsn": snap.lsn }));
         return Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response());
     }
-    let lsn = api
-        .handle
-        .request(|reply| Request::Terminate { mode, reply })
-        .await
-        .map_err(|e| reject(e.into()))?;
-    Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response())
+    match api.handle.request(|reply| Request::Terminate { mode, reply }).await {
+        Ok(lsn) => Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response()),
+        Err(RequestError::AlreadyTerminated(lsn)) => {
+            let body = warp::reply::json(&json!({ "lsn": lsn }));
+            Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+        }
+        Err(e) => Err(reject(e.into())),
+    }
 }
 
 /// Asks the driver for a connector; granted only while postgres is up.
@@ -429,7 +431,7 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
 async fn check_writability(api: Api) -> Handled {
     if api.handle.status() != Status::Running {
         return Err(reject(ApiError::from(
-            crate::driver::RequestError::InvalidState(api.handle.status()),
+            RequestError::InvalidState(api.handle.status()),
         )));
     }
     let connector = connector(&api).await?;
