@@ -460,7 +460,9 @@ fn inspect_token(token: &str) -> Result<TokenHeader, AuthError> {
 /// non-canonical trailing bits (the `base64` crate's strict engine).
 fn b64url_decode(input: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(input).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(input)
+        .ok()
 }
 
 /// Parses a JWKS (`{"keys": [JWK, ...]}`) into verification keys.

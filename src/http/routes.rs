@@ -257,7 +257,11 @@ async fn terminate(api: Api, query: HashMap<String, String>) -> Handled {
         let body = warp::reply::json(&json!({ "lsn": snap.lsn }));
         return Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response());
     }
-    match api.handle.request(|reply| Request::Terminate { mode, reply }).await {
+    match api
+        .handle
+        .request(|reply| Request::Terminate { mode, reply })
+        .await
+    {
         Ok(lsn) => Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response()),
         Err(RequestError::AlreadyTerminated(lsn)) => {
             let body = warp::reply::json(&json!({ "lsn": lsn }));
@@ -430,9 +434,9 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
 
 async fn check_writability(api: Api) -> Handled {
     if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(
-            RequestError::InvalidState(api.handle.status()),
-        )));
+        return Err(reject(ApiError::from(RequestError::InvalidState(
+            api.handle.status(),
+        ))));
     }
     let connector = connector(&api).await?;
     let c = client(&connector, connector.maintenance_db()).await?;

@@ -53,6 +53,8 @@ pub struct Opts {
     pub template_cache: PathBuf,
     pub wrap: Option<Vec<String>>,
     pub failure_exit_delay: u64,
+    /// A ComputeConfig given with `-c` (instead of `spec` with `-S`).
+    pub config: Option<serde_json::Value>,
 }
 
 impl Default for Opts {
@@ -63,6 +65,7 @@ impl Default for Opts {
             template_cache: shared_template_cache(),
             wrap: None,
             failure_exit_delay: 0,
+            config: None,
         }
     }
 }
@@ -105,6 +108,12 @@ impl Compute {
             let path = dir.path().join("spec.json");
             std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();
             args.push("-S".into());
+            args.push(path.display().to_string());
+        }
+        if let Some(config) = &opts.config {
+            let path = dir.path().join("config.json");
+            std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+            args.push("-c".into());
             args.push(path.display().to_string());
         }
         args.extend(opts.extra_args);
@@ -244,6 +253,71 @@ impl Compute {
             .parse()
             .ok()
     }
+}
+
+/// HTTP helpers.
+impl Compute {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.internal_port)
+    }
+
+    /// GET `path` on the external port; (status, JSON or text body).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        into_pair(http().get(self.url(path)).send().await).await
+    }
+
+    /// POST a JSON body to `path` on the external port.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        into_pair(http().post(self.url(path)).json(body).send().await).await
+    }
+
+    /// POST a spec to /configure.
+    pub async fn configure(&self, spec: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.post("/configure", &serde_json::json!({ "spec": spec }))
+            .await
+    }
+
+    /// Waits until /status answers `want`.
+    pub async fn wait_status(&self, want: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(resp) = http().get(self.url("/status")).send().await {
+                if let Ok(body) = resp.json::<serde_json::Value>().await {
+                    if body["status"] == want {
+                        return body;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status never became {want}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Status and body (JSON when it parses, else a JSON string of the text).
+pub async fn into_pair(
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> (u16, serde_json::Value) {
+    let resp = resp.expect("HTTP request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
 }
 
 impl Drop for Compute {
