@@ -1,0 +1,123 @@
+//! HTTP benchmarks against a real compute:
+//! - `/configure` round trip for a settings-only change (the answer comes
+//!   once the reload is visible to new connections); target < 50 ms median;
+//! - `/status` throughput under load from 32 keep-alive connections
+//!   (requests/s and p99 latency), with the compute Running.
+//!
+//! Run: `cargo bench --bench http` (CONFIGURES=N, LOAD_SECS=N to change).
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn spec(work_mem_kb: usize) -> serde_json::Value {
+    json!({
+        "format_version": 1.0,
+        "cluster": {
+            "roles": [{"name": "bob", "encrypted_password": null}],
+            "databases": [{"name": "db1", "owner": "bob"}],
+            "settings": [{"name": "work_mem", "value": format!("{work_mem_kb}kB"), "vartype": "string"}]
+        }
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::Builder::new().prefix("cc-bench-http-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (port, http_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+        .arg("-D")
+        .arg(dir.path().join("pgdata"))
+        .arg("-C")
+        .arg(format!("postgresql://cloud_admin@127.0.0.1:{port}/postgres"))
+        .args(["--external-http-port", &http_port.to_string()])
+        .args(["--internal-http-port", &free_port().to_string()])
+        .arg("--socket-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    let base = format!("http://127.0.0.1:{http_port}");
+    let client = reqwest::Client::new();
+    while client.get(format!("{base}/status")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = client.post(format!("{base}/configure")).json(&json!({"spec": spec(4000)})).send().await.unwrap();
+    assert_eq!(first.status(), 200, "{}", first.text().await.unwrap());
+
+    // Settings-only reconfigures.
+    let n = env_or("CONFIGURES", 50);
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({"spec": spec(4001 + i % 900)});
+        let t = Instant::now();
+        let resp = client.post(format!("{base}/configure")).json(&body).send().await.unwrap();
+        let status = resp.status();
+        let _ = resp.bytes().await;
+        times.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    times.sort();
+    println!("/configure round trip, settings-only change ({n} runs):");
+    println!(
+        "  median {:.1} ms, p90 {:.1} ms, max {:.1} ms   (target: median < 50 ms)",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.9).as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3
+    );
+
+    // /status under load.
+    let secs = env_or("LOAD_SECS", 5) as u64;
+    let connections = 32;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let url = format!("{base}/status");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let resp = client.get(&url).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let _ = resp.bytes().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    println!("/status under load ({connections} keep-alive connections, {secs} s, client on the same 2 cores):");
+    println!(
+        "  {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        all.len() as f64 / secs as f64,
+        percentile(&all, 0.5).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3
+    );
+
+    let _ = client.post(format!("{base}/terminate")).send().await;
+    let _ = child.wait();
+}
