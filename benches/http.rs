@@ -13,11 +13,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn spec(work_mem_kb: usize) -> serde_json::Value {
@@ -37,14 +44,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::Builder::new().prefix("cc-bench-http-").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("cc-bench-http-")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let (port, http_port) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
         .arg("-D")
         .arg(dir.path().join("pgdata"))
         .arg("-C")
-        .arg(format!("postgresql://cloud_admin@127.0.0.1:{port}/postgres"))
+        .arg(format!(
+            "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
+        ))
         .args(["--external-http-port", &http_port.to_string()])
         .args(["--internal-http-port", &free_port().to_string()])
         .arg("--socket-dir")
@@ -61,7 +73,12 @@ async fn main() {
     while client.get(format!("{base}/status")).send().await.is_err() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let first = client.post(format!("{base}/configure")).json(&json!({"spec": spec(4000)})).send().await.unwrap();
+    let first = client
+        .post(format!("{base}/configure"))
+        .json(&json!({"spec": spec(4000)}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), 200, "{}", first.text().await.unwrap());
 
     // Settings-only reconfigures.
@@ -70,7 +87,12 @@ async fn main() {
     for i in 0..n {
         let body = json!({"spec": spec(4001 + i % 900)});
         let t = Instant::now();
-        let resp = client.post(format!("{base}/configure")).json(&body).send().await.unwrap();
+        let resp = client
+            .post(format!("{base}/configure"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         let _ = resp.bytes().await;
         times.push(t.elapsed());
@@ -93,7 +115,10 @@ async fn main() {
     for _ in 0..connections {
         let url = format!("{base}/status");
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();

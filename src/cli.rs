@@ -85,6 +85,34 @@ pub struct Cli {
 pub enum Command {
     /// Print the state diagram (mermaid stateDiagram-v2) generated from the machine.
     Diagram,
+    /// Dry run: print the SQL that applying SPEC to a running postgres would
+    /// execute (passwords redacted), without changing anything.
+    Plan {
+        /// The postgres to compare with (its user is the superuser).
+        #[arg(short = 'C', long, value_name = "URL")]
+        connstr: String,
+        /// The ComputeSpec JSON file.
+        #[arg(short = 'S', long, value_name = "FILE")]
+        spec_path: PathBuf,
+    },
+}
+
+/// `compute_ctl plan`: prints the plan and returns how many statements it has.
+pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<usize> {
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("reading spec file {}", spec_path.display()))?;
+    let spec =
+        ComputeSpec::from_json(&text).with_context(|| format!("in {}", spec_path.display()))?;
+    let config: tokio_postgres::Config = connstr
+        .parse()
+        .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
+    let plan = crate::catalog::dry_run(&crate::catalog::Connector::new(config), &spec).await?;
+    if plan.is_empty() {
+        eprintln!("-- the catalog matches the spec: nothing to do");
+    } else {
+        print!("{plan}");
+    }
+    Ok(plan.len())
 }
 
 impl Cli {

@@ -384,3 +384,67 @@ fn which(cmd: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(cmd))
         .find(|p| p.is_file())
 }
+
+#[tokio::test]
+async fn plan_shows_what_would_change_and_changes_nothing() {
+    let base = spec(
+        json!([{"name": "alice", "encrypted_password": null}]),
+        json!([{"name": "app", "owner": "alice"}]),
+    );
+    let mut c = Compute::start(Some(base.clone()));
+    c.wait_running();
+    let plan = |s: &serde_json::Value| {
+        let path = c.dir.path().join("plan-spec.json");
+        std::fs::write(&path, s.to_string()).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+            .args([
+                "plan",
+                "-C",
+                &format!("postgresql://{SUPERUSER}@127.0.0.1:{}/postgres", c.port),
+            ])
+            .arg("-S")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (stdout, stderr) = plan(&base);
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+
+    let md5 = postgres_protocol::password::md5(b"secret", "bob");
+    let changed = spec(
+        json!([
+            {"name": "alice", "encrypted_password": null},
+            {"name": "bob", "encrypted_password": md5.strip_prefix("md5").unwrap()}
+        ]),
+        json!([{"name": "app", "owner": "bob"}]),
+    );
+    let (stdout, _) = plan(&changed);
+    assert!(stdout.contains("CREATE ROLE \"bob\""), "{stdout}");
+    assert!(
+        stdout.contains("ALTER DATABASE \"app\" OWNER TO \"bob\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(md5.strip_prefix("md5").unwrap()),
+        "the plan shows a password"
+    );
+    // A dry run: nothing changed.
+    let n: i64 = c
+        .client("postgres")
+        .await
+        .query_one("SELECT count(*) FROM pg_roles WHERE rolname = 'bob'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}

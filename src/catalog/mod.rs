@@ -24,6 +24,21 @@ use crate::spec::ComputeSpec;
 use anyhow::Context;
 use tracing::info;
 
+/// Reads the catalog and plans, without changing anything: what
+/// [`reconcile`] would execute (`compute_ctl plan` prints it).
+pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let read = async {
+        let catalog = read_catalog(&conn.client).await?;
+        let spec = normalize_spec(&conn.client, spec).await?;
+        anyhow::Ok((catalog, spec))
+    }
+    .await;
+    conn.close().await;
+    let (catalog, spec) = read?;
+    plan(&catalog, &spec, connector.superuser()).context("planning the catalog reconciliation")
+}
+
 /// Reads the catalog, plans and applies; returns what was done (the duration
 /// includes reading and planning). With `spec.skip_pg_catalog_updates`, does
 /// nothing.
@@ -37,17 +52,7 @@ pub async fn reconcile(
         return Ok(ApplyReport::default());
     }
     let start = std::time::Instant::now();
-    let conn = connector.open(connector.maintenance_db()).await?;
-    let read = async {
-        let catalog = read_catalog(&conn.client).await?;
-        let spec = normalize_spec(&conn.client, spec).await?;
-        anyhow::Ok((catalog, spec))
-    }
-    .await;
-    conn.close().await;
-    let (catalog, spec) = read?;
-    let plan = plan(&catalog, &spec, connector.superuser())
-        .context("planning the catalog reconciliation")?;
+    let plan = dry_run(connector, spec).await?;
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
         return Ok(ApplyReport {
