@@ -16,11 +16,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn md5_hex(role: &str) -> String {
@@ -43,7 +50,9 @@ impl Compute {
             .arg("-D")
             .arg(dir.join("pgdata"))
             .arg("-C")
-            .arg(format!("postgresql://cloud_admin@127.0.0.1:{port}/postgres"))
+            .arg(format!(
+                "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
+            ))
             .args(["--external-http-port", &http_port.to_string()])
             .args(["--internal-http-port", &free_port().to_string()])
             .arg("--socket-dir")
@@ -65,7 +74,12 @@ impl Compute {
         while reqwest::get(format!("{base}/status")).await.is_err() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Compute { child, base, port, log }
+        Compute {
+            child,
+            base,
+            port,
+            log,
+        }
     }
 
     async fn configure(&self, spec: &Value) -> Duration {
@@ -87,12 +101,19 @@ impl Compute {
             .lock()
             .unwrap()
             .iter()
-            .filter(|l| l.contains("statement: CREATE") || l.contains("statement: ALTER") || l.contains("statement: DROP"))
+            .filter(|l| {
+                l.contains("statement: CREATE")
+                    || l.contains("statement: ALTER")
+                    || l.contains("statement: DROP")
+            })
             .count()
     }
 
     async fn stop(mut self) {
-        let _ = reqwest::Client::new().post(format!("{}/terminate", self.base)).send().await;
+        let _ = reqwest::Client::new()
+            .post(format!("{}/terminate", self.base))
+            .send()
+            .await;
         let _ = self.child.wait();
     }
 }
@@ -113,7 +134,10 @@ async fn main() {
     });
     let empty = json!({"format_version": 1.0, "cluster": {"settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]}});
 
-    let work = tempfile::Builder::new().prefix("cc-bench-cat-").tempdir_in("/tmp").unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("cc-bench-cat-")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     for d in [&a, &b] {
@@ -124,7 +148,12 @@ async fn main() {
     // compute_ctl from empty.
     let c = Compute::start(&a).await;
     let total = c.configure(&spec).await;
-    let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base)).await.unwrap().json().await.unwrap();
+    let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let config_ms = metrics["config_ms"].as_u64().unwrap();
     let ddl_first = c.ddl_lines();
 
@@ -142,16 +171,36 @@ async fn main() {
     f.configure(&empty).await;
     let mut sql = String::new();
     for n in &names {
-        sql.push_str(&format!("CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n", md5_hex(n)));
+        sql.push_str(&format!(
+            "CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n",
+            md5_hex(n)
+        ));
     }
     for i in 0..databases {
-        sql.push_str(&format!("CREATE DATABASE \"db {i:02}\" WITH OWNER \"{}\";\n", names[i % roles]));
+        sql.push_str(&format!(
+            "CREATE DATABASE \"db {i:02}\" WITH OWNER \"{}\";\n",
+            names[i % roles]
+        ));
     }
     let file = b.join("floor.sql");
     std::fs::write(&file, sql).unwrap();
     let t = Instant::now();
     let status = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &f.port.to_string(), "-U", "cloud_admin", "-d", "postgres", "-f"])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &f.port.to_string(),
+            "-U",
+            "cloud_admin",
+            "-d",
+            "postgres",
+            "-f",
+        ])
         .arg(&file)
         .stdout(Stdio::null())
         .status()
@@ -162,8 +211,14 @@ async fn main() {
 
     println!("{roles} roles and {databases} databases from empty:");
     println!("  compute_ctl catalog step (config_ms): {config_ms} ms; whole /configure from Empty: {:.0} ms", total.as_secs_f64() * 1e3);
-    println!("  floor, the same DDL by psql -f:       {:.0} ms", floor.as_secs_f64() * 1e3);
-    println!("  catalog step / floor: {:.2}x", config_ms as f64 / (floor.as_secs_f64() * 1e3));
+    println!(
+        "  floor, the same DDL by psql -f:       {:.0} ms",
+        floor.as_secs_f64() * 1e3
+    );
+    println!(
+        "  catalog step / floor: {:.2}x",
+        config_ms as f64 / (floor.as_secs_f64() * 1e3)
+    );
     println!("no-op re-apply through /configure ({reapplies} runs):");
     println!(
         "  median {:.1} ms, max {:.1} ms (target: median < 100 ms); DDL statements logged: {ddl_after} (target 0)",

@@ -41,9 +41,9 @@ pub async fn apply(
 ) -> anyhow::Result<ApplyReport> {
     let start = Instant::now();
     let mut report = ApplyReport::default();
-    let mut maintenance: Option<Connection> = None;
+    let mut maintenance = Maintenance::default();
     let result = run_groups(connector, plan, concurrency, &mut maintenance, &mut report).await;
-    if let Some(conn) = maintenance {
+    for conn in [maintenance.plain, maintenance.quiet].into_iter().flatten() {
         conn.close().await;
     }
     report.duration = start.elapsed();
@@ -54,24 +54,43 @@ async fn run_groups(
     connector: &Connector,
     plan: &Plan,
     concurrency: usize,
-    maintenance: &mut Option<Connection>,
+    maintenance: &mut Maintenance,
     report: &mut ApplyReport,
 ) -> anyhow::Result<()> {
     for group in plan.groups() {
-        let global: Vec<&Step> = group.iter().filter(|s| s.database().is_none()).collect();
-        if !global.is_empty() {
-            let conn = match maintenance {
-                Some(conn) => conn,
-                None => maintenance.insert(connector.open(connector.maintenance_db()).await?),
-            };
-            for step in global {
-                execute(&conn.client, step).await?;
-                report.statements += 1;
-            }
+        for step in group.iter().filter(|s| s.database().is_none()) {
+            maintenance.execute(connector, step).await?;
+            report.statements += 1;
         }
         run_per_database(connector, group, concurrency, report).await?;
     }
     Ok(())
+}
+
+/// The maintenance database's connections, opened when first needed: a
+/// plain one, and a quiet one (not logged) for statements with a password.
+#[derive(Default)]
+struct Maintenance {
+    plain: Option<Connection>,
+    quiet: Option<Connection>,
+}
+
+impl Maintenance {
+    async fn execute(&mut self, connector: &Connector, step: &Step) -> anyhow::Result<()> {
+        let db = connector.maintenance_db();
+        let conn = if step.has_secret() {
+            match &mut self.quiet {
+                Some(conn) => conn,
+                None => self.quiet.insert(connector.open_quiet(db).await?),
+            }
+        } else {
+            match &mut self.plain {
+                Some(conn) => conn,
+                None => self.plain.insert(connector.open(db).await?),
+            }
+        };
+        execute(&conn.client, step, step.has_secret()).await
+    }
 }
 
 /// The steps of `group` that run in a named database, one task per database.
@@ -161,7 +180,7 @@ async fn run_in_database(
         }
     };
     for step in steps {
-        if let Err(e) = execute(&conn.client, step).await {
+        if let Err(e) = execute(&conn.client, step, false).await {
             outcome.error = Some(e);
             break;
         }
@@ -183,10 +202,11 @@ fn refuses_connections(e: &anyhow::Error) -> bool {
         })
 }
 
-/// Runs one step. A statement with a password runs in a transaction where
-/// postgres neither logs it nor quotes it in an error report.
-async fn execute(client: &Client, step: &Step) -> anyhow::Result<()> {
-    let result = if step.has_secret() {
+/// Runs one step. A statement with a password runs on a quiet connection
+/// (`quiet`), or else in a transaction where postgres neither logs it nor
+/// quotes it in an error report.
+async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()> {
+    let result = if step.has_secret() && !quiet {
         execute_secret(client, step.sql()).await
     } else {
         client.batch_execute(step.sql()).await

@@ -13,6 +13,11 @@ const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_
     -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
     -c DateStyle=ISO -c TimeZone=UTC";
 
+/// Options of a connection whose statements postgres must not log (they
+/// carry passwords). Startup options apply before the first statement.
+const QUIET_OPTIONS: &str = "-c log_statement=none -c log_min_error_statement=panic \
+    -c log_min_duration_statement=-1";
+
 /// How to open maintenance connections to the compute's own postgres.
 #[derive(Debug, Clone)]
 pub struct Connector {
@@ -79,10 +84,20 @@ impl Connector {
     }
 
     pub(crate) async fn open(&self, dbname: &str) -> anyhow::Result<Connection> {
+        self.open_with(dbname, "").await
+    }
+
+    /// A maintenance connection on which postgres neither logs statements
+    /// nor quotes them in error reports: for statements with a password.
+    pub(crate) async fn open_quiet(&self, dbname: &str) -> anyhow::Result<Connection> {
+        self.open_with(dbname, QUIET_OPTIONS).await
+    }
+
+    async fn open_with(&self, dbname: &str, extra: &str) -> anyhow::Result<Connection> {
         let mut config = self.config.clone();
         let options = match self.config.get_options() {
-            Some(own) if !own.trim().is_empty() => format!("{own} {FORCED_OPTIONS}"),
-            _ => FORCED_OPTIONS.to_string(),
+            Some(own) if !own.trim().is_empty() => format!("{own} {FORCED_OPTIONS} {extra}"),
+            _ => format!("{FORCED_OPTIONS} {extra}"),
         };
         config
             .dbname(dbname)
