@@ -2,17 +2,19 @@
 //! [<lsn>] --gzip [--replica]` over the Postgres protocol, whose COPY OUT
 //! stream (a gzip'd tar of PGDATA) is unpacked into PGDATA as it arrives.
 //!
-//! The async side reads the stream and hands each chunk, through a small
-//! bounded channel, to a blocking thread that gunzips and unpacks it; so
-//! memory stays at a few chunks whatever the archive's size, and a slow disk
-//! slows the reading (backpressure) instead of filling memory. Dropping the
-//! future drops the channel's sender: the thread sees the end of its input
-//! and stops.
+//! A pipeline: the async side reads the stream and hands each chunk,
+//! through a small bounded channel, to a gunzip thread, which hands the
+//! gunzipped data, through another, to an unpacking thread (inflating and
+//! writing files each take about a core; so they overlap). Memory stays at
+//! a few chunks whatever the archive's size, and a slow disk slows the
+//! reading (backpressure) instead of filling memory. Dropping the future
+//! drops the first channel's sender: each thread in turn sees the end of
+//! its input and stops.
 
 use super::{clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
 use crate::process::RunAs;
 use anyhow::{bail, Context, Result};
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use compute_states::Lsn;
 use futures_util::StreamExt;
 use std::io::{self, Read};
@@ -21,8 +23,10 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Chunks in flight between the network and the unpacking thread.
+/// Chunks in flight between two stages of the pipeline.
 const CHANNEL_CHUNKS: usize = 16;
+/// Bytes of gunzipped data handed over at once.
+const TAR_CHUNK: usize = 128 * 1024;
 /// Connection timeout when the connection string sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -179,10 +183,13 @@ async fn basebackup_once(
         .await
         .with_context(|| format!("the pageserver refused `{command}`"))?;
 
+    // network -> [rx] gunzip thread -> [tar_rx] unpack thread -> files
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let (tar_tx, tar_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let gunzipper = tokio::task::spawn_blocking(move || gunzip(ChannelReader::new(rx), tar_tx));
     let (dir, owner_ids) = (pgdata.to_path_buf(), owner.map(|u| (u.uid, u.gid)));
     let unpacker =
-        tokio::task::spawn_blocking(move || unpack(ChannelReader::new(rx), &dir, owner_ids));
+        tokio::task::spawn_blocking(move || unpack(ChannelReader::new(tar_rx), &dir, owner_ids));
 
     let mut received = 0u64;
     let mut stream = std::pin::pin!(stream);
@@ -192,7 +199,7 @@ async fn basebackup_once(
                 .with_context(|| format!("the basebackup stream failed after {received} bytes"))?;
             received += chunk.len() as u64;
             if tx.send(chunk).await.is_err() {
-                // The unpacker stopped on an error; it tells which.
+                // A thread stopped on an error; it tells which.
                 break;
             }
         }
@@ -200,11 +207,15 @@ async fn basebackup_once(
     }
     .await;
     drop(tx);
+    let gunzipped = gunzipper.await.context("the gunzip thread panicked")?;
     let unpacked = unpacker.await.context("the unpacking thread panicked")?;
-    // The stream's error (the server's message, a broken connection) is the
-    // cause; the unpacker then only saw its input end early.
+    // The first failure in the pipeline is the cause: the stream's (the
+    // server's message, a broken connection), then gunzip's; the stages
+    // after it only saw their input end early.
     pumped?;
-    let stats = unpacked.with_context(|| format!("after {received} compressed bytes"))?;
+    let context = || format!("unpacking the basebackup ({received} compressed bytes received)");
+    gunzipped.with_context(context)?;
+    let stats = unpacked.with_context(context)?;
     tracing::debug!(
         entries = stats.entries,
         unpacked_bytes = stats.bytes,
@@ -249,10 +260,44 @@ struct Unpacked {
     bytes: u64,
 }
 
-/// Gunzips and unpacks the archive from `input` into `pgdata`, then reads
-/// `input` to its end.
+/// Gunzips `input` into `output` in chunks of [`TAR_CHUNK`], then reads
+/// `input` to its end. Stops early (without error) if the unpacker stopped.
+fn gunzip(input: ChannelReader, output: mpsc::Sender<Bytes>) -> Result<()> {
+    let mut gz = flate2::read::GzDecoder::new(input);
+    loop {
+        let mut chunk = BytesMut::zeroed(TAR_CHUNK);
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match gz.read(&mut chunk[filled..]).map_err(archive_error)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        if output.blocking_send(chunk.freeze()).is_err() {
+            // The unpacker failed; its error is the cause.
+            return Ok(());
+        }
+    }
+    // Past the gzip stream (whose trailer checked the data): whatever else
+    // the server sends, until the end.
+    let trailing = io::copy(&mut gz.into_inner(), &mut io::sink())?;
+    if trailing > 0 {
+        tracing::warn!(
+            trailing,
+            "ignored bytes after the gzip stream of the basebackup"
+        );
+    }
+    Ok(())
+}
+
+/// Unpacks the tar archive from `input` into `pgdata`, then reads `input`
+/// to its end.
 fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Result<Unpacked> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(input));
+    let mut archive = tar::Archive::new(input);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
@@ -290,17 +335,9 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
         stats.entries += 1;
         stats.bytes += entry.size();
     }
-    // Past the tar's end marker: the rest of the gzip stream (its trailer
-    // checks the data), then whatever else the server sends until the end.
-    let mut gz = archive.into_inner();
-    io::copy(&mut gz, &mut io::sink()).map_err(archive_error)?;
-    let trailing = io::copy(&mut gz.into_inner(), &mut io::sink())?;
-    if trailing > 0 {
-        tracing::warn!(
-            trailing,
-            "ignored bytes after the gzip stream of the basebackup"
-        );
-    }
+    // Past the tar's end marker, to the end of the gunzipped data (so that
+    // the gunzip thread reaches the end of the stream too).
+    io::copy(&mut archive.into_inner(), &mut io::sink())?;
     if stats.entries == 0 {
         bail!("empty archive");
     }
@@ -402,7 +439,11 @@ mod tests {
             tx.try_send(Bytes::copy_from_slice(piece)).unwrap();
         }
         drop(tx);
-        unpack(ChannelReader::new(rx), dir, None)
+        let (tar_tx, tar_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let gunzipper = std::thread::spawn(move || gunzip(ChannelReader::new(rx), tar_tx));
+        let unpacked = unpack(ChannelReader::new(tar_rx), dir, None);
+        gunzipper.join().unwrap()?;
+        unpacked
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn mask_connstring(connstring: &str) -> String {
     // ASCII lowercasing keeps byte offsets.
     while let Some(i) = s[search..].to_ascii_lowercase().find("password=") {
         let value_start = search + i + "password=".len();
-        let rest = s[value_start..].as_bytes();
+        let rest = &s.as_bytes()[value_start..];
         let len = if rest.first() == Some(&b'\'') {
             // Up to the closing quote; a backslash escapes the next byte.
             let mut j = 1;
