@@ -30,8 +30,9 @@ const TAR_CHUNK: usize = 128 * 1024;
 /// Connection timeout when the connection string sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What to fetch from the pageserver.
-#[derive(Debug, Clone)]
+/// What to fetch from the pageserver. Its `Debug` masks the token and any
+/// password in the connection string.
+#[derive(Clone)]
 pub struct BasebackupRequest<'a> {
     /// libpq connection string of the pageserver. A comma-separated list
     /// names the shards; shard 0 (the first) serves the basebackup.
@@ -47,6 +48,22 @@ pub struct BasebackupRequest<'a> {
     pub lsn: Option<Lsn>,
     /// Asks for a replica's basebackup (`--replica`).
     pub replica: bool,
+}
+
+impl std::fmt::Debug for BasebackupRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasebackupRequest")
+            .field(
+                "pageserver_connstring",
+                &mask_connstring(self.pageserver_connstring),
+            )
+            .field("auth_token", &self.auth_token.map(|_| "***"))
+            .field("tenant_id", &self.tenant_id)
+            .field("timeline_id", &self.timeline_id)
+            .field("lsn", &self.lsn)
+            .field("replica", &self.replica)
+            .finish()
+    }
 }
 
 impl BasebackupRequest<'_> {
@@ -398,6 +415,14 @@ mod tests {
         assert_eq!(
             request(lsn, false).shard0(),
             "postgresql://no_user@ps0:6400"
+        );
+        let mut secret = request(lsn, false);
+        secret.auth_token = Some("sekrit");
+        secret.pageserver_connstring = "postgresql://u:pw@h:1";
+        let debug = format!("{secret:?}");
+        assert!(
+            !debug.contains("sekrit") && !debug.contains("pw@"),
+            "{debug}"
         );
         let mut bad = request(lsn, false);
         bad.tenant_id = "x; drop";
