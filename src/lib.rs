@@ -18,3 +18,4 @@ pub mod postgres;
 pub mod process;
 pub mod signals;
 pub mod spec;
+pub mod storage;

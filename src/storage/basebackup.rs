@@ -1,0 +1,505 @@
+//! The basebackup from the pageserver: `basebackup <tenant> <timeline>
+//! [<lsn>] --gzip [--replica]` over the Postgres protocol, whose COPY OUT
+//! stream (a gzip'd tar of PGDATA) is unpacked into PGDATA as it arrives.
+//!
+//! A pipeline: the async side reads the stream and hands each chunk,
+//! through a small bounded channel, to a gunzip thread, which hands the
+//! gunzipped data, through another, to an unpacking thread (inflating and
+//! writing files each take about a core; so they overlap). Memory stays at
+//! a few chunks whatever the archive's size, and a slow disk slows the
+//! reading (backpressure) instead of filling memory. Dropping the future
+//! drops the first channel's sender: each thread in turn sees the end of
+//! its input and stops.
+
+use super::{clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
+use crate::process::RunAs;
+use anyhow::{bail, Context, Result};
+use bytes::{Buf, Bytes, BytesMut};
+use compute_states::Lsn;
+use futures_util::StreamExt;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Chunks in flight between two stages of the pipeline.
+const CHANNEL_CHUNKS: usize = 16;
+/// Bytes of gunzipped data handed over at once.
+const TAR_CHUNK: usize = 128 * 1024;
+/// Connection timeout when the connection string sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to fetch from the pageserver. Its `Debug` masks the token and any
+/// password in the connection string.
+#[derive(Clone)]
+pub struct BasebackupRequest<'a> {
+    /// libpq connection string of the pageserver. A comma-separated list
+    /// names the shards; shard 0 (the first) serves the basebackup.
+    pub pageserver_connstring: &'a str,
+    /// Storage token, sent as the password. Never logged.
+    pub auth_token: Option<&'a str>,
+    /// Tenant id (hex).
+    pub tenant_id: &'a str,
+    /// Timeline id (hex).
+    pub timeline_id: &'a str,
+    /// The LSN to start at (a primary's or static compute's); ignored for a
+    /// replica, which starts at the latest LSN.
+    pub lsn: Option<Lsn>,
+    /// Asks for a replica's basebackup (`--replica`).
+    pub replica: bool,
+}
+
+impl std::fmt::Debug for BasebackupRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasebackupRequest")
+            .field(
+                "pageserver_connstring",
+                &mask_connstring(self.pageserver_connstring),
+            )
+            .field("auth_token", &self.auth_token.map(|_| "***"))
+            .field("tenant_id", &self.tenant_id)
+            .field("timeline_id", &self.timeline_id)
+            .field("lsn", &self.lsn)
+            .field("replica", &self.replica)
+            .finish()
+    }
+}
+
+impl BasebackupRequest<'_> {
+    /// The command sent to the pageserver.
+    pub fn command(&self) -> Result<String> {
+        for (what, id) in [("tenant", self.tenant_id), ("timeline", self.timeline_id)] {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                bail!("invalid {what} id {id:?}: expected hexadecimal characters");
+            }
+        }
+        let mut cmd = format!("basebackup {} {}", self.tenant_id, self.timeline_id);
+        match self.lsn {
+            Some(lsn) if !self.replica => cmd.push_str(&format!(" {lsn}")),
+            _ => {}
+        }
+        cmd.push_str(" --gzip");
+        if self.replica {
+            cmd.push_str(" --replica");
+        }
+        Ok(cmd)
+    }
+
+    /// Shard 0's connection string.
+    fn shard0(&self) -> &str {
+        self.pageserver_connstring
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+    }
+}
+
+/// How a basebackup went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasebackupStats {
+    /// Compressed bytes received in the successful attempt (for
+    /// [`super::pg_basebackup`]: the size of the copied files).
+    pub bytes: u64,
+    /// Time from the call to the end, retries included.
+    pub duration: Duration,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
+/// Fetches a basebackup from the pageserver into `pgdata` (which must be
+/// empty or missing; it is created mode 0700). Connects with tokio-postgres
+/// (password = token, `application_name=compute_ctl`), runs
+/// [`BasebackupRequest::command`] and unpacks the COPY OUT stream as it
+/// arrives: never the whole archive in memory. After the tar's end marker
+/// it reads on to the stream's end, so that an error the server sends after
+/// the archive fails the basebackup.
+///
+/// Entries are owned by `owner`, directories mode 0700 and files 0600.
+/// A failed attempt leaves `pgdata` empty and is retried per `backoff`; the
+/// final error names the cause (connection refused, the server's message,
+/// truncated archive, corrupt gzip...).
+pub async fn basebackup(
+    req: &BasebackupRequest<'_>,
+    pgdata: &Path,
+    owner: Option<&RunAs>,
+    backoff: &Backoff,
+) -> Result<BasebackupStats> {
+    let command = req.command()?;
+    let masked = mask_connstring(req.shard0());
+    prepare_empty_dir(pgdata, owner)?;
+    let started = Instant::now();
+    let (bytes, attempts) = backoff
+        .retry("basebackup", |attempt| {
+            let (command, masked) = (&command, &masked);
+            async move {
+                tracing::info!(attempt, pageserver = %masked, %command, "requesting basebackup");
+                basebackup_once(req, command, masked, pgdata, owner)
+                    .await
+                    .map_err(|e| clear_after_failure(pgdata, e))
+            }
+        })
+        .await?;
+    let duration = started.elapsed();
+    tracing::info!(
+        bytes,
+        attempts,
+        ms = duration.as_millis() as u64,
+        mb_per_s = format!(
+            "{:.1}",
+            bytes as f64 / 1e6 / duration.as_secs_f64().max(1e-9)
+        ),
+        "basebackup done"
+    );
+    Ok(BasebackupStats {
+        bytes,
+        duration,
+        attempts,
+    })
+}
+
+/// Aborts a spawned task when dropped (the connection's driver task).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One attempt; returns the compressed bytes received.
+async fn basebackup_once(
+    req: &BasebackupRequest<'_>,
+    command: &str,
+    masked: &str,
+    pgdata: &Path,
+    owner: Option<&RunAs>,
+) -> Result<u64> {
+    let mut config: tokio_postgres::Config = req
+        .shard0()
+        .parse()
+        .with_context(|| format!("invalid pageserver connection string {masked}"))?;
+    if let Some(token) = req.auth_token {
+        config.password(token);
+    }
+    config.application_name("compute_ctl");
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to the pageserver {masked}"))?;
+    // Errors of the connection surface through the client's calls.
+    let _connection = AbortOnDrop(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let stream = client
+        .copy_out(command)
+        .await
+        .with_context(|| format!("the pageserver refused `{command}`"))?;
+
+    // network -> [rx] gunzip thread -> [tar_rx] unpack thread -> files
+    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let (tar_tx, tar_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let gunzipper = tokio::task::spawn_blocking(move || gunzip(ChannelReader::new(rx), tar_tx));
+    let (dir, owner_ids) = (pgdata.to_path_buf(), owner.map(|u| (u.uid, u.gid)));
+    let unpacker =
+        tokio::task::spawn_blocking(move || unpack(ChannelReader::new(tar_rx), &dir, owner_ids));
+
+    let mut received = 0u64;
+    let mut stream = std::pin::pin!(stream);
+    let pumped: Result<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .with_context(|| format!("the basebackup stream failed after {received} bytes"))?;
+            received += chunk.len() as u64;
+            if tx.send(chunk).await.is_err() {
+                // A thread stopped on an error; it tells which.
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let gunzipped = gunzipper.await.context("the gunzip thread panicked")?;
+    let unpacked = unpacker.await.context("the unpacking thread panicked")?;
+    // The first failure in the pipeline is the cause: the stream's (the
+    // server's message, a broken connection), then gunzip's; the stages
+    // after it only saw their input end early.
+    pumped?;
+    let context = || format!("unpacking the basebackup ({received} compressed bytes received)");
+    gunzipped.with_context(context)?;
+    let stats = unpacked.with_context(context)?;
+    tracing::debug!(
+        entries = stats.entries,
+        unpacked_bytes = stats.bytes,
+        "basebackup unpacked"
+    );
+    Ok(received)
+}
+
+/// A blocking reader over the chunks from the channel; EOF when the sender
+/// is dropped.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
+    }
+}
+
+struct Unpacked {
+    entries: u64,
+    bytes: u64,
+}
+
+/// Gunzips `input` into `output` in chunks of [`TAR_CHUNK`], then reads
+/// `input` to its end. Stops early (without error) if the unpacker stopped.
+fn gunzip(input: ChannelReader, output: mpsc::Sender<Bytes>) -> Result<()> {
+    let mut gz = flate2::read::GzDecoder::new(input);
+    loop {
+        let mut chunk = BytesMut::zeroed(TAR_CHUNK);
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match gz.read(&mut chunk[filled..]).map_err(archive_error)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        if output.blocking_send(chunk.freeze()).is_err() {
+            // The unpacker failed; its error is the cause.
+            return Ok(());
+        }
+    }
+    // Past the gzip stream (whose trailer checked the data): whatever else
+    // the server sends, until the end.
+    let trailing = io::copy(&mut gz.into_inner(), &mut io::sink())?;
+    if trailing > 0 {
+        tracing::warn!(
+            trailing,
+            "ignored bytes after the gzip stream of the basebackup"
+        );
+    }
+    Ok(())
+}
+
+/// Unpacks the tar archive from `input` into `pgdata`, then reads `input`
+/// to its end.
+fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Result<Unpacked> {
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(false);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    let mut stats = Unpacked {
+        entries: 0,
+        bytes: 0,
+    };
+    for entry in archive.entries().map_err(archive_error)? {
+        let mut entry = entry.map_err(archive_error)?;
+        let kind = entry.header().entry_type();
+        let name = entry.path().map_err(archive_error)?.into_owned();
+        let mode = match kind {
+            tar::EntryType::Directory => Some(0o700),
+            tar::EntryType::Regular | tar::EntryType::Continuous => Some(0o600),
+            tar::EntryType::Symlink => None,
+            other => bail!(
+                "unexpected {other:?} entry {} in the archive",
+                name.display()
+            ),
+        };
+        let dest = destination(pgdata, &name)
+            .with_context(|| format!("archive entry {} is outside PGDATA", name.display()))?;
+        let inside = entry.unpack_in(pgdata).map_err(archive_error)?;
+        if !inside {
+            bail!("archive entry {} is outside PGDATA", name.display());
+        }
+        if let Some(mode) = mode {
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("chmod {mode:o} {}", dest.display()))?;
+        }
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", dest.display()))?;
+        }
+        stats.entries += 1;
+        stats.bytes += entry.size();
+    }
+    // Past the tar's end marker, to the end of the gunzipped data (so that
+    // the gunzip thread reaches the end of the stream too).
+    io::copy(&mut archive.into_inner(), &mut io::sink())?;
+    if stats.entries == 0 {
+        bail!("empty archive");
+    }
+    Ok(stats)
+}
+
+/// Where `unpack_in` puts an entry named `name`: `.` and leading `/` are
+/// dropped, `..` is refused.
+fn destination(pgdata: &Path, name: &Path) -> Option<PathBuf> {
+    let mut dest = pgdata.to_path_buf();
+    for part in name.components() {
+        match part {
+            Component::Normal(p) => dest.push(p),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir => return None,
+        }
+    }
+    Some(dest)
+}
+
+/// Names the cause of a failure to read the archive.
+fn archive_error(e: io::Error) -> anyhow::Error {
+    let what = match e.kind() {
+        io::ErrorKind::UnexpectedEof => "truncated archive",
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => "corrupt archive (gzip or tar)",
+        _ => "unpacking the archive",
+    };
+    anyhow::Error::new(e).context(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn request(lsn: Option<Lsn>, replica: bool) -> BasebackupRequest<'static> {
+        BasebackupRequest {
+            pageserver_connstring: "postgresql://no_user@ps0:6400,postgresql://no_user@ps1:6400",
+            auth_token: None,
+            tenant_id: "0123456789abcdef0123456789abcdef",
+            timeline_id: "fedcba9876543210fedcba9876543210",
+            lsn,
+            replica,
+        }
+    }
+
+    #[test]
+    fn commands() {
+        let lsn = Some(Lsn(0x1_0000_0028));
+        assert_eq!(
+            request(lsn, false).command().unwrap(),
+            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 1/28 --gzip"
+        );
+        assert_eq!(
+            request(lsn, true).command().unwrap(),
+            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 --gzip --replica"
+        );
+        assert_eq!(
+            request(lsn, false).shard0(),
+            "postgresql://no_user@ps0:6400"
+        );
+        let mut secret = request(lsn, false);
+        secret.auth_token = Some("sekrit");
+        secret.pageserver_connstring = "postgresql://u:pw@h:1";
+        let debug = format!("{secret:?}");
+        assert!(
+            !debug.contains("sekrit") && !debug.contains("pw@"),
+            "{debug}"
+        );
+        let mut bad = request(lsn, false);
+        bad.tenant_id = "x; drop";
+        assert!(bad.command().unwrap_err().to_string().contains("tenant"));
+    }
+
+    #[test]
+    fn destinations() {
+        let d = Path::new("/pg");
+        assert_eq!(
+            destination(d, Path::new("./base/1")),
+            Some("/pg/base/1".into())
+        );
+        assert_eq!(
+            destination(d, Path::new("/global")),
+            Some("/pg/global".into())
+        );
+        assert_eq!(destination(d, Path::new("a/../../x")), None);
+    }
+
+    fn gz_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn unpack_bytes(dir: &Path, data: Vec<u8>) -> Result<Unpacked> {
+        let (tx, rx) = mpsc::channel(data.len() / 100 + 2);
+        for piece in data.chunks(100) {
+            tx.try_send(Bytes::copy_from_slice(piece)).unwrap();
+        }
+        drop(tx);
+        let (tar_tx, tar_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let gunzipper = std::thread::spawn(move || gunzip(ChannelReader::new(rx), tar_tx));
+        let unpacked = unpack(ChannelReader::new(tar_rx), dir, None);
+        gunzipper.join().unwrap()?;
+        unpacked
+    }
+
+    #[test]
+    fn unpacks_with_pgdata_modes_and_names_bad_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = gz_tar(&[("PG_VERSION", b"15\n"), ("base/1/1259", &[7u8; 10000])]);
+        let stats = unpack_bytes(dir.path(), archive.clone()).unwrap();
+        assert_eq!((stats.entries, stats.bytes), (2, 10003));
+        let meta = std::fs::metadata(dir.path().join("base/1/1259")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read(dir.path().join("PG_VERSION")).unwrap(),
+            b"15\n"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let truncated = archive[..archive.len() - 30].to_vec();
+        let e = unpack_bytes(dir.path(), truncated).err().unwrap();
+        assert!(format!("{e:#}").contains("truncated archive"), "{e:#}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut corrupt = archive.clone();
+        corrupt[0] = b'x';
+        let e = unpack_bytes(dir.path(), corrupt).err().unwrap();
+        assert!(format!("{e:#}").contains("corrupt archive"), "{e:#}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad_crc = archive;
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 0xff;
+        let e = unpack_bytes(dir.path(), bad_crc).err().unwrap();
+        assert!(format!("{e:#}").contains("corrupt archive"), "{e:#}");
+    }
+}

@@ -1,0 +1,96 @@
+//! A vanilla replica (no Neon): copy the primary with `pg_basebackup`.
+
+use super::{child, clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
+use crate::pgbin::PgBin;
+use crate::process::{self, RunAs};
+use crate::storage::BasebackupStats;
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::time::Instant;
+use tokio::process::Command;
+
+fn log_stderr(line: &str) {
+    tracing::info!(target: "pg_basebackup", "{line}");
+}
+
+/// Copies a running primary into `pgdata` with
+/// `pg_basebackup -D <pgdata> -d <primary_connstring> -X stream -R`, run as
+/// `owner` (`-R` writes `primary_conninfo` and `standby.signal`, so the copy
+/// starts as its standby). Also passes `--checkpoint=fast` (start copying
+/// now rather than after a spread checkpoint), `-w` (never prompt for a
+/// password) and `-v` (its progress lines are logged, target `pg_basebackup`).
+///
+/// `pgdata` must be empty or missing (it is created, mode 0700). A failed
+/// attempt is cleared from `pgdata` and retried per `backoff`; the final
+/// error carries pg_basebackup's exit status and last stderr lines.
+/// In the returned stats, `bytes` is the size of the copied files.
+///
+/// The connection string is passed on the command line: prefer a password
+/// file or `PGPASSWORD` in the environment over a password in it.
+pub async fn pg_basebackup(
+    pgbin: &PgBin,
+    primary_connstring: &str,
+    pgdata: &Path,
+    owner: Option<&RunAs>,
+    backoff: &Backoff,
+) -> Result<BasebackupStats> {
+    prepare_empty_dir(pgdata, owner)?;
+    let started = Instant::now();
+    let masked = mask_connstring(primary_connstring);
+    let ((), attempts) = backoff
+        .retry("pg_basebackup", |attempt| {
+            let masked = &masked;
+            async move {
+                tracing::info!(attempt, primary = %masked, pgdata = %pgdata.display(), "running pg_basebackup");
+                let mut cmd = Command::new(pgbin.tool("pg_basebackup"));
+                cmd.arg("-D")
+                    .arg(pgdata)
+                    .arg("-d")
+                    .arg(primary_connstring)
+                    .args(["-X", "stream", "-R", "--checkpoint=fast", "-w", "-v"]);
+                process::run_as(&mut cmd, owner);
+                let result = match child::run(&mut cmd, log_stderr).await {
+                    Ok(done) if done.status.success() => Ok(()),
+                    Ok(done) => Err(anyhow::anyhow!(
+                        "pg_basebackup from {masked} exited with {} ({})",
+                        done.status,
+                        done.stderr_summary()
+                    )),
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| clear_after_failure(pgdata, e))
+            }
+        })
+        .await?;
+    let bytes = dir_size(pgdata);
+    let duration = started.elapsed();
+    if !pgdata.join("standby.signal").exists() {
+        bail!("pg_basebackup -R finished but wrote no standby.signal");
+    }
+    tracing::info!(
+        bytes,
+        attempts,
+        ms = duration.as_millis() as u64,
+        "pg_basebackup done"
+    );
+    Ok(BasebackupStats {
+        bytes,
+        duration,
+        attempts,
+    })
+}
+
+/// The total size of the files under `dir` (symlinks not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
