@@ -75,6 +75,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub failure_exit_delay: u64,
 
+    /// Attempts at each storage step (safekeeper sync, basebackup) before the
+    /// start fails; pauses double from 100 ms up to 5 s.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub storage_attempts: u32,
+
     /// Directory of postgres' Unix socket (the spec's settings may override it).
     #[arg(long, default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
@@ -174,6 +179,10 @@ impl Cli {
             template_cache,
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
+            storage_backoff: crate::storage::Backoff {
+                attempts: self.storage_attempts.max(1),
+                ..crate::storage::Backoff::default()
+            },
         })
     }
 }

@@ -166,14 +166,19 @@ impl Drop for Postgres {
     }
 }
 
-/// Whether postmaster.pid names `pid` and says `ready` (its 8th line).
+/// Whether postmaster.pid names `pid` and says it accepts connections (its 8th line).
 fn postmaster_ready(pidfile: &Path, pid: i32) -> bool {
     let Ok(text) = std::fs::read_to_string(pidfile) else {
         return false;
     };
     let mut lines = text.lines();
     let same_pid = lines.next().and_then(|l| l.trim().parse::<i32>().ok()) == Some(pid);
-    same_pid && text.lines().nth(7).map(str::trim) == Some("ready")
+    // "ready" for a primary, "standby" for a hot standby accepting reads.
+    same_pid
+        && matches!(
+            text.lines().nth(7).map(str::trim),
+            Some("ready" | "standby")
+        )
 }
 
 async fn forward_log<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, tail: LogTail) {

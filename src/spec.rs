@@ -48,6 +48,11 @@ pub struct ComputeSpec {
     /// Safekeepers (`host:port`).
     #[serde(default)]
     pub safekeeper_connstrings: Vec<String>,
+    /// Beyond the reference: a vanilla replica (`mode: "Replica"`, no
+    /// pageserver) takes its data from this primary with `pg_basebackup` and
+    /// streams from it. A libpq connection string.
+    #[serde(default)]
+    pub primary_connstring: Option<String>,
     /// Token for the pageserver and safekeepers. Secret: never logged.
     #[serde(default, skip_serializing)]
     pub storage_auth_token: Option<String>,
@@ -74,8 +79,9 @@ pub struct ComputeConfig {
 impl ComputeConfig {
     /// Parses a ComputeConfig and validates its spec.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
-        let config: ComputeConfig = parse_json(text)?;
-        if let Some(spec) = &config.spec {
+        let mut config: ComputeConfig = parse_json(text)?;
+        if let Some(spec) = &mut config.spec {
+            spec.apply_setting_fallbacks();
             spec.validate()
                 .map_err(|e| SpecError::new(format!("spec.{}", e.field), e.reason))?;
         }
@@ -95,6 +101,24 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SpecError
         };
         SpecError::new(field, e.into_inner().to_string())
     })
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage<'a> {
+    /// A local cluster from the initdb template.
+    Local,
+    /// Neon: safekeepers and a pageserver.
+    Neon {
+        /// The pageserver's libpq connection string (shards comma-separated).
+        pageserver: &'a str,
+        /// Tenant id.
+        tenant: &'a str,
+        /// Timeline id.
+        timeline: &'a str,
+    },
+    /// A vanilla replica of this primary.
+    Primary(&'a str),
 }
 
 /// What kind of compute this is.
@@ -251,18 +275,8 @@ impl SpecError {
 impl ComputeSpec {
     /// Parses and validates a spec from JSON text.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let spec: ComputeSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            SpecError::new(
-                if path == "." {
-                    "(document)".into()
-                } else {
-                    path
-                },
-                e.into_inner().to_string(),
-            )
-        })?;
+        let mut spec: ComputeSpec = parse_json(text)?;
+        spec.apply_setting_fallbacks();
         spec.validate()?;
         Ok(spec)
     }
@@ -337,7 +351,82 @@ impl ComputeSpec {
         self.validate_storage()
     }
 
+    /// Like the reference: the storage fields fall back to the settings
+    /// `neon.pageserver_connstring`, `neon.safekeepers` (comma-separated),
+    /// `neon.tenant_id` and `neon.timeline_id` when absent.
+    pub fn apply_setting_fallbacks(&mut self) {
+        let setting = |name: &str| {
+            self.settings()
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.value.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let pageserver = setting("neon.pageserver_connstring");
+        let tenant = setting("neon.tenant_id");
+        let timeline = setting("neon.timeline_id");
+        let safekeepers = setting("neon.safekeepers");
+        self.pageserver_connstring = self.pageserver_connstring.take().or(pageserver);
+        self.tenant_id = self.tenant_id.take().or(tenant);
+        self.timeline_id = self.timeline_id.take().or(timeline);
+        if self.safekeeper_connstrings.is_empty() {
+            if let Some(list) = safekeepers {
+                self.safekeeper_connstrings = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+        }
+    }
+
+    /// Where this compute's data comes from.
+    pub fn storage(&self) -> Storage<'_> {
+        match (&self.pageserver_connstring, &self.primary_connstring) {
+            (Some(pageserver), _) => Storage::Neon {
+                pageserver,
+                // Validation guarantees both with a pageserver.
+                tenant: self.tenant_id.as_deref().unwrap_or_default(),
+                timeline: self.timeline_id.as_deref().unwrap_or_default(),
+            },
+            (None, Some(primary)) => Storage::Primary(primary),
+            (None, None) => Storage::Local,
+        }
+    }
+
     fn validate_storage(&self) -> Result<(), SpecError> {
+        if self.pageserver_connstring.is_some() {
+            for (field, value) in [
+                ("tenant_id", &self.tenant_id),
+                ("timeline_id", &self.timeline_id),
+            ] {
+                if value.is_none() {
+                    return Err(SpecError::new(
+                        field,
+                        "required with a pageserver_connstring",
+                    ));
+                }
+            }
+            if self.mode == ComputeMode::Primary && self.safekeeper_connstrings.is_empty() {
+                return Err(SpecError::new(
+                    "safekeeper_connstrings",
+                    "a primary on Neon storage needs its safekeepers (for the commit LSN)",
+                ));
+            }
+            if self.primary_connstring.is_some() {
+                return Err(SpecError::new(
+                    "primary_connstring",
+                    "a compute takes its data from a pageserver or from a primary, not both",
+                ));
+            }
+        }
+        if self.primary_connstring.is_some() && self.mode != ComputeMode::Replica {
+            return Err(SpecError::new(
+                "primary_connstring",
+                "only a compute in mode \"Replica\" follows a primary",
+            ));
+        }
         for (field, value) in [
             ("tenant_id", &self.tenant_id),
             ("timeline_id", &self.timeline_id),
@@ -537,7 +626,7 @@ mod tests {
         let mut v = minimal();
         v["cluster"]["settings"] = serde_json::json!([
             {"name": "work_mem", "value": "4MB", "vartype": "integer"},
-            {"name": "neon.timeline_id", "value": "x", "vartype": "string"},
+            {"name": "neon.timeline_id", "value": "0123456789abcdef0123456789abcdef", "vartype": "string"},
             {"name": "no_such_thing", "value": "1", "vartype": "integer"}
         ]);
         let spec = parse(v).unwrap();
@@ -559,6 +648,63 @@ mod tests {
         let e = parse(v).unwrap_err();
         assert_eq!(e.field, "safekeeper_connstrings[2]");
         assert!(e.reason.contains("a:1"));
+    }
+
+    #[test]
+    fn storage_is_selected_and_checked() {
+        let tenant = "0123456789abcdef0123456789abcdef";
+        assert_eq!(parse(minimal()).unwrap().storage(), Storage::Local);
+        let mut v = minimal();
+        v["pageserver_connstring"] = serde_json::json!("postgresql://ps:6400");
+        v["tenant_id"] = serde_json::json!(tenant);
+        assert_eq!(parse(v.clone()).unwrap_err().field, "timeline_id");
+        v["timeline_id"] = serde_json::json!(tenant);
+        assert_eq!(
+            parse(v.clone()).unwrap_err().field,
+            "safekeeper_connstrings"
+        );
+        v["mode"] = serde_json::json!("Replica");
+        assert_eq!(
+            parse(v).unwrap().storage(),
+            Storage::Neon {
+                pageserver: "postgresql://ps:6400",
+                tenant,
+                timeline: tenant
+            }
+        );
+        let mut v = minimal();
+        v["primary_connstring"] = serde_json::json!("host=p");
+        assert_eq!(parse(v.clone()).unwrap_err().field, "primary_connstring");
+        v["mode"] = serde_json::json!("Replica");
+        assert_eq!(parse(v).unwrap().storage(), Storage::Primary("host=p"));
+    }
+
+    #[test]
+    fn storage_falls_back_to_neon_settings() {
+        let tenant = "0123456789abcdef0123456789abcdef";
+        let mut v = minimal();
+        v["cluster"]["settings"] = serde_json::json!([
+            {"name": "neon.pageserver_connstring", "value": "postgresql://ps:6400", "vartype": "string"},
+            {"name": "neon.tenant_id", "value": tenant, "vartype": "string"},
+            {"name": "neon.timeline_id", "value": tenant, "vartype": "string"},
+            {"name": "neon.safekeepers", "value": "sk1:5454, sk2:5454", "vartype": "string"}
+        ]);
+        let spec = parse(v).unwrap();
+        assert_eq!(
+            spec.pageserver_connstring.as_deref(),
+            Some("postgresql://ps:6400")
+        );
+        assert_eq!(spec.safekeeper_connstrings, vec!["sk1:5454", "sk2:5454"]);
+        assert!(matches!(spec.storage(), Storage::Neon { .. }));
+        // A duplicate from the settings is caught too.
+        let mut v = minimal();
+        v["cluster"]["settings"] = serde_json::json!([
+            {"name": "neon.safekeepers", "value": "sk1:5454,sk1:5454", "vartype": "string"}
+        ]);
+        assert!(parse(v)
+            .unwrap_err()
+            .reason
+            .contains("duplicate safekeeper"));
     }
 
     #[test]
