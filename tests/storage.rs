@@ -202,7 +202,7 @@ async fn replica_basebackup_sends_no_lsn() {
     opts.require_password = false;
     let ps = FakePageserver::start(opts).await;
     let connstring = format!("{},postgresql://no_user@127.0.0.1:1", ps.connstring());
-    let mut req = request(&connstring, None, Some(Lsn(0x1_0000_0000)));
+    let mut req = request(&connstring, None, None);
     req.replica = true;
 
     storage::basebackup(&req, &pgdata, owner().as_ref(), &quick(1))

@@ -43,8 +43,8 @@ pub struct BasebackupRequest<'a> {
     pub tenant_id: &'a str,
     /// Timeline id (hex).
     pub timeline_id: &'a str,
-    /// The LSN to start at (a primary's or static compute's); ignored for a
-    /// replica, which starts at the latest LSN.
+    /// The LSN to start at: a primary's (from the safekeepers) or a static
+    /// compute's; None for a replica, which starts at the latest LSN.
     pub lsn: Option<Lsn>,
     /// Asks for a replica's basebackup (`--replica`).
     pub replica: bool,
@@ -75,9 +75,9 @@ impl BasebackupRequest<'_> {
             }
         }
         let mut cmd = format!("basebackup {} {}", self.tenant_id, self.timeline_id);
-        match self.lsn {
-            Some(lsn) if !self.replica => cmd.push_str(&format!(" {lsn}")),
-            _ => {}
+        // A static compute has an LSN and is a replica; a plain replica has no LSN.
+        if let Some(lsn) = self.lsn {
+            cmd.push_str(&format!(" {lsn}"));
         }
         cmd.push_str(" --gzip");
         if self.replica {
@@ -409,8 +409,13 @@ mod tests {
             "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 1/28 --gzip"
         );
         assert_eq!(
-            request(lsn, true).command().unwrap(),
+            request(None, true).command().unwrap(),
             "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 --gzip --replica"
+        );
+        assert_eq!(
+            request(lsn, true).command().unwrap(),
+            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 1/28 --gzip --replica",
+            "a static compute"
         );
         assert_eq!(
             request(lsn, false).shard0(),

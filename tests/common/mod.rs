@@ -44,6 +44,7 @@ pub struct Compute {
     pub internal_port: u16,
     log: Arc<Mutex<Vec<String>>>,
     pub exit: Option<ExitStatus>,
+    pub superuser: String,
 }
 
 /// Options for starting a compute.
@@ -55,6 +56,8 @@ pub struct Opts {
     pub failure_exit_delay: u64,
     /// A ComputeConfig given with `-c` (instead of `spec` with `-S`).
     pub config: Option<serde_json::Value>,
+    /// The connstr's user: the superuser.
+    pub superuser: String,
 }
 
 impl Default for Opts {
@@ -66,6 +69,7 @@ impl Default for Opts {
             wrap: None,
             failure_exit_delay: 0,
             config: None,
+            superuser: SUPERUSER.into(),
         }
     }
 }
@@ -92,7 +96,7 @@ impl Compute {
             "-D".into(),
             dir.path().join("pgdata").display().to_string(),
             "-C".into(),
-            format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"),
+            format!("postgresql://{}@127.0.0.1:{port}/postgres", opts.superuser),
             "--external-http-port".into(),
             http_port.to_string(),
             "--internal-http-port".into(),
@@ -149,6 +153,7 @@ impl Compute {
             internal_port,
             log,
             exit: None,
+            superuser: opts.superuser,
         }
     }
 
@@ -238,7 +243,7 @@ impl Compute {
 
     /// A superuser client to `db`.
     pub async fn client(&self, db: &str) -> tokio_postgres::Client {
-        connect(&self.connstr(SUPERUSER, db))
+        connect(&self.connstr(&self.superuser, db))
             .await
             .expect("superuser connection")
     }
