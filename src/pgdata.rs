@@ -12,7 +12,7 @@ use crate::process::{self, RunAs};
 use anyhow::{bail, Context, Result};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
@@ -34,15 +34,48 @@ pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
             return Err(e).with_context(|| format!("removing old PGDATA {}", pgdata.display()))
         }
     }
+    // Missing parents get the usual 0755: postgres must be able to pass through them.
+    if let Some(parent) = pgdata.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the parent of PGDATA {}", parent.display()))?;
+    }
     std::fs::DirBuilder::new()
-        .recursive(true)
         .mode(0o700)
         .create(pgdata)
         .with_context(|| format!("creating PGDATA {}", pgdata.display()))?;
-    // `recursive` creation does not apply the mode to an existing path's last part.
-    std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700))?;
     if let Some(u) = owner {
         u.chown(pgdata)?;
+        check_reachable(pgdata, u)?;
+    }
+    Ok(())
+}
+
+/// Fails clearly when `user` cannot reach `path`: postgres would otherwise
+/// die with a bare "Permission denied".
+fn check_reachable(path: &Path, user: &RunAs) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for dir in absolute.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.mode();
+        let searchable = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !searchable {
+            bail!(
+                "user {} cannot reach PGDATA {}: {} (mode {:o}) is not searchable by it",
+                user.name,
+                path.display(),
+                dir.display(),
+                mode & 0o7777
+            );
+        }
     }
     Ok(())
 }

@@ -448,3 +448,47 @@ async fn plan_shows_what_would_change_and_changes_nothing() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn an_unreachable_pgdata_is_a_clear_error() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let dir = test_dir();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let pgdata = private.join("pgdata");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+        .args([
+            "-D",
+            pgdata.to_str().unwrap(),
+            "-C",
+            "postgresql://cloud_admin@127.0.0.1:1/postgres",
+        ])
+        .args([
+            "--failure-exit-delay",
+            "0",
+            "--external-http-port",
+            "0",
+            "--internal-http-port",
+            "0",
+        ])
+        .arg("-S")
+        .arg(write_spec(dir.path(), &spec(json!([]), json!([]))))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach PGDATA") && stderr.contains("private"),
+        "{stderr}"
+    );
+}
+
+fn write_spec(dir: &std::path::Path, s: &serde_json::Value) -> std::path::PathBuf {
+    let path = dir.join("spec.json");
+    std::fs::write(&path, s.to_string()).unwrap();
+    path
+}
