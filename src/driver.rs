@@ -414,24 +414,41 @@ impl Driver {
         }
     }
 
-    async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
-        loop {
-            match self.events.recv().await {
-                // Every sender is gone: nobody can configure us any more.
-                None => return s.terminate(TerminationMode::Fast).into(),
-                Some(Event::Signal(mode)) => return s.terminate(mode).into(),
-                Some(Event::Request(Request::Terminate { mode, reply })) => {
-                    self.waiting_terminate.push(reply);
-                    return s.terminate(mode).into();
-                }
-                Some(Event::Request(Request::Configure { spec, reply })) => {
-                    if let Some(reply) = self.accept_spec(&spec, reply).await {
+    /// What an event asks of a state that waits for requests (Empty,
+    /// Running, Failed). Replies that come later are parked here.
+    async fn triage(&mut self, event: Option<Event>) -> Ask {
+        match event {
+            // Every sender is gone: nobody can reach us any more; stop.
+            None => Ask::Terminate(TerminationMode::Fast),
+            Some(Event::Signal(mode)) => Ask::Terminate(mode),
+            Some(Event::Request(Request::Terminate { mode, reply })) => {
+                self.waiting_terminate.push(reply);
+                Ask::Terminate(mode)
+            }
+            Some(Event::Request(Request::Configure { spec, reply })) => {
+                match self.accept_spec(&spec, reply).await {
+                    Some(reply) => {
                         self.spec_arrived(&spec);
                         self.waiting_configure = Some(reply);
-                        return s.configure(spec).into();
+                        Ask::Configure(spec)
                     }
+                    None => Ask::Nothing,
                 }
-                Some(Event::Request(r)) => reject(r, Status::Empty),
+            }
+            Some(Event::Request(Request::Connect { reply })) => Ask::Connect(reply),
+        }
+    }
+
+    async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
+        loop {
+            let event = self.events.recv().await;
+            match self.triage(event).await {
+                Ask::Terminate(mode) => return s.terminate(mode).into(),
+                Ask::Configure(spec) => return s.configure(spec).into(),
+                Ask::Connect(reply) => {
+                    let _ = reply.send(Err(RequestError::InvalidState(Status::Empty)));
+                }
+                Ask::Nothing => {}
             }
         }
     }
@@ -499,23 +516,13 @@ impl Driver {
                     let why = exit_reason(status, Some(s.postgres()));
                     return s.postgres_exited(why).into();
                 }
-                ev = self.events.recv() => match ev {
-                    None => continue,
-                    Some(Event::Signal(mode)) => return s.terminate(mode).into(),
-                    Some(Event::Request(Request::Terminate { mode, reply })) => {
-                        self.waiting_terminate.push(reply);
-                        return s.terminate(mode).into();
-                    }
-                    Some(Event::Request(Request::Configure { spec, reply })) => {
-                        if let Some(reply) = self.accept_spec(&spec, reply).await {
-                            self.spec_arrived(&spec);
-                            self.waiting_configure = Some(reply);
-                            return s.reconfigure(spec).into();
-                        }
-                    }
-                    Some(Event::Request(Request::Connect { reply })) => {
+                ev = self.events.recv() => match self.triage(ev).await {
+                    Ask::Terminate(mode) => return s.terminate(mode).into(),
+                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
+                    Ask::Connect(reply) => {
                         let _ = reply.send(Ok(self.env.connector()));
                     }
+                    Ask::Nothing => {}
                 },
             }
         }
@@ -552,24 +559,18 @@ impl Driver {
                     }
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match ev {
-                    None => continue,
-                    Some(Event::Signal(mode)) => return Ok(s.terminate(mode).into()),
-                    Some(Event::Request(Request::Terminate { mode, reply })) => {
-                        self.waiting_terminate.push(reply);
-                        return Ok(s.terminate(mode).into());
-                    }
-                    Some(Event::Request(Request::Configure { spec, reply })) => {
-                        if let Some(reply) = self.accept_spec(&spec, reply).await {
-                            self.spec_arrived(&spec);
-                            self.waiting_configure = Some(reply);
-                            return Ok(s.reconfigure(spec).into());
-                        }
-                    }
-                    Some(Event::Request(Request::Connect { reply })) => {
-                        let answer = if serving { Ok(self.env.connector()) } else { Err(RequestError::InvalidState(Status::Failed)) };
+                ev = self.events.recv() => match self.triage(ev).await {
+                    Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
+                    Ask::Configure(spec) => return Ok(s.reconfigure(spec).into()),
+                    Ask::Connect(reply) => {
+                        let answer = if serving {
+                            Ok(self.env.connector())
+                        } else {
+                            Err(RequestError::InvalidState(Status::Failed))
+                        };
                         let _ = reply.send(answer);
                     }
+                    Ask::Nothing => {}
                 },
             }
         }
@@ -597,6 +598,18 @@ fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) 
         Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{tail}"),
         Err(e) => format!("lost track of postgres: {e:#}"),
     }
+}
+
+/// What an event asks of a state that waits for requests.
+enum Ask {
+    /// Stop postgres and end.
+    Terminate(TerminationMode),
+    /// Apply this (accepted) spec.
+    Configure(Arc<ComputeSpec>),
+    /// Hand out a connector, if postgres is up.
+    Connect(oneshot::Sender<Result<Connector, RequestError>>),
+    /// Nothing to do (the event was already answered).
+    Nothing,
 }
 
 /// Answers a request that the current state does not accept.
@@ -628,7 +641,8 @@ async fn interruptible<T>(
         tokio::select! {
             out = &mut work => return Ok(out),
             ev = events.recv() => match ev {
-                None => continue,
+                // Nobody can reach us any more: stop.
+                None => return Err(TerminationMode::Fast),
                 Some(Event::Signal(mode)) => return Err(mode),
                 Some(Event::Request(r)) => reject(r, status),
             },
