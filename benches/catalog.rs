@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo bench --bench catalog` (ROLES, DATABASES, REAPPLIES to change).
 
+mod common;
+use common::*;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -14,21 +17,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn md5_hex(role: &str) -> String {
     postgres_protocol::password::md5(format!("pw-{role}").as_bytes(), role)

@@ -6,26 +6,14 @@
 //!
 //! Run: `cargo bench --bench http` (CONFIGURES=N, LOAD_SECS=N to change).
 
+mod common;
+use common::*;
+
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn spec(work_mem_kb: usize) -> serde_json::Value {
     json!({
@@ -36,10 +24,6 @@ fn spec(work_mem_kb: usize) -> serde_json::Value {
             "settings": [{"name": "work_mem", "value": format!("{work_mem_kb}kB"), "vartype": "string"}]
         }
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]

@@ -7,6 +7,9 @@
 //! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample size).
 //! Prints the medians and the ratios; asserts nothing.
 
+mod common;
+use common::*;
+
 use nix::unistd::{Uid, User};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -22,10 +25,7 @@ const SQL: &[&str] = &[
 ];
 
 fn main() {
-    let iterations: usize = std::env::var("ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let iterations = env_or("ITERATIONS", 10);
     let bindir = bindir();
     let pg_user = Uid::effective()
         .is_root()
@@ -84,10 +84,6 @@ fn main() {
     );
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -95,14 +91,6 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn bindir() -> PathBuf {

@@ -166,17 +166,7 @@ async fn a_broken_spec_file_is_a_clear_error_and_touches_nothing() {
     for (text, expected) in cases {
         let spec_path = dir.path().join("spec.json");
         std::fs::write(&spec_path, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-            .args([
-                "-D",
-                pgdata.to_str().unwrap(),
-                "-C",
-                "postgresql://cloud_admin@127.0.0.1:1/postgres",
-            ])
-            .arg("-S")
-            .arg(&spec_path)
-            .output()
-            .unwrap();
+        let out = run_once(&pgdata, &spec_path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text}");
         assert!(
@@ -460,25 +450,10 @@ async fn an_unreachable_pgdata_is_a_clear_error() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
     let pgdata = private.join("pgdata");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-        .args([
-            "-D",
-            pgdata.to_str().unwrap(),
-            "-C",
-            "postgresql://cloud_admin@127.0.0.1:1/postgres",
-        ])
-        .args([
-            "--failure-exit-delay",
-            "0",
-            "--external-http-port",
-            "0",
-            "--internal-http-port",
-            "0",
-        ])
-        .arg("-S")
-        .arg(write_spec(dir.path(), &spec(json!([]), json!([]))))
-        .output()
-        .unwrap();
+    let out = run_once(
+        &pgdata,
+        &write_spec(dir.path(), &spec(json!([]), json!([]))),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -491,4 +466,23 @@ fn write_spec(dir: &std::path::Path, s: &serde_json::Value) -> std::path::PathBu
     let path = dir.join("spec.json");
     std::fs::write(&path, s.to_string()).unwrap();
     path
+}
+
+/// Runs compute_ctl on `spec` until it exits (the start is expected to fail).
+fn run_once(pgdata: &std::path::Path, spec: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+        .arg("-D")
+        .arg(pgdata)
+        .args(["-C", "postgresql://cloud_admin@127.0.0.1:1/postgres", "-S"])
+        .arg(spec)
+        .args([
+            "--failure-exit-delay",
+            "0",
+            "--external-http-port",
+            "0",
+            "--internal-http-port",
+            "0",
+        ])
+        .output()
+        .unwrap()
 }
