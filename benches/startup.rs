@@ -73,7 +73,7 @@ fn main() {
     println!("cold start, spawn to accepting connections with 1 role and 1 database ({iterations} runs, medians):");
     println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
     println!("  official-image way (initdb+start): {:8.1} ms", ms(f));
-    println!("  floor (cp ready PGDATA + start):   {:8.1} ms", ms(m));
+    println!("  floor (copy ready PGDATA + start): {:8.1} ms", ms(m));
     println!(
         "  compute_ctl / floor:     {:.2}x   (target <= 1.5x)",
         o.as_secs_f64() / m.as_secs_f64()

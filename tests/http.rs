@@ -440,6 +440,7 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
     tokio::pin!(configure);
     let mut seen = std::collections::BTreeSet::new();
     let mut slowest = Duration::ZERO;
+    let mut refused_while_busy = None;
     let result = loop {
         tokio::select! {
             r = &mut configure => break r,
@@ -448,10 +449,18 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
                 let (code, body) = c.get("/status").await;
                 slowest = slowest.max(t.elapsed());
                 assert_eq!(code, 200);
-                seen.insert(body["status"].as_str().unwrap().to_string());
+                let status = body["status"].as_str().unwrap().to_string();
+                if status == "configuration" && refused_while_busy.is_none() {
+                    // A second spec while the first is applied: 412 naming the state.
+                    refused_while_busy = Some(c.configure(&small_spec()).await);
+                }
+                seen.insert(status);
             }
         }
     };
+    let (code, body) = refused_while_busy.expect("saw the configuration state");
+    assert_eq!(code, 412, "{body}");
+    assert_eq!(body["error"], "invalid compute status: configuration");
     assert_eq!(result.0, 200, "{}", result.1);
     assert!(
         seen.contains("configuration"),

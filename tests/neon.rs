@@ -355,6 +355,20 @@ async fn a_vanilla_replica_follows_its_primary() {
         .unwrap()
         .get(0);
     assert!(in_recovery);
+    // The replica's walsender on the primary counts as activity there.
+    let before = primary.get("/status").await.1["last_active"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after = primary.get("/status").await.1["last_active"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        after > before,
+        "a walsender is activity: {before} -> {after}"
+    );
 }
 
 fn with_settings(mut s: Value, settings: Value) -> Value {
