@@ -1,9 +1,12 @@
-//! postgresql.conf and pg_hba.conf, rendered from the spec (pure) and written.
+//! postgresql.conf and pg_hba.conf, rendered from the spec (pure) and
+//! written; the reload, and the barrier that waits until it took effect.
 
+use crate::catalog::Connector;
 use crate::spec::{ComputeMode, ComputeSpec, GenericOption, VarType};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Marks the start of the settings block compute_ctl manages.
 pub const BEGIN_MARKER: &str = "# Managed by compute_ctl: begin";
@@ -142,6 +145,76 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
             .with_context(|| format!("chown {}", tmp.display()))?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// How long to wait for postgres to take a reload into account.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reloads postgres and returns once a new connection sees the new
+/// configuration: its `pg_conf_load_time()` is later than before the reload.
+/// Lines postgres rejected are an error; settings that need a restart are returned.
+pub async fn reload_and_wait(
+    connector: &Connector,
+    db: &str,
+    postmaster: i32,
+) -> Result<Vec<String>> {
+    const LOAD_TIME: &str = "SELECT pg_catalog.pg_conf_load_time()::pg_catalog.text, \
+                             EXTRACT(epoch FROM pg_catalog.pg_conf_load_time())::pg_catalog.float8";
+    let client = connector
+        .connect(db)
+        .await
+        .context("connecting to reload")?;
+    let before: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
+    drop(client);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(postmaster),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .context("sending SIGHUP to postgres")?;
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    let client = loop {
+        // A new backend inherits the postmaster's configuration and load time.
+        let client = connector
+            .connect(db)
+            .await
+            .context("connecting after the reload")?;
+        let now: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
+        if now > before {
+            break client;
+        }
+        if Instant::now() > deadline {
+            bail!("postgres did not reload its configuration within {RELOAD_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let pending: Vec<String> = client
+        .query(
+            "SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let rejected: Vec<String> = client
+        .query(
+            "SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
+             FROM pg_catalog.pg_file_settings \
+             WHERE error IS NOT NULL AND (name IS NULL OR name <> ALL($1)) \
+             ORDER BY sourcefile, sourceline",
+            &[&pending],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !rejected.is_empty() {
+        bail!(
+            "postgres rejected the configuration: {}",
+            rejected.join("; ")
+        );
+    }
+    Ok(pending)
 }
 
 #[cfg(test)]

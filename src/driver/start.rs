@@ -1,0 +1,250 @@
+//! The work the driver does in its states: start a compute from a clean
+//! slate (local template, Neon storage, or a vanilla replica's primary), and
+//! reconfigure a running one.
+
+use super::{Env, Timings};
+use crate::catalog::{self, Connector};
+use crate::config;
+use crate::pgdata;
+use crate::postgres::Postgres;
+use crate::spec::{ComputeMode, ComputeSpec, Storage};
+use crate::storage;
+use anyhow::{Context, Result};
+use compute_states::TerminationMode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// From a clean slate to a running, reconciled postgres.
+pub(super) async fn start_compute(
+    env: Arc<Env>,
+    spec: Arc<ComputeSpec>,
+    mut timings: Timings,
+) -> Result<(Postgres, Timings)> {
+    let began = Instant::now();
+    let params = &env.params;
+    let owner = params.run_as.as_ref();
+    match spec.storage() {
+        Storage::Local => prepare_local(&env, &spec).await?,
+        Storage::Neon {
+            pageserver,
+            tenant,
+            timeline,
+        } => {
+            let remote = Remote {
+                pageserver,
+                tenant,
+                timeline,
+            };
+            prepare_neon(&env, &spec, remote, &mut timings).await?
+        }
+        Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
+    }
+    tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let pg = Postgres::start(&params.pgbin, &params.pgdata, owner)
+        .instrument(tracing::info_span!("start_postgres"))
+        .await?;
+    timings.start_postgres_ms = began.elapsed().as_millis() as u64;
+
+    let config_began = Instant::now();
+    if spec.mode == ComputeMode::Primary {
+        let connector = env.connector();
+        let concurrency = startup_concurrency(&connector).await;
+        if let Err(e) = catalog::reconcile(&connector, &spec, concurrency)
+            .instrument(tracing::info_span!("apply_catalog"))
+            .await
+        {
+            let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
+            return Err(e.context("applying the spec to the catalog"));
+        }
+    } else {
+        tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
+    }
+    timings.config_ms = config_began.elapsed().as_millis() as u64;
+    timings.total_startup_ms = began.elapsed().as_millis() as u64;
+    tracing::info!(?timings, "compute is running");
+    Ok((pg, timings))
+}
+
+/// Local storage: a copy of the cached initdb template.
+async fn prepare_local(env: &Arc<Env>, spec: &Arc<ComputeSpec>) -> Result<()> {
+    let params = &env.params;
+    let owner = params.run_as.as_ref();
+    let (checked, template) = tokio::join!(
+        env.check_spec(spec),
+        pgdata::ensure_template(
+            &params.pgbin,
+            &params.superuser,
+            &params.template_cache,
+            owner
+        )
+    );
+    checked?;
+    let template = template.context("preparing the initdb template")?;
+    let (env, spec) = (env.clone(), spec.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let params = &env.params;
+        let owner = params.run_as.as_ref();
+        pgdata::wipe(&params.pgdata, owner)?;
+        pgdata::copy_template(&template, &params.pgdata, owner)?;
+        config::write(&params.pgdata, &spec, &env.config_params())
+    })
+    .await
+    .context("preparing PGDATA")?
+}
+
+/// Where a Neon compute's data is.
+#[derive(Clone, Copy)]
+struct Remote<'a> {
+    pageserver: &'a str,
+    tenant: &'a str,
+    timeline: &'a str,
+}
+
+/// Neon storage: the commit LSN from the safekeepers (primary), then a
+/// basebackup from the pageserver streamed into PGDATA.
+async fn prepare_neon(
+    env: &Arc<Env>,
+    spec: &ComputeSpec,
+    remote: Remote<'_>,
+    timings: &mut Timings,
+) -> Result<()> {
+    let params = &env.params;
+    let owner = params.run_as.as_ref();
+    let token = spec.storage_auth_token.as_deref();
+    // The spec check and the safekeeper sync do not depend on each other.
+    let lsn = async {
+        match spec.mode {
+            ComputeMode::Primary => {
+                let t = Instant::now();
+                let lsn = storage::sync_safekeepers(
+                    &params.pgbin,
+                    &params.pgdata,
+                    token,
+                    owner,
+                    &params.storage_backoff,
+                )
+                .instrument(tracing::info_span!("sync_safekeepers"))
+                .await
+                .context("syncing safekeepers")?;
+                tracing::info!(%lsn, ms = t.elapsed().as_millis() as u64, "safekeepers synced");
+                anyhow::Ok((Some(lsn), t.elapsed()))
+            }
+            ComputeMode::Static(lsn) => Ok((Some(lsn), Duration::ZERO)),
+            ComputeMode::Replica => Ok((None, Duration::ZERO)),
+        }
+    };
+    let (checked, lsn) = tokio::join!(env.check_spec(spec), lsn);
+    checked?;
+    let (lsn, sync_time) = lsn?;
+    timings.sync_safekeepers_ms = sync_time.as_millis() as u64;
+
+    wipe(env).await?;
+    let request = storage::BasebackupRequest {
+        pageserver_connstring: remote.pageserver,
+        auth_token: token,
+        tenant_id: remote.tenant,
+        timeline_id: remote.timeline,
+        lsn,
+        replica: spec.mode != ComputeMode::Primary,
+    };
+    let stats = storage::basebackup(&request, &params.pgdata, owner, &params.storage_backoff)
+        .instrument(tracing::info_span!("basebackup"))
+        .await
+        .context("getting the basebackup")?;
+    timings.basebackup_ms = stats.duration.as_millis() as u64;
+    timings.basebackup_bytes = stats.bytes;
+    tracing::info!(
+        bytes = stats.bytes,
+        ms = timings.basebackup_ms,
+        attempts = stats.attempts,
+        "basebackup received"
+    );
+    config::write(&params.pgdata, spec, &env.config_params())?;
+    if spec.mode != ComputeMode::Primary {
+        storage::create_standby_signal(&params.pgdata, owner)?;
+    }
+    Ok(())
+}
+
+/// A vanilla replica: `pg_basebackup` from the primary (which also writes
+/// `standby.signal` and `primary_conninfo`).
+async fn prepare_replica_of(
+    env: &Arc<Env>,
+    spec: &ComputeSpec,
+    primary: &str,
+    timings: &mut Timings,
+) -> Result<()> {
+    let params = &env.params;
+    let owner = params.run_as.as_ref();
+    env.check_spec(spec).await?;
+    wipe(env).await?;
+    let stats = storage::pg_basebackup(
+        &params.pgbin,
+        primary,
+        &params.pgdata,
+        owner,
+        &params.storage_backoff,
+    )
+    .instrument(tracing::info_span!("pg_basebackup"))
+    .await
+    .context("copying the primary with pg_basebackup")?;
+    timings.basebackup_ms = stats.duration.as_millis() as u64;
+    timings.basebackup_bytes = stats.bytes;
+    config::write(&params.pgdata, spec, &env.config_params())
+}
+
+/// Empties PGDATA (0700, owned by the postgres user).
+async fn wipe(env: &Arc<Env>) -> Result<()> {
+    let env = env.clone();
+    tokio::task::spawn_blocking(move || {
+        pgdata::wipe(&env.params.pgdata, env.params.run_as.as_ref())
+    })
+    .await
+    .context("wiping PGDATA")?
+}
+
+/// Parallel connections for the startup apply: a share of `max_connections`.
+async fn startup_concurrency(connector: &Connector) -> usize {
+    let max = async {
+        let client = connector.connect(connector.maintenance_db()).await?;
+        let row = client.query_one("SHOW max_connections", &[]).await?;
+        anyhow::Ok(row.get::<_, String>(0).parse::<usize>()?)
+    };
+    match max.await {
+        Ok(max) => (max / 10).clamp(1, 16),
+        Err(_) => 1,
+    }
+}
+
+/// Reconfigures a running postgres: new postgresql.conf, reload, wait until
+/// the reload has taken effect, then the catalog. Returns the settings that
+/// need a restart.
+pub(super) async fn reconfigure(
+    env: Arc<Env>,
+    spec: Arc<ComputeSpec>,
+    postmaster: i32,
+) -> Result<Vec<String>> {
+    let began = Instant::now();
+    config::write(&env.params.pgdata, &spec, &env.config_params())
+        .context("writing the configuration")?;
+    let connector = env.connector();
+    let db = connector.maintenance_db().to_string();
+    let pending_restart = config::reload_and_wait(&connector, &db, postmaster)
+        .instrument(tracing::info_span!("reload"))
+        .await?;
+    if !pending_restart.is_empty() {
+        tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
+    }
+    if spec.mode == ComputeMode::Primary {
+        catalog::reconcile(&connector, &spec, spec.reconfigure_concurrency)
+            .instrument(tracing::info_span!("apply_catalog"))
+            .await
+            .context("applying the spec to the catalog")?;
+    }
+    tracing::info!(
+        ms = began.elapsed().as_millis() as u64,
+        "compute reconfigured"
+    );
+    Ok(pending_restart)
+}
