@@ -58,9 +58,20 @@ async fn run_groups(
     report: &mut ApplyReport,
 ) -> anyhow::Result<()> {
     for group in plan.groups() {
-        for step in group.iter().filter(|s| s.database().is_none()) {
-            maintenance.execute(connector, step).await?;
-            report.statements += 1;
+        let global: Vec<&Step> = group.iter().filter(|s| s.database().is_none()).collect();
+        let mut rest = global.as_slice();
+        while let Some(first) = rest.first() {
+            // A run of database creations goes out on parallel connections:
+            // each one is dominated by postgres writing and syncing files.
+            let run = rest.iter().take_while(|s| s.creates_database()).count();
+            if first.creates_database() && run > 1 && concurrency > 1 {
+                report.statements += create_databases(connector, &rest[..run], concurrency).await?;
+                rest = &rest[run..];
+            } else {
+                maintenance.execute(connector, first).await?;
+                report.statements += 1;
+                rest = &rest[1..];
+            }
         }
         run_per_database(connector, group, concurrency, report).await?;
     }
@@ -91,6 +102,62 @@ impl Maintenance {
         };
         execute(&conn.client, step, step.has_secret()).await
     }
+}
+
+/// Runs independent `CREATE DATABASE` steps on up to `concurrency`
+/// connections; the first failure stops the others from taking new steps.
+/// Returns how many succeeded.
+async fn create_databases(
+    connector: &Connector,
+    steps: &[&Step],
+    concurrency: usize,
+) -> anyhow::Result<usize> {
+    let queue = Arc::new(parking_lot::Mutex::new(
+        steps
+            .iter()
+            .map(|s| (*s).clone())
+            .collect::<std::collections::VecDeque<Step>>(),
+    ));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency.min(steps.len()) {
+        let (connector, queue, failed) = (connector.clone(), queue.clone(), failed.clone());
+        workers.spawn(async move {
+            let conn = match connector.open(connector.maintenance_db()).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    failed.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            };
+            let mut done = 0;
+            let mut result = Ok(());
+            while !failed.load(Ordering::SeqCst) {
+                let Some(step) = queue.lock().pop_front() else {
+                    break;
+                };
+                if let Err(e) = execute(&conn.client, &step, false).await {
+                    failed.store(true, Ordering::SeqCst);
+                    result = Err(e);
+                    break;
+                }
+                done += 1;
+            }
+            conn.close().await;
+            result.map(|()| done)
+        });
+    }
+    let mut done = 0;
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined.context("database creation task panicked")? {
+            Ok(n) => done += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(done), Err)
 }
 
 /// The steps of `group` that run in a named database, one task per database.
@@ -206,10 +273,22 @@ fn refuses_connections(e: &anyhow::Error) -> bool {
 /// (`quiet`), or else in a transaction where postgres neither logs it nor
 /// quotes it in an error report.
 async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()> {
-    let result = if step.has_secret() && !quiet {
-        execute_secret(client, step.sql()).await
-    } else {
-        client.batch_execute(step.sql()).await
+    let mut attempt = 1;
+    let result = loop {
+        let result = if step.has_secret() && !quiet {
+            execute_secret(client, step.sql()).await
+        } else {
+            client.batch_execute(step.sql()).await
+        };
+        match result {
+            Err(e) if attempt < CONCURRENT_UPDATE_ATTEMPTS && concurrently_updated(&e) => {
+                // REASSIGN/DROP OWNED in several databases at once update the
+                // same shared catalog rows; the loser retries.
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => break result,
+        }
     };
     result.with_context(|| format!("{}: {}", step.object(), step.redacted_sql()))?;
     info!(
@@ -220,6 +299,16 @@ async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()
         step.redacted_sql()
     );
     Ok(())
+}
+
+/// Attempts at a statement that lost a race on a shared catalog row.
+const CONCURRENT_UPDATE_ATTEMPTS: u32 = 5;
+
+/// Postgres' "tuple concurrently updated": two sessions changed the same
+/// catalog row (e.g. pg_shdepend entries of a role) at once.
+fn concurrently_updated(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| db.message() == "tuple concurrently updated")
 }
 
 async fn execute_secret(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {

@@ -78,6 +78,15 @@ impl Step {
     pub fn has_secret(&self) -> bool {
         self.secret
     }
+
+    /// Whether this creates a database. Creations of distinct databases
+    /// (the spec's names are unique) do not depend on each other and may run
+    /// in parallel.
+    pub fn creates_database(&self) -> bool {
+        self.phase == Phase::Databases
+            && self.database.is_none()
+            && self.sql.starts_with("CREATE DATABASE ")
+    }
 }
 
 impl fmt::Debug for Step {
