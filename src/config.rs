@@ -165,6 +165,24 @@ pub async fn reload_and_wait(
         .await
         .context("connecting to reload")?;
     let before: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
+    // pg_file_settings parses the files as they are now: a line postgres
+    // cannot parse would make it ignore the whole file on reload.
+    let broken: Vec<String> = client
+        .query(
+            "SELECT pg_catalog.format('%s:%s: %s', sourcefile, sourceline, error) \
+             FROM pg_catalog.pg_file_settings WHERE error IS NOT NULL AND name IS NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !broken.is_empty() {
+        bail!(
+            "postgres cannot parse the configuration: {}",
+            broken.join("; ")
+        );
+    }
     drop(client);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(postmaster),

@@ -184,7 +184,9 @@ fn postmaster_ready(pidfile: &Path, pid: i32) -> bool {
 async fn forward_log<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, tail: LogTail) {
     let mut lines = reader.lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let line = redact_passwords(&line);
+        // `PASSWORD '...'` in statements, `password=...` in connection strings
+        // (e.g. a changed primary_conninfo).
+        let line = crate::storage::mask_connstring(&redact_passwords(&line));
         tracing::info!(target: "postgres", "{line}");
         tail.push(line);
     }
@@ -282,6 +284,9 @@ mod tests {
             ("PASSWORD 'unterminated secret", "PASSWORD '<redacted>'"),
             ("no secrets here", "no secrets here"),
         ];
+        let conninfo =
+            r#"LOG:  parameter "primary_conninfo" changed to "host=p password = s3cret user=x""#;
+        assert!(!crate::storage::mask_connstring(conninfo).contains("s3cret"));
         for (input, expected) in cases {
             assert_eq!(redact_passwords(input), expected);
         }

@@ -517,6 +517,12 @@ fn check_setting(field: &str, s: &GenericOption) -> Result<(), SpecError> {
             format!("setting {} has a null value", s.name),
         ));
     };
+    if value.chars().any(char::is_control) {
+        return Err(SpecError::new(
+            format!("{field}.value"),
+            format!("the value of {} contains a control character", s.name),
+        ));
+    }
     if s.vartype != VarType::String {
         // Bare values go into postgresql.conf unquoted: allow only what a
         // number, a boolean or an enum word can contain.
@@ -614,6 +620,9 @@ mod tests {
         v["cluster"]["settings"] = serde_json::json!([
             {"name": "fsync", "value": "off\nshared_preload_libraries = 'x'", "vartype": "bool"}
         ]);
+        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].value");
+        let mut v = minimal();
+        v["cluster"]["settings"] = serde_json::json!([{"name": "search_path", "value": "a'\nfsync = off", "vartype": "string"}]);
         assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].value");
         let mut v = minimal();
         v["cluster"]["settings"] =

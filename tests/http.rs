@@ -386,6 +386,21 @@ async fn a_failed_reconfigure_keeps_serving_and_a_good_one_recovers() {
         body["error"].as_str().unwrap().contains("work_mem"),
         "{body}"
     );
+    // A line postgres cannot parse fails at once, not after a reload timeout.
+    let mut unparsable = small_spec();
+    unparsable["cluster"]["postgresql_conf"] = json!("this is = not = valid\n");
+    let t = Instant::now();
+    let (code, body) = c.configure(&unparsable).await;
+    assert_eq!(code, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot parse"),
+        "{body}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
     // A good spec recovers.
     let (code, body) = c.configure(&small_spec()).await;
     assert_eq!(
@@ -476,9 +491,13 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
 #[tokio::test]
 async fn the_monitor_records_non_superuser_activity() {
     let md5 = postgres_protocol::password::md5(b"pw", "bob");
-    let s = spec(
-        json!([{"name": "bob", "encrypted_password": md5.strip_prefix("md5").unwrap()}]),
-        json!([{"name": "db1", "owner": "bob"}]),
+    let s = with_settings(
+        spec(
+            json!([{"name": "bob", "encrypted_password": md5.strip_prefix("md5").unwrap()}]),
+            json!([{"name": "db1", "owner": "bob"}]),
+        ),
+        // An autovacuum worker counts as activity: keep them out of this test.
+        json!([{"name": "autovacuum", "value": "off", "vartype": "bool"}]),
     );
     let mut c = Compute::start(Some(s));
     c.wait_running();
@@ -583,4 +602,77 @@ mod jwt {
         let signature = good.rsplit('.').next().unwrap();
         assert!(!c.log().contains(signature));
     }
+
+    #[tokio::test]
+    async fn keys_configured_through_the_internal_port_guard_the_external_one() {
+        let (key, jwk) = keypair();
+        let c = Compute::start(None);
+        c.wait_status("empty", Duration::from_secs(10)).await;
+        assert_eq!(c.get("/status").await.0, 200, "open without keys");
+        let body = json!({"spec": small_spec(), "compute_ctl_config": {"jwks": {"keys": [jwk]}}});
+        let (code, answer) = into_pair(
+            http()
+                .post(c.internal_url("/configure"))
+                .json(&body)
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(
+            c.get("/status").await.0,
+            400,
+            "the external port now wants a token"
+        );
+        let admin = token(
+            &key,
+            json!({"scope": "compute_ctl:admin", "aud": "compute"}),
+        );
+        let (code, _) =
+            into_pair(http().get(c.url("/status")).bearer_auth(admin).send().await).await;
+        assert_eq!(code, 200);
+        let (code, _) = into_pair(http().get(c.internal_url("/status")).send().await).await;
+        assert_eq!(code, 200, "the internal port stays open");
+    }
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_schema_dump_leaves_no_pg_dump_behind() {
+    let mut c = Compute::start(Some(small_spec()));
+    c.wait_running();
+    let client = c.client("db1").await;
+    // A schema much larger than a pipe buffer.
+    let ddl: String = (0..400)
+        .map(|i| {
+            format!("CREATE TABLE public.t{i} (id int PRIMARY KEY, a text, b text, c timestamptz);")
+        })
+        .collect();
+    client.batch_execute(&ddl).await.unwrap();
+    {
+        let mut resp = http()
+            .get(c.url("/database_schema?database=db1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let first = resp.chunk().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        // Dropped here, mid-stream.
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dumps = processes_mentioning(std::path::Path::new("--schema-only"));
+        if dumps.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pg_dump still running: {dumps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And a whole dump still works.
+    let (code, body) = c.get("/database_schema?database=db1").await;
+    assert_eq!(code, 200);
+    assert!(body.as_str().unwrap().contains("CREATE TABLE public.t399"));
 }

@@ -238,7 +238,9 @@ async fn sigquit_stops_immediately_and_sigint_fast() {
 #[tokio::test]
 async fn without_a_spec_the_compute_waits_empty_and_terminates() {
     let mut c = Compute::start(None);
-    std::thread::sleep(Duration::from_millis(500));
+    // The signal handlers are in place once the API listens.
+    c.wait_for_log("HTTP API listening", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
         "exited while Empty"

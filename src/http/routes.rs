@@ -30,11 +30,15 @@ fn with_api(api: Api) -> impl Filter<Extract = (Api,), Error = std::convert::Inf
     warp::any().map(move || api.clone())
 }
 
-/// Checks the bearer token (a no-op when no keys are configured).
-fn authenticated(api: Api) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+/// Checks the bearer token (a no-op when no keys are configured, or when
+/// not `required`: the internal port).
+fn authenticated(api: Api, required: bool) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and(with_api(api))
-        .and_then(|header: Option<String>, api: Api| async move {
+        .and_then(move |header: Option<String>, api: Api| async move {
+            if !required {
+                return Ok(());
+            }
             let auth: Arc<Authenticator> = api.auth.read().clone();
             match auth.check(header.as_deref()) {
                 Ok(_) => Ok(()),
@@ -76,7 +80,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Rejecti
 
 /// Routes served on the external port.
 pub fn external(api: Api) -> BoxedFilter<(Response,)> {
-    finish(routes(api))
+    finish(routes(api, true))
 }
 
 /// JSON errors for every rejection, and a log line per request.
@@ -90,8 +94,8 @@ fn finish(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
 }
 
 /// The control-plane routes, without error recovery.
-fn routes(api: Api) -> BoxedFilter<(Response,)> {
-    let auth = authenticated(api.clone());
+fn routes(api: Api, require_auth: bool) -> BoxedFilter<(Response,)> {
+    let auth = authenticated(api.clone(), require_auth);
     let a = || with_api(api.clone());
     let get = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::get());
     let post = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::post());
@@ -161,10 +165,6 @@ fn routes(api: Api) -> BoxedFilter<(Response,)> {
 /// Routes served on the internal port: everything external (without
 /// authentication: it listens on loopback) plus `/extensions` and `/grants`.
 pub fn internal(api: Api) -> BoxedFilter<(Response,)> {
-    let open = Api {
-        auth: Arc::new(parking_lot::RwLock::new(Arc::new(Authenticator::open()))),
-        ..api.clone()
-    };
     let a = || with_api(api.clone());
     let post = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::post());
     let extensions = post("extensions")
@@ -176,7 +176,7 @@ pub fn internal(api: Api) -> BoxedFilter<(Response,)> {
         extensions
             .or(grants)
             .unify()
-            .or(routes(open))
+            .or(routes(api.clone(), false))
             .unify()
             .boxed(),
     )
@@ -362,67 +362,72 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
             "starting pg_dump: {e}"
         )))
     })?;
-    let (mut stdout, mut stderr) = match (child.stdout.take(), child.stderr.take()) {
-        (Some(o), Some(e)) => (o, e),
-        _ => {
-            return Err(reject(ApiError::internal(&anyhow::anyhow!(
-                "pg_dump has no pipes"
-            ))))
-        }
+    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(reject(ApiError::internal(&anyhow::anyhow!(
+            "pg_dump has no pipes"
+        ))));
     };
-    // Stream pg_dump's output as it comes; a failure after the first bytes
-    // aborts the response, so the client never takes a partial dump for a whole one.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    // stderr is drained on its own, so pg_dump never blocks on either pipe.
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::BufReader::new(stderr)
+            .read_to_string(&mut text)
+            .await;
+        text
+    });
+    // The first chunk decides the status: pg_dump failing at once (say, the
+    // database was dropped meanwhile) is a 500, not an empty 200.
     let mut first = vec![0u8; 64 * 1024];
     let n = stdout.read(&mut first).await.unwrap_or(0);
+    first.truncate(n);
     if n == 0 {
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err).await;
         let status = child.wait().await;
         process::forget(child.id());
+        let err = stderr.await.unwrap_or_default();
         if !matches!(status, Ok(s) if s.success()) {
-            return Err(reject(ApiError::internal(&anyhow::anyhow!(
-                "pg_dump failed: {}",
-                err.trim()
-            ))));
+            let e = anyhow::anyhow!("pg_dump failed: {}", err.trim());
+            return Err(reject(ApiError::internal(&e)));
         }
+        return Ok(
+            warp::reply::with_header("", "content-type", "text/plain; charset=utf-8")
+                .into_response(),
+        );
     }
-    first.truncate(n);
+    // Stream the rest as it comes; a failure later aborts the response, so a
+    // client never takes a partial dump for a whole one.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         let pid = child.id();
         let mut chunk = first;
-        loop {
+        let delivered = loop {
             if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                break;
+                break false; // the client went away
             }
             let mut buf = vec![0u8; 64 * 1024];
             match stdout.read(&mut buf).await {
-                Ok(0) => break,
+                Ok(0) => break true,
                 Ok(n) => {
                     buf.truncate(n);
                     chunk = buf;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
-                    break;
+                    break false;
                 }
             }
+        };
+        if !delivered {
+            drop(stdout);
+            let _ = child.start_kill();
         }
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err).await;
-        match child.wait().await {
-            Ok(s) if s.success() => {}
-            status => {
-                tracing::error!(?status, stderr = err.trim(), "pg_dump failed");
-                let _ = tx
-                    .send(Err(std::io::Error::other(format!(
-                        "pg_dump failed: {}",
-                        err.trim()
-                    ))))
-                    .await;
-            }
-        }
+        let status = child.wait().await;
         process::forget(pid);
+        let err = stderr.await.unwrap_or_default();
+        if delivered && !matches!(status, Ok(s) if s.success()) {
+            tracing::error!(?status, stderr = err.trim(), "pg_dump failed");
+            let e = std::io::Error::other(format!("pg_dump failed: {}", err.trim()));
+            let _ = tx.send(Err(e)).await;
+        }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let reply = warp::reply::stream(stream);

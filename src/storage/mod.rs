@@ -146,8 +146,22 @@ pub fn mask_connstring(connstring: &str) -> String {
     let mut s = masked;
     let mut search = 0;
     // ASCII lowercasing keeps byte offsets.
-    while let Some(i) = s[search..].to_ascii_lowercase().find("password=") {
-        let value_start = search + i + "password=".len();
+    while let Some(i) = s[search..].to_ascii_lowercase().find("password") {
+        // `password=x`, or `password = x` as libpq also accepts.
+        let bytes = s.as_bytes();
+        let skip_spaces = |mut k: usize| {
+            while bytes.get(k).is_some_and(|b| *b == b' ' || *b == b'\t') {
+                k += 1;
+            }
+            k
+        };
+        let after_keyword = search + i + "password".len();
+        let eq = skip_spaces(after_keyword);
+        if bytes.get(eq) != Some(&b'=') {
+            search = after_keyword;
+            continue;
+        }
+        let value_start = skip_spaces(eq + 1);
         let rest = &s.as_bytes()[value_start..];
         let len = if rest.first() == Some(&b'\'') {
             // Up to the closing quote; a backslash escapes the next byte.
