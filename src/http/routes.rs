@@ -233,12 +233,15 @@ async fn configure(api: Api, body: Bytes) -> Handled {
         .await
         .map_err(|e| reject(e.into()))?;
     if let Some(auth) = new_auth {
-        if auth.is_open() {
+        let mut current = api.auth.write();
+        if auth.is_open() && !current.is_open() {
+            // Authentication is never turned off by omission.
             tracing::warn!(
-                "the new compute_ctl_config has no JWKS: the HTTP API is open to anyone"
+                "the new compute_ctl_config has no JWKS; the configured keys stay in force"
             );
+        } else {
+            *current = Arc::new(auth);
         }
-        *api.auth.write() = Arc::new(auth);
     }
     Ok(warp::reply::json(&snapshot).into_response())
 }
