@@ -633,6 +633,22 @@ mod jwt {
         assert_eq!(code, 200);
         let (code, _) = into_pair(http().get(c.internal_url("/status")).send().await).await;
         assert_eq!(code, 200, "the internal port stays open");
+        // A later config without keys does not open the external port again.
+        let body = json!({"spec": small_spec(), "compute_ctl_config": {}});
+        let (code, answer) = into_pair(
+            http()
+                .post(c.url("/configure"))
+                .bearer_auth(token(
+                    &key,
+                    json!({"scope": "compute_ctl:admin", "aud": "compute"}),
+                ))
+                .json(&body)
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(c.get("/status").await.0, 400);
     }
 }
 
