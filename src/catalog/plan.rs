@@ -19,7 +19,8 @@ pub const REDACTED: &str = "<redacted>";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::Display)]
 #[strum(serialize_all = "snake_case")]
 pub enum Phase {
-    /// Renames and drops of `delta_operations`, in the spec's order.
+    /// Renames and drops of `delta_operations`: role renames, database
+    /// renames, database drops, role drops.
     Delta,
     /// Create missing roles, alter changed ones.
     Roles,
@@ -630,7 +631,16 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
         phase: Phase::Delta,
         group: 0,
     };
-    for op in spec.delta_operations.iter().flatten() {
+    // The contract's order: role renames, database renames, database drops,
+    // role drops (the spec's order within each kind).
+    let mut ops: Vec<&DeltaOp> = spec.delta_operations.iter().flatten().collect();
+    ops.sort_by_key(|op| match op.action {
+        DeltaAction::RenameRole => 0,
+        DeltaAction::RenameDb => 1,
+        DeltaAction::DeleteDb => 2,
+        DeltaAction::DeleteRole => 3,
+    });
+    for op in ops {
         p.delta(op)?;
     }
     p.barrier();

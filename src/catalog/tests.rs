@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 const SU: &str = "cloud_admin";
@@ -472,13 +473,22 @@ async fn hostile_database_and_role_settings_do_not_break_reconcile() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let row = plain
-        .query_one(
-            "SELECT current_user::text, current_setting('default_transaction_read_only')",
-            &[],
-        )
-        .await
-        .unwrap();
+    // With statement_timeout = 1 ms even this query may be cancelled: retry.
+    let mut attempts = 0;
+    let row = loop {
+        attempts += 1;
+        match plain
+            .query_one(
+                "SELECT current_user::text, current_setting('default_transaction_read_only')",
+                &[],
+            )
+            .await
+        {
+            Ok(row) => break row,
+            Err(e) if attempts < 50 && e.code() == Some(&SqlState::QUERY_CANCELED) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert_eq!(
         (row.get::<_, String>(0), row.get::<_, String>(1)),
         ("nobody".into(), "on".into())

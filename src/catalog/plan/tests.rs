@@ -220,11 +220,12 @@ fn phases_run_in_contract_order() {
         ],
     );
     let s = spec(json!({
+        // Given in reverse: the plan still follows the contract's order.
         "delta_operations": [
-            {"action": "rename_role", "name": "old", "new_name": "new"},
-            {"action": "rename_db", "name": "olddb", "new_name": "newdb"},
+            {"action": "delete_role", "name": "gone"},
             {"action": "delete_db", "name": "dropme"},
-            {"action": "delete_role", "name": "gone"}
+            {"action": "rename_db", "name": "olddb", "new_name": "newdb"},
+            {"action": "rename_role", "name": "old", "new_name": "new"}
         ],
         "roles": [{"name": "new"}, {"name": "fresh"}],
         "databases": [{"name": "newdb", "owner": "new"}, {"name": "freshdb", "owner": "fresh"}]
@@ -615,8 +616,9 @@ fn tricky_names_are_escaped() {
         {"action": "rename_role", "name": "$x$", "new_name": "role$$"},
         {"action": "delete_role", "name": "role$$"}]}));
     let p = plan(&cat, &s, SU).unwrap();
-    assert_eq!(sqls(&p)[0], r#"ALTER DATABASE "'q'" RENAME TO "a""b""#);
-    assert_eq!(sqls(&p)[1], r#"ALTER ROLE "$x$" RENAME TO "role$$""#);
+    // Role renames come before database renames, whatever the spec's order.
+    assert_eq!(sqls(&p)[0], r#"ALTER ROLE "$x$" RENAME TO "role$$""#);
+    assert_eq!(sqls(&p)[1], r#"ALTER DATABASE "'q'" RENAME TO "a""b""#);
     assert_eq!(
         sqls(&p)[2],
         r#"REASSIGN OWNED BY "role$$" TO "cloud_admin""#
