@@ -140,9 +140,18 @@ pub async fn ensure_template(
         return Ok(dir);
     }
     if dir.exists() {
+        // Another compute may have just finished it (it renames a stamped
+        // template into place): look again before calling it stale.
+        if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) {
+            return Ok(dir);
+        }
         tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding");
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("removing stale template {}", dir.display()))?;
+        // Move it aside first: the removal never races with a rename into place.
+        let stale = cache_dir.join(format!(".stale-{}-{}", std::process::id(), unique()));
+        if std::fs::rename(&dir, &stale).is_ok() {
+            std::fs::remove_dir_all(&stale)
+                .with_context(|| format!("removing stale template {}", stale.display()))?;
+        }
     }
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating template cache {}", cache_dir.display()))?;

@@ -160,9 +160,46 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            // Abandoned (e.g. a start interrupted by a signal): immediate shutdown.
+            // Abandoned (e.g. a start interrupted by a signal): immediate
+            // shutdown. tokio reaps the child in the background; whoever ends
+            // the process waits for it with [`wait_abandoned`].
             let _ = kill(self.pid, Signal::SIGQUIT);
+            ABANDONED.lock().push(self.pid);
         }
+        process::forget(Some(self.pid.as_raw() as u32));
+    }
+}
+
+/// Postmasters dropped without a stop; see [`wait_abandoned`].
+static ABANDONED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+
+/// Waits (up to `limit`) until every abandoned postmaster has exited, so
+/// none outlives compute_ctl.
+pub async fn wait_abandoned(limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        ABANDONED.lock().retain(|pid| postmaster_alive(*pid));
+        if ABANDONED.lock().is_empty() {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("an abandoned postgres is still shutting down");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Alive and not a zombie.
+fn postmaster_alive(pid: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
     }
 }
 

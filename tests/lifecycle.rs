@@ -488,3 +488,39 @@ fn run_once(pgdata: &std::path::Path, spec: &std::path::Path) -> std::process::O
         .output()
         .unwrap()
 }
+
+#[tokio::test]
+async fn sigquit_turns_a_stuck_fast_shutdown_into_an_immediate_one() {
+    let mut c = Compute::start(Some(spec(json!([]), json!([]))));
+    c.wait_running();
+    let checkpointer: i32 = c
+        .client("postgres")
+        .await
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // A checkpointer that cannot run makes the fast shutdown hang.
+    unsafe_kill(checkpointer, 19); // SIGSTOP
+    c.signal(15);
+    c.wait_for_log("mode=fast", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the stuck shutdown ended by itself"
+    );
+    c.signal(3);
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(20)).code(),
+        Some(0),
+        "{}",
+        c.log()
+    );
+    assert!(c
+        .log()
+        .contains("immediate shutdown requested while stopping"));
+    assert!(!process_alive(checkpointer));
+}

@@ -264,6 +264,8 @@ pub struct Driver {
     waiting_configure: Option<oneshot::Sender<Result<Snapshot, RequestError>>>,
     /// `/terminate` calls waiting for Terminated.
     waiting_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
+    /// `/terminate` calls made while a termination was under way (answered 201).
+    repeated_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
 }
 
 impl Driver {
@@ -294,6 +296,7 @@ impl Driver {
             started_at: Instant::now(),
             waiting_configure: None,
             waiting_terminate: Vec::new(),
+            repeated_terminate: Vec::new(),
         };
         (
             driver,
@@ -332,6 +335,9 @@ impl Driver {
                 AnyState::Terminated(s) => {
                     for reply in self.waiting_terminate.drain(..) {
                         let _ = reply.send(Ok(s.lsn()));
+                    }
+                    for reply in self.repeated_terminate.drain(..) {
+                        let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
                     }
                     // Requests that queued up while postgres was stopping.
                     while let Ok(ev) = self.events.try_recv() {
@@ -580,18 +586,46 @@ impl Driver {
 
     async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
         let mode = s.mode();
+        // A start interrupted by this termination dropped its postgres.
+        crate::postgres::wait_abandoned(Duration::from_secs(30)).await;
         let lsn = match s.take_postgres() {
-            Some(pg) => match pg.stop(mode, &self.env.params.pgbin).await {
-                Ok(lsn) => lsn,
-                Err(e) => {
-                    tracing::error!("stopping postgres: {e:#}");
-                    None
+            Some(pg) => {
+                let pid = nix::unistd::Pid::from_raw(pg.pid());
+                let stop = pg.stop(mode, &self.env.params.pgbin);
+                tokio::pin!(stop);
+                let mut listening = true;
+                loop {
+                    tokio::select! {
+                        result = &mut stop => break result.unwrap_or_else(|e| {
+                            tracing::error!("stopping postgres: {e:#}");
+                            None
+                        }),
+                        ev = self.events.recv(), if listening => match ev {
+                            None => listening = false,
+                            // A fast shutdown that takes too long can be made immediate.
+                            Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
+                            Some(Event::Request(Request::Terminate { mode, reply })) => {
+                                self.repeated_terminate.push(reply);
+                                if mode == TerminationMode::Immediate {
+                                    escalate(pid);
+                                }
+                            }
+                            Some(Event::Signal(TerminationMode::Fast)) => {}
+                            Some(Event::Request(r)) => reject(r, Status::TerminationPending),
+                        },
+                    }
                 }
-            },
+            }
             None => None,
         };
         s.terminated(lsn).into()
     }
+}
+
+/// Turns a fast shutdown under way into an immediate one.
+fn escalate(postmaster: nix::unistd::Pid) {
+    tracing::warn!("immediate shutdown requested while stopping: sending SIGQUIT to postgres");
+    let _ = nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGQUIT);
 }
 
 fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) -> String {
