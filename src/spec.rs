@@ -12,7 +12,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// A ComputeSpec, as sent by the control plane or read with `-S`.
 ///
 /// Unknown fields are ignored, as the contract requires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputeSpec {
     /// Version of the format; 1.0.
     pub format_version: f32,
@@ -59,6 +59,37 @@ pub struct ComputeSpec {
     /// Idle time after which the control plane may suspend the compute.
     #[serde(default)]
     pub suspend_timeout_seconds: Option<i64>,
+}
+
+/// Secrets stay out: the storage token is hidden, passwords in connection
+/// strings masked, role passwords redacted (by [`Role`]'s own `Debug`).
+impl fmt::Debug for ComputeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked = |s: &Option<String>| s.as_deref().map(crate::storage::mask_connstring);
+        f.debug_struct("ComputeSpec")
+            .field("format_version", &self.format_version)
+            .field("operation_uuid", &self.operation_uuid)
+            .field("features", &self.features)
+            .field("cluster", &self.cluster)
+            .field("delta_operations", &self.delta_operations)
+            .field("skip_pg_catalog_updates", &self.skip_pg_catalog_updates)
+            .field("reconfigure_concurrency", &self.reconfigure_concurrency)
+            .field("mode", &self.mode)
+            .field("tenant_id", &self.tenant_id)
+            .field("timeline_id", &self.timeline_id)
+            .field(
+                "pageserver_connstring",
+                &masked(&self.pageserver_connstring),
+            )
+            .field("safekeeper_connstrings", &self.safekeeper_connstrings)
+            .field("primary_connstring", &masked(&self.primary_connstring))
+            .field(
+                "storage_auth_token",
+                &self.storage_auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("suspend_timeout_seconds", &self.suspend_timeout_seconds)
+            .finish()
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -721,8 +752,11 @@ mod tests {
         let mut v = minimal();
         v["cluster"]["roles"] =
             serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t-hash"}]);
+        v["storage_auth_token"] = serde_json::json!("tok3n-s3cr3t");
+        v["mode"] = serde_json::json!("Replica");
+        v["primary_connstring"] = serde_json::json!("host=p password=pw-s3cr3t");
         let spec = parse(v).unwrap();
-        assert!(!format!("{spec:?}").contains("s3cr3t"));
+        assert!(!format!("{spec:?}").contains("s3cr3t"), "{spec:?}");
         let mut v = minimal();
         v["cluster"]["roles"] =
             serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t\u{1}"}]);

@@ -524,3 +524,15 @@ async fn sigquit_turns_a_stuck_fast_shutdown_into_an_immediate_one() {
         .contains("immediate shutdown requested while stopping"));
     assert!(!process_alive(checkpointer));
 }
+
+#[tokio::test]
+async fn the_maintenance_and_template_databases_cannot_be_dropped_or_renamed() {
+    for (action, name) in [("delete_db", "postgres"), ("rename_db", "template1")] {
+        let mut s = spec(json!([]), json!([]));
+        s["delta_operations"] = json!([{"action": action, "name": name, "new_name": "x"}]);
+        let mut c = Compute::start(Some(s));
+        assert_eq!(c.wait_exit(Duration::from_secs(60)).code(), Some(1));
+        let expected = format!("refusing to {action} database \"{name}\"");
+        assert!(c.log().contains(&expected), "{}", c.log());
+    }
+}

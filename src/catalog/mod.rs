@@ -24,9 +24,31 @@ use crate::spec::ComputeSpec;
 use anyhow::Context;
 use tracing::info;
 
+/// Refuses delta operations that would drop or rename the maintenance
+/// database (compute_ctl's own connections use it) or a template database
+/// (`CREATE DATABASE` copies template1).
+fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result<()> {
+    use crate::spec::DeltaAction;
+    for op in spec.delta_operations.iter().flatten() {
+        if !matches!(op.action, DeltaAction::DeleteDb | DeltaAction::RenameDb) {
+            continue;
+        }
+        let why = if op.name == maintenance_db {
+            "compute_ctl's maintenance connections use it"
+        } else if op.name == "template0" || op.name == "template1" {
+            "new databases are made from it"
+        } else {
+            continue;
+        };
+        anyhow::bail!("refusing to {} database {:?}: {why}", op.action, op.name);
+    }
+    Ok(())
+}
+
 /// Reads the catalog and plans, without changing anything: what
 /// [`reconcile`] would execute (`compute_ctl plan` prints it).
 pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
+    protect_databases(spec, connector.maintenance_db())?;
     let conn = connector.open(connector.maintenance_db()).await?;
     let read = async {
         let catalog = read_catalog(&conn.client).await?;
