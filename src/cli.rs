@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub storage_attempts: u32,
 
+    /// How long postgres may take to accept connections after it is started
+    /// (crash recovery or a standby catching up included).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub start_timeout: u64,
+
     /// Directory of postgres' Unix socket (the spec's settings may override it).
     #[arg(long, default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
@@ -179,6 +184,7 @@ impl Cli {
             template_cache,
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
+            start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
                 ..crate::storage::Backoff::default()

@@ -51,7 +51,12 @@ pub struct Postgres {
 impl Postgres {
     /// Starts `postgres -D pgdata` (as `owner`, if set) and waits until it
     /// accepts connections, or fails with its last log lines if it exits first.
-    pub async fn start(pgbin: &PgBin, pgdata: &Path, owner: Option<&RunAs>) -> Result<Postgres> {
+    pub async fn start(
+        pgbin: &PgBin,
+        pgdata: &Path,
+        owner: Option<&RunAs>,
+        timeout: Duration,
+    ) -> Result<Postgres> {
         let mut cmd = Command::new(pgbin.postgres());
         cmd.arg("-D")
             .arg(pgdata)
@@ -82,7 +87,14 @@ impl Postgres {
             log,
             exited: None,
         };
-        pg.wait_ready().await?;
+        if let Err(e) = pg.wait_ready(timeout).await {
+            if pg.exited.is_none() {
+                // Not ready in time: stop it before reporting.
+                let _ = kill(pg.pid, Signal::SIGQUIT);
+                let _ = pg.wait().await;
+            }
+            return Err(e);
+        }
         tracing::info!(pid = pid.as_raw(), "postgres is ready");
         Ok(pg)
     }
@@ -97,7 +109,7 @@ impl Postgres {
         self.log.text()
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let pidfile = self.pgdata.join("postmaster.pid");
         let ready = async {
             loop {
@@ -109,6 +121,12 @@ impl Postgres {
         };
         tokio::select! {
             () = ready => Ok(()),
+            () = tokio::time::sleep(timeout) => {
+                bail!(
+                    "postgres did not accept connections within {timeout:?}; its last log lines:\n{}",
+                    self.log.text()
+                )
+            }
             status = self.child.wait() => {
                 let status = status.context("waiting for postgres")?;
                 self.exited = Some(status);

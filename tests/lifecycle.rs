@@ -536,3 +536,60 @@ async fn the_maintenance_and_template_databases_cannot_be_dropped_or_renamed() {
         assert!(c.log().contains(&expected), "{}", c.log());
     }
 }
+
+#[tokio::test]
+async fn a_postgres_that_never_gets_ready_fails_the_start_after_the_timeout() {
+    // A pgbin whose postgres answers --version and --describe-config but
+    // never starts a server.
+    let tools = test_dir();
+    let bin = tools.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = std::fs::canonicalize("/usr/lib/postgresql")
+        .ok()
+        .and_then(|root| {
+            let mut found: Vec<_> = std::fs::read_dir(root)
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .collect();
+            found.sort();
+            found.pop()
+        })
+        .expect("postgres under /usr/lib/postgresql");
+    for tool in ["initdb", "pg_controldata"] {
+        std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
+    }
+    let script = format!(
+        "#!/bin/bash\nif [ \"$1\" = \"-D\" ]; then exec sleep 1000; fi\nexec {}/postgres \"$@\"\n",
+        real.display()
+    );
+    std::fs::write(bin.join("postgres"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("postgres"), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut c = Compute::start_with(Opts {
+        spec: Some(spec(json!([]), json!([]))),
+        extra_args: vec![
+            "-b".into(),
+            bin.join("postgres").display().to_string(),
+            "--start-timeout".into(),
+            "2".into(),
+        ],
+        ..Opts::default()
+    });
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(30)).code(),
+        Some(1),
+        "{}",
+        c.log()
+    );
+    assert!(
+        c.log().contains("did not accept connections within 2s"),
+        "{}",
+        c.log()
+    );
+    assert!(
+        processes_mentioning(&c.pgdata()).is_empty(),
+        "the never-ready postgres was left running"
+    );
+}

@@ -66,6 +66,8 @@ pub struct Params {
     pub failure_exit_delay: Duration,
     /// Retries of the storage steps.
     pub storage_backoff: storage::Backoff,
+    /// How long postgres may take to accept connections (recovery included).
+    pub start_timeout: Duration,
 }
 
 /// Startup timings, in milliseconds, as `/metrics.json` reports them.

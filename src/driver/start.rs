@@ -41,7 +41,7 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
-    let pg = Postgres::start(&params.pgbin, &params.pgdata, owner)
+    let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
         .await?;
     timings.start_postgres_ms = began.elapsed().as_millis() as u64;
