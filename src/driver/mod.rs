@@ -484,10 +484,10 @@ impl Driver {
                 match interruptible(&mut self.events, Status::Configuration, work).await {
                     Ok(Ok(pending_restart)) => {
                         self.snapshot.write().pending_restart = pending_restart;
-                        Ok(None)
+                        Outcome::Configured(None)
                     }
-                    Ok(Err(e)) => Err(Ok(e)),
-                    Err(mode) => Err(Err(mode)),
+                    Ok(Err(e)) => Outcome::Failed(e),
+                    Err(mode) => Outcome::Interrupted(mode),
                 }
             }
             // From Empty (or a failed start): a full start.
@@ -498,24 +498,24 @@ impl Driver {
                         let mut snap = self.snapshot.write();
                         snap.timings = timings;
                         snap.pending_restart.clear();
-                        Ok(Some(pg))
+                        Outcome::Configured(Some(Box::new(pg)))
                     }
-                    Ok(Err(e)) => Err(Ok(e)),
-                    Err(mode) => Err(Err(mode)),
+                    Ok(Err(e)) => Outcome::Failed(e),
+                    Err(mode) => Outcome::Interrupted(mode),
                 }
             }
         };
         match outcome {
-            Ok(started) => {
-                let Some(pg) = started.or_else(|| s.take_postgres()) else {
-                    return s
+            Outcome::Configured(started) => {
+                match started.map(|pg| *pg).or_else(|| s.take_postgres()) {
+                    Some(pg) => s.configured(pg).into(),
+                    None => s
                         .fail("lost the running postgres during reconfiguration".into())
-                        .into();
-                };
-                s.configured(pg).into()
+                        .into(),
+                }
             }
-            Err(Ok(e)) => s.fail(format!("{e:#}")).into(),
-            Err(Err(mode)) => s.terminate(mode).into(),
+            Outcome::Failed(e) => s.fail(format!("{e:#}")).into(),
+            Outcome::Interrupted(mode) => s.terminate(mode).into(),
         }
     }
 
@@ -636,6 +636,17 @@ fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) 
         Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{tail}"),
         Err(e) => format!("lost track of postgres: {e:#}"),
     }
+}
+
+/// How the work of Configuration ended.
+enum Outcome {
+    /// Done; with the postgres a full start started (None: the running one
+    /// was reconfigured in place).
+    Configured(Option<Box<Postgres>>),
+    /// It failed; a postgres still serving stays in the state.
+    Failed(anyhow::Error),
+    /// A termination came first.
+    Interrupted(TerminationMode),
 }
 
 /// What an event asks of a state that waits for requests.
