@@ -108,6 +108,7 @@ impl Compute {
 
 #[tokio::main]
 async fn main() {
+    install_crypto();
     let roles = env_or("ROLES", 1000);
     let databases = env_or("DATABASES", 50);
     let reapplies = env_or("REAPPLIES", 20);

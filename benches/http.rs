@@ -28,6 +28,7 @@ fn spec(work_mem_kb: usize) -> serde_json::Value {
 
 #[tokio::main]
 async fn main() {
+    install_crypto();
     let dir = tempfile::Builder::new()
         .prefix("cc-bench-http-")
         .tempdir_in("/tmp")

@@ -57,8 +57,9 @@ pub struct Cli {
     #[arg(short = 'i', long, value_name = "ID")]
     pub compute_id: Option<String>,
 
-    /// Control plane to pull the spec from (with --compute-id).
-    #[arg(short = 'p', long, value_name = "URL", requires = "compute_id")]
+    /// Control plane to pull the spec from (with --compute-id); the bearer
+    /// token is taken from NEON_CONTROL_PLANE_TOKEN.
+    #[arg(short = 'p', long, value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
     pub control_plane_uri: Option<String>,
 
     /// When run as root: the unprivileged user postgres runs as.
@@ -143,9 +144,7 @@ impl Cli {
                 .with_context(|| format!("in {}", path.display()))?;
             return Ok((config.spec, config.compute_ctl_config));
         }
-        if self.control_plane_uri.is_some() {
-            bail!("pulling the spec from a control plane (-p) is not supported yet; pass -S or -c");
-        }
+        // With -p, the spec is pulled once the API is up (see control_plane).
         Ok((None, None))
     }
 

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod control_plane;
 pub mod driver;
 pub mod http;
 pub mod metrics;

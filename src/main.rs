@@ -6,7 +6,7 @@ use compute_ctl::catalog::Connector;
 use compute_ctl::cli::{Cli, Command};
 use compute_ctl::driver::Driver;
 use compute_ctl::http::{self, auth::Authenticator, Api};
-use compute_ctl::{monitor, process, signals};
+use compute_ctl::{control_plane, monitor, process, signals};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,9 +69,10 @@ async fn run(cli: Cli) -> Result<u8> {
     let (driver, handle) = Driver::new(params);
 
     // The API answers /status from the first milliseconds, before anything slow.
+    let auth = Arc::new(parking_lot::RwLock::new(Arc::new(auth)));
     let api = Api {
         handle: handle.clone(),
-        auth: Arc::new(parking_lot::RwLock::new(Arc::new(auth))),
+        auth: auth.clone(),
         compute_id: cli.compute_id.clone(),
         build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
         pg_dump: api_parts.0,
@@ -85,6 +86,16 @@ async fn run(cli: Cli) -> Result<u8> {
     .await?;
     signals::forward_to(handle.clone())?;
     process::spawn_reaper()?;
+    if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
+        let token = std::env::var(control_plane::TOKEN_ENV).ok();
+        tokio::spawn(control_plane::pull_and_configure(
+            uri.clone(),
+            id.clone(),
+            token,
+            handle.clone(),
+            auth,
+        ));
+    }
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;

@@ -58,6 +58,8 @@ pub struct Opts {
     pub config: Option<serde_json::Value>,
     /// The connstr's user: the superuser.
     pub superuser: String,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Opts {
@@ -70,6 +72,7 @@ impl Default for Opts {
             failure_exit_delay: 0,
             config: None,
             superuser: SUPERUSER.into(),
+            env: vec![],
         }
     }
 }
@@ -131,6 +134,7 @@ impl Compute {
             None => Command::new(bin),
         };
         cmd.args(&args)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -308,6 +312,8 @@ impl Compute {
 }
 
 pub fn http() -> reqwest::Client {
+    // reqwest's TLS needs a crypto provider chosen (the product uses ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -1,0 +1,190 @@
+//! Pulling the compute's configuration from a control plane (`-p`, `-i`):
+//! `GET {uri}/compute/api/v2/computes/{id}/spec`, with the bearer token of
+//! `NEON_CONTROL_PLANE_TOKEN` when set. The answer is
+//! `{"status": "empty"|"attached", "spec": ..., "compute_ctl_config": ...}`.
+
+use crate::driver::{Handle, Request};
+use crate::http::auth::Authenticator;
+use crate::spec::{ComputeConfig, ComputeSpec};
+use anyhow::{bail, Context, Result};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable holding the control plane's token. Secret.
+pub const TOKEN_ENV: &str = "NEON_CONTROL_PLANE_TOKEN";
+
+/// Attempts before giving up on an unreachable control plane.
+const ATTEMPTS: u32 = 5;
+
+/// What the control plane said about this compute.
+#[derive(Debug)]
+pub struct Pulled {
+    /// The spec, when the compute is attached to one.
+    pub spec: Option<ComputeSpec>,
+    /// compute_ctl's own settings (JWKS, ...).
+    pub compute_ctl_config: Option<serde_json::Value>,
+}
+
+/// Fetches and validates the configuration of compute `id` from `uri`.
+/// Transport errors and 5xx answers are retried with backoff; anything else
+/// is an error naming what was wrong.
+pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
+    // TLS through rustls with the ring provider (already in the tree for JWT).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = format!(
+        "{}/compute/api/v2/computes/{id}/spec",
+        uri.trim_end_matches('/')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    let (status, body) = loop {
+        let mut request = client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let outcome = async {
+            let resp = request.send().await?;
+            let status = resp.status();
+            Ok::<_, reqwest::Error>((status, resp.text().await?))
+        }
+        .await;
+        match outcome {
+            Ok((status, body)) if !status.is_server_error() => break (status, body),
+            Ok((status, _)) if attempt < ATTEMPTS => {
+                tracing::warn!(%status, attempt, "control plane answered with an error; retrying")
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(attempt, "cannot reach the control plane: {e}; retrying")
+            }
+            Ok((status, body)) => bail!("control plane answered {status}: {}", excerpt(&body)),
+            Err(e) => return Err(e).with_context(|| format!("fetching the spec from {url}")),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        attempt += 1;
+    };
+    if !status.is_success() {
+        bail!(
+            "control plane answered {status} for {url}: {}",
+            excerpt(&body)
+        );
+    }
+    parse(&body).with_context(|| format!("the answer of {url}"))
+}
+
+/// Pulls the configuration and hands it to the driver as a `/configure`
+/// would (the API is already up, so `/status` answers meanwhile). Keys that
+/// come with it guard the external API. On failure the compute stays Empty,
+/// waiting for `POST /configure`.
+pub async fn pull_and_configure(
+    uri: String,
+    id: String,
+    token: Option<String>,
+    handle: Handle,
+    auth: Arc<RwLock<Arc<Authenticator>>>,
+) {
+    let pulled = match pull(&uri, &id, token.as_deref()).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(
+                "pulling the spec from the control plane: {e:#}; waiting for POST /configure"
+            );
+            return;
+        }
+    };
+    if let Some(config) = &pulled.compute_ctl_config {
+        match Authenticator::from_config(Some(config), Some(&id)) {
+            Ok(a) if !a.is_open() => *auth.write() = Arc::new(a),
+            Ok(_) => {}
+            Err(e) => tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}"),
+        }
+    }
+    let Some(spec) = pulled.spec else {
+        tracing::info!(
+            "the control plane has no spec for this compute yet: waiting for POST /configure"
+        );
+        return;
+    };
+    let spec = Arc::new(spec);
+    match handle
+        .request(|reply| Request::Configure { spec, reply })
+        .await
+    {
+        Ok(_) => tracing::info!("compute configured from the control plane"),
+        Err(e) => tracing::error!("configuring from the control plane: {e}"),
+    }
+}
+
+/// Parses the control plane's answer.
+fn parse(body: &str) -> Result<Pulled> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Status {
+        Empty,
+        Attached,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        status: Status,
+    }
+    let answer: Answer =
+        serde_json::from_str(body).context("no valid \"status\" (empty or attached)")?;
+    // The rest has the shape of a ComputeConfig (spec validated there).
+    let config = ComputeConfig::from_json(body)?;
+    match answer.status {
+        Status::Empty => Ok(Pulled {
+            spec: None,
+            compute_ctl_config: config.compute_ctl_config,
+        }),
+        Status::Attached => {
+            let spec = config
+                .spec
+                .context("status is \"attached\" but the spec is missing")?;
+            Ok(Pulled {
+                spec: Some(spec),
+                compute_ctl_config: config.compute_ctl_config,
+            })
+        }
+    }
+}
+
+/// The start of a body, for an error message.
+fn excerpt(body: &str) -> String {
+    let cut: String = body.chars().take(200).collect();
+    if cut.len() < body.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_parse() {
+        let empty = parse(r#"{"status": "empty", "spec": null}"#).unwrap();
+        assert!(empty.spec.is_none());
+        let attached = parse(
+            r#"{"status": "attached", "spec": {"format_version": 1.0, "cluster": {}},
+                "compute_ctl_config": {"jwks": {"keys": []}}}"#,
+        )
+        .unwrap();
+        assert!(attached.spec.is_some() && attached.compute_ctl_config.is_some());
+        assert!(parse(r#"{"status": "attached"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+        assert!(parse(r#"{"status": "weird"}"#).is_err());
+        let bad = parse(
+            r#"{"status": "attached", "spec": {"format_version": 1.0, "cluster": {"roles": [{"name": 1}]}}}"#,
+        );
+        assert!(format!("{:#}", bad.unwrap_err()).contains("spec.cluster.roles[0].name"));
+    }
+}
