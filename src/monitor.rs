@@ -45,21 +45,29 @@ pub fn spawn(handle: Handle, connector: Connector) {
                     continue;
                 }
             }
+            // A postgres that does not answer within the interval is down
+            // for that interval.
             if client.as_ref().is_none_or(|c| c.is_closed()) {
-                client = connector.connect(connector.maintenance_db()).await.ok();
+                let connect = connector.connect(connector.maintenance_db());
+                client = tokio::time::timeout(INTERVAL, connect)
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
             }
             let Some(c) = &client else {
                 handle.add_pg_downtime(INTERVAL);
                 continue;
             };
-            match c.query_one(ACTIVITY, &[]).await {
-                Ok(row) => {
+            match tokio::time::timeout(INTERVAL, c.query_one(ACTIVITY, &[])).await {
+                Ok(Ok(row)) => {
                     if row.get::<_, bool>(0) {
                         handle.set_last_active(Utc::now());
                     }
                 }
-                Err(e) => {
-                    tracing::debug!("activity probe failed: {e}");
+                failed => {
+                    if let Ok(Err(e)) = failed {
+                        tracing::debug!("activity probe failed: {e}");
+                    }
                     client = None;
                     // Still Running: the driver has not seen postgres exit yet.
                     if handle.status() == Status::Running {

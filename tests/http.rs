@@ -692,3 +692,32 @@ async fn a_client_leaving_a_schema_dump_leaves_no_pg_dump_behind() {
     assert_eq!(code, 200);
     assert!(body.as_str().unwrap().contains("CREATE TABLE public.t399"));
 }
+
+#[tokio::test]
+async fn a_postgres_that_stops_answering_counts_as_downtime() {
+    let mut c = Compute::start(Some(small_spec()));
+    c.wait_running();
+    let downtime = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("compute_ctl_pg_downtime_seconds_total "))
+            .and_then(|v| v.parse().ok())
+            .expect("the downtime metric")
+    };
+    let (_, body) = c.get("/metrics").await;
+    assert_eq!(downtime(body.as_str().unwrap()), 0.0);
+    // Freeze the postmaster (no new connections) and end the monitor's session.
+    let su = c.client("postgres").await;
+    let postmaster = c.postmaster_pid().unwrap();
+    unsafe_kill(postmaster, 19); // SIGSTOP
+    su.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'compute_ctl' AND query LIKE '%pg_stat_subscription%'",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    unsafe_kill(postmaster, 18); // SIGCONT
+    let (_, body) = c.get("/metrics").await;
+    let seconds = downtime(body.as_str().unwrap());
+    assert!(seconds >= 1.0, "downtime {seconds}");
+}
