@@ -196,7 +196,7 @@ static ABANDONED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 pub async fn wait_abandoned(limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        ABANDONED.lock().retain(|pid| postmaster_alive(*pid));
+        ABANDONED.lock().retain(|pid| process::alive(pid.as_raw()));
         if ABANDONED.lock().is_empty() {
             return;
         }
@@ -205,19 +205,6 @@ pub async fn wait_abandoned(limit: Duration) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Alive and not a zombie.
-fn postmaster_alive(pid: Pid) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
     }
 }
 

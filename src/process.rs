@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::{Gid, Pid, Uid, User};
+use nix::unistd::{Pid, Uid, User};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::path::Path;
@@ -146,10 +146,16 @@ pub fn spawn_reaper() -> Result<()> {
     Ok(())
 }
 
-/// The gid to give files created for `run_as`, or ours.
-pub fn owner_ids(run_as: Option<&RunAs>) -> (Uid, Gid) {
-    match run_as {
-        Some(u) => (Uid::from_raw(u.uid), Gid::from_raw(u.gid)),
-        None => (Uid::effective(), Gid::effective()),
+/// Whether `pid` is alive (a zombie counts as dead).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which ends with the last ')'.
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
     }
 }

@@ -2,7 +2,7 @@
 //! own temporary directory on a free port (as the `postgres` user when run as
 //! root), stopped with SIGQUIT and removed on drop.
 
-use super::plan::tests::tricky_names;
+use super::plan::tests::{spec, tricky_names};
 use super::*;
 use crate::spec::ComputeSpec;
 use serde_json::{json, Value};
@@ -188,19 +188,6 @@ impl Drop for Pg {
         }
         let _ = self.child.wait();
     }
-}
-
-fn spec(v: Value) -> ComputeSpec {
-    let mut doc = json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}});
-    for key in ["roles", "databases"] {
-        if let Some(x) = v.get(key) {
-            doc["cluster"][key] = x.clone();
-        }
-    }
-    if let Some(d) = v.get("delta_operations") {
-        doc["delta_operations"] = d.clone();
-    }
-    ComputeSpec::from_json(&doc.to_string()).expect("valid spec")
 }
 
 /// A new name for `name`: at most 63 bytes, different from every tricky name.

@@ -36,7 +36,8 @@ pub(crate) fn tricky_names() -> Vec<String> {
     ]
 }
 
-fn spec(v: Value) -> ComputeSpec {
+/// A spec with these roles, databases and delta operations.
+pub(crate) fn spec(v: Value) -> ComputeSpec {
     let mut doc = json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}});
     for key in ["roles", "databases"] {
         if let Some(x) = v.get(key) {
