@@ -11,99 +11,14 @@ mod common;
 use common::*;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn md5_hex(role: &str) -> String {
     postgres_protocol::password::md5(format!("pw-{role}").as_bytes(), role)
         .trim_start_matches("md5")
         .to_string()
-}
-
-struct Compute {
-    child: Child,
-    base: String,
-    port: u16,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Compute {
-    async fn start(dir: &Path) -> Compute {
-        let (port, http_port) = (free_port(), free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-            .arg("-D")
-            .arg(dir.join("pgdata"))
-            .arg("-C")
-            .arg(format!(
-                "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
-            ))
-            .args(["--external-http-port", &http_port.to_string()])
-            .args(["--internal-http-port", &free_port().to_string()])
-            .arg("--socket-dir")
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let base = format!("http://127.0.0.1:{http_port}");
-        while reqwest::get(format!("{base}/status")).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Compute {
-            child,
-            base,
-            port,
-            log,
-        }
-    }
-
-    async fn configure(&self, spec: &Value) -> Duration {
-        let t = Instant::now();
-        let resp = reqwest::Client::new()
-            .post(format!("{}/configure", self.base))
-            .json(&json!({ "spec": spec }))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let body = resp.text().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        t.elapsed()
-    }
-
-    fn ddl_lines(&self) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l.contains("statement: CREATE")
-                    || l.contains("statement: ALTER")
-                    || l.contains("statement: DROP")
-            })
-            .count()
-    }
-
-    async fn stop(mut self) {
-        let _ = reqwest::Client::new()
-            .post(format!("{}/terminate", self.base))
-            .send()
-            .await;
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::main]

@@ -10,9 +10,7 @@ mod common;
 use common::*;
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn spec(work_mem_kb: usize) -> serde_json::Value {
@@ -34,37 +32,10 @@ async fn main() {
         .tempdir_in("/tmp")
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let (port, http_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-        .arg("-D")
-        .arg(dir.path().join("pgdata"))
-        .arg("-C")
-        .arg(format!(
-            "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
-        ))
-        .args(["--external-http-port", &http_port.to_string()])
-        .args(["--internal-http-port", &free_port().to_string()])
-        .arg("--socket-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    let base = format!("http://127.0.0.1:{http_port}");
+    let c = Compute::start(dir.path()).await;
+    let base = c.base.clone();
     let client = reqwest::Client::new();
-    while client.get(format!("{base}/status")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let first = client
-        .post(format!("{base}/configure"))
-        .json(&json!({"spec": spec(4000)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), 200, "{}", first.text().await.unwrap());
+    c.configure(&spec(4000)).await;
 
     // Settings-only reconfigures.
     let n = env_or("CONFIGURES", 50);
@@ -128,6 +99,5 @@ async fn main() {
         percentile(&all, 0.99).as_secs_f64() * 1e3
     );
 
-    let _ = client.post(format!("{base}/terminate")).send().await;
-    let _ = child.wait();
+    c.stop().await;
 }

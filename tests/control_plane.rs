@@ -63,16 +63,7 @@ async fn an_attached_compute_pulls_its_spec_and_runs() {
     let (port, seen) = control_plane(answer, 1).await;
     let c = start(port);
     c.wait_status("running", Duration::from_secs(60)).await;
-    let owner: String = c
-        .client("pulled db")
-        .await
-        .query_one(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let owner = c.db_owner("pulled db").await;
     assert_eq!(owner, "pulled role");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "the 503 was retried once: {seen:?}");

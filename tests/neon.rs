@@ -121,15 +121,7 @@ async fn a_primary_runs_on_the_streamed_basebackup() {
     assert!(sync_log.contains("TOKEN=storage-secret-token"));
 
     // It serves the streamed data, reconciled with the spec.
-    let client = c.client("app db").await;
-    let owner: String = client
-        .query_one(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let owner = c.db_owner("app db").await;
     assert_eq!(owner, "app user");
     let conf = std::fs::read_to_string(c.pgdata().join("postgresql.conf")).unwrap();
     assert!(conf.contains(&format!("neon.tenant_id = '{TENANT}'")));

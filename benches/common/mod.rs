@@ -2,7 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -33,4 +38,93 @@ pub fn ms(d: Duration) -> f64 {
 /// reqwest's TLS needs a crypto provider chosen (the product uses ring).
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A compute_ctl started Empty, its HTTP base URL and what it logged.
+pub struct Compute {
+    child: Child,
+    /// `http://127.0.0.1:<external port>`.
+    pub base: String,
+    /// The port postgres listens on.
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Compute {
+    /// Starts compute_ctl without a spec, with PGDATA and the socket in `dir`.
+    pub async fn start(dir: &Path) -> Compute {
+        let (port, http_port) = (free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+            .arg("-D")
+            .arg(dir.join("pgdata"))
+            .arg("-C")
+            .arg(format!(
+                "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
+            ))
+            .args(["--external-http-port", &http_port.to_string()])
+            .args(["--internal-http-port", &free_port().to_string()])
+            .arg("--socket-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let base = format!("http://127.0.0.1:{http_port}");
+        while reqwest::get(format!("{base}/status")).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Compute {
+            child,
+            base,
+            port,
+            log,
+        }
+    }
+
+    /// POSTs `spec` to /configure, expects 200, returns the round trip.
+    pub async fn configure(&self, spec: &Value) -> Duration {
+        let t = Instant::now();
+        let resp = reqwest::Client::new()
+            .post(format!("{}/configure", self.base))
+            .json(&json!({ "spec": spec }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        t.elapsed()
+    }
+
+    /// DDL statements postgres logged so far (with `log_statement = ddl`).
+    pub fn ddl_lines(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l.contains("statement: CREATE")
+                    || l.contains("statement: ALTER")
+                    || l.contains("statement: DROP")
+            })
+            .count()
+    }
+
+    /// Terminates the compute and waits for it.
+    pub async fn stop(mut self) {
+        let _ = reqwest::Client::new()
+            .post(format!("{}/terminate", self.base))
+            .send()
+            .await;
+        let _ = self.child.wait();
+    }
 }

@@ -252,6 +252,19 @@ impl Compute {
             .expect("superuser connection")
     }
 
+    /// The owner of database `db`, asked from inside it.
+    pub async fn db_owner(&self, db: &str) -> String {
+        self.client(db)
+            .await
+            .query_one(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("owner query")
+            .get(0)
+    }
+
     /// The postmaster's pid, from postmaster.pid.
     pub fn postmaster_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.pgdata().join("postmaster.pid"))
@@ -365,16 +378,7 @@ pub async fn connect(connstr: &str) -> Result<tokio_postgres::Client, tokio_post
 }
 
 pub fn process_alive(pid: i32) -> bool {
-    // A zombie is dead for our purposes.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
+    compute_ctl::process::alive(pid)
 }
 
 /// Pids of processes whose command line mentions `needle`.
