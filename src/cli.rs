@@ -89,6 +89,22 @@ pub struct Cli {
     /// Directory of postgres' Unix socket (the spec's settings may override it).
     #[arg(long, default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
+
+    /// After a `POST /terminate`, keep answering the API (201 to a repeated
+    /// terminate) for this many seconds (fractions allowed) before exiting 0.
+    /// Default as the reference: 30 after a fast termination, 0.3 after an
+    /// immediate one. A signal during the linger exits at once.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub terminate_linger: Option<std::time::Duration>,
+}
+
+/// A non-negative number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?} is not a non-negative number of seconds"))
 }
 
 /// Subcommands.
@@ -183,6 +199,7 @@ impl Cli {
             template_cache,
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
+            terminate_linger: self.terminate_linger,
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),

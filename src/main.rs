@@ -74,7 +74,7 @@ async fn run(cli: Cli) -> Result<u8> {
         handle: handle.clone(),
         auth: auth.clone(),
         compute_id: cli.compute_id.clone(),
-        build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
+        build_tag: compute_ctl::metrics::BUILD_TAG.to_string(),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
     };

@@ -7,6 +7,10 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod start;
+mod status;
+mod terminate;
+
+pub use status::ComputeStatus;
 
 use start::{reconfigure, start_compute};
 
@@ -68,15 +72,25 @@ pub struct Params {
     pub storage_backoff: storage::Backoff,
     /// How long postgres may take to accept connections (recovery included).
     pub start_timeout: Duration,
+    /// How long the API keeps answering after a termination asked for over
+    /// HTTP; None: the reference's (30 s after fast, 300 ms after immediate).
+    pub terminate_linger: Option<Duration>,
 }
 
-/// Startup timings, in milliseconds, as `/metrics.json` reports them.
+/// Startup timings, as `/metrics.json` reports them: every field of the
+/// reference's `ComputeMetrics`, in its order; a step this compute does not
+/// take reports 0.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
     /// From process start until a spec was available.
     pub wait_for_spec_ms: u64,
+    /// The reference's check whether the safekeepers are already in sync
+    /// (no such step here: always 0).
+    pub sync_sk_check_ms: u64,
     /// Safekeeper sync (remote storage only).
     pub sync_safekeepers_ms: u64,
+    /// Time to connect to the pageserver for the basebackup, in microseconds.
+    pub pageserver_connect_micros: u64,
     /// Basebackup download (remote storage only).
     pub basebackup_ms: u64,
     /// Basebackup size in bytes (remote storage only).
@@ -87,6 +101,14 @@ pub struct Timings {
     pub config_ms: u64,
     /// From the spec to Running.
     pub total_startup_ms: u64,
+    /// Loading remote extensions (none are downloaded here: 0).
+    pub load_ext_ms: u64,
+    /// Remote extensions downloaded (0).
+    pub num_ext_downloaded: u64,
+    /// Largest remote extension downloaded, in bytes (0).
+    pub largest_ext_size: u64,
+    /// Bytes of remote extensions downloaded (0).
+    pub total_ext_download_size: u64,
 }
 
 /// What the driver publishes after every transition (and the monitor updates).
@@ -98,7 +120,11 @@ pub struct Snapshot {
     pub tenant: Option<String>,
     /// The spec's timeline, if any.
     pub timeline: Option<String>,
-    /// The current state.
+    /// The current state, as the API names it (`status` in `/status`).
+    #[serde(rename = "status")]
+    pub compute_status: ComputeStatus,
+    /// The current typed state.
+    #[serde(skip)]
     pub status: Status,
     /// Last user activity (from the activity monitor).
     pub last_active: Option<DateTime<Utc>>,
@@ -118,6 +144,9 @@ pub struct Snapshot {
     /// Time postgres was found down by the monitor while it should have served.
     #[serde(skip)]
     pub pg_downtime: Duration,
+    /// The part of it in the current outage (zero while postgres answers).
+    #[serde(skip)]
+    pub pg_current_downtime: Duration,
     /// The spec in effect (roles and databases for `/dbs_and_roles`).
     #[serde(skip)]
     pub spec: Option<Arc<ComputeSpec>>,
@@ -159,7 +188,7 @@ pub enum Request {
 pub enum RequestError {
     /// Not allowed in the current state (HTTP 412).
     #[error("invalid compute status: {0}")]
-    InvalidState(Status),
+    InvalidState(ComputeStatus),
     /// The spec is not usable by this postgres (HTTP 400); nothing changed.
     #[error("{0}")]
     BadSpec(String),
@@ -191,6 +220,10 @@ impl Handle {
     pub fn status(&self) -> Status {
         self.snapshot.read().status
     }
+    /// The current status as the API names it.
+    pub fn compute_status(&self) -> ComputeStatus {
+        self.snapshot.read().compute_status
+    }
     /// Sends an event to the driver; false when the driver has ended.
     pub async fn send(&self, event: Event) -> bool {
         self.events.send(event).await.is_ok()
@@ -212,7 +245,28 @@ impl Handle {
     }
     /// Adds time during which postgres was found down (the monitor owns `pg_downtime`).
     pub fn add_pg_downtime(&self, d: Duration) {
-        self.snapshot.write().pg_downtime += d;
+        let mut snap = self.snapshot.write();
+        snap.pg_downtime += d;
+        snap.pg_current_downtime += d;
+        tracing::warn!(
+            downtime_info = true,
+            current_ms = snap.pg_current_downtime.as_millis() as u64,
+            total_ms = snap.pg_downtime.as_millis() as u64,
+            "postgres does not answer"
+        );
+    }
+    /// Postgres answered the monitor: the current outage, if any, is over.
+    pub fn pg_answered(&self) {
+        let mut snap = self.snapshot.write();
+        if !snap.pg_current_downtime.is_zero() {
+            tracing::info!(
+                downtime_info = true,
+                outage_ms = snap.pg_current_downtime.as_millis() as u64,
+                total_ms = snap.pg_downtime.as_millis() as u64,
+                "postgres answers again"
+            );
+            snap.pg_current_downtime = Duration::ZERO;
+        }
     }
 }
 
@@ -268,6 +322,8 @@ pub struct Driver {
     waiting_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
     /// `/terminate` calls made while a termination was under way (answered 201).
     repeated_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
+    /// The mode of a termination asked for over HTTP (which lingers).
+    http_termination: Option<TerminationMode>,
 }
 
 impl Driver {
@@ -278,6 +334,7 @@ impl Driver {
             start_time: Utc::now(),
             tenant: None,
             timeline: None,
+            compute_status: ComputeStatus::Empty,
             status: Status::Empty,
             last_active: None,
             error: None,
@@ -286,6 +343,7 @@ impl Driver {
             lsn: None,
             transitions: Vec::new(),
             pg_downtime: Duration::ZERO,
+            pg_current_downtime: Duration::ZERO,
             spec: None,
         }));
         let driver = Driver {
@@ -299,6 +357,7 @@ impl Driver {
             waiting_configure: None,
             waiting_terminate: Vec::new(),
             repeated_terminate: Vec::new(),
+            http_termination: None,
         };
         (
             driver,
@@ -347,9 +406,13 @@ impl Driver {
                             Event::Request(Request::Terminate { reply, .. }) => {
                                 let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
                             }
-                            Event::Request(r) => reject(r, Status::Terminated),
-                            Event::Signal(_) => {}
+                            Event::Request(r) => reject(r, ComputeStatus::Terminated),
+                            Event::Signal(_) => return s.exit(),
                         }
+                    }
+                    if let Some(mode) = self.http_termination {
+                        let linger = terminate::linger_for(self.env.params.terminate_linger, mode);
+                        terminate::linger(&mut self.events, s.lsn(), linger).await;
                     }
                     return s.exit();
                 }
@@ -382,6 +445,11 @@ impl Driver {
     fn publish(&mut self, state: &State) {
         let mut snap = self.snapshot.write();
         snap.status = state.status();
+        let mode = match state {
+            AnyState::TerminationPending(t) => Some(t.mode()),
+            _ => None,
+        };
+        snap.compute_status = ComputeStatus::of(snap.status, mode);
         match state {
             AnyState::Failed(f) => {
                 snap.error = Some(f.error().clone());
@@ -409,13 +477,23 @@ impl Driver {
         self.snapshot.read().timings.clone()
     }
 
-    /// Validates a spec for this postgres; a bad one is answered 400 and changes nothing.
+    /// Validates a spec for this postgres (and, for a running compute, against
+    /// the spec it runs: `running`); a bad one is answered 400 and changes nothing.
     async fn accept_spec(
         &self,
         spec: &ComputeSpec,
+        running: Option<&ComputeSpec>,
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
-        match self.env.check_spec(spec).await {
+        let checked = match running {
+            Some(current) => spec.check_change_from(current),
+            None => Ok(()),
+        };
+        let checked = match checked {
+            Ok(()) => self.env.check_spec(spec).await,
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(()) => Some(reply),
             Err(e) => {
                 let _ = reply.send(Err(RequestError::BadSpec(e.to_string())));
@@ -426,17 +504,18 @@ impl Driver {
 
     /// What an event asks of a state that waits for requests (Empty,
     /// Running, Failed). Replies that come later are parked here.
-    async fn triage(&mut self, event: Option<Event>) -> Ask {
+    async fn triage(&mut self, event: Option<Event>, running: Option<&ComputeSpec>) -> Ask {
         match event {
             // Every sender is gone: nobody can reach us any more; stop.
             None => Ask::Terminate(TerminationMode::Fast),
             Some(Event::Signal(mode)) => Ask::Terminate(mode),
             Some(Event::Request(Request::Terminate { mode, reply })) => {
                 self.waiting_terminate.push(reply);
+                self.http_termination = Some(mode);
                 Ask::Terminate(mode)
             }
             Some(Event::Request(Request::Configure { spec, reply })) => {
-                match self.accept_spec(&spec, reply).await {
+                match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
                         self.spec_arrived(&spec);
                         self.waiting_configure = Some(reply);
@@ -452,11 +531,11 @@ impl Driver {
     async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
         loop {
             let event = self.events.recv().await;
-            match self.triage(event).await {
+            match self.triage(event, None).await {
                 Ask::Terminate(mode) => return s.terminate(mode).into(),
                 Ask::Configure(spec) => return s.configure(spec).into(),
                 Ask::Connect(reply) => {
-                    let _ = reply.send(Err(RequestError::InvalidState(Status::Empty)));
+                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Nothing => {}
             }
@@ -465,7 +544,7 @@ impl Driver {
 
     async fn on_init(&mut self, s: Init<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, Status::Init, work).await {
+        match interruptible(&mut self.events, ComputeStatus::Init, work).await {
             Ok(Ok((pg, timings))) => {
                 self.snapshot.write().timings = timings;
                 s.started(pg).into()
@@ -481,7 +560,7 @@ impl Driver {
             // A running postgres: reconfigure it in place.
             Some(pg) => {
                 let work = reconfigure(self.env.clone(), spec, pg.pid());
-                match interruptible(&mut self.events, Status::Configuration, work).await {
+                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
                     Ok(Ok(pending_restart)) => {
                         self.snapshot.write().pending_restart = pending_restart;
                         Outcome::Configured(None)
@@ -493,7 +572,7 @@ impl Driver {
             // From Empty (or a failed start): a full start.
             None => {
                 let work = start_compute(self.env.clone(), spec, self.timings());
-                match interruptible(&mut self.events, Status::Configuration, work).await {
+                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
                     Ok(Ok((pg, timings))) => {
                         let mut snap = self.snapshot.write();
                         snap.timings = timings;
@@ -520,13 +599,14 @@ impl Driver {
     }
 
     async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => {
                     let why = exit_reason(status, Some(s.postgres()));
                     return s.postgres_exited(why).into();
                 }
-                ev = self.events.recv() => match self.triage(ev).await {
+                ev = self.events.recv() => match self.triage(ev, Some(&running)).await {
                     Ask::Terminate(mode) => return s.terminate(mode).into(),
                     Ask::Configure(spec) => return s.reconfigure(spec).into(),
                     Ask::Connect(reply) => {
@@ -543,6 +623,8 @@ impl Driver {
     /// control plane can read the error, or send a new spec), then exits.
     async fn on_failed(&mut self, mut s: Failed<Ctx>) -> Result<State, Exited> {
         tracing::error!(error = %s.error(), serving = s.postgres().is_some(), "compute failed");
+        // A postgres still serving runs the last spec that reached Running.
+        let running = self.snapshot.read().spec.clone();
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
@@ -565,18 +647,18 @@ impl Driver {
                 }
                 () = &mut deadline, if !serving => {
                     for reply in self.waiting_terminate.drain(..) {
-                        let _ = reply.send(Err(RequestError::InvalidState(Status::Failed)));
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
                     }
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match self.triage(ev).await {
+                ev = self.events.recv() => match self.triage(ev, running.as_deref().filter(|_| serving)).await {
                     Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
                     Ask::Configure(spec) => return Ok(s.reconfigure(spec).into()),
                     Ask::Connect(reply) => {
                         let answer = if serving {
                             Ok(self.env.connector())
                         } else {
-                            Err(RequestError::InvalidState(Status::Failed))
+                            Err(RequestError::InvalidState(ComputeStatus::Failed))
                         };
                         let _ = reply.send(answer);
                     }
@@ -590,13 +672,16 @@ impl Driver {
         let mode = s.mode();
         // A start interrupted by this termination dropped its postgres.
         crate::postgres::wait_abandoned(Duration::from_secs(30)).await;
+        let spec = self.snapshot.read().spec.clone();
+        let source = terminate::LsnSource::of(spec.as_deref());
         let lsn = match s.take_postgres() {
             Some(pg) => {
+                let before = terminate::flush_lsn_before_stop(&self.env, source).await;
                 let pid = nix::unistd::Pid::from_raw(pg.pid());
                 let stop = pg.stop(mode, &self.env.params.pgbin);
                 tokio::pin!(stop);
                 let mut listening = true;
-                loop {
+                let stopped = loop {
                     tokio::select! {
                         result = &mut stop => break result.unwrap_or_else(|e| {
                             tracing::error!("stopping postgres: {e:#}");
@@ -613,10 +698,11 @@ impl Driver {
                                 }
                             }
                             Some(Event::Signal(TerminationMode::Fast)) => {}
-                            Some(Event::Request(r)) => reject(r, Status::TerminationPending),
+                            Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
                         },
                     }
-                }
+                };
+                terminate::final_lsn(&self.env, spec.as_deref(), source, stopped, before).await
             }
             None => None,
         };
@@ -662,7 +748,7 @@ enum Ask {
 }
 
 /// Answers a request that the current state does not accept.
-fn reject(request: Request, status: Status) {
+fn reject(request: Request, status: ComputeStatus) {
     let err = RequestError::InvalidState(status);
     match request {
         Request::Configure { reply, .. } => {
@@ -682,7 +768,7 @@ fn reject(request: Request, status: Status) {
 /// `work`, which cleans up after itself).
 async fn interruptible<T>(
     events: &mut mpsc::Receiver<Event>,
-    status: Status,
+    status: ComputeStatus,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, TerminationMode> {
     tokio::pin!(work);

@@ -443,7 +443,7 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
 async fn check_writability(api: Api) -> Handled {
     if api.handle.status() != Status::Running {
         return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.status(),
+            api.handle.compute_status(),
         ))));
     }
     let connector = connector(&api).await?;

@@ -77,6 +77,7 @@ pub async fn pg_basebackup(
         bytes,
         duration,
         attempts,
+        connect_micros: 0,
     })
 }
 
