@@ -95,7 +95,7 @@ pub struct Timings {
     pub basebackup_ms: u64,
     /// Basebackup size in bytes (remote storage only).
     pub basebackup_bytes: u64,
-    /// PGDATA preparation and postgres start, until it accepted connections.
+    /// Postgres start, until it accepted connections (recovery included).
     pub start_postgres_ms: u64,
     /// Catalog reconciliation.
     pub config_ms: u64,

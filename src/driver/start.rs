@@ -41,10 +41,11 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let pg_began = Instant::now();
     let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
         .await?;
-    timings.start_postgres_ms = began.elapsed().as_millis() as u64;
+    timings.start_postgres_ms = pg_began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();
     if spec.mode == ComputeMode::Primary {
