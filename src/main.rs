@@ -64,6 +64,7 @@ async fn run(cli: Cli) -> Result<u8> {
         );
     }
     let params = cli.params().await?;
+    let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
@@ -96,6 +97,7 @@ async fn run(cli: Cli) -> Result<u8> {
             auth,
         ));
     }
+    compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;

@@ -223,6 +223,12 @@ impl Sql {
         self
     }
 
+    /// A string literal, escaped.
+    fn lit(mut self, value: &str) -> Self {
+        self.push(&escape_literal(value));
+        self
+    }
+
     /// A secret string literal: written escaped, shown as `<redacted>`.
     fn secret(mut self, value: &str) -> Self {
         self.text.push_str(&escape_literal(value));
@@ -269,6 +275,7 @@ pub fn stored_password(spec_password: &str) -> String {
 struct Planner<'a> {
     sim: Catalog,
     superuser: &'a str,
+    privileged: Option<&'a str>,
     steps: Vec<Step>,
     phase: Phase,
     group: usize,
@@ -297,6 +304,8 @@ impl<'a> Planner<'a> {
     fn protect(&self, role: &str, action: &'static str) -> Result<(), PlanError> {
         let why = if role == self.superuser {
             "it is the superuser compute_ctl connects as"
+        } else if Some(role) == self.privileged {
+            "it is the privileged role"
         } else if is_reserved(role) {
             "pg_* roles are reserved by postgres"
         } else {
@@ -405,6 +414,14 @@ impl<'a> Planner<'a> {
         dbs.sort();
         self.barrier();
         for db in &dbs {
+            // Privileges granted to it by others than the objects' owners
+            // (say, through the privileged role's grant option) are not
+            // revoked by DROP OWNED: revoke them as their grantors.
+            let revoke = Sql::new("SELECT pg_catalog.set_config('compute_ctl.dropped_role', ")
+                .lit(name)
+                .kw(", true); ")
+                .kw(REVOKE_FOREIGN_GRANTS);
+            self.push(Some(db), obj.clone(), revoke);
             let reassign = Sql::new("REASSIGN OWNED BY ")
                 .ident(name)
                 .kw(" TO ")
@@ -489,6 +506,18 @@ impl<'a> Planner<'a> {
             None => {
                 let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
                 let mut created = RoleInfo::new(&role.name);
+                if self.privileged.is_some() {
+                    // The reference's attributes for a member of the
+                    // privileged role, unless the spec's options say otherwise.
+                    for kw in MEMBER_ATTRIBUTES {
+                        if !attrs
+                            .iter()
+                            .any(|a| matches!(a, RoleAttr::Flag(k, _, _) if *k == kw))
+                        {
+                            attrs.push(RoleAttr::Flag(kw, "", true));
+                        }
+                    }
+                }
                 let (login, rest) = attrs.split_at(1);
                 sql = render_attr(sql, &login[0]);
                 if let Some(pw) = &password {
@@ -496,6 +525,9 @@ impl<'a> Planner<'a> {
                 }
                 for attr in rest {
                     sql = render_attr(sql, attr);
+                }
+                if let Some(privileged) = self.privileged {
+                    sql = sql.kw(" IN ROLE ").ident(privileged);
                 }
                 for attr in &attrs {
                     set_attr(&mut created, attr);
@@ -583,6 +615,46 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Attributes of a role created as a member of the privileged role.
+const MEMBER_ATTRIBUTES: [&str; 5] = [
+    "INHERIT",
+    "CREATEROLE",
+    "CREATEDB",
+    "BYPASSRLS",
+    "REPLICATION",
+];
+
+/// Revokes, in the current database, every privilege granted to the role
+/// named by the setting `compute_ctl.dropped_role` by a grantor other than
+/// the object's owner, as that grantor. Fixed text: the name only ever
+/// travels as a setting's value.
+const REVOKE_FOREIGN_GRANTS: &str = "DO $compute_ctl$ \
+    DECLARE \
+    dropped pg_catalog.text := pg_catalog.current_setting('compute_ctl.dropped_role'); \
+    r record; \
+    BEGIN \
+    FOR r IN \
+    SELECT DISTINCT a.grantor::pg_catalog.regrole::pg_catalog.text AS grantor, o.kind, o.name \
+    FROM ( \
+    SELECT 'TABLE' AS kind, c.oid::pg_catalog.regclass::pg_catalog.text AS name, c.relacl AS acl, c.relowner AS owner \
+    FROM pg_catalog.pg_class c WHERE c.relacl IS NOT NULL \
+    UNION ALL \
+    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspacl, n.nspowner \
+    FROM pg_catalog.pg_namespace n WHERE n.nspacl IS NOT NULL \
+    UNION ALL \
+    SELECT 'ROUTINE', p.oid::pg_catalog.regprocedure::pg_catalog.text, p.proacl, p.proowner \
+    FROM pg_catalog.pg_proc p WHERE p.proacl IS NOT NULL \
+    ) o, pg_catalog.aclexplode(o.acl) a \
+    WHERE a.grantee OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) dropped) \
+    AND a.grantor OPERATOR(pg_catalog.<>) o.owner \
+    LOOP \
+    EXECUTE pg_catalog.format('SET LOCAL ROLE %s', r.grantor); \
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I CASCADE', r.kind, r.name, dropped); \
+    END LOOP; \
+    SET LOCAL ROLE NONE; \
+    END \
+    $compute_ctl$";
+
 fn same_attr(a: &RoleAttr, b: &RoleAttr) -> bool {
     match (a, b) {
         (RoleAttr::Flag(x, _, _), RoleAttr::Flag(y, _, _)) => x == y,
@@ -624,9 +696,25 @@ fn render_attr(sql: Sql, attr: &RoleAttr) -> Sql {
 /// are never altered or dropped. A spec that matches the catalog gives an
 /// empty plan.
 pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Plan, PlanError> {
+    plan_with(catalog, spec, superuser, None)
+}
+
+/// [`plan()`] with a privileged role (the reference's `neon_superuser`):
+/// roles are created as its members with `INHERIT CREATEROLE CREATEDB
+/// BYPASSRLS REPLICATION` (unless their options say otherwise), each new
+/// database grants it ALL and, in schema public, ALL on the tables and
+/// sequences its superuser creates later (with grant option); it is never
+/// altered, renamed or dropped.
+pub fn plan_with(
+    catalog: &Catalog,
+    spec: &ComputeSpec,
+    superuser: &str,
+    privileged: Option<&str>,
+) -> Result<Plan, PlanError> {
     let mut p = Planner {
         sim: catalog.clone(),
         superuser,
+        privileged,
         steps: Vec::new(),
         phase: Phase::Delta,
         group: 0,
@@ -660,8 +748,35 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
     for name in invalid {
         p.drop_database(&name);
     }
+    let before: Vec<String> = p.sim.databases.iter().map(|d| d.name.clone()).collect();
     for db in &spec.cluster.databases {
         p.database(spec, db)?;
+    }
+    if let Some(privileged) = privileged {
+        // After every creation, so that the creations stay one parallel run.
+        let created: Vec<String> = spec
+            .cluster
+            .databases
+            .iter()
+            .filter(|d| !before.contains(&d.name))
+            .map(|d| d.name.clone())
+            .collect();
+        for db in &created {
+            let sql = Sql::new("GRANT ALL ON DATABASE ")
+                .ident(db)
+                .kw(" TO ")
+                .ident(privileged);
+            p.push(None, object("database", db), sql);
+        }
+        p.barrier();
+        for db in &created {
+            let sql = Sql::new("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ")
+                .ident(privileged)
+                .kw(" WITH GRANT OPTION; ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ")
+                .ident(privileged)
+                .kw(" WITH GRANT OPTION");
+            p.push(Some(db), object("database", db), sql);
+        }
     }
     Ok(Plan { steps: p.steps })
 }
