@@ -257,6 +257,7 @@ impl Env {
             port: self.params.port,
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
+            privileged_role: Some(&self.params.privileged_role),
         }
     }
 }
