@@ -177,11 +177,19 @@ pub enum Command {
         /// The ComputeSpec JSON file.
         #[arg(short = 'S', long, value_name = "FILE")]
         spec_path: PathBuf,
+        /// The privileged role the compute runs with.
+        #[arg(long, default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+              value_parser = parse_privileged_role)]
+        privileged_role_name: String,
     },
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.
-pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<usize> {
+pub async fn print_plan(
+    connstr: &str,
+    spec_path: &std::path::Path,
+    privileged_role: &str,
+) -> Result<usize> {
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading spec file {}", spec_path.display()))?;
     let spec =
@@ -189,7 +197,8 @@ pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<us
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
-    let plan = crate::catalog::dry_run(&crate::catalog::Connector::new(config), &spec).await?;
+    let connector = crate::catalog::Connector::new(config).with_privileged_role(privileged_role);
+    let plan = crate::catalog::dry_run(&connector, &spec).await?;
     if plan.is_empty() {
         eprintln!("-- the catalog matches the spec: nothing to do");
     } else {

@@ -36,8 +36,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Plan { connstr, spec_path }) = &cli.command {
-        return match runtime.block_on(compute_ctl::cli::print_plan(connstr, spec_path)) {
+    if let Some(Command::Plan {
+        connstr,
+        spec_path,
+        privileged_role_name,
+    }) = &cli.command
+    {
+        let plan = compute_ctl::cli::print_plan(connstr, spec_path, privileged_role_name);
+        return match runtime.block_on(plan) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");

@@ -104,8 +104,19 @@ async fn metrics(c: &Compute) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_10_to_13_catalog_with_hostile_names() {
-    let mut c = Compute::start(Some(spec(json!([]), json!([]))));
+    let mut first = spec(json!([]), json!([]));
+    first["drop_subscriptions_before_start"] = json!(true);
+    let mut c = Compute::start(Some(first));
     c.wait_running();
+    // The start recorded its drop of (no) subscriptions for its timeline.
+    let done: i64 = c
+        .client("postgres")
+        .await
+        .query_one("SELECT count(*) FROM neon.drop_subscriptions_done", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(done, 1);
     let (code, body) = c.configure(&hostile_spec()).await;
     assert_eq!(code, 200, "{body}");
 

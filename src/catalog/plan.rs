@@ -10,7 +10,12 @@ use super::model::{Catalog, DatabaseInfo, RoleInfo};
 use super::options::{database_option_sql, role_attribute, RoleAttr};
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, Role};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
-use std::fmt;
+
+mod sql;
+mod step;
+
+use sql::Sql;
+pub use step::{Plan, Step};
 
 /// Placeholder for a password in every shown form of a statement.
 pub const REDACTED: &str = "<redacted>";
@@ -26,126 +31,6 @@ pub enum Phase {
     Roles,
     /// Drop invalid databases, create missing ones, fix owners.
     Databases,
-}
-
-/// One SQL statement of a [`Plan`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Step {
-    database: Option<String>,
-    sql: String,
-    redacted: String,
-    object: String,
-    phase: Phase,
-    group: usize,
-    secret: bool,
-}
-
-impl Step {
-    /// The database the statement must run in; `None` is the maintenance
-    /// database (the one of the connection string).
-    pub fn database(&self) -> Option<&str> {
-        self.database.as_deref()
-    }
-
-    /// The statement to execute. It may contain a password: see
-    /// [`Step::has_secret`]; show [`Step::redacted_sql`] instead.
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-
-    /// The statement with any password replaced by `<redacted>`.
-    pub fn redacted_sql(&self) -> &str {
-        &self.redacted
-    }
-
-    /// What the statement is about, e.g. `role "x"`.
-    pub fn object(&self) -> &str {
-        &self.object
-    }
-
-    /// Which pass of the reconciliation the statement belongs to.
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Ordering group: groups run one after the other; inside a group, the
-    /// statements of one database run in order, those of different databases
-    /// may run in parallel.
-    pub fn group(&self) -> usize {
-        self.group
-    }
-
-    /// Whether [`Step::sql`] contains a password.
-    pub fn has_secret(&self) -> bool {
-        self.secret
-    }
-
-    /// Whether this creates a database. Creations of distinct databases
-    /// (the spec's names are unique) do not depend on each other and may run
-    /// in parallel.
-    pub fn creates_database(&self) -> bool {
-        self.phase == Phase::Databases
-            && self.database.is_none()
-            && self.sql.starts_with("CREATE DATABASE ")
-    }
-}
-
-impl fmt::Debug for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Step")
-            .field("database", &self.database)
-            .field("sql", &self.redacted)
-            .field("object", &self.object)
-            .field("phase", &self.phase)
-            .field("group", &self.group)
-            .field("secret", &self.secret)
-            .finish()
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};", self.redacted)?;
-        if let Some(db) = &self.database {
-            // Debug quoting keeps control characters of the name on one line.
-            write!(f, " -- in database {db:?}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The ordered statements that reconcile a catalog with a spec.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// The statements, in execution order.
-    pub steps: Vec<Step>,
-}
-
-impl Plan {
-    /// Nothing to do: the catalog matches the spec.
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
-    /// Number of statements.
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    /// The steps cut into their ordering groups, in order.
-    pub fn groups(&self) -> impl Iterator<Item = &[Step]> {
-        self.steps.chunk_by(|a, b| a.group == b.group)
-    }
-}
-
-/// The dry-run text: one statement per line, passwords redacted.
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for step in &self.steps {
-            writeln!(f, "{step}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A spec that cannot be applied to this catalog. Nothing has been executed.
@@ -187,60 +72,6 @@ pub enum PlanError {
         /// Why.
         reason: String,
     },
-}
-
-/// SQL text under construction, with its redacted twin.
-struct Sql {
-    text: String,
-    redacted: String,
-    secret: bool,
-}
-
-impl Sql {
-    fn new(keywords: &'static str) -> Self {
-        Self {
-            text: keywords.to_string(),
-            redacted: keywords.to_string(),
-            secret: false,
-        }
-    }
-
-    /// Fixed SQL text.
-    fn kw(mut self, keywords: &'static str) -> Self {
-        self.push(keywords);
-        self
-    }
-
-    /// An identifier, quoted.
-    fn ident(mut self, name: &str) -> Self {
-        self.push(&escape_identifier(name));
-        self
-    }
-
-    /// SQL produced by [`super::options`] or from integers: already safe.
-    fn safe(mut self, rendered: &str) -> Self {
-        self.push(rendered);
-        self
-    }
-
-    /// A string literal, escaped.
-    fn lit(mut self, value: &str) -> Self {
-        self.push(&escape_literal(value));
-        self
-    }
-
-    /// A secret string literal: written escaped, shown as `<redacted>`.
-    fn secret(mut self, value: &str) -> Self {
-        self.text.push_str(&escape_literal(value));
-        self.redacted.push_str(REDACTED);
-        self.secret = true;
-        self
-    }
-
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.redacted.push_str(s);
-    }
 }
 
 /// `role "x"`, `database "x"`: how objects are named in steps and logs.
