@@ -527,7 +527,12 @@ async fn neon_scenario_28_privileged_role() {
             json!([{"name": "alice", "encrypted_password": null}]),
             json!([{"name": "app", "owner": "alice"}]),
         )),
-        extra_args: vec!["--privileged-role-name".into(), "my_superuser".into()],
+        extra_args: vec![
+            "--privileged-role-name".into(),
+            "my_superuser".into(),
+            "--cgroup".into(),
+            "neon-postgres".into(),
+        ],
         ..Opts::default()
     });
     c.wait_running();
@@ -608,6 +613,8 @@ async fn neon_scenario_28_privileged_role() {
         .get(0);
     assert_eq!(shown, "my_superuser");
     assert!(c.log().contains("Running migration id=1"));
+    // A reference flag without an implementation: one warning naming it.
+    assert_eq!(c.log().matches("--cgroup is not supported").count(), 1);
 }
 
 #[test]
