@@ -92,12 +92,6 @@ pub async fn reconcile(
         return Ok(ApplyReport::default());
     }
     let start = std::time::Instant::now();
-    if let Some(role) = connector.privileged_role() {
-        let conn = connector.open(connector.maintenance_db()).await?;
-        let ensured = privileged::ensure(&conn.client, role).await;
-        conn.close().await;
-        ensured?;
-    }
     let plan = dry_run(connector, spec).await?;
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");

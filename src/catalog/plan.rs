@@ -564,6 +564,18 @@ pub fn plan_with(
     }
     p.barrier();
     p.phase = Phase::Roles;
+    if let Some(privileged) = privileged.filter(|r| p.sim.role(r).is_none()) {
+        // Missing (say, the start skipped catalog updates): its members need it.
+        p.push(
+            None,
+            object("role", privileged),
+            Sql::new("CREATE ROLE ")
+                .ident(privileged)
+                .kw(" ")
+                .kw(super::privileged::CREATE_ATTRIBUTES),
+        );
+        p.sim.roles.push(RoleInfo::new(privileged));
+    }
     for role in &spec.cluster.roles {
         p.role(role)?;
     }

@@ -14,6 +14,10 @@ use tracing::info;
 /// The reference's default privileged role.
 pub const DEFAULT_PRIVILEGED_ROLE: &str = "neon_superuser";
 
+/// What the privileged role is created with, after its name.
+pub(crate) const CREATE_ATTRIBUTES: &str = "NOSUPERUSER NOLOGIN INHERIT CREATEROLE CREATEDB \
+    REPLICATION BYPASSRLS IN ROLE pg_read_all_data, pg_write_all_data";
+
 /// Checks a privileged role name as the reference does: not empty, at most
 /// 63 bytes, only lowercase ASCII letters, digits and `_`, not starting with
 /// a digit, and not one of postgres' reserved `pg_` names.
@@ -56,8 +60,7 @@ pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let sql = format!(
-        "CREATE ROLE {} NOSUPERUSER NOLOGIN INHERIT CREATEROLE CREATEDB REPLICATION BYPASSRLS \
-         IN ROLE pg_read_all_data, pg_write_all_data",
+        "CREATE ROLE {} {CREATE_ATTRIBUTES}",
         escape_identifier(name)
     );
     client

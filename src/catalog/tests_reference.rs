@@ -25,6 +25,8 @@ fn the_privileged_plan_makes_members_and_grants_databases() {
     assert_eq!(
         sqls,
         [
+            (None, "CREATE ROLE \"neon_superuser\" NOSUPERUSER NOLOGIN INHERIT CREATEROLE CREATEDB \
+                    REPLICATION BYPASSRLS IN ROLE pg_read_all_data, pg_write_all_data"),
             (None, "CREATE ROLE \"a\" WITH LOGIN INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
             (None, "CREATE ROLE \"b\" WITH LOGIN NOCREATEDB INHERIT CREATEROLE BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
             (None, "CREATE DATABASE \"d1\" WITH OWNER \"a\""),
@@ -36,8 +38,13 @@ fn the_privileged_plan_makes_members_and_grants_databases() {
         ]
     );
     // The creations stay one parallel run; the per-database steps come after.
-    assert!(p.steps[2].creates_database() && p.steps[3].creates_database());
-    assert!(p.steps[6].group() > p.steps[5].group());
+    assert!(p.steps[3].creates_database() && p.steps[4].creates_database());
+    assert!(p.steps[7].group() > p.steps[6].group());
+    // With the role in the catalog, it is not created again.
+    let mut cat = Catalog::default();
+    cat.roles.push(RoleInfo::new(PRIV));
+    let p = plan_with(&cat, &s, SU, Some(PRIV)).unwrap();
+    assert!(p.steps[0].sql().starts_with("CREATE ROLE \"a\""));
     // The privileged role itself is protected.
     let s = spec(json!({"delta_operations": [{"action": "delete_role", "name": PRIV}]}));
     let e = plan_with(&Catalog::default(), &s, SU, Some(PRIV)).unwrap_err();
@@ -230,4 +237,26 @@ async fn neon_scenario_16_drop_role_with_table_privileges_from_non_neon_superuse
     drop["delta_operations"] = json!([{"action": "delete_role", "name": grantee}]);
     reconcile(&connector, &spec(drop), 2).await.unwrap();
     assert!(!role_exists(&pg.client("postgres").await, grantee).await);
+}
+
+#[tokio::test]
+async fn a_reconcile_without_the_start_step_creates_the_privileged_role() {
+    // As after a start with skip_pg_catalog_updates, then a full /configure.
+    let pg = Pg::start().await;
+    let connector = pg.connector().with_privileged_role(PRIV);
+    let s = spec(json!({"roles": [{"name": "r"}], "databases": [{"name": "d", "owner": "r"}]}));
+    reconcile(&connector, &s, 2).await.unwrap();
+    let row = pg
+        .client("postgres")
+        .await
+        .query_one(
+            "SELECT pg_has_role('r', 'neon_superuser', 'MEMBER'), \
+             has_database_privilege('neon_superuser', 'd', 'CREATE')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1));
+    // Applied again: nothing to do.
+    assert!(dry_run(&connector, &s).await.unwrap().is_empty());
 }
