@@ -414,6 +414,22 @@ async fn neon_scenario_25_installed_extensions_metric() {
         .await
         .unwrap();
     wait_for("3").await;
+    // An extension installed in one database counts once, with its version.
+    c.client("test")
+        .await
+        .batch_execute("CREATE EXTENSION hstore VERSION '1.8'")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sample = "compute_installed_extensions{extension_name=\"hstore\",owned_by_superuser=\"1\",version=\"1.8\"} 1";
+    loop {
+        let text = metrics(&c).await;
+        if text.lines().any(|l| l == sample) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {sample}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
