@@ -629,6 +629,17 @@ async fn neon_scenario_28_privileged_role() {
         .get(0);
     assert_eq!(shown, "my_superuser");
     assert!(c.log().contains("Running migration id=1"));
+    // pg_create_subscription's migration needs PostgreSQL 16.
+    let five = if version >= 160000 {
+        "Running"
+    } else {
+        "Skipping"
+    };
+    assert!(
+        c.log().contains(&format!("{five} migration id=5 ")),
+        "{}",
+        c.log()
+    );
     // A reference flag without an implementation: one warning naming it.
     assert_eq!(c.log().matches("--cgroup is not supported").count(), 1);
 }
