@@ -77,6 +77,7 @@ async fn run(cli: Cli) -> Result<u8> {
         build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
+        spec_source: cli.spec_source().map(Arc::new),
     };
     let servers = http::serve(
         api,
@@ -87,11 +88,12 @@ async fn run(cli: Cli) -> Result<u8> {
     signals::forward_to(handle.clone())?;
     process::spawn_reaper()?;
     if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
-        let token = std::env::var(control_plane::TOKEN_ENV).ok();
         tokio::spawn(control_plane::pull_and_configure(
             uri.clone(),
             id.clone(),
-            token,
+            control_plane::TokenSource {
+                file: cli.control_plane_token_file.clone(),
+            },
             handle.clone(),
             auth,
         ));
