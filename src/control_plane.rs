@@ -4,11 +4,10 @@
 //! `{"status": "empty"|"attached", "spec": ..., "compute_ctl_config": ...}`.
 
 use crate::driver::{Handle, Request};
-use crate::http::auth::Authenticator;
+use crate::http::auth::{Authenticator, Gate};
 use crate::secret::Secret;
 use crate::spec::{ComputeConfig, ComputeSpec};
 use anyhow::{bail, Context, Result};
-use parking_lot::RwLock;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,16 +102,23 @@ pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
     parse(&body).with_context(|| format!("the answer of {url}"))
 }
 
+/// The 503 message of authenticated routes while the pull is under way.
+pub const PULLING: &str =
+    "compute_ctl is pulling its configuration (and keys) from the control plane; retry shortly";
+
 /// Pulls the configuration and hands it to the driver as a `/configure`
-/// would (the API is already up, so `/status` answers meanwhile). Keys that
-/// come with it guard the external API. On failure the compute stays Empty,
-/// waiting for `POST /configure`.
+/// would (the API is already up: `/metrics` answers meanwhile, while routes
+/// that need authentication answer 503 until the keys are known, so nobody
+/// can configure the compute before the control plane has spoken). The keys
+/// of the answer are installed first, an `empty` answer's included. When
+/// the pull fails the authenticated routes stay closed (503): without the
+/// control plane's keys nobody can be told from an attacker.
 pub async fn pull_and_configure(
     uri: String,
     id: String,
     token: TokenSource,
     handle: Handle,
-    auth: Arc<RwLock<Arc<Authenticator>>>,
+    gate: Arc<Gate>,
 ) {
     let source = SpecSource::ControlPlane {
         uri,
@@ -123,16 +129,21 @@ pub async fn pull_and_configure(
         Ok(p) => p,
         Err(e) => {
             tracing::error!(
-                "pulling the spec from the control plane: {e:#}; waiting for POST /configure"
+                "pulling the spec from the control plane: {e:#}; the authenticated API stays closed (503) until compute_ctl is restarted"
+            );
+            gate.close(
+                "the configuration could not be pulled from the control plane (see compute_ctl's log); restart compute_ctl",
             );
             return;
         }
     };
-    if let Some(config) = &pulled.compute_ctl_config {
-        match Authenticator::from_config(Some(config), Some(&id)) {
-            Ok(a) if !a.is_open() => *auth.write() = Arc::new(a),
-            Ok(_) => {}
-            Err(e) => tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}"),
+    match Authenticator::from_config(pulled.compute_ctl_config.as_ref(), Some(&id)) {
+        Ok(a) => {
+            gate.install(a);
+        }
+        Err(e) => {
+            tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}; the authenticated API stays closed (503)");
+            gate.close("the control plane's keys are unusable (see compute_ctl's log)");
         }
     }
     let Some(spec) = pulled.spec else {

@@ -83,3 +83,85 @@ async fn refresh_configuration_reapplies_the_spec_file() {
     assert!(body["error"].as_str().unwrap().contains("roles"), "{body}");
     assert_eq!(c.get("/status").await.1["status"], "running");
 }
+
+/// A running compute whose external API is guarded by a fresh Ed25519 key,
+/// and a way to mint tokens with it (the reference signs with EdDSA).
+async fn guarded() -> (Compute, impl Fn(serde_json::Value) -> String) {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use ring::rand::SystemRandom;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let x = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())
+    };
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "x": x});
+    let mut c = Compute::start_with(Opts {
+        config: Some(json!({
+            "spec": spec(json!([]), json!([])),
+            "compute_ctl_config": {"jwks": {"keys": [jwk]}}
+        })),
+        extra_args: vec!["--compute-id".into(), "compute-1".into()],
+        ..Opts::default()
+    });
+    c.wait_running();
+    let key = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let mint = move |claims: serde_json::Value| {
+        encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap()
+    };
+    (c, mint)
+}
+
+/// `GET /status` with `token` (none: no Authorization header).
+async fn status_with(c: &Compute, token: Option<String>) -> (u16, serde_json::Value) {
+    let mut req = http().get(c.url("/status"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    into_pair(req.send().await).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neon_scenario_1_no_scope_claim() {
+    let (c, mint) = guarded().await;
+    let (code, body) = status_with(&c, Some(mint(json!({})))).await;
+    assert_eq!(code, 403, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neon_scenario_2_admin_scope_claim() {
+    let (c, mint) = guarded().await;
+    let admin = |aud: Option<serde_json::Value>| {
+        let mut claims = json!({"scope": "compute_ctl:admin"});
+        if let Some(aud) = aud {
+            claims["aud"] = aud;
+        }
+        Some(mint(claims))
+    };
+    let (code, body) = status_with(&c, admin(Some(json!(["compute"])))).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("running")));
+    assert_eq!(
+        status_with(&c, admin(Some(json!(["invalid"])))).await.0,
+        401
+    );
+    assert_eq!(status_with(&c, admin(None)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neon_scenario_3_missing_header_and_other_compute() {
+    let (c, mint) = guarded().await;
+    let (code, body) = status_with(&c, None).await;
+    assert_eq!(
+        (code, body),
+        (400, json!({"error": "invalid authorization token"}))
+    );
+    let (code, body) = status_with(&c, Some(mint(json!({"compute_id": "other"})))).await;
+    assert_eq!(
+        (code, body),
+        (
+            403,
+            json!({"error": "invalid compute ID in authorization token claims"})
+        )
+    );
+}

@@ -17,8 +17,7 @@ pub use error::ApiError;
 
 use crate::driver::Handle;
 use anyhow::{Context, Result};
-use auth::Authenticator;
-use parking_lot::RwLock;
+use auth::Gate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,8 +33,9 @@ pub const BODY_LIMIT: u64 = 4 * 1024 * 1024;
 pub struct Api {
     /// The driver's snapshot and request channel.
     pub handle: Handle,
-    /// The current authenticator (replaced when a spec brings new keys).
-    pub auth: Arc<RwLock<Arc<Authenticator>>>,
+    /// The keys guarding the authenticated routes (replaced when a spec
+    /// brings new keys; closed until the control plane's keys are known).
+    pub auth: Arc<Gate>,
     /// `--compute-id`, for JWT checks.
     pub compute_id: Option<String>,
     /// Reported in `compute_ctl_up{build_tag}`.

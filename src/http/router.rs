@@ -2,14 +2,12 @@
 //! authentication, then the body or query, then the row's handler; every
 //! rejection becomes a JSON error and every request a log line.
 
-use super::auth::Authenticator;
 use super::error::{recover, ApiError};
 use super::routes::Input;
 use super::table::{self, Auth, Body, Ports, Route};
 use super::{Api, BODY_LIMIT};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
@@ -65,16 +63,16 @@ fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
 }
 
 /// Checks the bearer token of [`Auth::Jwt`] routes (a no-op when no keys are
-/// configured); other routes pass.
+/// configured; 503 while they are awaited); other routes pass.
 fn authenticated(api: Api, auth: Auth) -> BoxedFilter<()> {
     if auth != Auth::Jwt {
         return warp::any().boxed();
     }
     warp::header::optional::<String>("authorization")
         .and_then(move |header: Option<String>| {
-            let auth: Arc<Authenticator> = api.auth.read().clone();
+            let checked = api.auth.check(header.as_deref());
             async move {
-                match auth.check(header.as_deref()) {
+                match checked {
                     Ok(_) => Ok(()),
                     Err(e) => {
                         let status =

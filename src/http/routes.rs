@@ -105,15 +105,7 @@ async fn apply(
         .await
         .map_err(|e| reject(e.into()))?;
     if let Some(auth) = new_auth {
-        let mut current = api.auth.write();
-        if auth.is_open() && !current.is_open() {
-            // Authentication is never turned off by omission.
-            tracing::warn!(
-                "the new compute_ctl_config has no JWKS; the configured keys stay in force"
-            );
-        } else {
-            *current = Arc::new(auth);
-        }
+        api.auth.install(auth);
     }
     Ok(warp::reply::json(&snapshot).into_response())
 }
