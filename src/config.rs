@@ -61,9 +61,12 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         }
     }
     let storage = [
-        ("neon.pageserver_connstring", &spec.pageserver_connstring),
-        ("neon.tenant_id", &spec.tenant_id),
-        ("neon.timeline_id", &spec.timeline_id),
+        (
+            "neon.pageserver_connstring",
+            spec.pageserver_connstring.as_ref().map(|s| s.expose()),
+        ),
+        ("neon.tenant_id", spec.tenant_id.as_deref()),
+        ("neon.timeline_id", spec.timeline_id.as_deref()),
     ];
     for (name, value) in storage {
         if let Some(v) = value {

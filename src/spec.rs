@@ -1,10 +1,10 @@
 //! The compute specification: JSON types compatible with the contract, and
 //! their validation. Every error names the field it is about.
 
+use crate::secret::Secret;
 use compute_states::Lsn;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::fmt;
 
 /// Postgres truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -12,7 +12,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// A ComputeSpec, as sent by the control plane or read with `-S`.
 ///
 /// Unknown fields are ignored, as the contract requires.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputeSpec {
     /// Version of the format; 1.0.
     pub format_version: f32,
@@ -44,7 +44,7 @@ pub struct ComputeSpec {
     pub timeline_id: Option<String>,
     /// libpq connection string of the pageserver; none means local storage.
     #[serde(default)]
-    pub pageserver_connstring: Option<String>,
+    pub pageserver_connstring: Option<Secret>,
     /// Safekeepers (`host:port`).
     #[serde(default)]
     pub safekeeper_connstrings: Vec<String>,
@@ -52,44 +52,13 @@ pub struct ComputeSpec {
     /// pageserver) takes its data from this primary with `pg_basebackup` and
     /// streams from it. A libpq connection string.
     #[serde(default)]
-    pub primary_connstring: Option<String>,
+    pub primary_connstring: Option<Secret>,
     /// Token for the pageserver and safekeepers. Secret: never logged.
     #[serde(default, skip_serializing)]
-    pub storage_auth_token: Option<String>,
+    pub storage_auth_token: Option<Secret>,
     /// Idle time after which the control plane may suspend the compute.
     #[serde(default)]
     pub suspend_timeout_seconds: Option<i64>,
-}
-
-/// Secrets stay out: the storage token is hidden, passwords in connection
-/// strings masked, role passwords redacted (by [`Role`]'s own `Debug`).
-impl fmt::Debug for ComputeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let masked = |s: &Option<String>| s.as_deref().map(crate::storage::mask_connstring);
-        f.debug_struct("ComputeSpec")
-            .field("format_version", &self.format_version)
-            .field("operation_uuid", &self.operation_uuid)
-            .field("features", &self.features)
-            .field("cluster", &self.cluster)
-            .field("delta_operations", &self.delta_operations)
-            .field("skip_pg_catalog_updates", &self.skip_pg_catalog_updates)
-            .field("reconfigure_concurrency", &self.reconfigure_concurrency)
-            .field("mode", &self.mode)
-            .field("tenant_id", &self.tenant_id)
-            .field("timeline_id", &self.timeline_id)
-            .field(
-                "pageserver_connstring",
-                &masked(&self.pageserver_connstring),
-            )
-            .field("safekeeper_connstrings", &self.safekeeper_connstrings)
-            .field("primary_connstring", &masked(&self.primary_connstring))
-            .field(
-                "storage_auth_token",
-                &self.storage_auth_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("suspend_timeout_seconds", &self.suspend_timeout_seconds)
-            .finish()
-    }
 }
 
 fn default_concurrency() -> usize {
@@ -191,30 +160,17 @@ pub struct Cluster {
 }
 
 /// A role of the spec.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     /// Role name.
     pub name: String,
     /// `SCRAM-SHA-256$...` verbatim, or an md5 hash without its `md5` prefix;
     /// null means no password. Secret: never logged or served.
     #[serde(default)]
-    pub encrypted_password: Option<String>,
+    pub encrypted_password: Option<Secret>,
     /// Role options (LOGIN, CREATEDB, ...).
     #[serde(default)]
     pub options: Option<Vec<GenericOption>>,
-}
-
-impl fmt::Debug for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Role")
-            .field("name", &self.name)
-            .field(
-                "encrypted_password",
-                &self.encrypted_password.as_ref().map(|_| "<redacted>"),
-            )
-            .field("options", &self.options)
-            .finish()
-    }
 }
 
 /// A database of the spec.
@@ -337,7 +293,11 @@ impl ComputeSpec {
                 ));
             }
             if let Some(pw) = &role.encrypted_password {
-                check_password(&format!("{field}.encrypted_password"), pw)?;
+                check_password(
+                    &format!("{field}.encrypted_password"),
+                    &role.name,
+                    pw.expose(),
+                )?;
             }
             for (j, opt) in role.options.iter().flatten().enumerate() {
                 crate::catalog::check_role_option(opt)
@@ -397,7 +357,10 @@ impl ComputeSpec {
         let tenant = setting("neon.tenant_id");
         let timeline = setting("neon.timeline_id");
         let safekeepers = setting("neon.safekeepers");
-        self.pageserver_connstring = self.pageserver_connstring.take().or(pageserver);
+        self.pageserver_connstring = self
+            .pageserver_connstring
+            .take()
+            .or(pageserver.map(Secret::new));
         self.tenant_id = self.tenant_id.take().or(tenant);
         self.timeline_id = self.timeline_id.take().or(timeline);
         if self.safekeeper_connstrings.is_empty() {
@@ -416,12 +379,12 @@ impl ComputeSpec {
     pub fn storage(&self) -> Storage<'_> {
         match (&self.pageserver_connstring, &self.primary_connstring) {
             (Some(pageserver), _) => Storage::Neon {
-                pageserver,
+                pageserver: pageserver.expose(),
                 // Validation guarantees both with a pageserver.
                 tenant: self.tenant_id.as_deref().unwrap_or_default(),
                 timeline: self.timeline_id.as_deref().unwrap_or_default(),
             },
-            (None, Some(primary)) => Storage::Primary(primary),
+            (None, Some(primary)) => Storage::Primary(primary.expose()),
             (None, None) => Storage::Local,
         }
     }
@@ -516,7 +479,11 @@ fn check_identifier(field: &str, name: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn check_password(field: &str, pw: &str) -> Result<(), SpecError> {
+/// A role's `encrypted_password` must be a hash postgres stores as is: a
+/// SCRAM-SHA-256 verifier, or an md5 hash (`md5` + 32 hex digits, or the 32
+/// hex digits alone). Anything else would be hashed by postgres as a
+/// plaintext password, silently giving the role another password than meant.
+fn check_password(field: &str, role: &str, pw: &str) -> Result<(), SpecError> {
     // Never echo the value: it is a secret.
     if pw.is_empty() {
         return Err(SpecError::new(field, "empty; use null for no password"));
@@ -524,7 +491,19 @@ fn check_password(field: &str, pw: &str) -> Result<(), SpecError> {
     if pw.contains('\0') || pw.chars().any(char::is_control) {
         return Err(SpecError::new(field, "contains control characters"));
     }
-    Ok(())
+    let hex32 = |h: &str| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let scram = pw
+        .strip_prefix("SCRAM-SHA-256$")
+        .is_some_and(|rest| rest.contains(':') && rest.matches('$').count() == 1);
+    if scram || hex32(pw) || pw.strip_prefix("md5").is_some_and(hex32) {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        field,
+        format!(
+            "the password of role {role:?} is neither a SCRAM-SHA-256 verifier nor an md5 hash (md5 followed by 32 hex digits, or 32 hex digits); plaintext passwords are refused"
+        ),
+    ))
 }
 
 fn check_setting(field: &str, s: &GenericOption) -> Result<(), SpecError> {
@@ -731,7 +710,7 @@ mod tests {
         ]);
         let spec = parse(v).unwrap();
         assert_eq!(
-            spec.pageserver_connstring.as_deref(),
+            spec.pageserver_connstring.as_ref().map(|s| s.expose()),
             Some("postgresql://ps:6400")
         );
         assert_eq!(spec.safekeeper_connstrings, vec!["sk1:5454", "sk2:5454"]);
@@ -750,16 +729,51 @@ mod tests {
     #[test]
     fn passwords_are_not_in_debug_output_or_errors() {
         let mut v = minimal();
-        v["cluster"]["roles"] =
-            serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t-hash"}]);
+        v["cluster"]["roles"] = serde_json::json!([{"name": "a", "encrypted_password": "md5a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}]);
         v["storage_auth_token"] = serde_json::json!("tok3n-s3cr3t");
-        v["mode"] = serde_json::json!("Replica");
-        v["primary_connstring"] = serde_json::json!("host=p password=pw-s3cr3t");
-        let spec = parse(v).unwrap();
-        assert!(!format!("{spec:?}").contains("s3cr3t"), "{spec:?}");
+        let mut spec = parse(v).unwrap();
+        spec.primary_connstring = Some(Secret::new("host=p password=pw-s3cr3t"));
+        spec.pageserver_connstring = Some(Secret::new("postgresql://u:ps-s3cr3t@ps:6400"));
+        let debug = format!("{spec:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("a4f3a4"),
+            "{debug}"
+        );
         let mut v = minimal();
         v["cluster"]["roles"] =
             serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t\u{1}"}]);
         assert!(!parse(v).unwrap_err().to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_password_that_is_not_a_hash_is_refused_naming_the_role() {
+        let scram = "SCRAM-SHA-256$4096:Sty3rkkIps2UaSlvNfFWYw==$TomRfoeih4M/TQelOSQvaodG+xkC38q2WySVqRJPP9M=:7p2fHp6z9dx3cpnnqI5XV4ELkSmTP1VUDurdkqwBGmg=";
+        let hash = "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2";
+        for (password, ok) in [
+            (scram.to_owned(), true),
+            (hash.to_owned(), true),
+            (format!("md5{hash}"), true),
+            (hash.to_ascii_uppercase(), true),
+            ("hunter2-plaintext".to_owned(), false),
+            (format!("md5{}", &hash[1..]), false),
+            (format!("{hash}0"), false),
+            ("SCRAM-SHA-256$nonsense".to_owned(), false),
+            ("md5".to_owned(), false),
+        ] {
+            let mut v = minimal();
+            v["cluster"]["roles"] =
+                serde_json::json!([{"name": "bob's role", "encrypted_password": password}]);
+            match parse(v) {
+                Ok(_) => assert!(ok, "{password} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{password} refused: {e}");
+                    assert_eq!(e.field, "cluster.roles[0].encrypted_password");
+                    assert!(e.reason.contains("\"bob's role\""), "{e}");
+                    if password.len() > 8 {
+                        assert!(!e.to_string().contains(&password), "{e}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -165,3 +165,170 @@ async fn neon_scenario_3_missing_header_and_other_compute() {
         )
     );
 }
+
+/// Writes an executable shell script.
+fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn pg_basebackup_gets_the_password_in_a_passfile_not_in_argv() {
+    let dir = test_dir();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let rec = dir.path().join("rec");
+    std::fs::create_dir(&rec).unwrap();
+    script(&bin.join("postgres"), "echo 'postgres (PostgreSQL) 15.0'");
+    // Records what it sees of itself while it runs, then plays a successful copy.
+    script(
+        &bin.join("pg_basebackup"),
+        &format!(
+            r#"tr '\000' ' ' < /proc/$$/cmdline > {rec}/cmdline
+tr '\000' '\n' < /proc/$$/environ > {rec}/environ
+[ -n "$PGPASSFILE" ] && cat "$PGPASSFILE" > {rec}/passfile && stat -c %a "$PGPASSFILE" > {rec}/mode
+touch "$2/standby.signal""#,
+            rec = rec.display()
+        ),
+    );
+    let pgbin = compute_ctl::pgbin::PgBin::resolve(Some(&bin.join("postgres")))
+        .await
+        .unwrap();
+    let backoff = compute_ctl::storage::Backoff {
+        attempts: 1,
+        ..Default::default()
+    };
+    for connstring in [
+        "host=primary port=5432 user=replicator password='pa:ss\\'w0rd'",
+        "postgresql://replicator:pa%3Ass'w0rd@primary:5432/postgres",
+    ] {
+        let pgdata = dir.path().join("pgdata");
+        let _ = std::fs::remove_dir_all(&pgdata);
+        compute_ctl::storage::pg_basebackup(&pgbin, connstring, &pgdata, None, &backoff)
+            .await
+            .unwrap();
+        let read = |f: &str| std::fs::read_to_string(rec.join(f)).unwrap();
+        let cmdline = read("cmdline");
+        assert!(cmdline.contains("primary"), "{cmdline}");
+        assert!(!cmdline.contains("w0rd"), "password in argv: {cmdline}");
+        assert!(
+            !read("environ").contains("w0rd"),
+            "password in the environment"
+        );
+        assert_eq!(read("passfile"), "*:*:*:*:pa\\:ss'w0rd\n");
+        assert_eq!(read("mode").trim(), "600");
+        assert_eq!(
+            std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .flatten()
+                .filter(|e| e
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("compute_ctl-{}-", std::process::id())))
+                .count(),
+            0,
+            "the password file is removed afterwards"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_gets_the_password_in_a_passfile_not_in_argv() {
+    // The connection string's user part carries a password (trust ignores it).
+    let mut c = Compute::start_with(Opts {
+        spec: Some(spec(
+            json!([]),
+            json!([{"name": "dumped", "owner": "cloud_admin"}]),
+        )),
+        superuser: "cloud_admin:pw-s3cret".into(),
+        ..Opts::default()
+    });
+    c.wait_running();
+    let client = connect(&format!(
+        "host=127.0.0.1 port={} user=cloud_admin dbname=dumped",
+        c.port
+    ))
+    .await
+    .unwrap();
+    // A schema much larger than a pipe buffer: pg_dump blocks while we do not read.
+    let ddl: String = (0..400)
+        .map(|i| format!("CREATE TABLE public.t{i} (id int PRIMARY KEY, a text, b text);"))
+        .collect();
+    client.batch_execute(&ddl).await.unwrap();
+    let mut resp = http()
+        .get(c.url("/database_schema?database=dumped"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    let dumps = processes_mentioning(std::path::Path::new("dbname='dumped'"));
+    assert_eq!(dumps.len(), 1, "pg_dump is running");
+    let proc = std::path::PathBuf::from(format!("/proc/{}", dumps[0]));
+    let cmdline =
+        String::from_utf8_lossy(&std::fs::read(proc.join("cmdline")).unwrap()).replace('\0', " ");
+    assert!(cmdline.contains("--schema-only"), "{cmdline}");
+    assert!(!cmdline.contains("s3cret"), "password in argv: {cmdline}");
+    let environ =
+        String::from_utf8_lossy(&std::fs::read(proc.join("environ")).unwrap()).into_owned();
+    let passfile = environ
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("PGPASSFILE="))
+        .expect("PGPASSFILE in pg_dump's environment");
+    assert_eq!(
+        std::fs::read_to_string(passfile).unwrap(),
+        "*:*:*:*:pw-s3cret\n"
+    );
+    drop(resp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_log_lines_hide_multi_line_passwords_and_are_capped() {
+    let mut s = spec(json!([]), json!([]));
+    s["cluster"]["settings"] =
+        json!([{"name": "log_statement", "value": "all", "vartype": "enum"}]);
+    let mut c = Compute::start(Some(s));
+    c.wait_running();
+    let client = c.client("postgres").await;
+    client
+        .batch_execute("CREATE ROLE multi LOGIN PASSWORD\n   'md5aaaabbbbccccddddeeeeffff00001111'")
+        .await
+        .unwrap();
+    let long = "y".repeat(100 * 1024);
+    client
+        .batch_execute(&format!("SELECT 'marker-{long}'"))
+        .await
+        .unwrap();
+    c.wait_for_log("[line cut:", Duration::from_secs(10));
+    c.wait_for_log("CREATE ROLE multi", Duration::from_secs(10));
+    let log = c.log();
+    assert!(!log.contains("aaaabbbbcccc"), "the password was logged");
+    let cut = log
+        .lines()
+        .find(|l| l.contains("marker-"))
+        .expect("the long statement");
+    assert!(cut.len() < 65 * 1024, "{} bytes", cut.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_role_password_is_400_naming_the_role() {
+    let c = Compute::start(None);
+    c.wait_status("empty", Duration::from_secs(10)).await;
+    let (code, body) = c
+        .configure(&spec(
+            json!([{"name": "plain role", "encrypted_password": "hunter2-plaintext"}]),
+            json!([]),
+        ))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("cluster.roles[0].encrypted_password"),
+        "{error}"
+    );
+    assert!(error.contains("\"plain role\""), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    assert_eq!(c.get("/status").await.1["status"], "empty");
+}

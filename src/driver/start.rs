@@ -111,7 +111,7 @@ async fn prepare_neon(
 ) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    let token = spec.storage_auth_token.as_deref();
+    let token = spec.storage_auth_token.as_ref().map(|t| t.expose());
     // The spec check and the safekeeper sync do not depend on each other.
     let lsn = async {
         match spec.mode {

@@ -246,6 +246,18 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    // The password (if the connection string has one) in a 0600 file, not argv;
+    // removed once pg_dump has ended.
+    let passfile = match connector.password() {
+        Some(p) => Some(
+            crate::secret::PassFile::create(&p, None)
+                .map_err(|e| reject(ApiError::internal(&e)))?,
+        ),
+        None => None,
+    };
+    if let Some(f) = &passfile {
+        cmd.env("PGPASSFILE", f.path());
+    }
     let mut child = process::spawn(&mut cmd).map_err(|e| {
         reject(ApiError::internal(&anyhow::anyhow!(
             "starting pg_dump: {e}"
@@ -286,6 +298,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
     // client never takes a partial dump for a whole one.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
+        let _passfile = passfile;
         let pid = child.id();
         let mut chunk = first;
         let delivered = loop {
