@@ -332,3 +332,45 @@ async fn a_plaintext_role_password_is_400_naming_the_role() {
     assert!(!error.contains("hunter2"), "{error}");
     assert_eq!(c.get("/status").await.1["status"], "empty");
 }
+
+#[tokio::test]
+async fn a_template_that_lost_files_or_writes_is_rebuilt() {
+    let cache = test_dir();
+    let pgbin = compute_ctl::pgbin::PgBin::resolve(None).await.unwrap();
+    let owner = compute_ctl::process::RunAs::detect("postgres").unwrap();
+    let ensure = || {
+        compute_ctl::pgdata::ensure_template(&pgbin, "cloud_admin", cache.path(), owner.as_ref())
+    };
+    let dir = ensure().await.unwrap();
+    let stamp = std::fs::read_to_string(dir.join("compute_ctl.template")).unwrap();
+    assert!(
+        stamp.contains("files=") && stamp.contains("bytes="),
+        "{stamp}"
+    );
+    let control = dir.join("global/pg_control");
+    let size = std::fs::metadata(&control).unwrap().len();
+    assert!(size > 0);
+
+    // A write lost in a crash: the file is there, shorter.
+    std::fs::write(&control, b"").unwrap();
+    assert_eq!(ensure().await.unwrap(), dir);
+    assert_eq!(std::fs::metadata(&control).unwrap().len(), size, "rebuilt");
+
+    // A file lost.
+    std::fs::remove_file(dir.join("PG_VERSION")).unwrap();
+    ensure().await.unwrap();
+    assert!(dir.join("PG_VERSION").is_file(), "rebuilt");
+
+    // No stamp: an unfinished template.
+    std::fs::remove_file(dir.join("compute_ctl.template")).unwrap();
+    std::fs::write(&control, b"").unwrap();
+    ensure().await.unwrap();
+    assert_eq!(std::fs::metadata(&control).unwrap().len(), size, "rebuilt");
+    // A good template is used as it is.
+    let before = std::fs::metadata(&control).unwrap().modified().unwrap();
+    ensure().await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&control).unwrap().modified().unwrap(),
+        before
+    );
+}
