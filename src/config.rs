@@ -137,7 +137,8 @@ pub fn write(pgdata: &Path, spec: &ComputeSpec, p: &ConfigParams) -> Result<()> 
     Ok(())
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+/// Replaces `path` with `text` (a rename, keeping the old file's owner and mode).
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("conf.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     // Keep the owner and mode of the file we replace (postgres must read it).

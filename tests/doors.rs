@@ -374,3 +374,43 @@ async fn a_template_that_lost_files_or_writes_is_rebuilt() {
         before
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_postgresql_conf_is_replaced_by_the_previous_one() {
+    let mut c = Compute::start(Some(spec(json!([]), json!([]))));
+    c.wait_running();
+    let conf = c.pgdata().join("postgresql.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    // One invalid value beside a valid change: postgres rejects the file
+    // (and applies the valid line on its own).
+    let mut rejected = spec(json!([]), json!([]));
+    rejected["cluster"]["settings"] = json!([
+        {"name": "work_mem", "value": "banana", "vartype": "string"},
+        {"name": "maintenance_work_mem", "value": "77MB", "vartype": "string"}
+    ]);
+    let (code, body) = c.configure(&rejected).await;
+    assert_eq!(code, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("work_mem") && error.contains("restored"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), good);
+    let mwm: String = c
+        .client("postgres")
+        .await
+        .query_one("SHOW maintenance_work_mem", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(mwm, "77MB", "the rejected file's valid line was taken back");
+    // A file postgres cannot parse is not left behind either.
+    let mut unparsable = spec(json!([]), json!([]));
+    unparsable["cluster"]["postgresql_conf"] = json!("this is = not = valid\n");
+    let (code, _) = c.configure(&unparsable).await;
+    assert_eq!(code, 500);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), good);
+    // A good spec still recovers.
+    let (code, body) = c.configure(&spec(json!([]), json!([]))).await;
+    assert_eq!(code, 200, "{body}");
+}
