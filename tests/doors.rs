@@ -414,3 +414,53 @@ async fn a_rejected_postgresql_conf_is_replaced_by_the_previous_one() {
     let (code, body) = c.configure(&spec(json!([]), json!([]))).await;
     assert_eq!(code, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_configuration_is_412_while_a_configuration_runs() {
+    let c = Compute::start_with(Opts {
+        config: Some(json!({"spec": null})),
+        ..Opts::default()
+    });
+    c.wait_status("empty", Duration::from_secs(10)).await;
+    // 400 roles and 20 databases make the apply take a while.
+    let roles: Vec<serde_json::Value> = (0..400)
+        .map(|i| json!({"name": format!("r{i}"), "encrypted_password": null}))
+        .collect();
+    let dbs: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!({"name": format!("d{i}"), "owner": format!("r{i}")}))
+        .collect();
+    let config = c.dir.path().join("config.json");
+    assert!(config.is_file(), "the harness writes -c to config.json");
+    std::fs::write(
+        &config,
+        json!({"spec": spec(json!(roles), json!(dbs))}).to_string(),
+    )
+    .unwrap();
+    let refresh = || {
+        let url = c.internal_url("/refresh_configuration");
+        async move { into_pair(http().post(url).send().await).await }
+    };
+    let first = refresh();
+    tokio::pin!(first);
+    let mut refused = None;
+    let result = loop {
+        tokio::select! {
+            r = &mut first => break r,
+            () = tokio::time::sleep(Duration::from_millis(5)) => {
+                let (_, body) = c.get("/status").await;
+                if body["status"] == "configuration" && refused.is_none() {
+                    refused = Some(refresh().await);
+                }
+            }
+        }
+    };
+    assert_eq!(result.0, 200, "{}", result.1);
+    let (code, body) = refused.expect("saw the configuration state");
+    assert_eq!(
+        (code, body),
+        (
+            412,
+            json!({"error": "invalid compute status: configuration"})
+        )
+    );
+}

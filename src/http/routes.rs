@@ -113,6 +113,11 @@ async fn apply(
 /// `/refresh_configuration`: re-reads the spec from where it came from (the
 /// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
 pub(super) async fn refresh_configuration(api: Api) -> Handled {
+    // Not worth a pull where a new spec would be refused anyway.
+    let status = api.handle.status();
+    if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
+        return Err(reject(RequestError::InvalidState(status).into()));
+    }
     let Some(source) = api.spec_source.clone() else {
         return Err(reject(ApiError::new(
             StatusCode::CONFLICT,
