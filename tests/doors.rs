@@ -251,9 +251,15 @@ async fn pg_dump_gets_the_password_in_a_passfile_not_in_argv() {
     ))
     .await
     .unwrap();
-    // A schema much larger than a pipe buffer: pg_dump blocks while we do not read.
-    let ddl: String = (0..400)
-        .map(|i| format!("CREATE TABLE public.t{i} (id int PRIMARY KEY, a text, b text);"))
+    // A schema far larger than every buffer on the way (pipe, channel, socket):
+    // pg_dump blocks while we do not read.
+    let comment = "c".repeat(1024 * 1024);
+    let ddl: String = (0..32)
+        .map(|i| {
+            format!(
+                "CREATE TABLE public.t{i} (id int); COMMENT ON TABLE public.t{i} IS '{comment}';"
+            )
+        })
         .collect();
     client.batch_execute(&ddl).await.unwrap();
     let mut resp = http()
