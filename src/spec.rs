@@ -12,7 +12,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// A ComputeSpec, as sent by the control plane or read with `-S`.
 ///
 /// Unknown fields are ignored, as the contract requires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ComputeSpec {
     /// Version of the format; 1.0.
     pub format_version: f32,
@@ -54,7 +54,7 @@ pub struct ComputeSpec {
     #[serde(default)]
     pub primary_connstring: Option<Secret>,
     /// Token for the pageserver and safekeepers. Secret: never logged.
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub storage_auth_token: Option<Secret>,
     /// Idle time after which the control plane may suspend the compute.
     #[serde(default)]
@@ -134,7 +134,7 @@ pub enum ComputeMode {
 }
 
 /// Roles, databases and settings of the cluster.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct Cluster {
     /// Control-plane id of the cluster.
     #[serde(default)]
@@ -160,7 +160,7 @@ pub struct Cluster {
 }
 
 /// A role of the spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Role {
     /// Role name.
     pub name: String,

@@ -11,12 +11,14 @@ pub use redact::{
     blank_password, mask_connstring, redact_passwords, PasswordRedactor, PasswordState, REDACTED,
 };
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::fmt;
 
 /// A secret string (password hash, storage token, connection string with a
 /// password): prints as `<redacted>`; [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Deserialized from a plain string; deliberately not `Serialize`, so that
+/// no response or file can carry it by accident.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
