@@ -82,6 +82,46 @@ async fn an_empty_answer_leaves_the_compute_waiting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_answer_installs_the_keys_it_carries() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let x = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())
+    };
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+    let answer =
+        json!({"status": "empty", "spec": null, "compute_ctl_config": {"jwks": {"keys": [jwk]}}});
+    let (port, _) = control_plane(answer, 0).await;
+    let mut c = start(port);
+    c.wait_for_log("no spec for this compute yet", Duration::from_secs(20));
+    let (code, body) = c.configure(&spec(json!([]), json!([]))).await;
+    assert_eq!(
+        (code, body),
+        (400, json!({"error": "invalid authorization token"})),
+        "the keys guard /configure"
+    );
+    let token = encode(
+        &Header::new(Algorithm::EdDSA),
+        &json!({"compute_id": "compute-1"}),
+        &EncodingKey::from_ed_der(pkcs8.as_ref()),
+    )
+    .unwrap();
+    let (code, body) = into_pair(
+        http()
+            .post(c.url("/configure"))
+            .bearer_auth(token)
+            .json(&json!({"spec": spec(json!([]), json!([]))}))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!((code, &body["status"]), (200, &json!("running")), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_control_plane_is_reported_and_the_api_stays_closed() {
     let (port, _) = control_plane(json!({"status": "attached", "spec": {"format_version": 1.0, "cluster": {"roles": [{"name": 5}]}}}), 0).await;
     let mut c = start(port);
