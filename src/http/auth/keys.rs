@@ -73,35 +73,30 @@ pub fn parse_jwks(value: &Value) -> anyhow::Result<Vec<VerificationKey>> {
         },
         _ => bail!("compute_ctl_config.jwks: expected a JSON object {{\"keys\": [...]}}"),
     };
-    // Each key on its own, so that an error names it; together they are a JwkSet.
-    let mut set = JwkSet { keys: Vec::new() };
-    for (index, raw) in keys.iter().enumerate() {
-        let named = |reason: String| {
-            let kid = raw
-                .get("kid")
-                .and_then(Value::as_str)
-                .map(|kid| format!(" (kid {kid:?})"))
-                .unwrap_or_default();
-            anyhow!("compute_ctl_config.jwks.keys[{index}]{kid}: {reason}")
-        };
-        let jwk: Jwk =
-            serde_json::from_value(raw.clone()).map_err(|e| named(format!("invalid JWK: {e}")))?;
-        set.keys.push(jwk);
-    }
+    // Each key on its own, so that an error names it; together a JwkSet.
+    let named = |index: usize, raw: &Value, reason: String| {
+        let kid = raw
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(|kid| format!(" (kid {kid:?})"))
+            .unwrap_or_default();
+        anyhow!("compute_ctl_config.jwks.keys[{index}]{kid}: {reason}")
+    };
+    let set = JwkSet {
+        keys: keys
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                serde_json::from_value::<Jwk>(raw.clone())
+                    .map_err(|e| named(i, raw, format!("invalid JWK: {e}")))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
     set.keys
         .iter()
+        .zip(keys)
         .enumerate()
-        .map(|(index, jwk)| {
-            verification_key(jwk).map_err(|reason| {
-                let kid = jwk
-                    .common
-                    .key_id
-                    .as_ref()
-                    .map(|kid| format!(" (kid {kid:?})"))
-                    .unwrap_or_default();
-                anyhow!("compute_ctl_config.jwks.keys[{index}]{kid}: {reason}")
-            })
-        })
+        .map(|(i, (jwk, raw))| verification_key(jwk).map_err(|reason| named(i, raw, reason)))
         .collect()
 }
 
