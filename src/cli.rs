@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
     pub control_plane_uri: Option<String>,
 
+    /// A file holding the control plane's bearer token, read at every use (a
+    /// rotated file is picked up); instead of NEON_CONTROL_PLANE_TOKEN.
+    #[arg(long, env = "NEON_CONTROL_PLANE_TOKEN_FILE", value_name = "FILE")]
+    pub control_plane_token_file: Option<PathBuf>,
+
     /// When run as root: the unprivileged user postgres runs as.
     #[arg(long, default_value = "postgres", value_name = "USER")]
     pub pg_user: String,
@@ -227,6 +232,25 @@ impl Cli {
         }
         // With -p, the spec is pulled once the API is up (see control_plane).
         Ok((None, None))
+    }
+
+    /// Where `/refresh_configuration` reads the spec again: the control plane
+    /// (`-p`), or the `-S`/`-c` file.
+    pub fn spec_source(&self) -> Option<crate::control_plane::SpecSource> {
+        use crate::control_plane::{SpecSource, TokenSource};
+        if let (Some(uri), Some(id)) = (&self.control_plane_uri, &self.compute_id) {
+            return Some(SpecSource::ControlPlane {
+                uri: uri.clone(),
+                id: id.clone(),
+                token: TokenSource {
+                    file: self.control_plane_token_file.clone(),
+                },
+            });
+        }
+        if let Some(path) = &self.spec_path {
+            return Some(SpecSource::SpecFile(path.clone()));
+        }
+        self.config.clone().map(SpecSource::ConfigFile)
     }
 
     /// Resolves everything the driver needs: binaries, user, ports.
