@@ -24,6 +24,8 @@ pub struct ConfigParams<'a> {
     pub superuser: &'a str,
     /// Where postgres puts its Unix socket.
     pub socket_dir: &'a Path,
+    /// The privileged role, shown as `neon.privileged_role_name`.
+    pub privileged_role: Option<&'a str>,
 }
 
 /// Quotes a value for postgresql.conf: single quotes, `'` and `\` doubled.
@@ -56,6 +58,13 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         "unix_socket_directories = {}",
         quote_conf_value(&p.socket_dir.to_string_lossy())
     );
+    if let Some(role) = p.privileged_role {
+        let _ = writeln!(
+            out,
+            "neon.privileged_role_name = {}",
+            quote_conf_value(role)
+        );
+    }
     if let Some(raw) = &spec.cluster.postgresql_conf {
         out.push_str(raw);
         if !raw.ends_with('\n') {
@@ -63,9 +72,12 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         }
     }
     let storage = [
-        ("neon.pageserver_connstring", &spec.pageserver_connstring),
-        ("neon.tenant_id", &spec.tenant_id),
-        ("neon.timeline_id", &spec.timeline_id),
+        (
+            "neon.pageserver_connstring",
+            spec.pageserver_connstring.as_ref().map(|s| s.expose()),
+        ),
+        ("neon.tenant_id", spec.tenant_id.as_deref()),
+        ("neon.timeline_id", spec.timeline_id.as_deref()),
     ];
     for (name, value) in storage {
         if let Some(v) = value {
@@ -159,7 +171,8 @@ pub fn write(pgdata: &Path, spec: &ComputeSpec, p: &ConfigParams) -> Result<()> 
     Ok(())
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+/// Replaces `path` with `text` (a rename, keeping the old file's owner and mode).
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("conf.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     // Keep the owner and mode of the file we replace (postgres must read it).
@@ -273,6 +286,7 @@ mod tests {
             port: 55432,
             superuser: "cloud_admin",
             socket_dir: Path::new("/tmp"),
+            privileged_role: None,
         }
     }
 

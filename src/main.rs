@@ -5,7 +5,8 @@ use clap::Parser;
 use compute_ctl::catalog::Connector;
 use compute_ctl::cli::{Cli, Command};
 use compute_ctl::driver::Driver;
-use compute_ctl::http::{self, auth::Authenticator, Api};
+use compute_ctl::http::auth::{Authenticator, Gate};
+use compute_ctl::http::{self, Api};
 use compute_ctl::{control_plane, monitor, process, signals};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -36,8 +37,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Plan { connstr, spec_path }) = &cli.command {
-        return match runtime.block_on(compute_ctl::cli::print_plan(connstr, spec_path)) {
+    if let Some(Command::Plan {
+        connstr,
+        spec_path,
+        privileged_role_name,
+    }) = &cli.command
+    {
+        let plan = compute_ctl::cli::print_plan(connstr, spec_path, privileged_role_name);
+        return match runtime.block_on(plan) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -58,25 +65,29 @@ async fn run(cli: Cli) -> Result<u8> {
     let (spec, compute_ctl_config) = cli.load_spec()?;
     let auth = Authenticator::from_config(compute_ctl_config.as_ref(), cli.compute_id.as_deref())
         .context("compute_ctl_config.jwks")?;
-    if auth.is_open() {
-        tracing::warn!(
-            "no JWKS in compute_ctl_config: the external HTTP API accepts requests without authentication"
-        );
-    }
+    // With a control plane, nothing that needs authentication is served
+    // before its keys are known.
+    let gate = if cli.control_plane_uri.is_some() {
+        Gate::waiting(control_plane::PULLING)
+    } else {
+        Gate::new(auth)
+    };
     let params = cli.params().await?;
+    let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
 
     // The API answers /status from the first milliseconds, before anything slow.
-    let auth = Arc::new(parking_lot::RwLock::new(Arc::new(auth)));
+    let gate = Arc::new(gate);
     let api = Api {
         handle: handle.clone(),
-        auth: auth.clone(),
+        auth: gate.clone(),
         compute_id: cli.compute_id.clone(),
         build_tag: compute_ctl::metrics::BUILD_TAG.to_string(),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
+        spec_source: cli.spec_source().map(Arc::new),
     };
     let servers = http::serve(
         api,
@@ -87,15 +98,17 @@ async fn run(cli: Cli) -> Result<u8> {
     signals::forward_to(handle.clone())?;
     process::spawn_reaper()?;
     if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
-        let token = std::env::var(control_plane::TOKEN_ENV).ok();
         tokio::spawn(control_plane::pull_and_configure(
             uri.clone(),
             id.clone(),
-            token,
+            control_plane::TokenSource {
+                file: cli.control_plane_token_file.clone(),
+            },
             handle.clone(),
-            auth,
+            gate,
         ));
     }
+    compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;

@@ -96,5 +96,7 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     )?;
     total.inc_by(snap.pg_downtime.as_millis() as u64);
     registry.register(Box::new(total))?;
+
+    crate::catalog::stats::register(registry)?;
     Ok(())
 }

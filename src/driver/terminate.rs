@@ -97,7 +97,7 @@ pub(super) async fn final_lsn(
         LsnSource::LocalWal => stopped.max(before),
         LsnSource::Safekeepers => {
             let params = &env.params;
-            let token = spec.and_then(|s| s.storage_auth_token.as_deref());
+            let token = spec.and_then(|s| s.storage_auth_token.as_ref().map(|t| t.expose()));
             let synced = storage::sync_safekeepers_bounded(
                 &params.pgbin,
                 &params.pgdata,
