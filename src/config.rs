@@ -295,6 +295,7 @@ mod tests {
         let s = spec(serde_json::json!({
             "format_version": 1.0,
             "mode": "Replica",
+            "primary_connstring": "host=primary",
             "cluster": {
                 "postgresql_conf": "shared_buffers = 1MB",
                 "settings": [
