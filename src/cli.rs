@@ -1,6 +1,7 @@
 //! The command line, and turning it into the driver's parameters.
 
 use crate::driver::Params;
+pub use crate::logging::LogFormat;
 use crate::pgbin::PgBin;
 use crate::pgdata;
 use crate::process::RunAs;
@@ -10,6 +11,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// compute_ctl: starts, configures and supervises a PostgreSQL compute node.
+///
+/// Every flag can also be set by the environment variable named after it
+/// (`COMPUTE_CTL_<FLAG>`, shown with each flag); `COMPUTE_CTL_<FLAG>_FILE`
+/// reads the value from a file instead (secrets mounted as files).
 #[derive(Debug, Parser)]
 #[command(name = "compute_ctl", version, subcommand_negates_reqs = true)]
 pub struct Cli {
@@ -18,52 +23,52 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Data directory; wiped and recreated at every start.
-    #[arg(short = 'D', long, required = true, value_name = "DIR")]
+    #[arg(short = 'D', long, env = "COMPUTE_CTL_PGDATA", required = true, value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
 
     /// How compute_ctl connects to its postgres, e.g.
     /// postgresql://cloud_admin@127.0.0.1:55432/postgres. Its user is the
     /// superuser; its port is the port postgres listens on.
-    #[arg(short = 'C', long, required = true, value_name = "URL")]
+    #[arg(short = 'C', long, env = "COMPUTE_CTL_CONNSTR", required = true, value_name = "URL")]
     pub connstr: Option<String>,
 
     /// The postgres binary; initdb and the other tools are taken from the same
     /// directory. Default: postgres on PATH, then pg_config --bindir, then the
     /// newest /usr/lib/postgresql/*/bin.
-    #[arg(short = 'b', long, env = "POSTGRES_PATH", value_name = "PATH")]
+    #[arg(short = 'b', long, env = "COMPUTE_CTL_PGBIN", value_name = "PATH")]
     pub pgbin: Option<PathBuf>,
 
     /// A ComputeSpec JSON file.
-    #[arg(short = 'S', long, value_name = "FILE", conflicts_with = "config")]
+    #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE", conflicts_with = "config")]
     pub spec_path: Option<PathBuf>,
 
     /// A ComputeConfig JSON file: {"spec": ..., "compute_ctl_config": {...}}.
-    #[arg(short = 'c', long, value_name = "FILE")]
+    #[arg(short = 'c', long, env = "COMPUTE_CTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Port of the control-plane HTTP API (all interfaces).
-    #[arg(long, alias = "http-port", default_value_t = 3080, value_name = "PORT")]
+    #[arg(long, alias = "http-port", env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT", default_value_t = 3080, value_name = "PORT")]
     pub external_http_port: u16,
 
     /// Port of the HTTP API for local helpers.
-    #[arg(long, default_value_t = 3081, value_name = "PORT")]
+    #[arg(long, env = "COMPUTE_CTL_INTERNAL_HTTP_PORT", default_value_t = 3081, value_name = "PORT")]
     pub internal_http_port: u16,
 
     /// Address the internal HTTP API binds to (loopback by default).
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(long, env = "COMPUTE_CTL_INTERNAL_HTTP_ADDRESS", default_value = "127.0.0.1", value_name = "ADDR")]
     pub internal_http_address: std::net::IpAddr,
 
     /// Id of this compute, for the control plane and JWT checks.
-    #[arg(short = 'i', long, value_name = "ID")]
+    #[arg(short = 'i', long, env = "COMPUTE_CTL_COMPUTE_ID", value_name = "ID")]
     pub compute_id: Option<String>,
 
     /// Control plane to pull the spec from (with --compute-id); the bearer
     /// token is taken from NEON_CONTROL_PLANE_TOKEN.
-    #[arg(short = 'p', long, value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
+    #[arg(short = 'p', long, env = "COMPUTE_CTL_CONTROL_PLANE_URI", value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
     pub control_plane_uri: Option<String>,
 
     /// When run as root: the unprivileged user postgres runs as.
-    #[arg(long, default_value = "postgres", value_name = "USER")]
+    #[arg(long, env = "COMPUTE_CTL_PG_USER", default_value = "postgres", value_name = "USER")]
     pub pg_user: String,
 
     /// Where pristine initdb templates are cached.
@@ -73,22 +78,66 @@ pub struct Cli {
 
     /// After a failure with postgres down, keep answering `/status` (and accept
     /// a new spec) for this many seconds, then exit with code 1.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(long, env = "COMPUTE_CTL_FAILURE_EXIT_DELAY", default_value_t = 30, value_name = "SECONDS")]
     pub failure_exit_delay: u64,
 
     /// Attempts at each storage step (safekeeper sync, basebackup) before the
     /// start fails; pauses double from 100 ms up to 5 s.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, env = "COMPUTE_CTL_STORAGE_ATTEMPTS", default_value_t = 10, value_name = "N")]
     pub storage_attempts: u32,
 
     /// How long postgres may take to accept connections after it is started
     /// (crash recovery or a standby catching up included).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, env = "COMPUTE_CTL_START_TIMEOUT", default_value_t = 600, value_name = "SECONDS")]
     pub start_timeout: u64,
 
     /// Directory of postgres' Unix socket (the spec's settings may override it).
-    #[arg(long, default_value = "/tmp", value_name = "DIR")]
+    #[arg(long, env = "COMPUTE_CTL_SOCKET_DIR", default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
+
+    /// Shutdown budget: a termination stops postgres fast (or as asked), and
+    /// at this deadline escalates to an immediate shutdown. Keep it below the
+    /// orchestrator's grace period (Kubernetes: 30 s).
+    #[arg(long, env = "COMPUTE_CTL_STOP_TIMEOUT", default_value_t = 25, value_name = "SECONDS")]
+    pub stop_timeout: u64,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line,
+    /// postgres' lines included) for log pipelines.
+    #[arg(long, env = "COMPUTE_CTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Environment variables whose value may instead be read from the file named
+/// by the same name with `_FILE` appended (secrets mounted as files).
+const FILE_VARS_PREFIX: &str = "COMPUTE_CTL_";
+
+/// For every `COMPUTE_CTL_<NAME>_FILE` (and `NEON_CONTROL_PLANE_TOKEN_FILE`)
+/// in `vars` whose `<NAME>` variable is not set, the `(NAME, file content)`
+/// pair to set; one trailing newline of the file is dropped. An unreadable
+/// file is an error naming the variable.
+pub fn vars_from_files(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>> {
+    let vars: Vec<(String, std::ffi::OsString)> = vars
+        .into_iter()
+        .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
+        .collect();
+    let mut out = Vec::new();
+    for (name, path) in &vars {
+        let Some(base) = name.strip_suffix("_FILE") else {
+            continue;
+        };
+        let ours = base.starts_with(FILE_VARS_PREFIX) || base == crate::control_plane::TOKEN_ENV;
+        if !ours || vars.iter().any(|(k, _)| k == base) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{name}: reading {}", PathBuf::from(path).display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        out.push((base.to_string(), text.to_string()));
+    }
+    Ok(out)
 }
 
 /// Subcommands.
@@ -100,11 +149,25 @@ pub enum Command {
     /// execute (passwords redacted), without changing anything.
     Plan {
         /// The postgres to compare with (its user is the superuser).
-        #[arg(short = 'C', long, value_name = "URL")]
+        #[arg(short = 'C', long, env = "COMPUTE_CTL_CONNSTR", value_name = "URL")]
         connstr: String,
         /// The ComputeSpec JSON file.
-        #[arg(short = 'S', long, value_name = "FILE")]
+        #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
         spec_path: PathBuf,
+    },
+    /// Health check for a container (no curl needed): GET a probe of the
+    /// local external API; exit 0 on a 2xx answer, 1 otherwise.
+    Probe {
+        /// A path on this compute's external port (`/healthz`, `/readyz`,
+        /// `/startupz`, with a query if needed) or a full `http://` URL.
+        #[arg(default_value = "/healthz", value_name = "URL")]
+        url: String,
+        /// The external port the path is asked on.
+        #[arg(long, env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT", default_value_t = 3080, value_name = "PORT")]
+        port: u16,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
     },
 }
 
@@ -167,7 +230,12 @@ impl Cli {
             bail!("the superuser name {superuser:?} in --connstr must not contain quotes, spaces or control characters");
         }
         let port = connstr.get_ports().first().copied().unwrap_or(5432);
-        let pgbin = PgBin::resolve(self.pgbin.as_deref()).await?;
+        // POSTGRES_PATH: the reference's name for the same thing.
+        let pgbin_flag = self
+            .pgbin
+            .clone()
+            .or_else(|| std::env::var_os("POSTGRES_PATH").map(PathBuf::from));
+        let pgbin = PgBin::resolve(pgbin_flag.as_deref()).await?;
         let run_as = RunAs::detect(&self.pg_user)?;
         let template_cache = self
             .template_cache
@@ -184,6 +252,7 @@ impl Cli {
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
+            stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
                 ..crate::storage::Backoff::default()
@@ -200,6 +269,42 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_variables_fill_unset_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let vars = |pairs: &[(&str, &std::path::Path)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), v.as_os_str().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let set = vars_from_files(vars(&[
+            ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+            ("NEON_CONTROL_PLANE_TOKEN_FILE", &secret),
+            ("OTHER_FILE", &secret),
+        ]))
+        .unwrap();
+        assert_eq!(
+            set,
+            [
+                ("COMPUTE_CTL_CONNSTR".to_string(), "s3cret".to_string()),
+                ("NEON_CONTROL_PLANE_TOKEN".to_string(), "s3cret".to_string()),
+            ]
+        );
+        // A variable set directly wins over its file.
+        let set = vars_from_files(vars(&[
+            ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+            ("COMPUTE_CTL_CONNSTR", std::path::Path::new("x")),
+        ]))
+        .unwrap();
+        assert!(set.is_empty());
+        let missing = dir.path().join("missing");
+        let err = vars_from_files(vars(&[("COMPUTE_CTL_PGDATA_FILE", &missing)])).unwrap_err();
+        assert!(format!("{err:#}").contains("COMPUTE_CTL_PGDATA_FILE"), "{err:#}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Params {
     pub storage_backoff: storage::Backoff,
     /// How long postgres may take to accept connections (recovery included).
     pub start_timeout: Duration,
+    /// Shutdown budget: a stop still running at this deadline becomes immediate.
+    pub stop_timeout: Duration,
 }
 
 /// Startup timings, in milliseconds, as `/metrics.json` reports them.
@@ -146,6 +148,12 @@ pub enum Request {
         mode: TerminationMode,
         /// Answered once Terminated.
         reply: oneshot::Sender<Result<Option<Lsn>, RequestError>>,
+    },
+    /// Liveness: answered by the loop whatever the state (a refusal counts
+    /// as an answer).
+    Ping {
+        /// Answered at once.
+        reply: oneshot::Sender<Result<(), RequestError>>,
     },
     /// A way to talk to postgres, granted only while it is up and idle.
     Connect {
@@ -446,6 +454,10 @@ impl Driver {
                 }
             }
             Some(Event::Request(Request::Connect { reply })) => Ask::Connect(reply),
+            Some(Event::Request(Request::Ping { reply })) => {
+                let _ = reply.send(Ok(()));
+                Ask::Nothing
+            }
         }
     }
 
@@ -589,7 +601,7 @@ impl Driver {
     async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
         let mode = s.mode();
         // A start interrupted by this termination dropped its postgres.
-        crate::postgres::wait_abandoned(Duration::from_secs(30)).await;
+        crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let lsn = match s.take_postgres() {
             Some(pg) => {
                 let pid = nix::unistd::Pid::from_raw(pg.pid());
@@ -612,7 +624,8 @@ impl Driver {
                                     escalate(pid);
                                 }
                             }
-                            Some(Event::Signal(TerminationMode::Fast)) => {}
+                            // A second SIGTERM/SIGINT: the sender is out of patience.
+                            Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
                             Some(Event::Request(r)) => reject(r, Status::TerminationPending),
                         },
                     }
@@ -673,6 +686,10 @@ fn reject(request: Request, status: Status) {
         }
         Request::Connect { reply } => {
             let _ = reply.send(Err(err));
+        }
+        // Alive, whatever the state.
+        Request::Ping { reply } => {
+            let _ = reply.send(Ok(()));
         }
     }
 }

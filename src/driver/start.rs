@@ -43,7 +43,8 @@ pub(super) async fn start_compute(
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
     let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
-        .await?;
+        .await?
+        .with_stop_timeout(params.stop_timeout);
     timings.start_postgres_ms = began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod error;
+pub mod probes;
 mod routes;
 
 pub use error::ApiError;
@@ -41,6 +42,8 @@ pub struct Api {
     pub pg_dump: PathBuf,
     /// Postgres' version string, for `/info`.
     pub pg_version: String,
+    /// Connections of its own for `/readyz` (never through the driver).
+    pub connector: crate::catalog::Connector,
 }
 
 /// The running servers; [`Servers::shutdown`] stops them gracefully.

@@ -140,7 +140,9 @@ fn routes(api: Api, require_auth: bool) -> BoxedFilter<(Response,)> {
         .and(a())
         .and_then(check_writability);
 
-    metrics
+    super::probes::routes(api.clone())
+        .or(metrics)
+        .unify()
         .or(status)
         .unify()
         .or(metrics_json)
@@ -185,7 +187,7 @@ pub fn internal(api: Api) -> BoxedFilter<(Response,)> {
 fn log_request(info: warp::log::Info<'_>) {
     let (method, path, status) = (info.method(), info.path(), info.status().as_u16());
     let ms = info.elapsed().as_secs_f64() * 1000.0;
-    if path == "/status" || path == "/metrics" {
+    if path == "/status" || path == "/metrics" || super::probes::PATHS.contains(&path) {
         tracing::debug!(target: "http", %method, path, status, ms, "request");
     } else {
         tracing::info!(target: "http", %method, path, status, ms, "request");
