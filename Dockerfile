@@ -35,7 +35,12 @@ RUN --mount=type=secret,id=ca-bundle \
     fi; \
     printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-exclude /usr/share/man/*' \
         'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
-        'path-exclude /usr/share/postgresql/*/man/*' > /etc/dpkg/dpkg.cfg.d/01-slim; \
+        > /etc/dpkg/dpkg.cfg.d/01-slim; \
+    # A fixed uid/gid (999, as the official postgres image), so that manifests
+    # can name it (runAsUser) before the package makes the user.
+    groupadd --system --gid 999 postgres; \
+    useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql \
+        --shell /bin/sh postgres; \
     # compute_ctl makes its own clusters: no "main" cluster from the package.
     mkdir -p /etc/postgresql-common; \
     echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \

@@ -23,13 +23,25 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Data directory; wiped and recreated at every start.
-    #[arg(short = 'D', long, env = "COMPUTE_CTL_PGDATA", required = true, value_name = "DIR")]
+    #[arg(
+        short = 'D',
+        long,
+        env = "COMPUTE_CTL_PGDATA",
+        required = true,
+        value_name = "DIR"
+    )]
     pub pgdata: Option<PathBuf>,
 
     /// How compute_ctl connects to its postgres, e.g.
     /// postgresql://cloud_admin@127.0.0.1:55432/postgres. Its user is the
     /// superuser; its port is the port postgres listens on.
-    #[arg(short = 'C', long, env = "COMPUTE_CTL_CONNSTR", required = true, value_name = "URL")]
+    #[arg(
+        short = 'C',
+        long,
+        env = "COMPUTE_CTL_CONNSTR",
+        required = true,
+        value_name = "URL"
+    )]
     pub connstr: Option<String>,
 
     /// The postgres binary; initdb and the other tools are taken from the same
@@ -39,23 +51,41 @@ pub struct Cli {
     pub pgbin: Option<PathBuf>,
 
     /// A ComputeSpec JSON file.
-    #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE", conflicts_with = "config")]
+    #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
     pub spec_path: Option<PathBuf>,
 
     /// A ComputeConfig JSON file: {"spec": ..., "compute_ctl_config": {...}}.
+    /// With `-S` too, its spec must be null (e.g. the spec in a ConfigMap,
+    /// the JWKS in a Secret).
     #[arg(short = 'c', long, env = "COMPUTE_CTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Port of the control-plane HTTP API (all interfaces).
-    #[arg(long, alias = "http-port", env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT", default_value_t = 3080, value_name = "PORT")]
+    #[arg(
+        long,
+        alias = "http-port",
+        env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT",
+        default_value_t = 3080,
+        value_name = "PORT"
+    )]
     pub external_http_port: u16,
 
     /// Port of the HTTP API for local helpers.
-    #[arg(long, env = "COMPUTE_CTL_INTERNAL_HTTP_PORT", default_value_t = 3081, value_name = "PORT")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INTERNAL_HTTP_PORT",
+        default_value_t = 3081,
+        value_name = "PORT"
+    )]
     pub internal_http_port: u16,
 
     /// Address the internal HTTP API binds to (loopback by default).
-    #[arg(long, env = "COMPUTE_CTL_INTERNAL_HTTP_ADDRESS", default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INTERNAL_HTTP_ADDRESS",
+        default_value = "127.0.0.1",
+        value_name = "ADDR"
+    )]
     pub internal_http_address: std::net::IpAddr,
 
     /// Id of this compute, for the control plane and JWT checks.
@@ -68,7 +98,12 @@ pub struct Cli {
     pub control_plane_uri: Option<String>,
 
     /// When run as root: the unprivileged user postgres runs as.
-    #[arg(long, env = "COMPUTE_CTL_PG_USER", default_value = "postgres", value_name = "USER")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_PG_USER",
+        default_value = "postgres",
+        value_name = "USER"
+    )]
     pub pg_user: String,
 
     /// Where pristine initdb templates are cached.
@@ -78,27 +113,52 @@ pub struct Cli {
 
     /// After a failure with postgres down, keep answering `/status` (and accept
     /// a new spec) for this many seconds, then exit with code 1.
-    #[arg(long, env = "COMPUTE_CTL_FAILURE_EXIT_DELAY", default_value_t = 30, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_FAILURE_EXIT_DELAY",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
     pub failure_exit_delay: u64,
 
     /// Attempts at each storage step (safekeeper sync, basebackup) before the
     /// start fails; pauses double from 100 ms up to 5 s.
-    #[arg(long, env = "COMPUTE_CTL_STORAGE_ATTEMPTS", default_value_t = 10, value_name = "N")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STORAGE_ATTEMPTS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
     pub storage_attempts: u32,
 
     /// How long postgres may take to accept connections after it is started
     /// (crash recovery or a standby catching up included).
-    #[arg(long, env = "COMPUTE_CTL_START_TIMEOUT", default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_START_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
     pub start_timeout: u64,
 
     /// Directory of postgres' Unix socket (the spec's settings may override it).
-    #[arg(long, env = "COMPUTE_CTL_SOCKET_DIR", default_value = "/tmp", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_SOCKET_DIR",
+        default_value = "/tmp",
+        value_name = "DIR"
+    )]
     pub socket_dir: PathBuf,
 
     /// Shutdown budget: a termination stops postgres fast (or as asked), and
     /// at this deadline escalates to an immediate shutdown. Keep it below the
     /// orchestrator's grace period (Kubernetes: 30 s).
-    #[arg(long, env = "COMPUTE_CTL_STOP_TIMEOUT", default_value_t = 25, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STOP_TIMEOUT",
+        default_value_t = 25,
+        value_name = "SECONDS"
+    )]
     pub stop_timeout: u64,
 
     /// Log format on stderr: `text` for people, `json` (one object per line,
@@ -163,7 +223,12 @@ pub enum Command {
         #[arg(default_value = "/healthz", value_name = "URL")]
         url: String,
         /// The external port the path is asked on.
-        #[arg(long, env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT", default_value_t = 3080, value_name = "PORT")]
+        #[arg(
+            long,
+            env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT",
+            default_value_t = 3080,
+            value_name = "PORT"
+        )]
         port: u16,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
@@ -193,22 +258,31 @@ impl Cli {
     /// The spec given with `-S` or `-c`, parsed and validated, and the
     /// `compute_ctl_config` of a `-c` file.
     pub fn load_spec(&self) -> Result<(Option<ComputeSpec>, Option<serde_json::Value>)> {
+        let (mut spec, compute_ctl_config) = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let config = ComputeConfig::from_json(&text)
+                    .with_context(|| format!("in {}", path.display()))?;
+                (config.spec, config.compute_ctl_config)
+            }
+            // With -p, the spec is pulled once the API is up (see control_plane).
+            None => (None, None),
+        };
         if let Some(path) = &self.spec_path {
+            if spec.is_some() {
+                bail!(
+                    "both -S {} and the config file give a spec; set the config's \"spec\" to null",
+                    path.display()
+                );
+            }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading spec file {}", path.display()))?;
-            let spec =
-                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?;
-            return Ok((Some(spec), None));
+            spec = Some(
+                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?,
+            );
         }
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let config = ComputeConfig::from_json(&text)
-                .with_context(|| format!("in {}", path.display()))?;
-            return Ok((config.spec, config.compute_ctl_config));
-        }
-        // With -p, the spec is pulled once the API is up (see control_plane).
-        Ok((None, None))
+        Ok((spec, compute_ctl_config))
     }
 
     /// Resolves everything the driver needs: binaries, user, ports.
@@ -304,7 +378,38 @@ mod tests {
         assert!(set.is_empty());
         let missing = dir.path().join("missing");
         let err = vars_from_files(vars(&[("COMPUTE_CTL_PGDATA_FILE", &missing)])).unwrap_err();
-        assert!(format!("{err:#}").contains("COMPUTE_CTL_PGDATA_FILE"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("COMPUTE_CTL_PGDATA_FILE"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_spec_and_the_config_can_come_from_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = r#"{"format_version": 1.0, "cluster": {"roles": [], "databases": []}}"#;
+        let jwks = r#""compute_ctl_config": {"jwks": {"keys": []}}"#;
+        let files = [
+            ("spec.json", spec.to_string()),
+            ("keys.json", format!(r#"{{"spec": null, {jwks}}}"#)),
+            ("both.json", format!(r#"{{"spec": {spec}, {jwks}}}"#)),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let parse = |config: &str| {
+            let (s, c) = (dir.path().join("spec.json"), dir.path().join(config));
+            let args = ["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.extend(["-S".into(), s.display().to_string()]);
+            args.extend(["-c".into(), c.display().to_string()]);
+            Cli::try_parse_from(args).unwrap().load_spec()
+        };
+        let (spec, config) = parse("keys.json").unwrap();
+        assert!(spec.is_some());
+        assert!(config.unwrap()["jwks"].is_object());
+        let err = parse("both.json").unwrap_err();
+        assert!(format!("{err:#}").contains("both -S"), "{err:#}");
     }
 
     #[test]

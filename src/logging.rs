@@ -70,8 +70,24 @@ pub struct PgLine<'a> {
 
 /// Severities postgres writes (message levels and the detail lines).
 const SEVERITIES: &[&str] = &[
-    "DEBUG1", "DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "INFO", "NOTICE", "WARNING", "ERROR", "LOG",
-    "FATAL", "PANIC", "DETAIL", "HINT", "QUERY", "CONTEXT", "LOCATION", "STATEMENT",
+    "DEBUG1",
+    "DEBUG2",
+    "DEBUG3",
+    "DEBUG4",
+    "DEBUG5",
+    "INFO",
+    "NOTICE",
+    "WARNING",
+    "ERROR",
+    "LOG",
+    "FATAL",
+    "PANIC",
+    "DETAIL",
+    "HINT",
+    "QUERY",
+    "CONTEXT",
+    "LOCATION",
+    "STATEMENT",
 ];
 
 /// Takes apart `2024-01-01 10:00:00.123 UTC [42] LOG:  message`. A line
@@ -150,7 +166,9 @@ mod tests {
                 message: "database system is ready",
             }
         );
-        let l = parse_pg_line("2026-01-02 03:04:05.678 +03 [7] ERROR:  relation \"x\" [1] does not exist");
+        let l = parse_pg_line(
+            "2026-01-02 03:04:05.678 +03 [7] ERROR:  relation \"x\" [1] does not exist",
+        );
         assert_eq!((l.pid, l.severity), (Some(7), Some("ERROR")));
         assert_eq!(l.message, "relation \"x\" [1] does not exist");
         // A continuation line, and a line with an unknown word before the colon.

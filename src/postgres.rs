@@ -79,8 +79,10 @@ impl Postgres {
             .process_group(0);
         if crate::logging::format() == crate::logging::LogFormat::Json {
             // Lines the JSON log can take apart (see logging::parse_pg_line).
-            cmd.arg("-c")
-                .arg(format!("log_line_prefix={}", crate::logging::PG_LINE_PREFIX));
+            cmd.arg("-c").arg(format!(
+                "log_line_prefix={}",
+                crate::logging::PG_LINE_PREFIX
+            ));
         }
         process::run_as(&mut cmd, owner);
         let mut child = process::spawn_postmaster(&mut cmd)
@@ -247,11 +249,17 @@ pub async fn wait_abandoned(limit: Duration) {
         if tokio::time::Instant::now() >= deadline {
             // Never leave one behind: kill what is left, groups included.
             for pid in ABANDONED.lock().iter() {
-                tracing::warn!(pid = pid.as_raw(), "an abandoned postgres is still shutting down: killing its process group");
+                tracing::warn!(
+                    pid = pid.as_raw(),
+                    "an abandoned postgres is still shutting down: killing its process group"
+                );
                 let _ = nix::sys::signal::killpg(*pid, Signal::SIGKILL);
             }
             let killed = tokio::time::Instant::now() + Duration::from_secs(2);
-            while ABANDONED.lock().iter().any(|pid| process::alive(pid.as_raw()))
+            while ABANDONED
+                .lock()
+                .iter()
+                .any(|pid| process::alive(pid.as_raw()))
                 && tokio::time::Instant::now() < killed
             {
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -41,8 +41,8 @@ async fn backend_pid(c: &Compute, backend_type: &str) -> i32 {
 #[tokio::test]
 async fn probes_answer_without_authentication_and_follow_the_state() {
     // Keys configured: every other external route needs a token.
-    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-        .unwrap();
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     use base64::Engine;
     use ring::signature::KeyPair;
@@ -59,7 +59,11 @@ async fn probes_answer_without_authentication_and_follow_the_state() {
     assert_eq!(c.get("/status").await.0, 400, "a token is required");
     // Empty: alive, not ready, not started.
     let (code, body) = c.get("/healthz").await;
-    assert_eq!((code, body["compute"].as_str()), (200, Some("empty")), "{body}");
+    assert_eq!(
+        (code, body["compute"].as_str()),
+        (200, Some("empty")),
+        "{body}"
+    );
     let (code, body) = c.get("/readyz").await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(c.get("/startupz").await.0, 503);
@@ -115,7 +119,9 @@ async fn readyz_with_lag_fails_a_replica_whose_replay_is_behind() {
     })
     .await;
     let r = replica.client("postgres").await;
-    r.batch_execute("SELECT pg_wal_replay_pause()").await.unwrap();
+    r.batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
     let p = primary.client("postgres").await;
     p.batch_execute("CREATE TABLE t AS SELECT generate_series(1, 10000) AS n")
         .await
@@ -126,13 +132,20 @@ async fn readyz_with_lag_fails_a_replica_whose_replay_is_behind() {
     .await;
     let (code, body) = replica.get("/readyz?lag=0").await;
     assert_eq!(code, 503);
-    assert!(body["error"].as_str().unwrap().contains("bytes behind"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("bytes behind"),
+        "{body}"
+    );
     assert_eq!(replica.get("/readyz?lag=1000000000").await.0, 200);
     assert_eq!(replica.get("/readyz").await.0, 200, "no lag asked: ready");
-    r.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap();
-    until("the replica catches up", Duration::from_secs(20), async || {
-        replica.get("/readyz?lag=0").await.0 == 200
-    })
+    r.batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+    until(
+        "the replica catches up",
+        Duration::from_secs(20),
+        async || replica.get("/readyz?lag=0").await.0 == 200,
+    )
     .await;
 }
 
@@ -163,13 +176,18 @@ async fn json_logs_parse_and_postgres_lines_are_objects() {
     }
     let ready = objects
         .iter()
-        .find(|o| o["source"] == "postgres" && o["message"] == "database system is ready to accept connections")
+        .find(|o| {
+            o["source"] == "postgres"
+                && o["message"] == "database system is ready to accept connections"
+        })
         .unwrap_or_else(|| panic!("no postgres line:\n{log}"));
     assert_eq!(ready["severity"], "LOG");
     assert_eq!(ready["level"], "INFO");
     assert!(ready["pid"].as_i64().unwrap() > 0, "{ready}");
     assert!(
-        objects.iter().any(|o| o["span"]["name"] == "start_postgres"),
+        objects
+            .iter()
+            .any(|o| o["span"]["name"] == "start_postgres"),
         "span fields are kept"
     );
 }
@@ -178,7 +196,11 @@ async fn json_logs_parse_and_postgres_lines_are_objects() {
 fn settings_come_from_the_environment_and_files() {
     let dir = test_dir();
     let connstr_file = dir.path().join("connstr");
-    std::fs::write(&connstr_file, "postgresql://cloud_admin@127.0.0.1:1/postgres\n").unwrap();
+    std::fs::write(
+        &connstr_file,
+        "postgresql://cloud_admin@127.0.0.1:1/postgres\n",
+    )
+    .unwrap();
     // No flags: `plan` needs a connstr (here from a file) and a spec path
     // (from the environment); clap refuses to go on without either, so an
     // error about the spec file shows both were read.
@@ -240,7 +262,12 @@ async fn the_stop_timeout_escalates_a_stuck_fast_shutdown() {
     unsafe_kill(checkpointer, 19); // SIGSTOP
     let stopping = Instant::now();
     c.signal(15);
-    assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0), "{}", c.log());
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(20)).code(),
+        Some(0),
+        "{}",
+        c.log()
+    );
     assert!(
         c.log().contains("did not stop within the stop timeout"),
         "{}",
@@ -264,8 +291,15 @@ async fn a_second_sigterm_escalates_at_once() {
     c.signal(15);
     c.wait_for_log("mode=fast", Duration::from_secs(10));
     c.signal(15);
-    assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0), "{}", c.log());
-    assert!(c.log().contains("immediate shutdown requested while stopping"));
+    assert_eq!(
+        c.wait_exit(Duration::from_secs(20)).code(),
+        Some(0),
+        "{}",
+        c.log()
+    );
+    assert!(c
+        .log()
+        .contains("immediate shutdown requested while stopping"));
     assert!(!process_alive(checkpointer));
 }
 
@@ -273,9 +307,15 @@ async fn a_second_sigterm_escalates_at_once() {
 fn spawn_on(pgdata: &Path, port: u16, sock: &Path, log: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
         .args(["-D", &pgdata.display().to_string()])
-        .args(["-C", &format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")])
+        .args([
+            "-C",
+            &format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"),
+        ])
         .args(["--external-http-port", "0", "--internal-http-port", "0"])
-        .args(["--template-cache", &shared_template_cache().display().to_string()])
+        .args([
+            "--template-cache",
+            &shared_template_cache().display().to_string(),
+        ])
         .args(["--socket-dir", &sock.display().to_string()])
         .args(["-S", &pgdata.with_extension("json").display().to_string()])
         .stdin(Stdio::null())
@@ -291,14 +331,20 @@ async fn an_orphaned_postmaster_is_stopped_before_the_wipe() {
     let (pgdata, sock) = (dir.path().join("pgdata"), dir.path().join("sock"));
     std::fs::create_dir(&sock).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::fs::write(pgdata.with_extension("json"), spec(json!([]), json!([])).to_string()).unwrap();
+    std::fs::write(
+        pgdata.with_extension("json"),
+        spec(json!([]), json!([])).to_string(),
+    )
+    .unwrap();
     let port = free_port();
     let connstr = format!("host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres");
     let (log1, log2) = (dir.path().join("1.log"), dir.path().join("2.log"));
     let mut first = spawn_on(&pgdata, port, &sock, &log1);
-    until("the first compute serves", Duration::from_secs(60), async || {
-        connect(&connstr).await.is_ok()
-    })
+    until(
+        "the first compute serves",
+        Duration::from_secs(60),
+        async || connect(&connstr).await.is_ok(),
+    )
     .await;
     let pidfile = std::fs::read_to_string(pgdata.join("postmaster.pid")).unwrap();
     let orphan: i32 = pidfile.lines().next().unwrap().parse().unwrap();
@@ -309,13 +355,21 @@ async fn an_orphaned_postmaster_is_stopped_before_the_wipe() {
 
     let mut second = spawn_on(&pgdata, port, &sock, &log2);
     let log = || std::fs::read_to_string(&log2).unwrap_or_default();
-    until("the second compute runs", Duration::from_secs(60), async || {
-        assert!(second.try_wait().unwrap().is_none(), "{}", log());
-        log().contains("to=running")
-    })
+    until(
+        "the second compute runs",
+        Duration::from_secs(60),
+        async || {
+            assert!(second.try_wait().unwrap().is_none(), "{}", log());
+            log().contains("to=running")
+        },
+    )
     .await;
     assert!(!process_alive(orphan), "{}", log());
-    assert!(log().contains("left by an earlier compute_ctl"), "{}", log());
+    assert!(
+        log().contains("left by an earlier compute_ctl"),
+        "{}",
+        log()
+    );
     unsafe_kill(second.id() as i32, 15);
     assert!(second.wait().unwrap().success(), "{}", log());
 }
@@ -337,12 +391,14 @@ async fn helpers_die_with_compute_ctl() {
         format!("#!/bin/sh\nexec {real}/postgres \"$@\"\n"),
     )
     .unwrap();
-    std::fs::set_permissions(bin.join("postgres"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(bin.join("postgres"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pidfile = dir.path().join("initdb.pid");
     std::fs::write(
         bin.join("initdb"),
-        format!("#!/bin/sh\necho $$ > {}\nexec sleep 600\n", pidfile.display()),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 600\n",
+            pidfile.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(bin.join("initdb"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -357,9 +413,16 @@ async fn helpers_die_with_compute_ctl() {
         std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
     })
     .await;
-    let helper: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let helper: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(process_alive(helper));
     c.signal(9);
     c.wait_exit(Duration::from_secs(5));
-    until("the helper dies", Duration::from_secs(5), async || !process_alive(helper)).await;
+    until("the helper dies", Duration::from_secs(5), async || {
+        !process_alive(helper)
+    })
+    .await;
 }

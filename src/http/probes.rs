@@ -44,12 +44,7 @@ pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
         .and(warp::query::<HashMap<String, String>>())
         .then(readyz);
     let startupz = get("startupz").and(a()).map(startupz);
-    healthz
-        .or(readyz)
-        .unify()
-        .or(startupz)
-        .unify()
-        .boxed()
+    healthz.or(readyz).unify().or(startupz).unify().boxed()
 }
 
 fn answer(ok: Result<String, String>, status: Status) -> Response {
@@ -121,18 +116,19 @@ async fn postgres_ready(api: &Api, max_lag: Option<u64>) -> Result<String, Strin
     match (standby, lag) {
         (false, _) => Ok("ready".into()),
         (true, None) => Err("the standby is not streaming: its lag is unknown".into()),
-        (true, Some(lag)) if lag > max_lag as f64 => Err(format!(
-            "replay is {lag} bytes behind, more than {max_lag}"
-        )),
+        (true, Some(lag)) if lag > max_lag as f64 => {
+            Err(format!("replay is {lag} bytes behind, more than {max_lag}"))
+        }
         (true, Some(lag)) => Ok(format!("ready ({lag} bytes behind)")),
     }
 }
 
 fn startupz(api: Api) -> Response {
     let snap = api.handle.snapshot();
-    let left = snap.transitions.iter().any(|((from, _), _)| {
-        matches!(from, Status::Init | Status::Configuration)
-    });
+    let left = snap
+        .transitions
+        .iter()
+        .any(|((from, _), _)| matches!(from, Status::Init | Status::Configuration));
     let outcome = if left {
         Ok("started".to_string())
     } else {
