@@ -215,6 +215,10 @@ pub enum Command {
         #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
         spec_path: PathBuf,
     },
+    /// Makes the initdb template for this postgres and superuser (`-C`) in
+    /// the template cache, and exits: an image built with it copies the
+    /// template at its first start instead of running initdb.
+    Template,
     /// Health check for a container (no curl needed): GET a probe of the
     /// local external API; exit 0 on a 2xx answer, 1 otherwise.
     Probe {
@@ -234,6 +238,12 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
     },
+}
+
+/// `compute_ctl template`: the template's directory.
+pub async fn make_template(cli: &Cli) -> Result<PathBuf> {
+    let p = cli.params().await?;
+    pgdata::ensure_template(&p.pgbin, &p.superuser, &p.template_cache, p.run_as.as_ref()).await
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.

@@ -65,6 +65,18 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Template) = &cli.command {
+        return match runtime.block_on(compute_ctl::cli::make_template(&cli)) {
+            Ok(dir) => {
+                println!("{}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -72,6 +72,11 @@ fn container_runs_a_compute_stops_cleanly_and_restarts_fresh() {
     assert_eq!(c.exit_code(), 0, "{}", c.logs());
     assert!(took < Duration::from_secs(25), "stop took {took:?}");
     check_clean_json_log(&c.logs());
+    assert!(
+        !c.logs().contains("created initdb template"),
+        "the image's template was not used:\n{}",
+        c.logs()
+    );
 
     // Same container, same volume: a fresh compute (PGDATA wiped and remade).
     podman_ok(&["start", &c.name]);
@@ -102,5 +107,6 @@ fn container_runs_as_an_unprivileged_or_arbitrary_user() {
         c.stop(30);
         assert_eq!(c.exit_code(), 0, "{user}: {}", c.logs());
         check_clean_json_log(&c.logs());
+        assert!(!c.logs().contains("created initdb template"), "{user}");
     }
 }

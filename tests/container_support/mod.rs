@@ -166,6 +166,8 @@ pub fn image() -> &'static str {
         args.push(root().display().to_string());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         podman_ok(&args);
+        // Earlier builds of the test image, now untagged.
+        let _ = podman(&["image", "prune", "-f"]);
         eprintln!("image {IMAGE} ready in {:?}", started.elapsed());
     });
     IMAGE
