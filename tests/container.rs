@@ -20,8 +20,9 @@ fn check_clean_json_log(log: &str) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n{log}")))
         .collect();
     assert!(
-        objects.iter().any(|o| o["source"] == "postgres"
-            && o["message"] == "database system is shut down"),
+        objects
+            .iter()
+            .any(|o| o["source"] == "postgres" && o["message"] == "database system is shut down"),
         "postgres did not shut down cleanly:\n{log}"
     );
     assert!(
@@ -41,7 +42,10 @@ async fn marker_table(port: u16, create: bool) -> bool {
     .expect("connecting to the container's postgres");
     tokio::spawn(conn);
     if create {
-        client.batch_execute("CREATE TABLE marker ()").await.unwrap();
+        client
+            .batch_execute("CREATE TABLE marker ()")
+            .await
+            .unwrap();
     }
     client
         .query_one("SELECT to_regclass('marker') IS NOT NULL", &[])
@@ -101,9 +105,19 @@ fn container_runs_as_an_unprivileged_or_arbitrary_user() {
         c.wait_ready(Duration::from_secs(120));
         let (code, body) = c.get("/startupz").unwrap();
         assert_eq!(code, 200, "{user}: {body}");
-        let uid = podman_ok(&["exec", &c.name, "sh", "-c", "stat -c %u /var/lib/compute/pgdata"]);
+        let uid = podman_ok(&[
+            "exec",
+            &c.name,
+            "sh",
+            "-c",
+            "stat -c %u /var/lib/compute/pgdata",
+        ]);
         let expected = podman_ok(&["exec", &c.name, "id", "-u"]);
-        assert_eq!(uid.trim(), expected.trim(), "{user}: PGDATA belongs to the user");
+        assert_eq!(
+            uid.trim(),
+            expected.trim(),
+            "{user}: PGDATA belongs to the user"
+        );
         c.stop(30);
         assert_eq!(c.exit_code(), 0, "{user}: {}", c.logs());
         check_clean_json_log(&c.logs());

@@ -35,7 +35,8 @@ fn tools() -> Option<PathBuf> {
 fn tools_or_skip() -> Option<PathBuf> {
     let found = tools();
     if found.is_none() {
-        let why = "kubernetes-validate is not installed (.ci/run installs it into target/container/venv)";
+        let why =
+            "kubernetes-validate is not installed (.ci/run installs it into target/container/venv)";
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         assert!(!ci, "CI is set and {why}");
         eprintln!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78));
@@ -50,14 +51,22 @@ fn yaml_documents(bin: &Path, files: &[PathBuf]) -> Vec<Value> {
                   \x20   for d in yaml.safe_load_all(open(f)):\n\
                   \x20       print(json.dumps(d))\n";
     let python = bin.join("python3");
-    let python = if python.exists() { python } else { "python3".into() };
+    let python = if python.exists() {
+        python
+    } else {
+        "python3".into()
+    };
     let out = Command::new(python)
         .arg("-c")
         .arg(script)
         .args(files)
         .output()
         .expect("running python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -126,7 +135,10 @@ fn kubernetes_manifests_agree_with_compute_ctl() {
     };
     let stop: u64 = env("COMPUTE_CTL_STOP_TIMEOUT").parse().unwrap();
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
-    assert!(stop < grace, "--stop-timeout {stop} must be below the grace period {grace}");
+    assert!(
+        stop < grace,
+        "--stop-timeout {stop} must be below the grace period {grace}"
+    );
     for (probe, path) in [
         ("startupProbe", "/startupz"),
         ("livenessProbe", "/healthz"),
@@ -139,11 +151,16 @@ fn kubernetes_manifests_agree_with_compute_ctl() {
     // what compute_ctl accepts.
     let spec = find("ConfigMap")["data"]["spec.json"].as_str().unwrap();
     ComputeSpec::from_json(spec).expect("the ConfigMap's spec");
-    let config = find("Secret")["stringData"]["config.json"].as_str().unwrap();
+    let config = find("Secret")["stringData"]["config.json"]
+        .as_str()
+        .unwrap();
     let config = ComputeConfig::from_json(config).expect("the Secret's config");
     assert!(config.spec.is_none() && config.compute_ctl_config.is_some());
     let service = find("Service");
-    assert_eq!(service["metadata"]["annotations"]["prometheus.io/path"], "/metrics");
+    assert_eq!(
+        service["metadata"]["annotations"]["prometheus.io/path"],
+        "/metrics"
+    );
 }
 
 #[test]
@@ -167,9 +184,10 @@ fn the_compose_file_runs_a_primary_and_its_replica() {
         services["replica"]["depends_on"]["primary"]["condition"],
         "service_healthy"
     );
-    let replica: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("deploy/compose/replica.json")).unwrap())
-            .unwrap();
+    let replica: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/compose/replica.json")).unwrap(),
+    )
+    .unwrap();
     assert!(replica["primary_connstring"]
         .as_str()
         .unwrap()

@@ -102,7 +102,10 @@ fn base_image() {
     if !tarball.exists() {
         std::fs::create_dir_all(work()).unwrap();
         let partial = work().join("rootfs.partial.tar");
-        eprintln!("making the Debian base with mmdebstrap (once; cached in {})", tarball.display());
+        eprintln!(
+            "making the Debian base with mmdebstrap (once; cached in {})",
+            tarball.display()
+        );
         run_ok(Command::new("mmdebstrap").args([
             "--variant=minbase",
             "--format=tar",
@@ -193,6 +196,25 @@ pub fn small_spec() -> serde_json::Value {
     })
 }
 
+/// GET `path` on `127.0.0.1:port`: (status, body); None when nobody answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
+        let resp = client.get(url).send().await.ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.unwrap_or_default()))
+    })
+}
+
 /// A container of the image, removed (with its volumes) when dropped.
 pub struct Container {
     /// Its name.
@@ -257,21 +279,7 @@ impl Container {
 
     /// GET `path` on the external port: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .ok()?;
-            let resp = client.get(url).send().await.ok()?;
-            let status = resp.status().as_u16();
-            Some((status, resp.text().await.unwrap_or_default()))
-        })
+        http_get(self.http_port, path)
     }
 
     /// Waits until `/readyz` answers 200 (Running, postgres answering); the
@@ -288,7 +296,12 @@ impl Container {
                 self.name,
                 self.logs()
             );
-            assert!(self.running(), "container {} exited:\n{}", self.name, self.logs());
+            assert!(
+                self.running(),
+                "container {} exited:\n{}",
+                self.name,
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
