@@ -164,7 +164,24 @@ async fn json_logs_parse_and_postgres_lines_are_objects() {
         ..Opts::default()
     });
     c.wait_status("running", Duration::from_secs(60)).await;
+    // A statement postgres logs with a password in it.
+    let client = c.client("postgres").await;
+    client
+        .batch_execute("SET log_statement = 'all'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE ROLE x PASSWORD 'sekrit-pw'")
+        .await
+        .unwrap();
+    until(
+        "postgres logs the statement",
+        Duration::from_secs(10),
+        async || c.log().contains("CREATE ROLE x"),
+    )
+    .await;
     let log = c.log();
+    assert!(!log.contains("sekrit-pw"), "{log}");
     let objects: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
@@ -189,6 +206,19 @@ async fn json_logs_parse_and_postgres_lines_are_objects() {
             .iter()
             .any(|o| o["span"]["name"] == "start_postgres"),
         "span fields are kept"
+    );
+    let statement = objects
+        .iter()
+        .find(|o| {
+            o["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("CREATE ROLE x"))
+        })
+        .unwrap();
+    assert_eq!(statement["source"], "postgres");
+    assert_eq!(
+        statement["message"],
+        "statement: CREATE ROLE x PASSWORD '<redacted>'"
     );
 }
 
