@@ -124,3 +124,73 @@ fn container_runs_as_an_unprivileged_or_arbitrary_user() {
         assert!(!c.logs().contains("created initdb template"), "{user}");
     }
 }
+
+#[test]
+fn container_replica_streams_from_a_container_primary_with_the_compose_specs() {
+    if !available() {
+        return;
+    }
+    // deploy/compose.yaml's specs; the containers share the host's network
+    // here, so the replica finds its primary on loopback instead of by name.
+    let read = |name: &str| -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/compose")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let primary = Container::run(&read("primary.json"), &[]);
+    primary.wait_ready(Duration::from_secs(120));
+    let mut replica_spec = read("replica.json");
+    let conn = replica_spec["primary_connstring"]
+        .as_str()
+        .unwrap()
+        .replace(
+            "host=primary port=5432",
+            &format!("host=127.0.0.1 port={}", primary.pg_port),
+        );
+    replica_spec["primary_connstring"] = conn.into();
+    let replica = Container::run(&replica_spec, &[]);
+    replica.wait_ready(Duration::from_secs(120));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let connect = |port: u16| async move {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=alice password=alice dbname=app"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .expect("connecting as alice");
+            tokio::spawn(conn);
+            client
+        };
+        let p = connect(primary.pg_port).await;
+        p.batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('streamed')")
+            .await
+            .unwrap();
+        let r = connect(replica.pg_port).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = r
+                .query_opt("SELECT v FROM t", &[])
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            if seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the row never reached the replica"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let (code, body) = replica.get("/readyz?lag=1048576").unwrap();
+    assert_eq!(code, 200, "{body}");
+    replica.stop(30);
+    primary.stop(30);
+    assert_eq!(replica.exit_code(), 0, "{}", replica.logs());
+    assert_eq!(primary.exit_code(), 0, "{}", primary.logs());
+}
