@@ -7,23 +7,24 @@
 #
 # The base images are build arguments so that a test (tests/container.rs) can build
 # offline from a local Debian base and a binary built on the host:
-#   BUILDER_IMAGE  image that compiles the release binary (stage "build")
-#   BINARY_IMAGE   image holding /compute_ctl; "build" (default) means the stage below
+#   BUILDER_IMAGE  image that compiles the release binary (stage "build"); if it
+#                  already holds a /compute_ctl, that binary is used as it is
 #   RUNTIME_IMAGE  Debian image the product runs on (bookworm-slim by default)
 # An optional build secret "ca-bundle" (a CA bundle file) is handed to apt for HTTPS
 # mirrors; it is mounted for one step and never stored in the image.
 ARG BUILDER_IMAGE=docker.io/library/rust:1-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
-ARG BINARY_IMAGE=build
 
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin compute_ctl \
-    && strip target/release/compute_ctl \
-    && cp target/release/compute_ctl /compute_ctl
-
-FROM ${BINARY_IMAGE} AS binary
+RUN if [ -x /compute_ctl ]; then \
+        echo "using the prebuilt /compute_ctl of the builder image"; \
+    else \
+        cargo build --release --locked --bin compute_ctl \
+        && strip target/release/compute_ctl \
+        && cp target/release/compute_ctl /compute_ctl; \
+    fi
 
 FROM ${RUNTIME_IMAGE}
 # Debian's PostgreSQL server package; bookworm has 15, trixie has 17.
@@ -56,7 +57,7 @@ RUN --mount=type=secret,id=ca-bundle \
     chown postgres:0 /var/lib/compute /var/cache/compute_ctl; \
     chmod 2775 /var/lib/compute /var/cache/compute_ctl
 
-COPY --from=binary /compute_ctl /usr/local/bin/compute_ctl
+COPY --from=build /compute_ctl /usr/local/bin/compute_ctl
 
 ENV PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:$PATH \
     COMPUTE_CTL_PGDATA=/var/lib/compute/pgdata \

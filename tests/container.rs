@@ -194,3 +194,48 @@ fn container_replica_streams_from_a_container_primary_with_the_compose_specs() {
     assert_eq!(replica.exit_code(), 0, "{}", replica.logs());
     assert_eq!(primary.exit_code(), 0, "{}", primary.logs());
 }
+
+#[test]
+fn dockerfile_compiles_the_binary_when_the_builder_has_none() {
+    if !available() {
+        return;
+    }
+    // A stand-in for the Rust image (no registry here): its `cargo` says it
+    // ran and "compiles" by copying a binary; `strip` does nothing.
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_compute_ctl")).unwrap();
+    let cargo = "#!/bin/sh\necho \"stub cargo ran: $*\"\nmkdir -p target/release\n\
+                 cp /prebuilt target/release/compute_ctl\n";
+    let tag = "localhost/compute_ctl-stub-rust:test";
+    builder_image(
+        tag,
+        &[
+            ("/usr/local/bin/cargo", cargo.as_bytes(), 0o755),
+            ("/usr/local/bin/strip", b"#!/bin/sh\n", 0o755),
+            ("/prebuilt", &binary, 0o755),
+        ],
+    );
+    let image = "localhost/compute_ctl-from-source:test";
+    let log = build_dockerfile(
+        image,
+        &[
+            format!("BUILDER_IMAGE={tag}"),
+            format!("RUNTIME_IMAGE={BASE}"),
+        ],
+    );
+    assert!(
+        log.contains("stub cargo ran: build --release --locked --bin compute_ctl"),
+        "{log}"
+    );
+    let version = podman_ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        image,
+        "--version",
+    ]);
+    assert!(version.starts_with("compute_ctl "), "{version}");
+    let _ = podman(&["rmi", image, tag]);
+}

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 /// The image the tests build.
 pub const IMAGE: &str = "localhost/compute_ctl:test";
-const BASE: &str = "localhost/debian:bookworm";
-const BINARY: &str = "localhost/compute_ctl-binary:test";
+/// The Debian base, made by mmdebstrap.
+pub const BASE: &str = "localhost/debian:bookworm";
+const BUILDER: &str = "localhost/compute_ctl-builder:test";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn root() -> PathBuf {
@@ -93,8 +94,14 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-/// The Debian base image, imported from a cached mmdebstrap tarball.
+/// The Debian base image, imported from a cached mmdebstrap tarball (once
+/// per process).
 fn base_image() {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(make_base_image);
+}
+
+fn make_base_image() {
     if podman(&["image", "exists", BASE]).status.success() {
         return;
     }
@@ -117,25 +124,67 @@ fn base_image() {
     podman_ok(&["import", &tarball.display().to_string(), BASE]);
 }
 
-/// The host's binary (built by cargo for this test or bench), as an image
-/// holding `/compute_ctl`.
-fn binary_image() {
-    let dir = work().join(format!("binary-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("compute_ctl");
+/// A builder image for the Dockerfile's build stage: the Debian base plus
+/// `files` (absolute path, content, mode).
+pub fn builder_image(tag: &str, files: &[(&str, &[u8], u32)]) {
+    use std::os::unix::fs::PermissionsExt;
+    base_image();
+    let dir = tempfile::tempdir().unwrap();
+    let mut containerfile = format!("FROM {BASE}\n");
+    for (i, (dest, content, mode)) in files.iter().enumerate() {
+        let path = dir.path().join(format!("file{i}"));
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        containerfile.push_str(&format!("COPY file{i} {dest}\n"));
+    }
+    std::fs::write(dir.path().join("Containerfile"), containerfile).unwrap();
+    podman_ok(&["build", "-t", tag, &dir.path().display().to_string()]);
+}
+
+/// The host's binary (built by cargo for this test or bench), stripped, in a
+/// builder image: the build stage takes it instead of compiling.
+fn binary_builder_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("compute_ctl");
     std::fs::copy(env!("CARGO_BIN_EXE_compute_ctl"), &bin).unwrap();
     // Debug symbols are not shipped (the Dockerfile's build stage strips too).
     let _ = Command::new("strip").arg(&bin).status();
-    let tar = dir.join("binary.tar");
-    run_ok(Command::new("tar").args([
-        "-C",
-        &dir.display().to_string(),
-        "-cf",
-        &tar.display().to_string(),
-        "compute_ctl",
-    ]));
-    podman_ok(&["import", &tar.display().to_string(), BINARY]);
-    let _ = std::fs::remove_dir_all(&dir);
+    builder_image(
+        BUILDER,
+        &[("/compute_ctl", &std::fs::read(&bin).unwrap(), 0o755)],
+    );
+}
+
+/// `podman build` of the repository's Dockerfile with these build
+/// arguments (and the CA bundle as a secret) into `tag`.
+pub fn build_dockerfile(tag: &str, build_args: &[String]) -> String {
+    // One build at a time: the prune below must not race with another build.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = vec![
+        "build".to_string(),
+        "--network".into(),
+        "host".into(),
+        "--format".into(),
+        "docker".into(),
+        "-t".into(),
+        tag.into(),
+    ];
+    for a in build_args {
+        args.push("--build-arg".into());
+        args.push(a.clone());
+    }
+    if Path::new(CA_BUNDLE).exists() {
+        // For HTTPS mirrors; a build secret is never stored in the image.
+        args.push("--secret".into());
+        args.push(format!("id=ca-bundle,src={CA_BUNDLE}"));
+    }
+    args.push(root().display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = podman_ok(&args);
+    // Earlier builds, now untagged.
+    let _ = podman(&["image", "prune", "-f"]);
+    out
 }
 
 /// Builds the image once per process (apt's layer is cached by podman
@@ -145,32 +194,14 @@ pub fn image() -> &'static str {
     BUILT.get_or_init(|| {
         let started = Instant::now();
         base_image();
-        binary_image();
-        let mut args = vec![
-            "build".to_string(),
-            "--network".into(),
-            "host".into(),
-            "--format".into(),
-            "docker".into(),
-            "--build-arg".into(),
-            format!("BUILDER_IMAGE={BASE}"),
-            "--build-arg".into(),
-            format!("RUNTIME_IMAGE={BASE}"),
-            "--build-arg".into(),
-            format!("BINARY_IMAGE={BINARY}"),
-            "-t".into(),
-            IMAGE.into(),
-        ];
-        if Path::new(CA_BUNDLE).exists() {
-            // For HTTPS mirrors; a build secret is never stored in the image.
-            args.push("--secret".into());
-            args.push(format!("id=ca-bundle,src={CA_BUNDLE}"));
-        }
-        args.push(root().display().to_string());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        podman_ok(&args);
-        // Earlier builds of the test image, now untagged.
-        let _ = podman(&["image", "prune", "-f"]);
+        binary_builder_image();
+        build_dockerfile(
+            IMAGE,
+            &[
+                format!("BUILDER_IMAGE={BUILDER}"),
+                format!("RUNTIME_IMAGE={BASE}"),
+            ],
+        );
         eprintln!("image {IMAGE} ready in {:?}", started.elapsed());
     });
     IMAGE
