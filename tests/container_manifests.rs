@@ -39,7 +39,11 @@ fn tools_or_skip() -> Option<PathBuf> {
             "kubernetes-validate is not installed (.ci/run installs it into target/container/venv)";
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         assert!(!ci, "CI is set and {why}");
-        eprintln!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78));
+        // Straight to the stderr handle: libtest hides what eprintln! prints.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78)).as_bytes(),
+        );
     }
     found
 }

@@ -56,7 +56,11 @@ pub fn available() -> bool {
     if ci {
         panic!("CI is set and {why}");
     }
-    eprintln!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78));
+    // Straight to the stderr handle: libtest hides what eprintln! prints.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78)).as_bytes(),
+    );
     false
 }
 
