@@ -107,6 +107,14 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
 /// [`crate::pgdata::stop_orphan`]), and inside a container the runtime kills
 /// the whole container with its PID 1.
 pub fn spawn_postmaster(cmd: &mut Command) -> std::io::Result<Child> {
+    // Our settings (some read from secret files) are none of a child's business.
+    for (name, _) in std::env::vars_os() {
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with("COMPUTE_CTL_") || name_str.starts_with("NEON_CONTROL_PLANE_TOKEN")
+        {
+            cmd.env_remove(&name);
+        }
+    }
     let mut own = OWN_CHILDREN.lock();
     let child = cmd.spawn()?;
     if let Some(pid) = child.id() {

@@ -182,6 +182,11 @@ async fn json_logs_parse_and_postgres_lines_are_objects() {
     .await;
     let log = c.log();
     assert!(!log.contains("sekrit-pw"), "{log}");
+    // Settings from the environment (and secret files) stay with compute_ctl.
+    let environ = std::fs::read(format!("/proc/{}/environ", c.postmaster_pid().unwrap())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("LC_MESSAGES=C"), "{environ}");
+    assert!(!environ.contains("COMPUTE_CTL_"), "{environ}");
     let objects: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
