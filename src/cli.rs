@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(short = 'p', long, env = "COMPUTE_CTL_CONTROL_PLANE_URI", value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
     pub control_plane_uri: Option<String>,
 
+    /// A file holding the control plane's bearer token, read at every use (a
+    /// rotated file is picked up); instead of NEON_CONTROL_PLANE_TOKEN.
+    #[arg(long, env = "NEON_CONTROL_PLANE_TOKEN_FILE", value_name = "FILE")]
+    pub control_plane_token_file: Option<PathBuf>,
+
     /// When run as root: the unprivileged user postgres runs as.
     #[arg(
         long,
@@ -171,10 +176,9 @@ pub struct Cli {
 /// by the same name with `_FILE` appended (secrets mounted as files).
 const FILE_VARS_PREFIX: &str = "COMPUTE_CTL_";
 
-/// For every `COMPUTE_CTL_<NAME>_FILE` (and `NEON_CONTROL_PLANE_TOKEN_FILE`)
-/// in `vars` whose `<NAME>` variable is not set, the `(NAME, file content)`
-/// pair to set; one trailing newline of the file is dropped. An unreadable
-/// file is an error naming the variable.
+/// For every `COMPUTE_CTL_<NAME>_FILE` in `vars` whose `<NAME>` variable is
+/// not set, the `(NAME, file content)` pair to set; one trailing newline of
+/// the file is dropped. An unreadable file is an error naming the variable.
 pub fn vars_from_files(
     vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> Result<Vec<(String, String)>> {
@@ -187,8 +191,9 @@ pub fn vars_from_files(
         let Some(base) = name.strip_suffix("_FILE") else {
             continue;
         };
-        let ours = base.starts_with(FILE_VARS_PREFIX) || base == crate::control_plane::TOKEN_ENV;
-        if !ours || vars.iter().any(|(k, _)| k == base) {
+        // NEON_CONTROL_PLANE_TOKEN_FILE is --control-plane-token-file's own
+        // variable (the file is read at each use).
+        if !base.starts_with(FILE_VARS_PREFIX) || vars.iter().any(|(k, _)| k == base) {
             continue;
         }
         let text = std::fs::read_to_string(path)
@@ -295,6 +300,25 @@ impl Cli {
         Ok((spec, compute_ctl_config))
     }
 
+    /// Where `/refresh_configuration` reads the spec again: the control plane
+    /// (`-p`), or the `-S`/`-c` file.
+    pub fn spec_source(&self) -> Option<crate::control_plane::SpecSource> {
+        use crate::control_plane::{SpecSource, TokenSource};
+        if let (Some(uri), Some(id)) = (&self.control_plane_uri, &self.compute_id) {
+            return Some(SpecSource::ControlPlane {
+                uri: uri.clone(),
+                id: id.clone(),
+                token: TokenSource {
+                    file: self.control_plane_token_file.clone(),
+                },
+            });
+        }
+        if let Some(path) = &self.spec_path {
+            return Some(SpecSource::SpecFile(path.clone()));
+        }
+        self.config.clone().map(SpecSource::ConfigFile)
+    }
+
     /// Resolves everything the driver needs: binaries, user, ports.
     pub async fn params(&self) -> Result<Params> {
         let pgdata = self.pgdata.clone().context("--pgdata is required")?;
@@ -369,15 +393,13 @@ mod tests {
         let set = vars_from_files(vars(&[
             ("COMPUTE_CTL_CONNSTR_FILE", &secret),
             ("NEON_CONTROL_PLANE_TOKEN_FILE", &secret),
+            ("COMPUTE_CTL_SPEC_PATH", std::path::Path::new("s.json")),
             ("OTHER_FILE", &secret),
         ]))
         .unwrap();
         assert_eq!(
             set,
-            [
-                ("COMPUTE_CTL_CONNSTR".to_string(), "s3cret".to_string()),
-                ("NEON_CONTROL_PLANE_TOKEN".to_string(), "s3cret".to_string()),
-            ]
+            [("COMPUTE_CTL_CONNSTR".to_string(), "s3cret".to_string())]
         );
         // A variable set directly wins over its file.
         let set = vars_from_files(vars(&[

@@ -61,9 +61,12 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         }
     }
     let storage = [
-        ("neon.pageserver_connstring", &spec.pageserver_connstring),
-        ("neon.tenant_id", &spec.tenant_id),
-        ("neon.timeline_id", &spec.timeline_id),
+        (
+            "neon.pageserver_connstring",
+            spec.pageserver_connstring.as_ref().map(|s| s.expose()),
+        ),
+        ("neon.tenant_id", spec.tenant_id.as_deref()),
+        ("neon.timeline_id", spec.timeline_id.as_deref()),
     ];
     for (name, value) in storage {
         if let Some(v) = value {
@@ -134,7 +137,8 @@ pub fn write(pgdata: &Path, spec: &ComputeSpec, p: &ConfigParams) -> Result<()> 
     Ok(())
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+/// Replaces `path` with `text` (a rename, keeping the old file's owner and mode).
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("conf.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     // Keep the owner and mode of the file we replace (postgres must read it).

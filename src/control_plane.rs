@@ -4,15 +4,40 @@
 //! `{"status": "empty"|"attached", "spec": ..., "compute_ctl_config": ...}`.
 
 use crate::driver::{Handle, Request};
-use crate::http::auth::Authenticator;
+use crate::http::auth::{Authenticator, Gate};
+use crate::secret::Secret;
 use crate::spec::{ComputeConfig, ComputeSpec};
 use anyhow::{bail, Context, Result};
-use parking_lot::RwLock;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The environment variable holding the control plane's token. Secret.
 pub const TOKEN_ENV: &str = "NEON_CONTROL_PLANE_TOKEN";
+
+/// Where the control plane's bearer token is read from, at every use (so a
+/// rotated file is picked up): `--control-plane-token-file`, else
+/// [`TOKEN_ENV`].
+#[derive(Debug, Clone, Default)]
+pub struct TokenSource {
+    /// `--control-plane-token-file` (or `NEON_CONTROL_PLANE_TOKEN_FILE`).
+    pub file: Option<PathBuf>,
+}
+
+impl TokenSource {
+    /// The token now: the file's content (trimmed), else the environment's.
+    pub fn read(&self) -> Result<Option<Secret>> {
+        match &self.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the control-plane token file {}", path.display())
+                })?;
+                Ok(Some(Secret::new(text.trim())))
+            }
+            None => Ok(std::env::var(TOKEN_ENV).ok().map(Secret::new)),
+        }
+    }
+}
 
 /// Attempts before giving up on an unreachable control plane.
 const ATTEMPTS: u32 = 5;
@@ -77,31 +102,48 @@ pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
     parse(&body).with_context(|| format!("the answer of {url}"))
 }
 
+/// The 503 message of authenticated routes while the pull is under way.
+pub const PULLING: &str =
+    "compute_ctl is pulling its configuration (and keys) from the control plane; retry shortly";
+
 /// Pulls the configuration and hands it to the driver as a `/configure`
-/// would (the API is already up, so `/status` answers meanwhile). Keys that
-/// come with it guard the external API. On failure the compute stays Empty,
-/// waiting for `POST /configure`.
+/// would (the API is already up: `/metrics` answers meanwhile, while routes
+/// that need authentication answer 503 until the keys are known, so nobody
+/// can configure the compute before the control plane has spoken). The keys
+/// of the answer are installed first, an `empty` answer's included. When
+/// the pull fails the authenticated routes stay closed (503): without the
+/// control plane's keys nobody can be told from an attacker.
 pub async fn pull_and_configure(
     uri: String,
     id: String,
-    token: Option<String>,
+    token: TokenSource,
     handle: Handle,
-    auth: Arc<RwLock<Arc<Authenticator>>>,
+    gate: Arc<Gate>,
 ) {
-    let pulled = match pull(&uri, &id, token.as_deref()).await {
+    let source = SpecSource::ControlPlane {
+        uri,
+        id: id.clone(),
+        token,
+    };
+    let pulled = match source.fetch().await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(
-                "pulling the spec from the control plane: {e:#}; waiting for POST /configure"
+                "pulling the spec from the control plane: {e:#}; the authenticated API stays closed (503) until compute_ctl is restarted"
+            );
+            gate.close(
+                "the configuration could not be pulled from the control plane (see compute_ctl's log); restart compute_ctl",
             );
             return;
         }
     };
-    if let Some(config) = &pulled.compute_ctl_config {
-        match Authenticator::from_config(Some(config), Some(&id)) {
-            Ok(a) if !a.is_open() => *auth.write() = Arc::new(a),
-            Ok(_) => {}
-            Err(e) => tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}"),
+    match Authenticator::from_config(pulled.compute_ctl_config.as_ref(), Some(&id)) {
+        Ok(a) => {
+            gate.install(a);
+        }
+        Err(e) => {
+            tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}; the authenticated API stays closed (503)");
+            gate.close("the control plane's keys are unusable (see compute_ctl's log)");
         }
     }
     let Some(spec) = pulled.spec else {
@@ -117,6 +159,59 @@ pub async fn pull_and_configure(
     {
         Ok(_) => tracing::info!("compute configured from the control plane"),
         Err(e) => tracing::error!("configuring from the control plane: {e}"),
+    }
+}
+
+/// Where the spec comes from, for `/refresh_configuration`: read again at
+/// every use.
+#[derive(Debug, Clone)]
+pub enum SpecSource {
+    /// `-p URI -i ID`: the control plane.
+    ControlPlane {
+        /// The control plane's base URL.
+        uri: String,
+        /// This compute's id.
+        id: String,
+        /// Its bearer token.
+        token: TokenSource,
+    },
+    /// `-S FILE`: a ComputeSpec file.
+    SpecFile(PathBuf),
+    /// `-c FILE`: a ComputeConfig file.
+    ConfigFile(PathBuf),
+}
+
+impl SpecSource {
+    /// Reads the spec (and compute_ctl_config) afresh.
+    pub async fn fetch(&self) -> Result<Pulled> {
+        match self {
+            SpecSource::ControlPlane { uri, id, token } => {
+                let token = token.read()?;
+                pull(uri, id, token.as_ref().map(|t| t.expose())).await
+            }
+            SpecSource::SpecFile(path) => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("reading spec file {}", path.display()))?;
+                let spec = ComputeSpec::from_json(&text)
+                    .with_context(|| format!("in {}", path.display()))?;
+                Ok(Pulled {
+                    spec: Some(spec),
+                    compute_ctl_config: None,
+                })
+            }
+            SpecSource::ConfigFile(path) => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let config = ComputeConfig::from_json(&text)
+                    .with_context(|| format!("in {}", path.display()))?;
+                Ok(Pulled {
+                    spec: config.spec,
+                    compute_ctl_config: config.compute_ctl_config,
+                })
+            }
+        }
     }
 }
 

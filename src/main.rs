@@ -5,7 +5,8 @@ use clap::Parser;
 use compute_ctl::catalog::Connector;
 use compute_ctl::cli::{Cli, Command};
 use compute_ctl::driver::Driver;
-use compute_ctl::http::{self, auth::Authenticator, Api};
+use compute_ctl::http::auth::{Authenticator, Gate};
+use compute_ctl::http::{self, Api};
 use compute_ctl::{control_plane, logging, monitor, process, signals};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -90,11 +91,13 @@ async fn run(cli: Cli) -> Result<u8> {
     let (spec, compute_ctl_config) = cli.load_spec()?;
     let auth = Authenticator::from_config(compute_ctl_config.as_ref(), cli.compute_id.as_deref())
         .context("compute_ctl_config.jwks")?;
-    if auth.is_open() {
-        tracing::warn!(
-            "no JWKS in compute_ctl_config: the external HTTP API accepts requests without authentication"
-        );
-    }
+    // With a control plane, nothing that needs authentication is served
+    // before its keys are known.
+    let gate = if cli.control_plane_uri.is_some() {
+        Gate::waiting(control_plane::PULLING)
+    } else {
+        Gate::new(auth)
+    };
     let params = cli.params().await?;
     let stop_timeout = params.stop_timeout;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
@@ -102,14 +105,15 @@ async fn run(cli: Cli) -> Result<u8> {
     let (driver, handle) = Driver::new(params);
 
     // The API answers /status from the first milliseconds, before anything slow.
-    let auth = Arc::new(parking_lot::RwLock::new(Arc::new(auth)));
+    let gate = Arc::new(gate);
     let api = Api {
         handle: handle.clone(),
-        auth: auth.clone(),
+        auth: gate.clone(),
         compute_id: cli.compute_id.clone(),
         build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
+        spec_source: cli.spec_source().map(Arc::new),
         connector: connector.clone(),
     };
     let servers = http::serve(
@@ -121,13 +125,14 @@ async fn run(cli: Cli) -> Result<u8> {
     signals::forward_to(handle.clone())?;
     process::spawn_reaper()?;
     if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
-        let token = std::env::var(control_plane::TOKEN_ENV).ok();
         tokio::spawn(control_plane::pull_and_configure(
             uri.clone(),
             id.clone(),
-            token,
+            control_plane::TokenSource {
+                file: cli.control_plane_token_file.clone(),
+            },
             handle.clone(),
-            auth,
+            gate,
         ));
     }
     monitor::spawn(handle, connector);

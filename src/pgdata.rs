@@ -5,7 +5,11 @@
 //! milliseconds. So the first start of a given postgres version and superuser
 //! runs initdb into the template cache, and every start copies from there.
 //! The cache entry is keyed by everything that shapes initdb's output and is
-//! stamped last, so a half-made entry is never used.
+//! stamped last, so a half-made entry is never used. It is durable: the tree
+//! and its stamp are synced (`syncfs`) before the directory is renamed into
+//! place, and the cache directory is fsynced after; the stamp also records the tree's file
+//! count and size, so a template that lost files or writes in a crash does not
+//! match and is rebuilt.
 
 use crate::pgbin::PgBin;
 use crate::process::{self, RunAs};
@@ -184,6 +188,8 @@ const INITDB_ARGS: &[&str] = &[
     "--encoding=UTF8",
     "--locale=C.UTF-8",
     "--auth=trust",
+    // The tree is made durable at once with syncfs (see ensure_template):
+    // initdb's file-by-file fsync costs seconds.
     "--no-sync",
 ];
 
@@ -202,13 +208,13 @@ pub async fn ensure_template(
     };
     let dir = cache_dir.join(key.dir_name(pgbin.major));
     let stamp = key.stamp();
-    if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) {
+    if template_ok(&dir, &stamp) {
         return Ok(dir);
     }
     if dir.exists() {
         // Another compute may have just finished it (it renames a stamped
         // template into place): look again before calling it stale.
-        if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) {
+        if template_ok(&dir, &stamp) {
             return Ok(dir);
         }
         tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding");
@@ -231,15 +237,26 @@ pub async fn ensure_template(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    std::fs::write(tmp.join(STAMP), &stamp).context("stamping the template")?;
+    // The tree and its stamp (with the tree's manifest) reach the disk before
+    // the rename makes the template visible; the rename itself by syncing
+    // the cache directory.
+    let stamped = manifest(&tmp)
+        .and_then(|m| {
+            std::fs::write(tmp.join(STAMP), format!("{stamp}{m}"))?;
+            sync_filesystem(&tmp)
+        })
+        .context("stamping the template");
+    if let Err(e) = stamped {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => {
+            sync_dir(cache_dir).context("syncing the template cache")?;
             tracing::info!(template = %dir.display(), ms = started.elapsed().as_millis() as u64, "created initdb template");
         }
         // Another compute made the same template meanwhile: use theirs.
-        Err(_)
-            if std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) =>
-        {
+        Err(_) if template_ok(&dir, &stamp) => {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         Err(e) => {
@@ -248,6 +265,55 @@ pub async fn ensure_template(
         }
     }
     Ok(dir)
+}
+
+/// Whether `dir` is a finished template for `key_stamp`: its stamp names the
+/// key, and the manifest in the stamp matches the tree as it is now.
+fn template_ok(dir: &Path, key_stamp: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(STAMP)) else {
+        return false;
+    };
+    match text.strip_prefix(key_stamp) {
+        Some(recorded) => manifest(dir).is_ok_and(|now| now == recorded),
+        None => false,
+    }
+}
+
+/// The tree's regular files: how many, and their total size (the stamp
+/// excluded), as the line the stamp records.
+fn manifest(dir: &Path) -> Result<String> {
+    fn walk(dir: &Path, files: &mut u64, bytes: &mut u64) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                walk(&entry.path(), files, bytes)?;
+            } else if ty.is_file() && entry.file_name() != STAMP {
+                *files += 1;
+                *bytes += entry.metadata()?.len();
+            }
+        }
+        Ok(())
+    }
+    let (mut files, mut bytes) = (0, 0);
+    walk(dir, &mut files, &mut bytes)
+        .with_context(|| format!("reading template {}", dir.display()))?;
+    Ok(format!("files={files}\nbytes={bytes}\n"))
+}
+
+/// Makes everything written under `dir` durable: one `syncfs` of its file
+/// system (all of initdb's files at once, as PostgreSQL 16's
+/// `--sync-method=syncfs` does), instead of an fsync per file.
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    nix::unistd::syncfs(&d).with_context(|| format!("syncfs of {}", dir.display()))
+}
+
+/// Fsyncs a directory (its entries: a created or renamed file).
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 fn unique() -> u64 {

@@ -286,64 +286,60 @@ fn postmaster_ready(pidfile: &Path, pid: i32) -> bool {
         )
 }
 
-async fn forward_log<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, tail: LogTail) {
-    let mut lines = reader.lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        // `PASSWORD '...'` in statements, `password=...` in connection strings
-        // (e.g. a changed primary_conninfo).
-        let line = crate::storage::mask_connstring(&redact_passwords(&line));
+/// Longest postgres log line forwarded; the rest of a longer one is dropped
+/// and the line marked as cut.
+pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+async fn forward_log<R: tokio::io::AsyncRead + Unpin>(mut reader: BufReader<R>, tail: LogTail) {
+    // `PASSWORD '...'` in statements (also over several lines), `password=...`
+    // in connection strings (e.g. a changed primary_conninfo).
+    let mut redactor = crate::secret::PasswordRedactor::default();
+    while let Ok(Some((line, cut))) = read_capped_line(&mut reader, MAX_LOG_LINE).await {
+        let text = String::from_utf8_lossy(&line);
+        let mut line = redactor.line(&text);
+        if cut > 0 {
+            // What followed is unseen: a password it opened cannot leak, and
+            // one it closed must not redact the next line.
+            redactor.reset();
+            line.push_str(&format!(" [line cut: {cut} more bytes not shown]"));
+        }
         crate::logging::forward_pg_line(&line);
         tail.push(line);
     }
 }
 
-/// Replaces the literal after every `PASSWORD` keyword with `'<redacted>'`, so
-/// a statement postgres logs (e.g. with `log_statement`) never shows a
-/// password, whatever its quoting.
-pub fn redact_passwords(line: &str) -> String {
-    let lower = line.to_ascii_lowercase();
-    let bytes = line.as_bytes();
-    let mut out = String::with_capacity(line.len());
-    let mut i = 0;
-    while let Some(found) = lower[i..].find("password") {
-        let kw_end = i + found + "password".len();
-        out.push_str(&line[i..kw_end]);
-        let mut j = kw_end;
-        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-            j += 1;
+/// The next line (without its newline) of at most `cap` bytes, and how many
+/// bytes of it were dropped beyond the cap; None at the end. Memory stays
+/// bounded whatever the line's length.
+pub async fn read_capped_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    cap: usize,
+) -> std::io::Result<Option<(Vec<u8>, usize)>> {
+    let mut line = Vec::new();
+    let mut dropped = 0;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            let at_end = line.is_empty() && dropped == 0;
+            return Ok((!at_end).then_some((line, dropped)));
         }
-        // Optional E prefix of an escape string.
-        let k = if j < bytes.len() && (bytes[j] == b'E' || bytes[j] == b'e') {
-            j + 1
-        } else {
-            j
+        let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
         };
-        if k < bytes.len() && bytes[k] == b'\'' {
-            let end = literal_end(bytes, k);
-            out.push_str(&line[kw_end..j]);
-            out.push_str("'<redacted>'");
-            i = end;
-        } else {
-            i = kw_end;
+        let room = cap.saturating_sub(line.len());
+        let kept = chunk.len().min(room);
+        line.extend_from_slice(&chunk[..kept]);
+        dropped += chunk.len() - kept;
+        let consumed = found.unwrap_or(chunk.len());
+        reader.consume(consumed);
+        if found.is_some() {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(Some((line, dropped)));
         }
     }
-    out.push_str(&line[i..]);
-    out
-}
-
-/// The index just past the literal that opens at `start` (a `'`); `''` and `\'`
-/// do not close it. An unterminated literal runs to the end of the line.
-fn literal_end(bytes: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
-            b'\'' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
 }
 
 /// "Latest checkpoint location" from `pg_controldata`.
@@ -372,32 +368,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted_from_log_lines() {
-        let cases = [
-            (
-                "LOG:  statement: CREATE ROLE \"a\" WITH LOGIN PASSWORD 'md5abc'",
-                "LOG:  statement: CREATE ROLE \"a\" WITH LOGIN PASSWORD '<redacted>'",
-            ),
-            (
-                "ALTER ROLE x PASSWORD E'se\\'cr''et' VALID UNTIL 'infinity'",
-                "ALTER ROLE x PASSWORD '<redacted>' VALID UNTIL 'infinity'",
-            ),
-            (
-                "password authentication failed for user \"x\"",
-                "password authentication failed for user \"x\"",
-            ),
-            ("PASSWORD 'unterminated secret", "PASSWORD '<redacted>'"),
-            ("no secrets here", "no secrets here"),
-        ];
-        let conninfo =
-            r#"LOG:  parameter "primary_conninfo" changed to "host=p password = s3cret user=x""#;
-        assert!(!crate::storage::mask_connstring(conninfo).contains("s3cret"));
-        for (input, expected) in cases {
-            assert_eq!(redact_passwords(input), expected);
-        }
-    }
-
-    #[test]
     fn ready_needs_our_pid_and_the_ready_status() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("postmaster.pid");
@@ -407,5 +377,17 @@ mod tests {
         std::fs::write(&f, "42\n/d\n1\n5432\n/tmp\nlocalhost\n  1 2\nready   \n").unwrap();
         assert!(postmaster_ready(&f, 42));
         assert!(!postmaster_ready(&f, 43));
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_capped_and_marked() {
+        let long = "x".repeat(MAX_LOG_LINE + 10);
+        let input = format!("short\r\n{long}\nlast");
+        let mut reader = BufReader::with_capacity(1000, input.as_bytes());
+        let mut lines = Vec::new();
+        while let Some(l) = read_capped_line(&mut reader, MAX_LOG_LINE).await.unwrap() {
+            lines.push((l.0.len(), l.1));
+        }
+        assert_eq!(lines, [(5, 0), (MAX_LOG_LINE, 10), (4, 0)]);
     }
 }

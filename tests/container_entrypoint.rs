@@ -68,8 +68,16 @@ async fn probes_answer_without_authentication_and_follow_the_state() {
     assert_eq!(code, 503, "{body}");
     assert_eq!(c.get("/startupz").await.0, 503);
 
+    // An admin token signed by the configured key.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    let exp = chrono::Utc::now().timestamp() + 300;
+    let claims = json!({"scope": "compute_ctl:admin", "aud": ["compute"], "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
     let configured = http()
-        .post(c.internal_url("/configure"))
+        .post(c.url("/configure"))
+        .bearer_auth(token)
         .json(&json!({"spec": spec(json!([]), json!([]))}))
         .send()
         .await

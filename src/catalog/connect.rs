@@ -50,6 +50,14 @@ impl Connector {
         self.config.get_user().unwrap_or("postgres")
     }
 
+    /// The superuser's password from the connection string, if it has one
+    /// (client tools get it through a password file, never in argv).
+    pub fn password(&self) -> Option<crate::secret::Secret> {
+        self.config
+            .get_password()
+            .map(|p| crate::secret::Secret::new(String::from_utf8_lossy(p)))
+    }
+
     /// The maintenance database: the connection string's, `postgres` if it has none.
     pub fn maintenance_db(&self) -> &str {
         self.config.get_dbname().unwrap_or("postgres")

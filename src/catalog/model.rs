@@ -1,6 +1,6 @@
 //! A snapshot of the catalog objects compute_ctl manages: roles and databases.
 
-use std::fmt;
+use crate::secret::Secret;
 
 /// `pg_database.datconnlimit` of a database whose `DROP DATABASE` was
 /// interrupted: it cannot be connected to and can only be dropped.
@@ -28,12 +28,12 @@ impl Catalog {
 }
 
 /// A row of `pg_authid`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {
     /// `rolname`.
     pub name: String,
     /// `rolpassword`: `md5...` or `SCRAM-SHA-256$...`. Secret: never shown by `Debug`.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `rolsuper`.
     pub superuser: bool,
     /// `rolinherit`.
@@ -97,24 +97,6 @@ impl RoleInfo {
             "BYPASSRLS" => self.bypassrls = value,
             _ => {}
         }
-    }
-}
-
-impl fmt::Debug for RoleInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoleInfo")
-            .field("name", &self.name)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("superuser", &self.superuser)
-            .field("inherit", &self.inherit)
-            .field("createrole", &self.createrole)
-            .field("createdb", &self.createdb)
-            .field("login", &self.login)
-            .field("replication", &self.replication)
-            .field("bypassrls", &self.bypassrls)
-            .field("connlimit", &self.connlimit)
-            .field("valid_until", &self.valid_until)
-            .finish()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::model::{Catalog, DatabaseInfo, RoleInfo};
 use super::options::{database_option_sql, role_attribute, RoleAttr};
+use crate::secret::Secret;
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, Role};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use std::fmt;
@@ -354,8 +355,8 @@ impl<'a> Planner<'a> {
             // Postgres clears an md5 password on rename: it is salted with the name.
             if role
                 .password
-                .as_deref()
-                .is_some_and(|p| p.starts_with("md5"))
+                .as_ref()
+                .is_some_and(|p| p.expose().starts_with("md5"))
             {
                 role.password = None;
             }
@@ -484,7 +485,10 @@ impl<'a> Planner<'a> {
                 None => attrs.push(attr),
             }
         }
-        let password = role.encrypted_password.as_deref().map(stored_password);
+        let password = role
+            .encrypted_password
+            .as_ref()
+            .map(|p| Secret::new(stored_password(p.expose())));
         match self.sim.role(&role.name).cloned() {
             None => {
                 let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
@@ -492,7 +496,7 @@ impl<'a> Planner<'a> {
                 let (login, rest) = attrs.split_at(1);
                 sql = render_attr(sql, &login[0]);
                 if let Some(pw) = &password {
-                    sql = sql.kw(" PASSWORD ").secret(pw);
+                    sql = sql.kw(" PASSWORD ").secret(pw.expose());
                 }
                 for attr in rest {
                     sql = render_attr(sql, attr);
@@ -517,7 +521,7 @@ impl<'a> Planner<'a> {
                 }
                 if password_changed {
                     sql = match &password {
-                        Some(pw) => sql.kw(" PASSWORD ").secret(pw),
+                        Some(pw) => sql.kw(" PASSWORD ").secret(pw.expose()),
                         None => sql.kw(" PASSWORD NULL"),
                     };
                 }

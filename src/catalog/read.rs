@@ -2,6 +2,7 @@
 
 use super::model::{Catalog, DatabaseInfo, RoleInfo};
 use super::options::{role_attribute, RoleAttr};
+use crate::secret::Secret;
 use crate::spec::ComputeSpec;
 use anyhow::Context;
 use tokio_postgres::Client;
@@ -36,7 +37,7 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
         }
         roles.push(RoleInfo {
             name,
-            password: row.try_get(1)?,
+            password: row.try_get::<_, Option<String>>(1)?.map(Secret::new),
             superuser: row.try_get(2)?,
             inherit: row.try_get(3)?,
             createrole: row.try_get(4)?,

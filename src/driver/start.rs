@@ -112,7 +112,7 @@ async fn prepare_neon(
 ) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    let token = spec.storage_auth_token.as_deref();
+    let token = spec.storage_auth_token.as_ref().map(|t| t.expose());
     // The spec check and the safekeeper sync do not depend on each other.
     let lsn = async {
         match spec.mode {
@@ -227,13 +227,27 @@ pub(super) async fn reconfigure(
     postmaster: i32,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
-    config::write(&env.params.pgdata, &spec, &env.config_params())
-        .context("writing the configuration")?;
+    let pgdata = &env.params.pgdata;
+    let previous = ConfFiles::read(pgdata);
+    config::write(pgdata, &spec, &env.config_params()).context("writing the configuration")?;
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
-    let pending_restart = config::reload_and_wait(&connector, &db, postmaster)
+    let reloaded = config::reload_and_wait(&connector, &db, postmaster)
         .instrument(tracing::info_span!("reload"))
-        .await?;
+        .await;
+    let pending_restart = match reloaded {
+        Ok(pending) => pending,
+        Err(e) => {
+            // A configuration postgres rejected must not stay on disk for a
+            // later SIGHUP or restart to pick up: the previous one goes back,
+            // and a reload takes back what postgres applied of the rejected one.
+            previous.restore(pgdata)?;
+            if let Err(again) = config::reload_and_wait(&connector, &db, postmaster).await {
+                tracing::warn!("reloading the restored configuration: {again:#}");
+            }
+            return Err(e.context("the previous postgresql.conf was restored"));
+        }
+    };
     if !pending_restart.is_empty() {
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
@@ -248,4 +262,31 @@ pub(super) async fn reconfigure(
         "compute reconfigured"
     );
     Ok(pending_restart)
+}
+
+/// The configuration files as they were before a reconfiguration.
+struct ConfFiles(Vec<(&'static str, Option<String>)>);
+
+impl ConfFiles {
+    const NAMES: [&'static str; 2] = ["postgresql.conf", "pg_hba.conf"];
+
+    fn read(pgdata: &std::path::Path) -> ConfFiles {
+        ConfFiles(
+            Self::NAMES
+                .iter()
+                .map(|n| (*n, std::fs::read_to_string(pgdata.join(n)).ok()))
+                .collect(),
+        )
+    }
+
+    /// Puts the files back as they were.
+    fn restore(&self, pgdata: &std::path::Path) -> Result<()> {
+        for (name, text) in &self.0 {
+            if let Some(text) = text {
+                config::write_atomic(&pgdata.join(name), text)
+                    .with_context(|| format!("restoring the previous {name}"))?;
+            }
+        }
+        Ok(())
+    }
 }

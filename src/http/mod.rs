@@ -1,22 +1,24 @@
 //! The HTTP API (warp): the control-plane face of the compute.
 //!
 //! Handlers never change the compute's state: they read the published
-//! snapshot, or send a request to the driver and wait for its answer. The
-//! external port serves the control plane (JWT-authenticated except
-//! `/metrics`); the internal port, on loopback by default, also serves
-//! `/extensions` and `/grants` for local helpers.
+//! snapshot, or send a request to the driver and wait for its answer. Each
+//! port serves only its rows of the route table ([`table::ROUTES`]): the
+//! external port the control plane's routes (JWT-authenticated except
+//! `/metrics`), the internal port, on loopback by default, only what local
+//! helpers need (`/extensions`, `/grants`, `/refresh_configuration`).
 
 pub mod auth;
 mod error;
 pub mod probes;
+mod router;
 mod routes;
+pub mod table;
 
 pub use error::ApiError;
 
 use crate::driver::Handle;
 use anyhow::{Context, Result};
-use auth::Authenticator;
-use parking_lot::RwLock;
+use auth::Gate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,8 +34,9 @@ pub const BODY_LIMIT: u64 = 4 * 1024 * 1024;
 pub struct Api {
     /// The driver's snapshot and request channel.
     pub handle: Handle,
-    /// The current authenticator (replaced when a spec brings new keys).
-    pub auth: Arc<RwLock<Arc<Authenticator>>>,
+    /// The keys guarding the authenticated routes (replaced when a spec
+    /// brings new keys; closed until the control plane's keys are known).
+    pub auth: Arc<Gate>,
     /// `--compute-id`, for JWT checks.
     pub compute_id: Option<String>,
     /// Reported in `compute_ctl_up{build_tag}`.
@@ -42,6 +45,8 @@ pub struct Api {
     pub pg_dump: PathBuf,
     /// Postgres' version string, for `/info`.
     pub pg_version: String,
+    /// Where `/refresh_configuration` reads the spec again (None: nowhere).
+    pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
     /// Connections of its own for `/readyz` (never through the driver).
     pub connector: crate::catalog::Connector,
 }
@@ -82,11 +87,11 @@ pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Resu
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let ext = warp::serve(routes::external(api.clone()))
+    let ext = warp::serve(router::router(api.clone(), table::Ports::External))
         .incoming(ext_listener)
         .graceful(until_stopped(stopped.clone()))
         .run();
-    let int = warp::serve(routes::internal(api))
+    let int = warp::serve(router::router(api, table::Ports::Internal))
         .incoming(int_listener)
         .graceful(until_stopped(stopped))
         .run();

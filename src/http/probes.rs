@@ -20,32 +20,14 @@ use compute_states::Status;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::Filter;
 
 /// How long each probe may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(1);
 
 /// The probe paths (logged at debug level: they come every few seconds).
 pub const PATHS: [&str; 3] = ["/healthz", "/readyz", "/startupz"];
-
-/// The three probe routes.
-pub fn routes(api: Api) -> BoxedFilter<(Response,)> {
-    let a = move || {
-        let api = api.clone();
-        warp::any().map(move || api.clone())
-    };
-    let get = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::get());
-    let healthz = get("healthz").and(a()).then(healthz);
-    let readyz = get("readyz")
-        .and(a())
-        .and(warp::query::<HashMap<String, String>>())
-        .then(readyz);
-    let startupz = get("startupz").and(a()).map(startupz);
-    healthz.or(readyz).unify().or(startupz).unify().boxed()
-}
 
 fn answer(ok: Result<String, String>, status: Status) -> Response {
     match ok {
@@ -58,7 +40,8 @@ fn answer(ok: Result<String, String>, status: Status) -> Response {
     }
 }
 
-async fn healthz(api: Api) -> Response {
+/// `GET /healthz`.
+pub(super) async fn healthz(api: Api) -> Response {
     let ping = api.handle.request(|reply| Request::Ping { reply });
     let outcome = match tokio::time::timeout(DEADLINE, ping).await {
         Ok(Ok(())) => Ok("alive".to_string()),
@@ -68,7 +51,8 @@ async fn healthz(api: Api) -> Response {
     answer(outcome, api.handle.status())
 }
 
-async fn readyz(api: Api, query: HashMap<String, String>) -> Response {
+/// `GET /readyz[?lag=BYTES]`.
+pub(super) async fn readyz(api: Api, query: HashMap<String, String>) -> Response {
     let status = api.handle.status();
     let max_lag = match query.get("lag").map(|v| v.parse::<u64>()) {
         None => None,
@@ -123,7 +107,8 @@ async fn postgres_ready(api: &Api, max_lag: Option<u64>) -> Result<String, Strin
     }
 }
 
-fn startupz(api: Api) -> Response {
+/// `GET /startupz`.
+pub(super) fn startupz(api: Api) -> Response {
     let snap = api.handle.snapshot();
     let left = snap
         .transitions

@@ -1,8 +1,9 @@
-//! Routes and handlers.
+//! The handlers of the route table ([`super::table`]): each reads the
+//! snapshot or sends a request to the driver.
 
 use super::auth::Authenticator;
-use super::error::{recover, ApiError};
-use super::{Api, BODY_LIMIT};
+use super::error::ApiError;
+use super::Api;
 use crate::catalog::{self, Connector};
 use crate::driver::{Request, RequestError};
 use crate::process;
@@ -15,62 +16,23 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::{Filter, Rejection};
+use warp::Rejection;
 
-type Handled = Result<Response, Rejection>;
+/// What a handler returns: a response, or a rejection carrying an [`ApiError`].
+pub type Handled = Result<Response, Rejection>;
+
+/// The parts of a request a handler may use.
+pub struct Input {
+    /// The query string's pairs (routes without a body).
+    pub query: HashMap<String, String>,
+    /// The JSON body (routes with one; empty otherwise).
+    pub body: Bytes,
+}
 
 fn reject(e: ApiError) -> Rejection {
     warp::reject::custom(e)
-}
-
-fn with_api(api: Api) -> impl Filter<Extract = (Api,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || api.clone())
-}
-
-/// Checks the bearer token (a no-op when no keys are configured, or when
-/// not `required`: the internal port).
-fn authenticated(api: Api, required: bool) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization")
-        .and(with_api(api))
-        .and_then(move |header: Option<String>, api: Api| async move {
-            if !required {
-                return Ok(());
-            }
-            let auth: Arc<Authenticator> = api.auth.read().clone();
-            match auth.check(header.as_deref()) {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
-                    Err(reject(ApiError::new(status, e.message)))
-                }
-            }
-        })
-        .untuple_one()
-}
-
-/// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes.
-fn json_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("content-type")
-        .and_then(|ct: Option<String>| async move {
-            let is_json = ct.as_deref().is_some_and(|ct| {
-                let essence = ct.split(';').next().unwrap_or("").trim();
-                essence.eq_ignore_ascii_case("application/json")
-            });
-            if is_json {
-                Ok(())
-            } else {
-                Err(reject(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "the body must be JSON (Content-Type: application/json)",
-                )))
-            }
-        })
-        .untuple_one()
-        .and(warp::body::content_length_limit(BODY_LIMIT))
-        .and(warp::body::bytes())
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Rejection> {
@@ -78,127 +40,25 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Rejecti
         .map_err(|e| reject(ApiError::bad_request(format!("malformed body: {e}"))))
 }
 
-/// Routes served on the external port.
-pub fn external(api: Api) -> BoxedFilter<(Response,)> {
-    finish(routes(api, true))
+pub(super) fn metrics(api: Api) -> Response {
+    let text = crate::metrics::render(&api.handle.snapshot(), &api.build_tag);
+    warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
 }
 
-/// JSON errors for every rejection, and a log line per request.
-fn finish(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
-    routes
-        .recover(recover)
-        .unify()
-        .with(warp::log::custom(log_request))
-        .map(Reply::into_response)
-        .boxed()
+pub(super) fn metrics_json(api: Api) -> Response {
+    warp::reply::json(&api.handle.snapshot().timings).into_response()
 }
 
-/// The control-plane routes, without error recovery.
-fn routes(api: Api, require_auth: bool) -> BoxedFilter<(Response,)> {
-    let auth = authenticated(api.clone(), require_auth);
-    let a = || with_api(api.clone());
-    let get = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::get());
-    let post = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::post());
-
-    let metrics = get("metrics").and(a()).map(|api: Api| {
-        let text = crate::metrics::render(&api.handle.snapshot(), &api.build_tag);
-        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response()
-    });
-    let status = get("status").and(auth.clone()).and(a()).map(status);
-    let metrics_json = warp::path("metrics.json")
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(auth.clone())
-        .and(a())
-        .map(|api: Api| warp::reply::json(&api.handle.snapshot().timings).into_response());
-    let info = get("info").and(auth.clone()).and(a()).map(info);
-    let diagram = get("diagram").and(auth.clone()).and(a()).map(|api: Api| {
-        let text = compute_states::mermaid_highlighted(api.handle.status());
-        warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response()
-    });
-    let configure = post("configure")
-        .and(auth.clone())
-        .and(a())
-        .and(json_body())
-        .and_then(configure);
-    let terminate = post("terminate")
-        .and(auth.clone())
-        .and(a())
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(terminate);
-    let dbs_and_roles = get("dbs_and_roles")
-        .and(auth.clone())
-        .and(a())
-        .and_then(dbs_and_roles);
-    let database_schema = get("database_schema")
-        .and(auth.clone())
-        .and(a())
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(database_schema);
-    let check_writability = post("check_writability")
-        .and(auth)
-        .and(a())
-        .and_then(check_writability);
-
-    super::probes::routes(api.clone())
-        .or(metrics)
-        .unify()
-        .or(status)
-        .unify()
-        .or(metrics_json)
-        .unify()
-        .or(info)
-        .unify()
-        .or(diagram)
-        .unify()
-        .or(configure)
-        .unify()
-        .or(terminate)
-        .unify()
-        .or(dbs_and_roles)
-        .unify()
-        .or(database_schema)
-        .unify()
-        .or(check_writability)
-        .unify()
-        .boxed()
+pub(super) fn diagram(api: Api) -> Response {
+    let text = compute_states::mermaid_highlighted(api.handle.status());
+    warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response()
 }
 
-/// Routes served on the internal port: everything external (without
-/// authentication: it listens on loopback) plus `/extensions` and `/grants`.
-pub fn internal(api: Api) -> BoxedFilter<(Response,)> {
-    let a = || with_api(api.clone());
-    let post = |name: &'static str| warp::path(name).and(warp::path::end()).and(warp::post());
-    let extensions = post("extensions")
-        .and(a())
-        .and(json_body())
-        .and_then(extensions);
-    let grants = post("grants").and(a()).and(json_body()).and_then(grants);
-    finish(
-        extensions
-            .or(grants)
-            .unify()
-            .or(routes(api.clone(), false))
-            .unify()
-            .boxed(),
-    )
-}
-
-fn log_request(info: warp::log::Info<'_>) {
-    let (method, path, status) = (info.method(), info.path(), info.status().as_u16());
-    let ms = info.elapsed().as_secs_f64() * 1000.0;
-    if path == "/status" || path == "/metrics" || super::probes::PATHS.contains(&path) {
-        tracing::debug!(target: "http", %method, path, status, ms, "request");
-    } else {
-        tracing::info!(target: "http", %method, path, status, ms, "request");
-    }
-}
-
-fn status(api: Api) -> Response {
+pub(super) fn status(api: Api) -> Response {
     warp::reply::json(&api.handle.snapshot()).into_response()
 }
 
-fn info(api: Api) -> Response {
+pub(super) fn info(api: Api) -> Response {
     let num_cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -211,7 +71,7 @@ fn info(api: Api) -> Response {
     .into_response()
 }
 
-async fn configure(api: Api, body: Bytes) -> Handled {
+pub(super) async fn configure(api: Api, body: Bytes) -> Handled {
     let text = std::str::from_utf8(&body)
         .map_err(|_| reject(ApiError::bad_request("the body is not UTF-8")))?;
     let config =
@@ -221,7 +81,17 @@ async fn configure(api: Api, body: Bytes) -> Handled {
             "invalid compute spec: spec: missing or null",
         ))
     })?;
-    let new_auth = match &config.compute_ctl_config {
+    apply(&api, spec, config.compute_ctl_config.as_ref()).await
+}
+
+/// Applies a spec (and the keys of its `compute_ctl_config`) through the
+/// driver, as `/configure` does; answers the status once running.
+async fn apply(
+    api: &Api,
+    spec: crate::spec::ComputeSpec,
+    compute_ctl_config: Option<&serde_json::Value>,
+) -> Handled {
+    let new_auth = match compute_ctl_config {
         Some(c) => Some(
             Authenticator::from_config(Some(c), api.compute_id.as_deref())
                 .map_err(|e| reject(ApiError::bad_request(format!("{e:#}"))))?,
@@ -235,20 +105,39 @@ async fn configure(api: Api, body: Bytes) -> Handled {
         .await
         .map_err(|e| reject(e.into()))?;
     if let Some(auth) = new_auth {
-        let mut current = api.auth.write();
-        if auth.is_open() && !current.is_open() {
-            // Authentication is never turned off by omission.
-            tracing::warn!(
-                "the new compute_ctl_config has no JWKS; the configured keys stay in force"
-            );
-        } else {
-            *current = Arc::new(auth);
-        }
+        api.auth.install(auth);
     }
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
-async fn terminate(api: Api, query: HashMap<String, String>) -> Handled {
+/// `/refresh_configuration`: re-reads the spec from where it came from (the
+/// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
+pub(super) async fn refresh_configuration(api: Api) -> Handled {
+    // Not worth a pull where a new spec would be refused anyway.
+    let status = api.handle.status();
+    if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
+        return Err(reject(RequestError::InvalidState(status).into()));
+    }
+    let Some(source) = api.spec_source.clone() else {
+        return Err(reject(ApiError::new(
+            StatusCode::CONFLICT,
+            "no spec source to refresh from: compute_ctl was started without -p, -S or -c",
+        )));
+    };
+    let fetched = source
+        .fetch()
+        .await
+        .map_err(|e| reject(ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}"))))?;
+    let Some(spec) = fetched.spec else {
+        return Err(reject(ApiError::new(
+            StatusCode::CONFLICT,
+            "the spec source has no spec for this compute",
+        )));
+    };
+    apply(&api, spec, fetched.compute_ctl_config.as_ref()).await
+}
+
+pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handled {
     let mode = match query.get("mode").map(String::as_str) {
         None => TerminationMode::Fast,
         Some(m) => m.parse().map_err(|_| {
@@ -302,7 +191,7 @@ struct DatabaseOut {
     owner: String,
 }
 
-async fn dbs_and_roles(api: Api) -> Handled {
+pub(super) async fn dbs_and_roles(api: Api) -> Handled {
     let connector = connector(&api).await?;
     let c = client(&connector, connector.maintenance_db()).await?;
     let catalog = catalog::read_catalog(&c)
@@ -328,7 +217,7 @@ async fn dbs_and_roles(api: Api) -> Handled {
     Ok(warp::reply::json(&json!({ "roles": roles, "databases": databases })).into_response())
 }
 
-async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
+pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
     let database = query
         .get("database")
         .filter(|d| !d.is_empty())
@@ -362,6 +251,18 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    // The password (if the connection string has one) in a 0600 file, not argv;
+    // removed once pg_dump has ended.
+    let passfile = match connector.password() {
+        Some(p) => Some(
+            crate::secret::PassFile::create(&p, None)
+                .map_err(|e| reject(ApiError::internal(&e)))?,
+        ),
+        None => None,
+    };
+    if let Some(f) = &passfile {
+        cmd.env("PGPASSFILE", f.path());
+    }
     let mut child = process::spawn(&mut cmd).map_err(|e| {
         reject(ApiError::internal(&anyhow::anyhow!(
             "starting pg_dump: {e}"
@@ -402,6 +303,7 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
     // client never takes a partial dump for a whole one.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
+        let _passfile = passfile;
         let pid = child.id();
         let mut chunk = first;
         let delivered = loop {
@@ -442,7 +344,7 @@ async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
     )
 }
 
-async fn check_writability(api: Api) -> Handled {
+pub(super) async fn check_writability(api: Api) -> Handled {
     if api.handle.status() != Status::Running {
         return Err(reject(ApiError::from(RequestError::InvalidState(
             api.handle.status(),
@@ -467,7 +369,7 @@ struct ExtensionRequest {
     version: String,
 }
 
-async fn extensions(api: Api, body: Bytes) -> Handled {
+pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
     let req: ExtensionRequest = parse_json(&body)?;
     if req.extension.is_empty() || req.database.is_empty() || req.version.is_empty() {
         return Err(reject(ApiError::bad_request(
@@ -517,7 +419,7 @@ struct GrantRequest {
 /// Privileges that can be granted on a schema.
 const SCHEMA_PRIVILEGES: &[&str] = &["USAGE", "CREATE"];
 
-async fn grants(api: Api, body: Bytes) -> Handled {
+pub(super) async fn grants(api: Api, body: Bytes) -> Handled {
     let req: GrantRequest = parse_json(&body)?;
     if req.privileges.is_empty() {
         return Err(reject(ApiError::bad_request(

@@ -10,7 +10,7 @@
 //!
 //! Secrets: the storage token is sent as the password of the pageserver
 //! connection and in `NEON_AUTH_TOKEN`, and is never logged. Connection
-//! strings are logged through [`mask_connstring`].
+//! strings are logged through [`mask_connstring`] (in [`crate::secret`]).
 
 mod basebackup;
 mod child;
@@ -20,6 +20,8 @@ mod safekeepers;
 pub use basebackup::{basebackup, BasebackupRequest, BasebackupStats};
 pub use pg_basebackup::pg_basebackup;
 pub use safekeepers::sync_safekeepers;
+
+pub use crate::secret::mask_connstring;
 
 use crate::process::RunAs;
 use anyhow::{bail, Context, Result};
@@ -114,76 +116,6 @@ pub fn create_standby_signal(pgdata: &Path, owner: Option<&RunAs>) -> Result<()>
         u.chown(&path)?;
     }
     Ok(())
-}
-
-/// A connection string fit for the log: the password (in a URL's user
-/// info, a `password=` keyword or URL parameter) is replaced by `***`.
-pub fn mask_connstring(connstring: &str) -> String {
-    // URL user info: scheme://user:password@host, for each URL of a list.
-    let mut masked = String::with_capacity(connstring.len());
-    let mut rest = connstring;
-    while let Some(i) = rest.find("://") {
-        masked.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = rest.find(['/', '?', ',', ' ']).unwrap_or(rest.len());
-        let authority = &rest[..end];
-        match authority
-            .rfind('@')
-            .and_then(|at| Some((at, authority[..at].find(':')?)))
-        {
-            Some((at, colon)) => {
-                masked.push_str(&authority[..=colon]);
-                masked.push_str("***");
-                masked.push_str(&authority[at..]);
-            }
-            None => masked.push_str(authority),
-        }
-        rest = &rest[end..];
-    }
-    masked.push_str(rest);
-
-    // password=... as a keyword (possibly quoted) or a URL parameter.
-    let mut s = masked;
-    let mut search = 0;
-    // ASCII lowercasing keeps byte offsets.
-    while let Some(i) = s[search..].to_ascii_lowercase().find("password") {
-        // `password=x`, or `password = x` as libpq also accepts.
-        let bytes = s.as_bytes();
-        let skip_spaces = |mut k: usize| {
-            while bytes.get(k).is_some_and(|b| *b == b' ' || *b == b'\t') {
-                k += 1;
-            }
-            k
-        };
-        let after_keyword = search + i + "password".len();
-        let eq = skip_spaces(after_keyword);
-        if bytes.get(eq) != Some(&b'=') {
-            search = after_keyword;
-            continue;
-        }
-        let value_start = skip_spaces(eq + 1);
-        let rest = &s.as_bytes()[value_start..];
-        let len = if rest.first() == Some(&b'\'') {
-            // Up to the closing quote; a backslash escapes the next byte.
-            let mut j = 1;
-            loop {
-                match rest.get(j) {
-                    None => break rest.len(),
-                    Some(b'\\') => j += 2,
-                    Some(b'\'') => break j + 1,
-                    Some(_) => j += 1,
-                }
-            }
-            .min(rest.len())
-        } else {
-            rest.iter()
-                .position(|b| matches!(b, b' ' | b'&' | b'\t' | b'\n' | b','))
-                .unwrap_or(rest.len())
-        };
-        s.replace_range(value_start..value_start + len, "***");
-        search = value_start + 3;
-    }
-    s
 }
 
 /// Makes sure `dir` exists (mode 0700, owned by `owner`) and is empty: the
@@ -282,40 +214,6 @@ mod tests {
             e.to_string(),
             "thing failed after 3 attempts: outer: root cause 3"
         );
-    }
-
-    #[test]
-    fn masks_passwords() {
-        for (input, want) in [
-            (
-                "postgresql://no_user:secret@ps:6400",
-                "postgresql://no_user:***@ps:6400",
-            ),
-            (
-                "postgresql://no_user@ps:6400",
-                "postgresql://no_user@ps:6400",
-            ),
-            (
-                "postgresql://a:s1@h1:1,postgresql://b:s2@h2:2/db",
-                "postgresql://a:***@h1:1,postgresql://b:***@h2:2/db",
-            ),
-            (
-                "postgresql://u@h/db?password=secret&sslmode=disable",
-                "postgresql://u@h/db?password=***&sslmode=disable",
-            ),
-            (
-                "host=h password=secret user=u",
-                "host=h password=*** user=u",
-            ),
-            (
-                "host=h PASSWORD='se cr\\'et' user=u",
-                "host=h PASSWORD=*** user=u",
-            ),
-            ("host=h password=", "host=h password=***"),
-            ("host=h password='unterminated", "host=h password=***"),
-        ] {
-            assert_eq!(mask_connstring(input), want, "{input}");
-        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::{child, clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
 use crate::pgbin::PgBin;
 use crate::process::{self, RunAs};
+use crate::secret::{blank_password, PassFile, Secret};
 use crate::storage::BasebackupStats;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -25,8 +26,8 @@ fn log_stderr(line: &str) {
 /// error carries pg_basebackup's exit status and last stderr lines.
 /// In the returned stats, `bytes` is the size of the copied files.
 ///
-/// The connection string is passed on the command line: prefer a password
-/// file or `PGPASSWORD` in the environment over a password in it.
+/// A password in the connection string never reaches pg_basebackup's argv:
+/// it is emptied there and handed over in a 0600 password file (`PGPASSFILE`).
 pub async fn pg_basebackup(
     pgbin: &PgBin,
     primary_connstring: &str,
@@ -37,18 +38,33 @@ pub async fn pg_basebackup(
     prepare_empty_dir(pgdata, owner)?;
     let started = Instant::now();
     let masked = mask_connstring(primary_connstring);
+    let password = primary_connstring
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| Secret::new(String::from_utf8_lossy(p)))
+        });
+    let argv_connstring = blank_password(primary_connstring);
     let ((), attempts) = backoff
         .retry("pg_basebackup", |attempt| {
-            let masked = &masked;
+            let (masked, password, argv_connstring) = (&masked, &password, &argv_connstring);
             async move {
                 tracing::info!(attempt, primary = %masked, pgdata = %pgdata.display(), "running pg_basebackup");
                 let mut cmd = Command::new(pgbin.tool("pg_basebackup"));
                 cmd.arg("-D")
                     .arg(pgdata)
                     .arg("-d")
-                    .arg(primary_connstring)
+                    .arg(argv_connstring)
                     .args(["-X", "stream", "-R", "--checkpoint=fast", "-w", "-v"]);
                 process::run_as(&mut cmd, owner);
+                let passfile = match password {
+                    Some(p) => Some(PassFile::create(p, owner)?),
+                    None => None,
+                };
+                if let Some(f) = &passfile {
+                    cmd.env("PGPASSFILE", f.path());
+                }
                 let result = match child::run(&mut cmd, log_stderr).await {
                     Ok(done) if done.status.success() => Ok(()),
                     Ok(done) => Err(anyhow::anyhow!(

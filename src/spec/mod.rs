@@ -1,10 +1,10 @@
 //! The compute specification: JSON types compatible with the contract, and
 //! their validation. Every error names the field it is about.
 
+use crate::secret::Secret;
 use compute_states::Lsn;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::fmt;
 
 /// Postgres truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -12,7 +12,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// A ComputeSpec, as sent by the control plane or read with `-S`.
 ///
 /// Unknown fields are ignored, as the contract requires.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ComputeSpec {
     /// Version of the format; 1.0.
     pub format_version: f32,
@@ -44,7 +44,7 @@ pub struct ComputeSpec {
     pub timeline_id: Option<String>,
     /// libpq connection string of the pageserver; none means local storage.
     #[serde(default)]
-    pub pageserver_connstring: Option<String>,
+    pub pageserver_connstring: Option<Secret>,
     /// Safekeepers (`host:port`).
     #[serde(default)]
     pub safekeeper_connstrings: Vec<String>,
@@ -52,44 +52,13 @@ pub struct ComputeSpec {
     /// pageserver) takes its data from this primary with `pg_basebackup` and
     /// streams from it. A libpq connection string.
     #[serde(default)]
-    pub primary_connstring: Option<String>,
+    pub primary_connstring: Option<Secret>,
     /// Token for the pageserver and safekeepers. Secret: never logged.
-    #[serde(default, skip_serializing)]
-    pub storage_auth_token: Option<String>,
+    #[serde(default)]
+    pub storage_auth_token: Option<Secret>,
     /// Idle time after which the control plane may suspend the compute.
     #[serde(default)]
     pub suspend_timeout_seconds: Option<i64>,
-}
-
-/// Secrets stay out: the storage token is hidden, passwords in connection
-/// strings masked, role passwords redacted (by [`Role`]'s own `Debug`).
-impl fmt::Debug for ComputeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let masked = |s: &Option<String>| s.as_deref().map(crate::storage::mask_connstring);
-        f.debug_struct("ComputeSpec")
-            .field("format_version", &self.format_version)
-            .field("operation_uuid", &self.operation_uuid)
-            .field("features", &self.features)
-            .field("cluster", &self.cluster)
-            .field("delta_operations", &self.delta_operations)
-            .field("skip_pg_catalog_updates", &self.skip_pg_catalog_updates)
-            .field("reconfigure_concurrency", &self.reconfigure_concurrency)
-            .field("mode", &self.mode)
-            .field("tenant_id", &self.tenant_id)
-            .field("timeline_id", &self.timeline_id)
-            .field(
-                "pageserver_connstring",
-                &masked(&self.pageserver_connstring),
-            )
-            .field("safekeeper_connstrings", &self.safekeeper_connstrings)
-            .field("primary_connstring", &masked(&self.primary_connstring))
-            .field(
-                "storage_auth_token",
-                &self.storage_auth_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("suspend_timeout_seconds", &self.suspend_timeout_seconds)
-            .finish()
-    }
 }
 
 fn default_concurrency() -> usize {
@@ -165,7 +134,7 @@ pub enum ComputeMode {
 }
 
 /// Roles, databases and settings of the cluster.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct Cluster {
     /// Control-plane id of the cluster.
     #[serde(default)]
@@ -191,30 +160,17 @@ pub struct Cluster {
 }
 
 /// A role of the spec.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Role {
     /// Role name.
     pub name: String,
     /// `SCRAM-SHA-256$...` verbatim, or an md5 hash without its `md5` prefix;
     /// null means no password. Secret: never logged or served.
     #[serde(default)]
-    pub encrypted_password: Option<String>,
+    pub encrypted_password: Option<Secret>,
     /// Role options (LOGIN, CREATEDB, ...).
     #[serde(default)]
     pub options: Option<Vec<GenericOption>>,
-}
-
-impl fmt::Debug for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Role")
-            .field("name", &self.name)
-            .field(
-                "encrypted_password",
-                &self.encrypted_password.as_ref().map(|_| "<redacted>"),
-            )
-            .field("options", &self.options)
-            .finish()
-    }
 }
 
 /// A database of the spec.
@@ -337,7 +293,11 @@ impl ComputeSpec {
                 ));
             }
             if let Some(pw) = &role.encrypted_password {
-                check_password(&format!("{field}.encrypted_password"), pw)?;
+                check_password(
+                    &format!("{field}.encrypted_password"),
+                    &role.name,
+                    pw.expose(),
+                )?;
             }
             for (j, opt) in role.options.iter().flatten().enumerate() {
                 crate::catalog::check_role_option(opt)
@@ -397,7 +357,10 @@ impl ComputeSpec {
         let tenant = setting("neon.tenant_id");
         let timeline = setting("neon.timeline_id");
         let safekeepers = setting("neon.safekeepers");
-        self.pageserver_connstring = self.pageserver_connstring.take().or(pageserver);
+        self.pageserver_connstring = self
+            .pageserver_connstring
+            .take()
+            .or(pageserver.map(Secret::new));
         self.tenant_id = self.tenant_id.take().or(tenant);
         self.timeline_id = self.timeline_id.take().or(timeline);
         if self.safekeeper_connstrings.is_empty() {
@@ -416,12 +379,12 @@ impl ComputeSpec {
     pub fn storage(&self) -> Storage<'_> {
         match (&self.pageserver_connstring, &self.primary_connstring) {
             (Some(pageserver), _) => Storage::Neon {
-                pageserver,
+                pageserver: pageserver.expose(),
                 // Validation guarantees both with a pageserver.
                 tenant: self.tenant_id.as_deref().unwrap_or_default(),
                 timeline: self.timeline_id.as_deref().unwrap_or_default(),
             },
-            (None, Some(primary)) => Storage::Primary(primary),
+            (None, Some(primary)) => Storage::Primary(primary.expose()),
             (None, None) => Storage::Local,
         }
     }
@@ -516,7 +479,11 @@ fn check_identifier(field: &str, name: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn check_password(field: &str, pw: &str) -> Result<(), SpecError> {
+/// A role's `encrypted_password` must be a hash postgres stores as is: a
+/// SCRAM-SHA-256 verifier, or an md5 hash (`md5` + 32 hex digits, or the 32
+/// hex digits alone). Anything else would be hashed by postgres as a
+/// plaintext password, silently giving the role another password than meant.
+fn check_password(field: &str, role: &str, pw: &str) -> Result<(), SpecError> {
     // Never echo the value: it is a secret.
     if pw.is_empty() {
         return Err(SpecError::new(field, "empty; use null for no password"));
@@ -524,7 +491,19 @@ fn check_password(field: &str, pw: &str) -> Result<(), SpecError> {
     if pw.contains('\0') || pw.chars().any(char::is_control) {
         return Err(SpecError::new(field, "contains control characters"));
     }
-    Ok(())
+    let hex32 = |h: &str| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let scram = pw
+        .strip_prefix("SCRAM-SHA-256$")
+        .is_some_and(|rest| rest.contains(':') && rest.matches('$').count() == 1);
+    if scram || hex32(pw) || pw.strip_prefix("md5").is_some_and(hex32) {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        field,
+        format!(
+            "the password of role {role:?} is neither a SCRAM-SHA-256 verifier nor an md5 hash (md5 followed by 32 hex digits, or 32 hex digits); plaintext passwords are refused"
+        ),
+    ))
 }
 
 fn check_setting(field: &str, s: &GenericOption) -> Result<(), SpecError> {
@@ -575,191 +554,4 @@ fn check_setting(field: &str, s: &GenericOption) -> Result<(), SpecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn minimal() -> serde_json::Value {
-        serde_json::json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}})
-    }
-
-    fn parse(v: serde_json::Value) -> Result<ComputeSpec, SpecError> {
-        ComputeSpec::from_json(&v.to_string())
-    }
-
-    #[test]
-    fn minimal_spec_has_defaults() {
-        let spec = parse(minimal()).unwrap();
-        assert_eq!(spec.mode, ComputeMode::Primary);
-        assert_eq!(spec.reconfigure_concurrency, 1);
-        assert!(!spec.skip_pg_catalog_updates);
-        assert!(spec.settings().is_empty());
-    }
-
-    #[test]
-    fn unknown_fields_are_ignored_and_modes_parse() {
-        let mut v = minimal();
-        v["something_new"] = serde_json::json!({"x": 1});
-        v["features"] = serde_json::json!(["activity_monitor_experimental", "unheard_of"]);
-        v["mode"] = serde_json::json!({"Static": "0/16B3748"});
-        let spec = parse(v).unwrap();
-        assert_eq!(spec.mode, ComputeMode::Static(Lsn(0x16B3748)));
-        let mut v = minimal();
-        v["mode"] = serde_json::json!("Replica");
-        assert_eq!(parse(v).unwrap().mode, ComputeMode::Replica);
-    }
-
-    #[test]
-    fn type_errors_name_the_field() {
-        let mut v = minimal();
-        v["cluster"]["roles"] = serde_json::json!([{"name": "a"}, {"name": 5}]);
-        let e = parse(v).unwrap_err();
-        assert_eq!(e.field, "cluster.roles[1].name");
-        let e = ComputeSpec::from_json("{\"format_version\": 1.0").unwrap_err();
-        assert!(e.to_string().contains("EOF"), "{e}");
-        let e = ComputeSpec::from_json("{\"format_version\": 1.0}").unwrap_err();
-        assert!(e.reason.contains("cluster"), "{e}");
-    }
-
-    #[test]
-    fn rejects_bad_names_and_duplicates() {
-        let mut v = minimal();
-        v["cluster"]["roles"] = serde_json::json!([{"name": "x".repeat(64)}]);
-        assert_eq!(parse(v).unwrap_err().field, "cluster.roles[0].name");
-        let mut v = minimal();
-        v["cluster"]["roles"] = serde_json::json!([{"name": "a"}, {"name": "a"}]);
-        assert!(parse(v).unwrap_err().reason.contains("duplicate"));
-        let mut v = minimal();
-        v["cluster"]["databases"] = serde_json::json!([{"name": "", "owner": "a"}]);
-        assert_eq!(parse(v).unwrap_err().field, "cluster.databases[0].name");
-        let mut v = minimal();
-        v["delta_operations"] = serde_json::json!([{"action": "rename_db", "name": "a"}]);
-        assert_eq!(parse(v).unwrap_err().field, "delta_operations[0].new_name");
-        let mut v = minimal();
-        v["delta_operations"] = serde_json::json!([{"action": "explode", "name": "a"}]);
-        assert_eq!(parse(v).unwrap_err().field, "delta_operations[0].action");
-    }
-
-    #[test]
-    fn rejects_null_and_unsafe_settings() {
-        let mut v = minimal();
-        v["cluster"]["settings"] =
-            serde_json::json!([{"name": "work_mem", "value": null, "vartype": "integer"}]);
-        let e = parse(v).unwrap_err();
-        assert_eq!(e.field, "cluster.settings[0].value");
-        assert!(e.reason.contains("null"));
-        let mut v = minimal();
-        v["cluster"]["settings"] = serde_json::json!([
-            {"name": "fsync", "value": "off\nshared_preload_libraries = 'x'", "vartype": "bool"}
-        ]);
-        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].value");
-        let mut v = minimal();
-        v["cluster"]["settings"] = serde_json::json!([{"name": "search_path", "value": "a'\nfsync = off", "vartype": "string"}]);
-        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].value");
-        let mut v = minimal();
-        v["cluster"]["settings"] =
-            serde_json::json!([{"name": "a = 1\nb", "value": "1", "vartype": "integer"}]);
-        assert_eq!(parse(v).unwrap_err().field, "cluster.settings[0].name");
-    }
-
-    #[test]
-    fn unknown_plain_settings_are_found_dotted_ones_allowed() {
-        let mut v = minimal();
-        v["cluster"]["settings"] = serde_json::json!([
-            {"name": "work_mem", "value": "4MB", "vartype": "integer"},
-            {"name": "neon.timeline_id", "value": "0123456789abcdef0123456789abcdef", "vartype": "string"},
-            {"name": "no_such_thing", "value": "1", "vartype": "integer"}
-        ]);
-        let spec = parse(v).unwrap();
-        let known: HashSet<String> = ["work_mem".to_string()].into();
-        let unknown: Vec<_> = spec
-            .unknown_settings(&known)
-            .map(|(i, s)| (i, s.name.as_str()))
-            .collect();
-        assert_eq!(unknown, vec![(2, "no_such_thing")]);
-    }
-
-    #[test]
-    fn storage_fields_are_checked() {
-        let mut v = minimal();
-        v["tenant_id"] = serde_json::json!("abc");
-        assert_eq!(parse(v).unwrap_err().field, "tenant_id");
-        let mut v = minimal();
-        v["safekeeper_connstrings"] = serde_json::json!(["a:1", "b:2", "a:1"]);
-        let e = parse(v).unwrap_err();
-        assert_eq!(e.field, "safekeeper_connstrings[2]");
-        assert!(e.reason.contains("a:1"));
-    }
-
-    #[test]
-    fn storage_is_selected_and_checked() {
-        let tenant = "0123456789abcdef0123456789abcdef";
-        assert_eq!(parse(minimal()).unwrap().storage(), Storage::Local);
-        let mut v = minimal();
-        v["pageserver_connstring"] = serde_json::json!("postgresql://ps:6400");
-        v["tenant_id"] = serde_json::json!(tenant);
-        assert_eq!(parse(v.clone()).unwrap_err().field, "timeline_id");
-        v["timeline_id"] = serde_json::json!(tenant);
-        assert_eq!(
-            parse(v.clone()).unwrap_err().field,
-            "safekeeper_connstrings"
-        );
-        v["mode"] = serde_json::json!("Replica");
-        assert_eq!(
-            parse(v).unwrap().storage(),
-            Storage::Neon {
-                pageserver: "postgresql://ps:6400",
-                tenant,
-                timeline: tenant
-            }
-        );
-        let mut v = minimal();
-        v["primary_connstring"] = serde_json::json!("host=p");
-        assert_eq!(parse(v.clone()).unwrap_err().field, "primary_connstring");
-        v["mode"] = serde_json::json!("Replica");
-        assert_eq!(parse(v).unwrap().storage(), Storage::Primary("host=p"));
-    }
-
-    #[test]
-    fn storage_falls_back_to_neon_settings() {
-        let tenant = "0123456789abcdef0123456789abcdef";
-        let mut v = minimal();
-        v["cluster"]["settings"] = serde_json::json!([
-            {"name": "neon.pageserver_connstring", "value": "postgresql://ps:6400", "vartype": "string"},
-            {"name": "neon.tenant_id", "value": tenant, "vartype": "string"},
-            {"name": "neon.timeline_id", "value": tenant, "vartype": "string"},
-            {"name": "neon.safekeepers", "value": "sk1:5454, sk2:5454", "vartype": "string"}
-        ]);
-        let spec = parse(v).unwrap();
-        assert_eq!(
-            spec.pageserver_connstring.as_deref(),
-            Some("postgresql://ps:6400")
-        );
-        assert_eq!(spec.safekeeper_connstrings, vec!["sk1:5454", "sk2:5454"]);
-        assert!(matches!(spec.storage(), Storage::Neon { .. }));
-        // A duplicate from the settings is caught too.
-        let mut v = minimal();
-        v["cluster"]["settings"] = serde_json::json!([
-            {"name": "neon.safekeepers", "value": "sk1:5454,sk1:5454", "vartype": "string"}
-        ]);
-        assert!(parse(v)
-            .unwrap_err()
-            .reason
-            .contains("duplicate safekeeper"));
-    }
-
-    #[test]
-    fn passwords_are_not_in_debug_output_or_errors() {
-        let mut v = minimal();
-        v["cluster"]["roles"] =
-            serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t-hash"}]);
-        v["storage_auth_token"] = serde_json::json!("tok3n-s3cr3t");
-        v["mode"] = serde_json::json!("Replica");
-        v["primary_connstring"] = serde_json::json!("host=p password=pw-s3cr3t");
-        let spec = parse(v).unwrap();
-        assert!(!format!("{spec:?}").contains("s3cr3t"), "{spec:?}");
-        let mut v = minimal();
-        v["cluster"]["roles"] =
-            serde_json::json!([{"name": "a", "encrypted_password": "s3cr3t\u{1}"}]);
-        assert!(!parse(v).unwrap_err().to_string().contains("s3cr3t"));
-    }
-}
+mod tests;

@@ -1,0 +1,120 @@
+//! Builds a port's warp filter from the route table: path and method, then
+//! authentication, then the body or query, then the row's handler; every
+//! rejection becomes a JSON error and every request a log line.
+
+use super::error::{recover, ApiError};
+use super::routes::Input;
+use super::table::{self, Auth, Body, Ports, Route};
+use super::{Api, BODY_LIMIT};
+use bytes::Bytes;
+use std::collections::HashMap;
+use warp::filters::BoxedFilter;
+use warp::http::{Method, StatusCode};
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+fn reject(e: ApiError) -> Rejection {
+    warp::reject::custom(e)
+}
+
+/// The filter serving `port`'s rows of the route table; anything else is 404.
+pub fn router(api: Api, port: Ports) -> BoxedFilter<(Response,)> {
+    let mut routes = warp::any()
+        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+        .boxed();
+    for route in table::served_on(port) {
+        routes = routes.or(row(api.clone(), route)).unify().boxed();
+    }
+    routes
+        .recover(recover)
+        .unify()
+        .with(warp::log::custom(log_request))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// One row: `METHOD /path`, its authentication, its input, its handler.
+fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
+    let method = match route.method {
+        Method::POST => warp::post().boxed(),
+        _ => warp::get().boxed(),
+    };
+    let input = match route.body {
+        Body::None => warp::query::<HashMap<String, String>>()
+            .map(|query| Input {
+                query,
+                body: Bytes::new(),
+            })
+            .boxed(),
+        Body::Json => json_body()
+            .map(|body| Input {
+                query: HashMap::new(),
+                body,
+            })
+            .boxed(),
+    };
+    warp::path(route.path)
+        .and(warp::path::end())
+        .and(method)
+        .and(authenticated(api.clone(), route.auth))
+        .and(input)
+        .and_then(move |input: Input| (route.handler)(api.clone(), input))
+        .boxed()
+}
+
+/// Checks the bearer token of [`Auth::Jwt`] routes (a no-op when no keys are
+/// configured; 503 while they are awaited); other routes pass.
+fn authenticated(api: Api, auth: Auth) -> BoxedFilter<()> {
+    if auth != Auth::Jwt {
+        return warp::any().boxed();
+    }
+    warp::header::optional::<String>("authorization")
+        .and_then(move |header: Option<String>| {
+            let checked = api.auth.check(header.as_deref());
+            async move {
+                match checked {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let status =
+                            StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
+                        Err(reject(ApiError::new(status, e.message)))
+                    }
+                }
+            }
+        })
+        .untuple_one()
+        .boxed()
+}
+
+/// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes.
+fn json_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|ct: Option<String>| async move {
+            let is_json = ct.as_deref().is_some_and(|ct| {
+                let essence = ct.split(';').next().unwrap_or("").trim();
+                essence.eq_ignore_ascii_case("application/json")
+            });
+            if is_json {
+                Ok(())
+            } else {
+                Err(reject(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "the body must be JSON (Content-Type: application/json)",
+                )))
+            }
+        })
+        .untuple_one()
+        .and(warp::body::content_length_limit(BODY_LIMIT))
+        .and(warp::body::bytes())
+}
+
+fn log_request(info: warp::log::Info<'_>) {
+    let (method, path, status) = (info.method(), info.path(), info.status().as_u16());
+    let ms = info.elapsed().as_secs_f64() * 1000.0;
+    // Polled every few seconds: probes too.
+    if path == "/status" || path == "/metrics" || super::probes::PATHS.contains(&path) {
+        tracing::debug!(target: "http", %method, path, status, ms, "request");
+    } else {
+        tracing::info!(target: "http", %method, path, status, ms, "request");
+    }
+}
