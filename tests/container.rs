@@ -182,7 +182,8 @@ fn container_replica_streams_from_a_container_primary_with_the_compose_specs() {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the row never reached the replica"
+                "the row never reached the replica:\n{}",
+                replica.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
