@@ -104,21 +104,23 @@ pub async fn pg_basebackup(
 /// away. A copy (0600, the owner's) inside PGDATA takes its place there.
 fn keep_passfile(pgdata: &Path, passfile: &PassFile, owner: Option<&RunAs>) -> Result<()> {
     use anyhow::Context;
+    let auto = pgdata.join("postgresql.auto.conf");
+    let temporary = passfile.path().display().to_string();
     // Absolute: postgres runs in PGDATA, whatever our working directory.
     let kept = std::path::absolute(pgdata)?.join("primary.pgpass");
+    let kept_text = kept.display().to_string();
+    let Ok(text) = std::fs::read_to_string(&auto) else {
+        return Ok(());
+    };
+    if !text.contains(&temporary) || kept_text.contains('\'') {
+        return Ok(());
+    }
     std::fs::copy(passfile.path(), &kept).context("keeping the standby's password file")?;
     if let Some(u) = owner {
         u.chown(&kept)?;
     }
-    let auto = pgdata.join("postgresql.auto.conf");
-    let text = std::fs::read_to_string(&auto).context("reading postgresql.auto.conf")?;
-    let temporary = passfile.path().display().to_string();
-    let kept_text = kept.display().to_string();
-    if !kept_text.contains('\'') && text.contains(&temporary) {
-        std::fs::write(&auto, text.replace(&temporary, &kept_text))
-            .context("writing postgresql.auto.conf")?;
-    }
-    Ok(())
+    std::fs::write(&auto, text.replace(&temporary, &kept_text))
+        .context("writing postgresql.auto.conf")
 }
 
 /// The total size of the files under `dir` (symlinks not followed).
