@@ -170,6 +170,10 @@ pub struct Cli {
     /// postgres' lines included) for log pipelines.
     #[arg(long, env = "COMPUTE_CTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The reference's launch flags (Neon's compute_ctl).
+    #[command(flatten)]
+    pub reference: ReferenceFlags,
 }
 
 /// Environment variables whose value may instead be read from the file named
@@ -205,6 +209,90 @@ pub fn vars_from_files(
     Ok(out)
 }
 
+/// Flags of Neon's compute_ctl, so that its launchers can start us. Those
+/// without an implementation here are accepted with a warning naming them.
+#[derive(Debug, clap::Args)]
+pub struct ReferenceFlags {
+    /// The role the spec's roles are made members of, with the reference's
+    /// privileges (not a superuser): lowercase letters, digits and `_`.
+    #[arg(long, env = "COMPUTE_CTL_PRIVILEGED_ROLE_NAME",
+          default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+          value_parser = parse_privileged_role)]
+    pub privileged_role_name: String,
+
+    /// How often the `compute_installed_extensions` metric is refreshed.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INSTALLED_EXTENSIONS_COLLECTION_INTERVAL",
+        default_value_t = 3600,
+        value_name = "SECONDS"
+    )]
+    pub installed_extensions_collection_interval: u64,
+
+    /// Not supported (the reference's development mode).
+    #[arg(long, env = "COMPUTE_CTL_DEV")]
+    pub dev: bool,
+
+    /// Not supported (the reference's remote extension storage).
+    #[arg(
+        short = 'r',
+        long,
+        env = "COMPUTE_CTL_REMOTE_EXT_BASE_URL",
+        value_name = "URL",
+        alias = "remote-ext-config"
+    )]
+    pub remote_ext_base_url: Option<String>,
+
+    /// Not supported (the reference's cgroup for postgres, in VMs).
+    #[arg(long, env = "COMPUTE_CTL_CGROUP", value_name = "NAME")]
+    pub cgroup: Option<String>,
+
+    /// Not supported (the reference's VM monitor file cache connection).
+    #[arg(long, env = "COMPUTE_CTL_FILECACHE_CONNSTR", value_name = "CONNSTR")]
+    pub filecache_connstr: Option<String>,
+
+    /// Not supported (the reference's VM monitor address).
+    #[arg(long, env = "COMPUTE_CTL_VM_MONITOR_ADDR", value_name = "ADDR")]
+    pub vm_monitor_addr: Option<String>,
+
+    /// Not supported (the reference resizes swap when a VM is bound).
+    #[arg(long, env = "COMPUTE_CTL_RESIZE_SWAP_ON_BIND")]
+    pub resize_swap_on_bind: bool,
+
+    /// Not supported (the reference sets a disk quota on this filesystem).
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_SET_DISK_QUOTA_FOR_FS",
+        value_name = "MOUNTPOINT"
+    )]
+    pub set_disk_quota_for_fs: Option<String>,
+}
+
+impl ReferenceFlags {
+    /// The flags given that compute_ctl accepts but does not implement.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        [
+            ("--dev", self.dev),
+            ("--remote-ext-base-url", self.remote_ext_base_url.is_some()),
+            ("--cgroup", self.cgroup.is_some()),
+            ("--filecache-connstr", self.filecache_connstr.is_some()),
+            ("--vm-monitor-addr", self.vm_monitor_addr.is_some()),
+            ("--resize-swap-on-bind", self.resize_swap_on_bind),
+            (
+                "--set-disk-quota-for-fs",
+                self.set_disk_quota_for_fs.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
+fn parse_privileged_role(name: &str) -> Result<String, String> {
+    crate::catalog::check_privileged_role_name(name).map(|()| name.to_string())
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -219,6 +307,11 @@ pub enum Command {
         /// The ComputeSpec JSON file.
         #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
         spec_path: PathBuf,
+        /// The privileged role the compute runs with.
+        #[arg(long, env = "COMPUTE_CTL_PRIVILEGED_ROLE_NAME",
+              default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+              value_parser = parse_privileged_role)]
+        privileged_role_name: String,
     },
     /// Makes the initdb template for this postgres and superuser (`-C`) in
     /// the template cache, and exits: an image built with it copies the
@@ -252,7 +345,11 @@ pub async fn make_template(cli: &Cli) -> Result<PathBuf> {
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.
-pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<usize> {
+pub async fn print_plan(
+    connstr: &str,
+    spec_path: &std::path::Path,
+    privileged_role: &str,
+) -> Result<usize> {
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading spec file {}", spec_path.display()))?;
     let spec =
@@ -260,7 +357,8 @@ pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<us
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
-    let plan = crate::catalog::dry_run(&crate::catalog::Connector::new(config), &spec).await?;
+    let connector = crate::catalog::Connector::new(config).with_privileged_role(privileged_role);
+    let plan = crate::catalog::dry_run(&connector, &spec).await?;
     if plan.is_empty() {
         eprintln!("-- the catalog matches the spec: nothing to do");
     } else {
@@ -345,6 +443,9 @@ impl Cli {
             .or_else(|| std::env::var_os("POSTGRES_PATH").map(PathBuf::from));
         let pgbin = PgBin::resolve(pgbin_flag.as_deref()).await?;
         let run_as = RunAs::detect(&self.pg_user)?;
+        for flag in self.reference.unsupported() {
+            tracing::warn!("{flag} is not supported by this compute_ctl; ignored");
+        }
         let template_cache = self
             .template_cache
             .clone()
@@ -361,6 +462,12 @@ impl Cli {
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
+            privileged_role: self.reference.privileged_role_name.clone(),
+            installed_extensions_interval: std::time::Duration::from_secs(
+                self.reference
+                    .installed_extensions_collection_interval
+                    .max(1),
+            ),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
                 ..crate::storage::Backoff::default()
@@ -460,5 +567,67 @@ mod tests {
         let cli = Cli::try_parse_from(["compute_ctl", "diagram"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Diagram)));
         assert!(Cli::try_parse_from(["compute_ctl", "-D", "/d"]).is_err());
+    }
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn neon_scenario_28_privileged_role_name_is_validated() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.reference.privileged_role_name, "neon_superuser");
+        let cli = parse(&["--privileged-role-name", "my_superuser"]).unwrap();
+        assert_eq!(cli.reference.privileged_role_name, "my_superuser");
+        for bad in [
+            "NeonSuperuser",
+            "$'neon_superuser",
+            "",
+            "\"\"",
+            "pg_monitor",
+            "a b",
+        ] {
+            assert!(
+                parse(&["--privileged-role-name", bad]).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reference_launch_flags_are_accepted() {
+        let cli = parse(&[
+            "--dev",
+            "-r",
+            "http://ext",
+            "--cgroup",
+            "neon-postgres",
+            "--filecache-connstr",
+            "host=localhost",
+            "--vm-monitor-addr",
+            "0.0.0.0:10301",
+            "--resize-swap-on-bind",
+            "--set-disk-quota-for-fs",
+            "/disk",
+            "--installed-extensions-collection-interval",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.reference.installed_extensions_collection_interval, 5);
+        assert_eq!(
+            cli.reference.unsupported(),
+            [
+                "--dev",
+                "--remote-ext-base-url",
+                "--cgroup",
+                "--filecache-connstr",
+                "--vm-monitor-addr",
+                "--resize-swap-on-bind",
+                "--set-disk-quota-for-fs"
+            ]
+        );
+        assert!(parse(&[]).unwrap().reference.unsupported().is_empty());
     }
 }

@@ -24,6 +24,8 @@ pub struct ConfigParams<'a> {
     pub superuser: &'a str,
     /// Where postgres puts its Unix socket.
     pub socket_dir: &'a Path,
+    /// The privileged role, shown as `neon.privileged_role_name`.
+    pub privileged_role: Option<&'a str>,
 }
 
 /// Quotes a value for postgresql.conf: single quotes, `'` and `\` doubled.
@@ -54,6 +56,13 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         "unix_socket_directories = {}",
         quote_conf_value(&p.socket_dir.to_string_lossy())
     );
+    if let Some(role) = p.privileged_role {
+        let _ = writeln!(
+            out,
+            "neon.privileged_role_name = {}",
+            quote_conf_value(role)
+        );
+    }
     if let Some(raw) = &spec.cluster.postgresql_conf {
         out.push_str(raw);
         if !raw.ends_with('\n') {
@@ -252,6 +261,7 @@ mod tests {
             port: 55432,
             superuser: "cloud_admin",
             socket_dir: Path::new("/tmp"),
+            privileged_role: None,
         }
     }
 

@@ -57,8 +57,14 @@ fn main() -> ExitCode {
         eprintln!("compute_ctl: {e:#}");
         return ExitCode::FAILURE;
     }
-    if let Some(Command::Plan { connstr, spec_path }) = &cli.command {
-        return match runtime.block_on(compute_ctl::cli::print_plan(connstr, spec_path)) {
+    if let Some(Command::Plan {
+        connstr,
+        spec_path,
+        privileged_role_name,
+    }) = &cli.command
+    {
+        let plan = compute_ctl::cli::print_plan(connstr, spec_path, privileged_role_name);
+        return match runtime.block_on(plan) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -100,6 +106,7 @@ async fn run(cli: Cli) -> Result<u8> {
     };
     let params = cli.params().await?;
     let stop_timeout = params.stop_timeout;
+    let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
@@ -135,6 +142,7 @@ async fn run(cli: Cli) -> Result<u8> {
             gate,
         ));
     }
+    compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;

@@ -86,5 +86,7 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     )?;
     downtime.inc_by(snap.pg_downtime.as_secs_f64());
     registry.register(Box::new(downtime))?;
+
+    crate::catalog::stats::register(registry)?;
     Ok(())
 }

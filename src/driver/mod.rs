@@ -64,6 +64,10 @@ pub struct Params {
     /// How long a failed compute without postgres keeps answering `/status`
     /// (and accepting a new spec) before it exits.
     pub failure_exit_delay: Duration,
+    /// The role spec roles are members of (`--privileged-role-name`).
+    pub privileged_role: String,
+    /// How often installed extensions are counted for the metrics.
+    pub installed_extensions_interval: Duration,
     /// Retries of the storage steps.
     pub storage_backoff: storage::Backoff,
     /// How long postgres may take to accept connections (recovery included).
@@ -253,6 +257,7 @@ impl Env {
 
     fn connector(&self) -> Connector {
         Connector::new(self.params.connstr.clone())
+            .with_privileged_role(&self.params.privileged_role)
     }
 
     fn config_params(&self) -> ConfigParams<'_> {
@@ -260,6 +265,7 @@ impl Env {
             port: self.params.port,
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
+            privileged_role: Some(&self.params.privileged_role),
         }
     }
 }

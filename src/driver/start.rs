@@ -51,7 +51,7 @@ pub(super) async fn start_compute(
     if spec.mode == ComputeMode::Primary {
         let connector = env.connector();
         let concurrency = startup_concurrency(&connector).await;
-        if let Err(e) = catalog::reconcile(&connector, &spec, concurrency)
+        if let Err(e) = catalog::start(&connector, &spec, concurrency)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {

@@ -30,6 +30,10 @@ pub struct ComputeSpec {
     /// Write the configuration and reload, but run no catalog SQL.
     #[serde(default)]
     pub skip_pg_catalog_updates: bool,
+    /// At start, drop every subscription (once per timeline) before the
+    /// catalog step: the data is a copy of another compute's.
+    #[serde(default)]
+    pub drop_subscriptions_before_start: bool,
     /// Parallel per-database connections during a reconfiguration.
     #[serde(default = "default_concurrency")]
     pub reconfigure_concurrency: usize,
