@@ -1,6 +1,7 @@
 //! The command line, and turning it into the driver's parameters.
 
 use crate::driver::Params;
+pub use crate::logging::LogFormat;
 use crate::pgbin::PgBin;
 use crate::pgdata;
 use crate::process::RunAs;
@@ -10,6 +11,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// compute_ctl: starts, configures and supervises a PostgreSQL compute node.
+///
+/// Every flag can also be set by the environment variable named after it
+/// (`COMPUTE_CTL_<FLAG>`, shown with each flag); `COMPUTE_CTL_<FLAG>_FILE`
+/// reads the value from a file instead (secrets mounted as files).
 #[derive(Debug, Parser)]
 #[command(name = "compute_ctl", version, subcommand_negates_reqs = true)]
 pub struct Cli {
@@ -18,48 +23,78 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Data directory; wiped and recreated at every start.
-    #[arg(short = 'D', long, required = true, value_name = "DIR")]
+    #[arg(
+        short = 'D',
+        long,
+        env = "COMPUTE_CTL_PGDATA",
+        required = true,
+        value_name = "DIR"
+    )]
     pub pgdata: Option<PathBuf>,
 
     /// How compute_ctl connects to its postgres, e.g.
     /// postgresql://cloud_admin@127.0.0.1:55432/postgres. Its user is the
     /// superuser; its port is the port postgres listens on.
-    #[arg(short = 'C', long, required = true, value_name = "URL")]
+    #[arg(
+        short = 'C',
+        long,
+        env = "COMPUTE_CTL_CONNSTR",
+        required = true,
+        value_name = "URL"
+    )]
     pub connstr: Option<String>,
 
     /// The postgres binary; initdb and the other tools are taken from the same
     /// directory. Default: postgres on PATH, then pg_config --bindir, then the
     /// newest /usr/lib/postgresql/*/bin.
-    #[arg(short = 'b', long, env = "POSTGRES_PATH", value_name = "PATH")]
+    #[arg(short = 'b', long, env = "COMPUTE_CTL_PGBIN", value_name = "PATH")]
     pub pgbin: Option<PathBuf>,
 
     /// A ComputeSpec JSON file.
-    #[arg(short = 'S', long, value_name = "FILE", conflicts_with = "config")]
+    #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
     pub spec_path: Option<PathBuf>,
 
     /// A ComputeConfig JSON file: {"spec": ..., "compute_ctl_config": {...}}.
-    #[arg(short = 'c', long, value_name = "FILE")]
+    /// With `-S` too, its spec must be null (e.g. the spec in a ConfigMap,
+    /// the JWKS in a Secret).
+    #[arg(short = 'c', long, env = "COMPUTE_CTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Port of the control-plane HTTP API (all interfaces).
-    #[arg(long, alias = "http-port", default_value_t = 3080, value_name = "PORT")]
+    #[arg(
+        long,
+        alias = "http-port",
+        env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT",
+        default_value_t = 3080,
+        value_name = "PORT"
+    )]
     pub external_http_port: u16,
 
     /// Port of the HTTP API for local helpers.
-    #[arg(long, default_value_t = 3081, value_name = "PORT")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INTERNAL_HTTP_PORT",
+        default_value_t = 3081,
+        value_name = "PORT"
+    )]
     pub internal_http_port: u16,
 
     /// Address the internal HTTP API binds to (loopback by default).
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INTERNAL_HTTP_ADDRESS",
+        default_value = "127.0.0.1",
+        value_name = "ADDR"
+    )]
     pub internal_http_address: std::net::IpAddr,
 
     /// Id of this compute, for the control plane and JWT checks.
-    #[arg(short = 'i', long, value_name = "ID")]
+    #[arg(short = 'i', long, env = "COMPUTE_CTL_COMPUTE_ID", value_name = "ID")]
     pub compute_id: Option<String>,
 
     /// Control plane to pull the spec from (with --compute-id); the bearer
     /// token is taken from NEON_CONTROL_PLANE_TOKEN.
-    #[arg(short = 'p', long, value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
+    #[arg(short = 'p', long, env = "COMPUTE_CTL_CONTROL_PLANE_URI", value_name = "URL", requires = "compute_id", conflicts_with_all = ["spec_path", "config"])]
     pub control_plane_uri: Option<String>,
 
     /// A file holding the control plane's bearer token, read at every use (a
@@ -68,7 +103,12 @@ pub struct Cli {
     pub control_plane_token_file: Option<PathBuf>,
 
     /// When run as root: the unprivileged user postgres runs as.
-    #[arg(long, default_value = "postgres", value_name = "USER")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_PG_USER",
+        default_value = "postgres",
+        value_name = "USER"
+    )]
     pub pg_user: String,
 
     /// Where pristine initdb templates are cached.
@@ -78,21 +118,41 @@ pub struct Cli {
 
     /// After a failure with postgres down, keep answering `/status` (and accept
     /// a new spec) for this many seconds, then exit with code 1.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_FAILURE_EXIT_DELAY",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
     pub failure_exit_delay: u64,
 
     /// Attempts at each storage step (safekeeper sync, basebackup) before the
     /// start fails; pauses double from 100 ms up to 5 s.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STORAGE_ATTEMPTS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
     pub storage_attempts: u32,
 
     /// How long postgres may take to accept connections after it is started
     /// (crash recovery or a standby catching up included).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_START_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
     pub start_timeout: u64,
 
     /// Directory of postgres' Unix socket (the spec's settings may override it).
-    #[arg(long, default_value = "/tmp", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_SOCKET_DIR",
+        default_value = "/tmp",
+        value_name = "DIR"
+    )]
     pub socket_dir: PathBuf,
 
     /// After a `POST /terminate`, keep answering the API (201 to a repeated
@@ -102,9 +162,58 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub terminate_linger: Option<std::time::Duration>,
 
+    /// Shutdown budget: a termination stops postgres fast (or as asked), and
+    /// at this deadline escalates to an immediate shutdown. Keep it below the
+    /// orchestrator's grace period (Kubernetes: 30 s).
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STOP_TIMEOUT",
+        default_value_t = 25,
+        value_name = "SECONDS"
+    )]
+    pub stop_timeout: u64,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line,
+    /// postgres' lines included) for log pipelines.
+    #[arg(long, env = "COMPUTE_CTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// The reference's launch flags (Neon's compute_ctl).
     #[command(flatten)]
     pub reference: ReferenceFlags,
+}
+
+/// Environment variables whose value may instead be read from the file named
+/// by the same name with `_FILE` appended (secrets mounted as files).
+const FILE_VARS_PREFIX: &str = "COMPUTE_CTL_";
+
+/// For every `COMPUTE_CTL_<NAME>_FILE` in `vars` whose `<NAME>` variable is
+/// not set, the `(NAME, file content)` pair to set; one trailing newline of
+/// the file is dropped. An unreadable file is an error naming the variable.
+pub fn vars_from_files(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>> {
+    let vars: Vec<(String, std::ffi::OsString)> = vars
+        .into_iter()
+        .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
+        .collect();
+    let mut out = Vec::new();
+    for (name, path) in &vars {
+        let Some(base) = name.strip_suffix("_FILE") else {
+            continue;
+        };
+        // NEON_CONTROL_PLANE_TOKEN_FILE is --control-plane-token-file's own
+        // variable (the file is read at each use).
+        if !base.starts_with(FILE_VARS_PREFIX) || vars.iter().any(|(k, _)| k == base) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{name}: reading {}", PathBuf::from(path).display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        out.push((base.to_string(), text.to_string()));
+    }
+    Ok(out)
 }
 
 /// Flags of Neon's compute_ctl, so that its launchers can start us. Those
@@ -113,40 +222,56 @@ pub struct Cli {
 pub struct ReferenceFlags {
     /// The role the spec's roles are made members of, with the reference's
     /// privileges (not a superuser): lowercase letters, digits and `_`.
-    #[arg(long, default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+    #[arg(long, env = "COMPUTE_CTL_PRIVILEGED_ROLE_NAME",
+          default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
           value_parser = parse_privileged_role)]
     pub privileged_role_name: String,
 
     /// How often the `compute_installed_extensions` metric is refreshed.
-    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_INSTALLED_EXTENSIONS_COLLECTION_INTERVAL",
+        default_value_t = 3600,
+        value_name = "SECONDS"
+    )]
     pub installed_extensions_collection_interval: u64,
 
     /// Not supported (the reference's development mode).
-    #[arg(long)]
+    #[arg(long, env = "COMPUTE_CTL_DEV")]
     pub dev: bool,
 
     /// Not supported (the reference's remote extension storage).
-    #[arg(short = 'r', long, value_name = "URL", alias = "remote-ext-config")]
+    #[arg(
+        short = 'r',
+        long,
+        env = "COMPUTE_CTL_REMOTE_EXT_BASE_URL",
+        value_name = "URL",
+        alias = "remote-ext-config"
+    )]
     pub remote_ext_base_url: Option<String>,
 
     /// Not supported (the reference's cgroup for postgres, in VMs).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "COMPUTE_CTL_CGROUP", value_name = "NAME")]
     pub cgroup: Option<String>,
 
     /// Not supported (the reference's VM monitor file cache connection).
-    #[arg(long, value_name = "CONNSTR")]
+    #[arg(long, env = "COMPUTE_CTL_FILECACHE_CONNSTR", value_name = "CONNSTR")]
     pub filecache_connstr: Option<String>,
 
     /// Not supported (the reference's VM monitor address).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "COMPUTE_CTL_VM_MONITOR_ADDR", value_name = "ADDR")]
     pub vm_monitor_addr: Option<String>,
 
     /// Not supported (the reference resizes swap when a VM is bound).
-    #[arg(long)]
+    #[arg(long, env = "COMPUTE_CTL_RESIZE_SWAP_ON_BIND")]
     pub resize_swap_on_bind: bool,
 
     /// Not supported (the reference sets a disk quota on this filesystem).
-    #[arg(long, value_name = "MOUNTPOINT")]
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_SET_DISK_QUOTA_FOR_FS",
+        value_name = "MOUNTPOINT"
+    )]
     pub set_disk_quota_for_fs: Option<String>,
 }
 
@@ -193,16 +318,46 @@ pub enum Command {
     /// execute (passwords redacted), without changing anything.
     Plan {
         /// The postgres to compare with (its user is the superuser).
-        #[arg(short = 'C', long, value_name = "URL")]
+        #[arg(short = 'C', long, env = "COMPUTE_CTL_CONNSTR", value_name = "URL")]
         connstr: String,
         /// The ComputeSpec JSON file.
-        #[arg(short = 'S', long, value_name = "FILE")]
+        #[arg(short = 'S', long, env = "COMPUTE_CTL_SPEC_PATH", value_name = "FILE")]
         spec_path: PathBuf,
         /// The privileged role the compute runs with.
-        #[arg(long, default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+        #[arg(long, env = "COMPUTE_CTL_PRIVILEGED_ROLE_NAME",
+              default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
               value_parser = parse_privileged_role)]
         privileged_role_name: String,
     },
+    /// Makes the initdb template for this postgres and superuser (`-C`) in
+    /// the template cache, and exits: an image built with it copies the
+    /// template at its first start instead of running initdb.
+    Template,
+    /// Health check for a container (no curl needed): GET a probe of the
+    /// local external API; exit 0 on a 2xx answer, 1 otherwise.
+    Probe {
+        /// A path on this compute's external port (`/healthz`, `/readyz`,
+        /// `/startupz`, with a query if needed) or a full `http://` URL.
+        #[arg(default_value = "/healthz", value_name = "URL")]
+        url: String,
+        /// The external port the path is asked on.
+        #[arg(
+            long,
+            env = "COMPUTE_CTL_EXTERNAL_HTTP_PORT",
+            default_value_t = 3080,
+            value_name = "PORT"
+        )]
+        port: u16,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// `compute_ctl template`: the template's directory.
+pub async fn make_template(cli: &Cli) -> Result<PathBuf> {
+    let p = cli.params().await?;
+    pgdata::ensure_template(&p.pgbin, &p.superuser, &p.template_cache, p.run_as.as_ref()).await
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.
@@ -232,22 +387,31 @@ impl Cli {
     /// The spec given with `-S` or `-c`, parsed and validated, and the
     /// `compute_ctl_config` of a `-c` file.
     pub fn load_spec(&self) -> Result<(Option<ComputeSpec>, Option<serde_json::Value>)> {
+        let (mut spec, compute_ctl_config) = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let config = ComputeConfig::from_json(&text)
+                    .with_context(|| format!("in {}", path.display()))?;
+                (config.spec, config.compute_ctl_config)
+            }
+            // With -p, the spec is pulled once the API is up (see control_plane).
+            None => (None, None),
+        };
         if let Some(path) = &self.spec_path {
+            if spec.is_some() {
+                bail!(
+                    "both -S {} and the config file give a spec; set the config's \"spec\" to null",
+                    path.display()
+                );
+            }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading spec file {}", path.display()))?;
-            let spec =
-                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?;
-            return Ok((Some(spec), None));
+            spec = Some(
+                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?,
+            );
         }
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let config = ComputeConfig::from_json(&text)
-                .with_context(|| format!("in {}", path.display()))?;
-            return Ok((config.spec, config.compute_ctl_config));
-        }
-        // With -p, the spec is pulled once the API is up (see control_plane).
-        Ok((None, None))
+        Ok((spec, compute_ctl_config))
     }
 
     /// Where `/refresh_configuration` reads the spec again: the control plane
@@ -288,7 +452,12 @@ impl Cli {
             bail!("the superuser name {superuser:?} in --connstr must not contain quotes, spaces or control characters");
         }
         let port = connstr.get_ports().first().copied().unwrap_or(5432);
-        let pgbin = PgBin::resolve(self.pgbin.as_deref()).await?;
+        // POSTGRES_PATH: the reference's name for the same thing.
+        let pgbin_flag = self
+            .pgbin
+            .clone()
+            .or_else(|| std::env::var_os("POSTGRES_PATH").map(PathBuf::from));
+        let pgbin = PgBin::resolve(pgbin_flag.as_deref()).await?;
         let run_as = RunAs::detect(&self.pg_user)?;
         for flag in self.reference.unsupported() {
             tracing::warn!("{flag} is not supported by this compute_ctl; ignored");
@@ -309,6 +478,7 @@ impl Cli {
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
             terminate_linger: self.terminate_linger,
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
+            stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
             privileged_role: self.reference.privileged_role_name.clone(),
             installed_extensions_interval: std::time::Duration::from_secs(
                 self.reference
@@ -331,6 +501,71 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_variables_fill_unset_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let vars = |pairs: &[(&str, &std::path::Path)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), v.as_os_str().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let set = vars_from_files(vars(&[
+            ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+            ("NEON_CONTROL_PLANE_TOKEN_FILE", &secret),
+            ("COMPUTE_CTL_SPEC_PATH", std::path::Path::new("s.json")),
+            ("OTHER_FILE", &secret),
+        ]))
+        .unwrap();
+        assert_eq!(
+            set,
+            [("COMPUTE_CTL_CONNSTR".to_string(), "s3cret".to_string())]
+        );
+        // A variable set directly wins over its file.
+        let set = vars_from_files(vars(&[
+            ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+            ("COMPUTE_CTL_CONNSTR", std::path::Path::new("x")),
+        ]))
+        .unwrap();
+        assert!(set.is_empty());
+        let missing = dir.path().join("missing");
+        let err = vars_from_files(vars(&[("COMPUTE_CTL_PGDATA_FILE", &missing)])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("COMPUTE_CTL_PGDATA_FILE"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_spec_and_the_config_can_come_from_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = r#"{"format_version": 1.0, "cluster": {"roles": [], "databases": []}}"#;
+        let jwks = r#""compute_ctl_config": {"jwks": {"keys": []}}"#;
+        let files = [
+            ("spec.json", spec.to_string()),
+            ("keys.json", format!(r#"{{"spec": null, {jwks}}}"#)),
+            ("both.json", format!(r#"{{"spec": {spec}, {jwks}}}"#)),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let parse = |config: &str| {
+            let (s, c) = (dir.path().join("spec.json"), dir.path().join(config));
+            let args = ["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.extend(["-S".into(), s.display().to_string()]);
+            args.extend(["-c".into(), c.display().to_string()]);
+            Cli::try_parse_from(args).unwrap().load_spec()
+        };
+        let (spec, config) = parse("keys.json").unwrap();
+        assert!(spec.is_some());
+        assert!(config.unwrap()["jwks"].is_object());
+        let err = parse("both.json").unwrap_err();
+        assert!(format!("{err:#}").contains("both -S"), "{err:#}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control_plane;
 pub mod driver;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod pgbin;

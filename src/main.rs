@@ -7,36 +7,56 @@ use compute_ctl::cli::{Cli, Command};
 use compute_ctl::driver::Driver;
 use compute_ctl::http::auth::{Authenticator, Gate};
 use compute_ctl::http::{self, Api};
-use compute_ctl::{control_plane, monitor, process, signals};
+use compute_ctl::{control_plane, logging, monitor, process, signals};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // COMPUTE_CTL_*_FILE: values (secrets) from files, set before clap reads
+    // the environment, while the process has a single thread.
+    match compute_ctl::cli::vars_from_files(std::env::vars_os()) {
+        Ok(vars) => vars
+            .into_iter()
+            .for_each(|(name, value)| std::env::set_var(name, value)),
+        Err(e) => {
+            eprintln!("compute_ctl: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
     if let Some(Command::Diagram) = cli.command {
         print!("{}", compute_states::mermaid());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
+            eprintln!("compute_ctl: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Probe { url, port, timeout }) = &cli.command {
+        let timeout = Duration::from_secs(*timeout);
+        return match runtime.block_on(http::probes::probe(url, *port, timeout)) {
+            Ok(body) => {
+                println!("{}", body.trim());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("compute_ctl probe: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = logging::init(cli.log_format) {
+        eprintln!("compute_ctl: {e:#}");
+        return ExitCode::FAILURE;
+    }
     if let Some(Command::Plan {
         connstr,
         spec_path,
@@ -46,6 +66,18 @@ fn main() -> ExitCode {
         let plan = compute_ctl::cli::print_plan(connstr, spec_path, privileged_role_name);
         return match runtime.block_on(plan) {
             Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Template) = &cli.command {
+        return match runtime.block_on(compute_ctl::cli::make_template(&cli)) {
+            Ok(dir) => {
+                println!("{}", dir.display());
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 tracing::error!("{e:#}");
                 ExitCode::FAILURE
@@ -73,6 +105,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Gate::new(auth)
     };
     let params = cli.params().await?;
+    let stop_timeout = params.stop_timeout;
     let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
     let connector = Connector::new(params.connstr.clone());
@@ -88,6 +121,7 @@ async fn run(cli: Cli) -> Result<u8> {
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
         spec_source: cli.spec_source().map(Arc::new),
+        connector: connector.clone(),
     };
     let servers = http::serve(
         api,
@@ -112,6 +146,8 @@ async fn run(cli: Cli) -> Result<u8> {
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;
+    // No postgres we started outlives us.
+    compute_ctl::postgres::wait_abandoned(stop_timeout).await;
     servers.shutdown(Duration::from_secs(2)).await;
     tracing::info!(code = exited.code(), "compute_ctl exits");
     Ok(exited.code())

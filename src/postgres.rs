@@ -46,7 +46,15 @@ pub struct Postgres {
     pgdata: PathBuf,
     log: LogTail,
     exited: Option<ExitStatus>,
+    stop_timeout: Duration,
 }
+
+/// How long an immediate shutdown may take before the postmaster's whole
+/// process group is killed (postgres itself SIGKILLs its children after 5 s).
+const IMMEDIATE_GRACE: Duration = Duration::from_secs(8);
+
+/// The default shutdown budget (`--stop-timeout`).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(25);
 
 impl Postgres {
     /// Starts `postgres -D pgdata` (as `owner`, if set) and waits until it
@@ -69,8 +77,15 @@ impl Postgres {
             // Its own process group: a Ctrl-C on compute_ctl's terminal reaches
             // compute_ctl only, which then stops postgres in order.
             .process_group(0);
+        if crate::logging::format() == crate::logging::LogFormat::Json {
+            // Lines the JSON log can take apart (see logging::parse_pg_line).
+            cmd.arg("-c").arg(format!(
+                "log_line_prefix={}",
+                crate::logging::PG_LINE_PREFIX
+            ));
+        }
         process::run_as(&mut cmd, owner);
-        let mut child = process::spawn(&mut cmd)
+        let mut child = process::spawn_postmaster(&mut cmd)
             .with_context(|| format!("starting {}", pgbin.postgres().display()))?;
         let pid = Pid::from_raw(child.id().context("postgres exited at once")? as i32);
         let log = LogTail::default();
@@ -86,6 +101,7 @@ impl Postgres {
             pgdata: pgdata.to_path_buf(),
             log,
             exited: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
         };
         if let Err(e) = pg.wait_ready(timeout).await {
             if pg.exited.is_none() {
@@ -97,6 +113,13 @@ impl Postgres {
         }
         tracing::info!(pid = pid.as_raw(), "postgres is ready");
         Ok(pg)
+    }
+
+    /// Sets the shutdown budget of [`Postgres::stop`] (default
+    /// [`DEFAULT_STOP_TIMEOUT`]).
+    pub fn with_stop_timeout(mut self, budget: Duration) -> Postgres {
+        self.stop_timeout = budget;
+        self
     }
 
     /// The postmaster's pid.
@@ -149,8 +172,11 @@ impl Postgres {
     }
 
     /// Stops postgres: fast (SIGINT: shutdown checkpoint) or immediate
-    /// (SIGQUIT), and waits for it to exit. After a fast shutdown, returns
-    /// the location of the shutdown checkpoint.
+    /// (SIGQUIT), and waits for it to exit. A fast shutdown still running
+    /// after the stop budget becomes immediate; an immediate one still
+    /// running after [`IMMEDIATE_GRACE`] gets its process group killed, so
+    /// this never returns while the postmaster runs. After a fast shutdown
+    /// that finished in time, returns the location of the shutdown checkpoint.
     pub async fn stop(mut self, mode: TerminationMode, pgbin: &PgBin) -> Result<Option<Lsn>> {
         let signal = match mode {
             TerminationMode::Fast => Signal::SIGINT,
@@ -160,9 +186,29 @@ impl Postgres {
             tracing::info!(pid = self.pid.as_raw(), %mode, "stopping postgres");
             let _ = kill(self.pid, signal);
         }
+        let mut clean = mode == TerminationMode::Fast;
+        let budget = self.stop_timeout;
+        if clean && tokio::time::timeout(budget, self.wait()).await.is_err() {
+            tracing::warn!(
+                pid = self.pid.as_raw(),
+                "postgres did not stop within the stop timeout ({budget:?}): immediate shutdown"
+            );
+            let _ = kill(self.pid, Signal::SIGQUIT);
+            clean = false;
+        }
+        if tokio::time::timeout(IMMEDIATE_GRACE, self.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                pid = self.pid.as_raw(),
+                "postgres ignored the immediate shutdown for {IMMEDIATE_GRACE:?}: killing its process group"
+            );
+            let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+        }
         let status = self.wait().await?;
         tracing::info!(%status, "postgres stopped");
-        if mode == TerminationMode::Immediate {
+        if !clean {
             return Ok(None);
         }
         match checkpoint_lsn(pgbin, &self.pgdata).await {
@@ -201,7 +247,24 @@ pub async fn wait_abandoned(limit: Duration) {
             return;
         }
         if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("an abandoned postgres is still shutting down");
+            // Never leave one behind: kill what is left, groups included.
+            for pid in ABANDONED.lock().iter() {
+                tracing::warn!(
+                    pid = pid.as_raw(),
+                    "an abandoned postgres is still shutting down: killing its process group"
+                );
+                let _ = nix::sys::signal::killpg(*pid, Signal::SIGKILL);
+            }
+            let killed = tokio::time::Instant::now() + Duration::from_secs(2);
+            while ABANDONED
+                .lock()
+                .iter()
+                .any(|pid| process::alive(pid.as_raw()))
+                && tokio::time::Instant::now() < killed
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ABANDONED.lock().clear();
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -240,7 +303,7 @@ async fn forward_log<R: tokio::io::AsyncRead + Unpin>(mut reader: BufReader<R>, 
             redactor.reset();
             line.push_str(&format!(" [line cut: {cut} more bytes not shown]"));
         }
-        tracing::info!(target: "postgres", "{line}");
+        crate::logging::forward_pg_line(&line);
         tail.push(line);
     }
 }

@@ -76,8 +76,45 @@ pub fn run_as(cmd: &mut Command, run_as: Option<&RunAs>) {
     }
 }
 
-/// Spawns `cmd` and records the child as ours, so the reaper leaves it to tokio.
+/// Spawns a helper (`cmd`) that dies with us: it gets SIGKILL when compute_ctl
+/// dies, however it dies (a parent-death signal), and is recorded as ours,
+/// so the reaper leaves it to tokio.
+///
+/// The kernel sends the parent-death signal when the *thread* that spawned
+/// the child exits; helpers are spawned from the runtime's worker threads,
+/// which live as long as the process.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // We may have died between the fork and the prctl.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("compute_ctl exited"));
+            }
+            Ok(())
+        });
+    }
+    spawn_postmaster(cmd)
+}
+
+/// Spawns the postmaster: like [`spawn`] but without the parent-death
+/// signal. compute_ctl stops postgres in order on every exit path it
+/// controls; a postmaster left by a compute_ctl killed outright is found and
+/// stopped by the next start through its `postmaster.pid` (see
+/// [`crate::pgdata::stop_orphan`]), and inside a container the runtime kills
+/// the whole container with its PID 1.
+pub fn spawn_postmaster(cmd: &mut Command) -> std::io::Result<Child> {
+    // Our settings (some read from secret files) are none of a child's business.
+    for (name, _) in std::env::vars_os() {
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with("COMPUTE_CTL_") || name_str.starts_with("NEON_CONTROL_PLANE_TOKEN")
+        {
+            cmd.env_remove(&name);
+        }
+    }
     let mut own = OWN_CHILDREN.lock();
     let child = cmd.spawn()?;
     if let Some(pid) = child.id() {

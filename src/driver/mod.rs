@@ -80,6 +80,8 @@ pub struct Params {
     /// How long the API keeps answering after a termination asked for over
     /// HTTP; None: the reference's (30 s after fast, 300 ms after immediate).
     pub terminate_linger: Option<Duration>,
+    /// Shutdown budget: a stop still running at this deadline becomes immediate.
+    pub stop_timeout: Duration,
 }
 
 /// What the API and signal handlers can ask of the driver.
@@ -105,6 +107,12 @@ pub enum Request {
         mode: TerminationMode,
         /// Answered once Terminated.
         reply: oneshot::Sender<Result<Option<Lsn>, RequestError>>,
+    },
+    /// Liveness: answered by the loop whatever the state (a refusal counts
+    /// as an answer).
+    Ping {
+        /// Answered at once.
+        reply: oneshot::Sender<Result<(), RequestError>>,
     },
     /// A way to talk to postgres, granted only while it is up and idle.
     Connect {
@@ -457,6 +465,10 @@ impl Driver {
                 }
             }
             Some(Event::Request(Request::Connect { reply })) => Ask::Connect(reply),
+            Some(Event::Request(Request::Ping { reply })) => {
+                let _ = reply.send(Ok(()));
+                Ask::Nothing
+            }
         }
     }
 
@@ -603,7 +615,7 @@ impl Driver {
     async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
         let mode = s.mode();
         // A start interrupted by this termination dropped its postgres.
-        crate::postgres::wait_abandoned(Duration::from_secs(30)).await;
+        crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let spec = self.snapshot.read().spec.clone();
         let source = terminate::LsnSource::of(spec.as_deref());
         let lsn = match s.take_postgres() {
@@ -629,7 +641,8 @@ impl Driver {
                                     escalate(pid);
                                 }
                             }
-                            Some(Event::Signal(TerminationMode::Fast)) => {}
+                            // A second SIGTERM/SIGINT: the sender is out of patience.
+                            Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
                             Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
                         },
                     }
@@ -691,6 +704,10 @@ fn reject(request: Request, status: ComputeStatus) {
         }
         Request::Connect { reply } => {
             let _ = reply.send(Err(err));
+        }
+        // Alive, whatever the state.
+        Request::Ping { reply } => {
+            let _ = reply.send(Ok(()));
         }
     }
 }

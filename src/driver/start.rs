@@ -44,7 +44,8 @@ pub(super) async fn start_compute(
     let pg_began = Instant::now();
     let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
-        .await?;
+        .await?
+        .with_stop_timeout(params.stop_timeout);
     timings.start_postgres_ms = pg_began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod error;
+pub mod probes;
 mod router;
 mod routes;
 pub mod table;
@@ -46,6 +47,8 @@ pub struct Api {
     pub pg_version: String,
     /// Where `/refresh_configuration` reads the spec again (None: nowhere).
     pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
+    /// Connections of its own for `/readyz` (never through the driver).
+    pub connector: crate::catalog::Connector,
 }
 
 /// The running servers; [`Servers::shutdown`] stops them gracefully.

@@ -111,7 +111,8 @@ fn json_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
 fn log_request(info: warp::log::Info<'_>) {
     let (method, path, status) = (info.method(), info.path(), info.status().as_u16());
     let ms = info.elapsed().as_secs_f64() * 1000.0;
-    if path == "/status" || path == "/metrics" {
+    // Polled every few seconds: probes too.
+    if path == "/status" || path == "/metrics" || super::probes::PATHS.contains(&path) {
         tracing::debug!(target: "http", %method, path, status, ms, "request");
     } else {
         tracing::info!(target: "http", %method, path, status, ms, "request");

@@ -66,7 +66,10 @@ pub async fn pg_basebackup(
                     cmd.env("PGPASSFILE", f.path());
                 }
                 let result = match child::run(&mut cmd, log_stderr).await {
-                    Ok(done) if done.status.success() => Ok(()),
+                    Ok(done) if done.status.success() => match &passfile {
+                        Some(f) => keep_passfile(pgdata, f, owner),
+                        None => Ok(()),
+                    },
                     Ok(done) => Err(anyhow::anyhow!(
                         "pg_basebackup from {masked} exited with {} ({})",
                         done.status,
@@ -95,6 +98,30 @@ pub async fn pg_basebackup(
         attempts,
         connect_micros: 0,
     })
+}
+
+/// The standby's walreceiver needs the password too: `-R` wrote
+/// `passfile='<temporary file>'` into `primary_conninfo`, and that file goes
+/// away. A copy (0600, the owner's) inside PGDATA takes its place there.
+fn keep_passfile(pgdata: &Path, passfile: &PassFile, owner: Option<&RunAs>) -> Result<()> {
+    use anyhow::Context;
+    let auto = pgdata.join("postgresql.auto.conf");
+    let temporary = passfile.path().display().to_string();
+    // Absolute: postgres runs in PGDATA, whatever our working directory.
+    let kept = std::path::absolute(pgdata)?.join("primary.pgpass");
+    let kept_text = kept.display().to_string();
+    let Ok(text) = std::fs::read_to_string(&auto) else {
+        return Ok(());
+    };
+    if !text.contains(&temporary) || kept_text.contains('\'') {
+        return Ok(());
+    }
+    std::fs::copy(passfile.path(), &kept).context("keeping the standby's password file")?;
+    if let Some(u) = owner {
+        u.chown(&kept)?;
+    }
+    std::fs::write(&auto, text.replace(&temporary, &kept_text))
+        .context("writing postgresql.auto.conf")
 }
 
 /// The total size of the files under `dir` (symlinks not followed).
