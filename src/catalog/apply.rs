@@ -215,7 +215,12 @@ async fn create_databases(
     let queue = Arc::new(parking_lot::Mutex::new(
         steps
             .iter()
-            .map(|s| ((*s).clone(), followups.remove(s.object()).unwrap_or_default()))
+            .map(|s| {
+                (
+                    (*s).clone(),
+                    followups.remove(s.object()).unwrap_or_default(),
+                )
+            })
             .collect::<std::collections::VecDeque<(Step, Vec<Step>)>>(),
     ));
     let failed = Arc::new(AtomicBool::new(false));
