@@ -1,17 +1,26 @@
 //! Catalog reconciliation at scale, against real computes:
 //! - 1000 roles (md5 passwords) and 50 databases from empty, through
-//!   `POST /configure` on an Empty compute (the catalog step is `config_ms`),
-//!   beside the floor: the same DDL run by `psql -f` on a fresh postgres;
+//!   `POST /configure` on an Empty compute (the catalog step is `config_ms`:
+//!   privileged role, migrations, roles `IN ROLE` it, databases, their grants
+//!   and default privileges), with the breakdown read from compute_ctl's log;
+//! - the same spec reconciled without a privileged role (what the catalog
+//!   step did before it: no migrations, grants or default privileges), by
+//!   the library on a fresh Running compute;
+//! - the floor: the same DDL run by `psql -f` on a fresh compute;
 //! - a no-op re-apply of that spec through `/configure` (target: < 100 ms
 //!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
 //!
-//! Run: `cargo bench --bench catalog` (ROLES, DATABASES, REAPPLIES to change).
+//! The three are interleaved ROUNDS times (default 3) and the medians and
+//! their ratios printed: the machine may be shared, so compare ratios.
+//!
+//! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to change).
 
 mod common;
 use common::*;
 
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,11 +30,131 @@ fn md5_hex(role: &str) -> String {
         .to_string()
 }
 
+/// A fresh directory (world-writable: postgres runs as its own user) in `work`.
+fn fresh_dir(work: &Path, name: &str) -> PathBuf {
+    let d = work.join(name);
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    d
+}
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp.
+fn stamp(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().next()?.split('T').nth(1)?;
+    let t = t.trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// Where the catalog step's time went, in ms, from compute_ctl's own log
+/// lines: privileged role and migrations, roles, database creations,
+/// grants, per-database default privileges.
+#[derive(Default, Clone, Copy)]
+struct Breakdown {
+    migrations: f64,
+    roles: f64,
+    databases: f64,
+    grants: f64,
+    default_privileges: f64,
+}
+
+fn breakdown(log: &[String]) -> Breakdown {
+    let last = |pred: &dyn Fn(&str) -> bool| {
+        log.iter()
+            .filter(|l| pred(l))
+            .filter_map(|l| stamp(l))
+            .fold(None, |_, t| Some(t))
+    };
+    let apply = |l: &str| l.contains("compute_ctl::catalog::apply:");
+    let Some(ready) = last(&|l| l.contains("postgres is ready")) else {
+        return Breakdown::default();
+    };
+    let migrated = last(&|l| l.contains("catalog migrations done")).unwrap_or(ready);
+    let roles = last(&|l| apply(l) && l.contains("phase=roles")).unwrap_or(migrated);
+    let dbs = last(&|l| apply(l) && l.contains(": CREATE DATABASE ")).unwrap_or(roles);
+    let grants = last(&|l| apply(l) && l.contains(": GRANT ALL ON DATABASE ")).unwrap_or(dbs);
+    let done = last(&|l| l.contains("catalog reconciled")).unwrap_or(grants);
+    Breakdown {
+        migrations: (migrated - ready) * 1e3,
+        roles: (roles - migrated) * 1e3,
+        databases: (dbs - roles) * 1e3,
+        grants: (grants - dbs) * 1e3,
+        default_privileges: (done - grants) * 1e3,
+    }
+}
+
+/// compute_ctl from Empty: `/configure` with the spec. Returns the catalog
+/// step (`config_ms`), its breakdown, and the compute (for the re-applies).
+async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
+    let c = Compute::start(dir).await;
+    c.configure(spec).await;
+    let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let config_ms = metrics["config_ms"].as_u64().unwrap() as f64;
+    (config_ms, breakdown(&c.log_lines()), c)
+}
+
+/// The same spec reconciled by the library without a privileged role, on a
+/// fresh Running compute, at the concurrency of a start (max_connections / 10).
+async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
+    let c = Compute::start(dir).await;
+    c.configure(empty).await;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(c.port)
+        .user("cloud_admin")
+        .dbname("postgres");
+    let connector = compute_ctl::catalog::Connector::new(config);
+    let spec = compute_ctl::spec::ComputeSpec::from_json(&spec.to_string()).unwrap();
+    let t = Instant::now();
+    compute_ctl::catalog::reconcile(&connector, &spec, 10)
+        .await
+        .unwrap();
+    let took = ms(t.elapsed());
+    c.stop().await;
+    took
+}
+
+/// The floor: the same DDL by `psql -f` on a fresh compute.
+async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
+    let f = Compute::start(dir).await;
+    f.configure(empty).await;
+    let file = dir.join("floor.sql");
+    std::fs::write(&file, sql).unwrap();
+    let t = Instant::now();
+    let status = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+        .arg(f.port.to_string())
+        .args(["-U", "cloud_admin", "-d", "postgres", "-f"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql (Debian's postgresql-client)");
+    let took = ms(t.elapsed());
+    assert!(status.success());
+    f.stop().await;
+    took
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 #[tokio::main]
 async fn main() {
     install_crypto();
     let roles = env_or("ROLES", 1000);
     let databases = env_or("DATABASES", 50);
+    let rounds = env_or("ROUNDS", 3).max(1);
     let reapplies = env_or("REAPPLIES", 20);
     let names: Vec<String> = (0..roles).map(|i| format!("role {i:04}")).collect();
     let spec = json!({
@@ -37,42 +166,6 @@ async fn main() {
         }
     });
     let empty = json!({"format_version": 1.0, "cluster": {"settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]}});
-
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-cat-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let (a, b) = (work.path().join("a"), work.path().join("b"));
-    for d in [&a, &b] {
-        std::fs::create_dir(d).unwrap();
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    }
-
-    // compute_ctl from empty.
-    let c = Compute::start(&a).await;
-    let total = c.configure(&spec).await;
-    let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let config_ms = metrics["config_ms"].as_u64().unwrap();
-    let ddl_first = c.ddl_lines();
-
-    // No-op re-applies.
-    let mut times: Vec<Duration> = Vec::new();
-    for _ in 0..reapplies {
-        times.push(c.configure(&spec).await);
-    }
-    let ddl_after = c.ddl_lines() - ddl_first;
-    times.sort();
-    c.stop().await;
-
-    // Floor: the same DDL through psql on a fresh postgres (a compute with no roles).
-    let f = Compute::start(&b).await;
-    f.configure(&empty).await;
     let mut sql = String::new();
     for n in &names {
         sql.push_str(&format!(
@@ -86,42 +179,75 @@ async fn main() {
             names[i % roles]
         ));
     }
-    let file = b.join("floor.sql");
-    std::fs::write(&file, sql).unwrap();
-    let t = Instant::now();
-    let status = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &f.port.to_string(),
-            "-U",
-            "cloud_admin",
-            "-d",
-            "postgres",
-            "-f",
-        ])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .status()
-        .expect("psql (Debian's postgresql-client)");
-    let floor = t.elapsed();
-    assert!(status.success());
-    f.stop().await;
 
-    println!("{roles} roles and {databases} databases from empty:");
-    println!("  compute_ctl catalog step (config_ms): {config_ms} ms; whole /configure from Empty: {:.0} ms", total.as_secs_f64() * 1e3);
+    let work = tempfile::Builder::new()
+        .prefix("cc-bench-cat-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+
+    let (mut step, mut plain, mut floors) = (vec![], vec![], vec![]);
+    let mut parts: Vec<Breakdown> = vec![];
+    let mut kept = None;
+    for round in 0..rounds {
+        let (config_ms, b, c) = ours(&fresh_dir(work.path(), &format!("ours{round}")), &spec).await;
+        step.push(config_ms);
+        parts.push(b);
+        match kept {
+            None => kept = Some(c),
+            Some(_) => c.stop().await,
+        }
+        floors.push(
+            floor(
+                &fresh_dir(work.path(), &format!("floor{round}")),
+                &empty,
+                &sql,
+            )
+            .await,
+        );
+        plain.push(
+            without_privileged(
+                &fresh_dir(work.path(), &format!("plain{round}")),
+                &spec,
+                &empty,
+            )
+            .await,
+        );
+    }
+
+    // No-op re-applies on the first compute.
+    let c = kept.unwrap();
+    let ddl_first = c.ddl_lines();
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..reapplies {
+        times.push(c.configure(&spec).await);
+    }
+    let ddl_after = c.ddl_lines() - ddl_first;
+    times.sort();
+    c.stop().await;
+
+    let pick = |f: fn(&Breakdown) -> f64| median(&mut parts.iter().map(f).collect::<Vec<_>>());
+    let (step_m, plain_m, floor_m) = (median(&mut step), median(&mut plain), median(&mut floors));
+    println!("{roles} roles and {databases} databases from empty (medians of {rounds} interleaved rounds):");
+    println!("  compute_ctl catalog step (config_ms):        {step_m:.0} ms  (runs: {step:.0?})");
     println!(
-        "  floor, the same DDL by psql -f:       {:.0} ms",
-        floor.as_secs_f64() * 1e3
+        "    privileged role + migrations {:.0} ms, roles {:.0} ms, databases {:.0} ms, grants {:.0} ms, default privileges {:.0} ms",
+        pick(|b| b.migrations),
+        pick(|b| b.roles),
+        pick(|b| b.databases),
+        pick(|b| b.grants),
+        pick(|b| b.default_privileges)
     );
+    println!("  same spec without the privileged role work:  {plain_m:.0} ms  (runs: {plain:.0?})");
     println!(
-        "  catalog step / floor: {:.2}x",
-        config_ms as f64 / (floor.as_secs_f64() * 1e3)
+        "  floor, the same DDL by psql -f:              {floor_m:.0} ms  (runs: {floors:.0?})"
+    );
+    println!("  catalog step / floor: {:.2}x (target <= 0.7x); without the privileged role work / floor: {:.2}x",
+        step_m / floor_m, plain_m / floor_m);
+    println!(
+        "  the privileged role work costs {:+.0}% (with / without: {:.2}x)",
+        (step_m / plain_m - 1.0) * 100.0,
+        step_m / plain_m
     );
     println!("no-op re-apply through /configure ({reapplies} runs):");
     println!(

@@ -121,6 +121,11 @@ impl Compute {
             .count()
     }
 
+    /// Every line compute_ctl (and postgres through it) logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Terminates the compute and waits for it.
     pub async fn stop(mut self) {
         let _ = reqwest::Client::new()

@@ -57,16 +57,38 @@ async fn run_groups(
     maintenance: &mut Maintenance,
     report: &mut ApplyReport,
 ) -> anyhow::Result<()> {
-    for group in plan.groups() {
+    let groups: Vec<&[Step]> = plan.groups().collect();
+    let mut next = 0;
+    while let Some(group) = groups.get(next) {
+        next += 1;
+        // The next group's work inside the databases this group creates
+        // (say, default privileges) is done by the creation workers right
+        // after each creation, while the other creations go on.
+        let mut followups = followups_of(group, groups.get(next).copied());
+        if !followups.is_empty() {
+            next += 1;
+        }
         let global: Vec<&Step> = group.iter().filter(|s| s.database().is_none()).collect();
         let mut rest = global.as_slice();
         while let Some(first) = rest.first() {
             // A run of database creations goes out on parallel connections:
             // each one is dominated by postgres writing and syncing files.
             let run = rest.iter().take_while(|s| s.creates_database()).count();
+            // A run of role statements and grants goes out in batches, each
+            // one round trip and one commit (not one per statement).
+            let batch = rest
+                .iter()
+                .take(BATCH)
+                .take_while(|s| s.batchable() && s.has_secret() == first.has_secret())
+                .count();
             if first.creates_database() && run > 1 && concurrency > 1 {
-                report.statements += create_databases(connector, &rest[..run], concurrency).await?;
+                let work = std::mem::take(&mut followups);
+                create_databases(connector, &rest[..run], work, concurrency, report).await?;
                 rest = &rest[run..];
+            } else if batch > 1 {
+                maintenance.execute_batch(connector, &rest[..batch]).await?;
+                report.statements += batch;
+                rest = &rest[batch..];
             } else {
                 maintenance.execute(connector, first).await?;
                 report.statements += 1;
@@ -74,8 +96,37 @@ async fn run_groups(
             }
         }
         run_per_database(connector, group, concurrency, report).await?;
+        // Follow-ups not taken by a parallel creation run as their group.
+        let left: Vec<Step> = followups.into_values().flatten().collect();
+        run_per_database(connector, &left, concurrency, report).await?;
     }
     Ok(())
+}
+
+/// The steps of `next`, by the object of the `CREATE DATABASE` step of
+/// `group` whose database they run in, if `next` holds nothing else: no
+/// global step, and only steps in databases `group` creates.
+fn followups_of(group: &[Step], next: Option<&[Step]>) -> HashMap<String, Vec<Step>> {
+    let mut by_object: HashMap<String, Vec<Step>> = HashMap::new();
+    let Some(next) = next else {
+        return by_object;
+    };
+    for step in next {
+        // A creation's object is `database "name"`, as is that of the steps
+        // the planner adds in the database it creates.
+        let created = step.database().is_some()
+            && group
+                .iter()
+                .any(|c| c.creates_database() && c.object() == step.object());
+        if !created {
+            return HashMap::new();
+        }
+        by_object
+            .entry(step.object().to_string())
+            .or_default()
+            .push(step.clone());
+    }
+    by_object
 }
 
 /// The maintenance database's connections, opened when first needed: a
@@ -86,78 +137,146 @@ struct Maintenance {
     quiet: Option<Connection>,
 }
 
+/// Most statements sent in one batch.
+const BATCH: usize = 250;
+
 impl Maintenance {
     async fn execute(&mut self, connector: &Connector, step: &Step) -> anyhow::Result<()> {
-        let db = connector.maintenance_db();
-        let conn = if step.has_secret() {
-            match &mut self.quiet {
-                Some(conn) => conn,
-                None => self.quiet.insert(connector.open_quiet(db).await?),
-            }
-        } else {
-            match &mut self.plain {
-                Some(conn) => conn,
-                None => self.plain.insert(connector.open(db).await?),
-            }
-        };
+        let conn = self.connection(connector, step.has_secret()).await?;
         execute(&conn.client, step, step.has_secret()).await
+    }
+
+    /// Runs `steps` (all [`Step::batchable`], all with a secret or none) as
+    /// one multi-statement query: one round trip, one implicit transaction.
+    /// If it fails, nothing of it stays, and the steps are run one by one:
+    /// the failing one is reported as [`Maintenance::execute`] reports it,
+    /// and those before it stay applied.
+    async fn execute_batch(
+        &mut self,
+        connector: &Connector,
+        steps: &[&Step],
+    ) -> anyhow::Result<()> {
+        let secret = steps.iter().any(|s| s.has_secret());
+        let conn = self.connection(connector, secret).await?;
+        let sql = steps
+            .iter()
+            .map(|s| s.sql())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        if conn.client.batch_execute(&sql).await.is_ok() {
+            for step in steps {
+                log_step(step);
+            }
+            return Ok(());
+        }
+        for step in steps {
+            self.execute(connector, step).await?;
+        }
+        Ok(())
+    }
+
+    async fn connection(
+        &mut self,
+        connector: &Connector,
+        secret: bool,
+    ) -> anyhow::Result<&mut Connection> {
+        let db = connector.maintenance_db();
+        let slot = if secret {
+            &mut self.quiet
+        } else {
+            &mut self.plain
+        };
+        if slot.is_none() {
+            let conn = if secret {
+                connector.open_quiet(db).await?
+            } else {
+                connector.open(db).await?
+            };
+            *slot = Some(conn);
+        }
+        slot.as_mut()
+            .ok_or_else(|| anyhow::anyhow!("maintenance connection missing"))
     }
 }
 
 /// Runs independent `CREATE DATABASE` steps on up to `concurrency`
-/// connections; the first failure stops the others from taking new steps.
-/// Returns how many succeeded.
+/// connections, each creation followed by its `followups` (keyed by the
+/// creation's object) on a connection to the new database; the first
+/// failure stops the others from taking new steps. Counts what succeeded
+/// and what was skipped in `report`.
 async fn create_databases(
     connector: &Connector,
     steps: &[&Step],
+    followups: HashMap<String, Vec<Step>>,
     concurrency: usize,
-) -> anyhow::Result<usize> {
+    report: &mut ApplyReport,
+) -> anyhow::Result<()> {
+    let mut followups = followups;
     let queue = Arc::new(parking_lot::Mutex::new(
         steps
             .iter()
-            .map(|s| (*s).clone())
-            .collect::<std::collections::VecDeque<Step>>(),
+            .map(|s| {
+                (
+                    (*s).clone(),
+                    followups.remove(s.object()).unwrap_or_default(),
+                )
+            })
+            .collect::<std::collections::VecDeque<(Step, Vec<Step>)>>(),
     ));
     let failed = Arc::new(AtomicBool::new(false));
     let mut workers = JoinSet::new();
     for _ in 0..concurrency.min(steps.len()) {
         let (connector, queue, failed) = (connector.clone(), queue.clone(), failed.clone());
         workers.spawn(async move {
+            let mut outcome = Outcome {
+                executed: 0,
+                skipped: Vec::new(),
+                error: None,
+            };
             let conn = match connector.open(connector.maintenance_db()).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     failed.store(true, Ordering::SeqCst);
-                    return Err(e);
+                    outcome.error = Some(e);
+                    return outcome;
                 }
             };
-            let mut done = 0;
-            let mut result = Ok(());
+            let one = Semaphore::new(1);
             while !failed.load(Ordering::SeqCst) {
-                let Some(step) = queue.lock().pop_front() else {
+                let Some((step, after)) = queue.lock().pop_front() else {
                     break;
                 };
                 if let Err(e) = execute(&conn.client, &step, false).await {
                     failed.store(true, Ordering::SeqCst);
-                    result = Err(e);
+                    outcome.error = Some(e);
                     break;
                 }
-                done += 1;
+                outcome.executed += 1;
+                if let Some(db) = after.first().and_then(Step::database) {
+                    let done = run_in_database(&connector, db, &after, &one, &failed).await;
+                    outcome.executed += done.executed;
+                    outcome.skipped.extend(done.skipped);
+                    if let Some(e) = done.error {
+                        failed.store(true, Ordering::SeqCst);
+                        outcome.error = Some(e);
+                        break;
+                    }
+                }
             }
             conn.close().await;
-            result.map(|()| done)
+            outcome
         });
     }
-    let mut done = 0;
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
-        match joined.context("database creation task panicked")? {
-            Ok(n) => done += n,
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+        let outcome = joined.context("database creation task panicked")?;
+        report.statements += outcome.executed;
+        report.skipped_databases.extend(outcome.skipped);
+        if let Some(e) = outcome.error {
+            first_error.get_or_insert(e);
         }
     }
-    first_error.map_or(Ok(done), Err)
+    first_error.map_or(Ok(()), Err)
 }
 
 /// The steps of `group` that run in a named database, one task per database.
@@ -212,7 +331,7 @@ async fn run_per_database(
 
 struct Outcome {
     executed: usize,
-    skipped: Option<String>,
+    skipped: Vec<String>,
     error: Option<anyhow::Error>,
 }
 
@@ -225,7 +344,7 @@ async fn run_in_database(
 ) -> Outcome {
     let mut outcome = Outcome {
         executed: 0,
-        skipped: None,
+        skipped: Vec::new(),
         error: None,
     };
     let Ok(_permit) = permits.acquire().await else {
@@ -238,7 +357,7 @@ async fn run_in_database(
         Ok(conn) => conn,
         Err(e) if refuses_connections(&e) => {
             warn!(database = %db, "skipping per-database work: {e:#}");
-            outcome.skipped = Some(db.to_string());
+            outcome.skipped.push(db.to_string());
             return outcome;
         }
         Err(e) => {
@@ -291,6 +410,11 @@ async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()
         }
     };
     result.with_context(|| format!("{}: {}", step.object(), step.redacted_sql()))?;
+    log_step(step);
+    Ok(())
+}
+
+fn log_step(step: &Step) {
     info!(
         object = %step.object(),
         database = step.database().unwrap_or("(maintenance)"),
@@ -298,7 +422,6 @@ async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()
         "{}",
         step.redacted_sql()
     );
-    Ok(())
 }
 
 /// Attempts at a statement that lost a race on a shared catalog row.

@@ -21,6 +21,8 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_batch;
+#[cfg(test)]
 mod tests_reference;
 
 pub use apply::{apply, ApplyReport};

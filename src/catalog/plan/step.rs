@@ -55,6 +55,16 @@ impl Step {
         self.secret
     }
 
+    /// Whether this may run in a transaction block with others of its kind
+    /// (role creations and changes, grants): the executor sends runs of
+    /// them as one batch.
+    pub fn batchable(&self) -> bool {
+        self.database.is_none()
+            && ["CREATE ROLE ", "ALTER ROLE ", "GRANT "]
+                .iter()
+                .any(|p| self.sql.starts_with(p))
+    }
+
     /// Whether this creates a database. Creations of distinct databases
     /// (the spec's names are unique) do not depend on each other and may run
     /// in parallel.
