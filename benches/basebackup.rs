@@ -11,6 +11,7 @@
 mod fake_pageserver;
 
 use compute_ctl::process::RunAs;
+use compute_ctl::secret::Secret;
 use compute_ctl::storage::{self, Backoff, BasebackupRequest};
 use compute_states::Lsn;
 use fake_pageserver::{Archive, FakePageserver, Options};
@@ -53,8 +54,8 @@ fn main() {
                 FakePageserver::start(Options::new(Archive::Generated { data_bytes: data })).await;
             let connstring = ps.connstring();
             let req = BasebackupRequest {
-                pageserver_connstring: &connstring,
-                auth_token: Some("token"),
+                pageserver_connstring: Secret::new(connstring.as_str()),
+                auth_token: Some(Secret::new("token")),
                 tenant_id: "3a1b2c3d4e5f60718293a4b5c6d7e8f9",
                 timeline_id: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
                 lsn: Some(Lsn(0x16B3748)),

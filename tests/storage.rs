@@ -6,6 +6,7 @@ mod fake_pageserver;
 
 use compute_ctl::pgbin::PgBin;
 use compute_ctl::process::RunAs;
+use compute_ctl::secret::Secret;
 use compute_ctl::storage::{self, Backoff, BasebackupRequest};
 use compute_states::Lsn;
 use fake_pageserver::{Archive, Behaviour, FakePageserver, Options};
@@ -59,8 +60,8 @@ async fn pgbin() -> PgBin {
 
 fn request<'a>(ps: &'a str, token: Option<&'a str>, lsn: Option<Lsn>) -> BasebackupRequest<'a> {
     BasebackupRequest {
-        pageserver_connstring: ps,
-        auth_token: token,
+        pageserver_connstring: Secret::new(ps),
+        auth_token: token.map(Secret::new),
         tenant_id: TENANT,
         timeline_id: TIMELINE,
         lsn,

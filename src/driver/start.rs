@@ -7,6 +7,7 @@ use crate::catalog::{self, Connector};
 use crate::config;
 use crate::pgdata;
 use crate::postgres::Postgres;
+use crate::secret::Secret;
 use crate::spec::{ComputeMode, ComputeSpec, Storage};
 use crate::storage;
 use anyhow::{Context, Result};
@@ -120,7 +121,7 @@ async fn prepare_neon(
 ) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    let token = spec.storage_auth_token.as_ref().map(|t| t.expose());
+    let token = spec.storage_auth_token.clone();
     let (checked, wiped) = tokio::join!(env.check_spec(spec), wipe(env));
     checked?;
     wiped?;
@@ -132,7 +133,7 @@ async fn prepare_neon(
             let synced = storage::sync_safekeepers(
                 &params.pgbin,
                 &params.pgdata,
-                token,
+                token.as_ref().map(Secret::expose),
                 owner,
                 &params.storage_backoff,
             )
@@ -158,7 +159,7 @@ async fn prepare_neon(
 
     wipe(env).await?;
     let request = storage::BasebackupRequest {
-        pageserver_connstring: remote.pageserver,
+        pageserver_connstring: Secret::new(remote.pageserver),
         auth_token: token,
         tenant_id: remote.tenant,
         timeline_id: remote.timeline,

@@ -13,6 +13,7 @@
 
 use super::{clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
 use crate::process::RunAs;
+use crate::secret::Secret;
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use compute_states::Lsn;
@@ -32,13 +33,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to fetch from the pageserver. Its `Debug` masks the token and any
 /// password in the connection string.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BasebackupRequest<'a> {
     /// libpq connection string of the pageserver. A comma-separated list
     /// names the shards; shard 0 (the first) serves the basebackup.
-    pub pageserver_connstring: &'a str,
+    pub pageserver_connstring: Secret,
     /// Storage token, sent as the password. Never logged.
-    pub auth_token: Option<&'a str>,
+    pub auth_token: Option<Secret>,
     /// Tenant id (hex).
     pub tenant_id: &'a str,
     /// Timeline id (hex).
@@ -48,22 +49,6 @@ pub struct BasebackupRequest<'a> {
     pub lsn: Option<Lsn>,
     /// Asks for a replica's basebackup (`--replica`).
     pub replica: bool,
-}
-
-impl std::fmt::Debug for BasebackupRequest<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasebackupRequest")
-            .field(
-                "pageserver_connstring",
-                &mask_connstring(self.pageserver_connstring),
-            )
-            .field("auth_token", &self.auth_token.map(|_| "***"))
-            .field("tenant_id", &self.tenant_id)
-            .field("timeline_id", &self.timeline_id)
-            .field("lsn", &self.lsn)
-            .field("replica", &self.replica)
-            .finish()
-    }
 }
 
 impl BasebackupRequest<'_> {
@@ -99,6 +84,7 @@ impl BasebackupRequest<'_> {
     /// Shard 0's connection string.
     fn shard0(&self) -> &str {
         self.pageserver_connstring
+            .expose()
             .split(',')
             .next()
             .unwrap_or_default()
@@ -195,8 +181,8 @@ async fn basebackup_once(
         .shard0()
         .parse()
         .with_context(|| format!("invalid pageserver connection string {masked}"))?;
-    if let Some(token) = req.auth_token {
-        config.password(token);
+    if let Some(token) = &req.auth_token {
+        config.password(token.expose());
     }
     config.application_name("compute_ctl");
     // As the reference: the pageserver learns the compute's mode.
@@ -411,7 +397,9 @@ mod tests {
 
     fn request(lsn: Option<Lsn>, replica: bool) -> BasebackupRequest<'static> {
         BasebackupRequest {
-            pageserver_connstring: "postgresql://no_user@ps0:6400,postgresql://no_user@ps1:6400",
+            pageserver_connstring: Secret::new(
+                "postgresql://no_user@ps0:6400,postgresql://no_user@ps1:6400",
+            ),
             auth_token: None,
             tenant_id: "0123456789abcdef0123456789abcdef",
             timeline_id: "fedcba9876543210fedcba9876543210",
@@ -441,8 +429,8 @@ mod tests {
             "postgresql://no_user@ps0:6400"
         );
         let mut secret = request(lsn, false);
-        secret.auth_token = Some("sekrit");
-        secret.pageserver_connstring = "postgresql://u:pw@h:1";
+        secret.auth_token = Some(Secret::new("sekrit"));
+        secret.pageserver_connstring = Secret::new("postgresql://u:pw@h:1");
         let debug = format!("{secret:?}");
         assert!(
             !debug.contains("sekrit") && !debug.contains("pw@"),
