@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod error;
+mod operate;
 mod router;
 mod routes;
 pub mod table;
