@@ -2,13 +2,21 @@
 //! beside the official-image way (initdb, start, create role and database)
 //! and the floor (copy a ready PGDATA, start postgres, run the same SQL).
 //! The floor copies with compute_ctl's own copy routine, the fastest we have.
-//! The floor copies with compute_ctl's own copy routine, the fastest we have.
+//!
+//! Also a start on Neon storage: the test pageserver (tests/fake_pageserver)
+//! serves a basebackup of a fresh initdb, a stand-in `postgres` answers
+//! `--sync-safekeepers` (it checks postgresql.conf names the safekeepers, as
+//! Neon's does), and the share of each step (sync, basebackup, postgres
+//! start, catalog) comes from the compute's `/metrics.json`.
 //!
 //! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample size).
 //! Prints the medians and the ratios; asserts nothing.
 
 mod common;
 use common::*;
+
+#[path = "../tests/fake_pageserver/mod.rs"]
+mod fake_pageserver;
 
 use nix::unistd::{Uid, User};
 use std::io::{BufRead, BufReader};
@@ -25,6 +33,7 @@ const SQL: &[&str] = &[
 ];
 
 fn main() {
+    install_crypto();
     let iterations = env_or("ITERATIONS", 10);
     let bindir = bindir();
     let pg_user = Uid::effective()
@@ -69,6 +78,15 @@ fn main() {
             ms(floor[i])
         );
     }
+    let mut neon = vec![];
+    let mut steps = vec![];
+    let neon_tools = NeonTools::new(work.path(), &runtime);
+    for i in 0..iterations {
+        let (t, s) = neon_tools.start(work.path());
+        eprintln!("run {}: compute_ctl on Neon storage {:.1} ms", i + 1, ms(t));
+        neon.push(t);
+        steps.push(s);
+    }
     let (o, f, m) = (median(&mut ours), median(&mut official), median(&mut floor));
     println!("cold start, spawn to accepting connections with 1 role and 1 database ({iterations} runs, medians):");
     println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
@@ -82,6 +100,138 @@ fn main() {
         "  official / compute_ctl:  {:.2}x   (target >= 2x)",
         f.as_secs_f64() / o.as_secs_f64()
     );
+    let n = median(&mut neon);
+    println!("  compute_ctl on Neon storage:       {:8.1} ms", ms(n));
+    println!("  Neon start, steps (medians of /metrics.json, share of total_startup_ms):");
+    let total = median_of(&steps, "total_startup_ms").max(1);
+    for (label, field) in [
+        ("sync safekeepers", "sync_safekeepers_ms"),
+        ("basebackup", "basebackup_ms"),
+        ("postgres start", "start_postgres_ms"),
+        ("catalog", "config_ms"),
+        ("total (spec to Running)", "total_startup_ms"),
+    ] {
+        let v = median_of(&steps, field);
+        println!(
+            "    {label:<24} {v:6} ms  {:5.1}%",
+            100.0 * v as f64 / total as f64
+        );
+    }
+    println!(
+        "    basebackup size {} bytes, pageserver connect {} us",
+        median_of(&steps, "basebackup_bytes"),
+        median_of(&steps, "pageserver_connect_micros")
+    );
+}
+
+fn median_of(steps: &[serde_json::Value], field: &str) -> u64 {
+    let mut v: Vec<u64> = steps.iter().filter_map(|s| s[field].as_u64()).collect();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// The Neon storage stand-ins: a test pageserver with an initdb archive, and
+/// a pgbin whose `postgres` answers `--sync-safekeepers`.
+struct NeonTools {
+    pageserver: fake_pageserver::FakePageserver,
+    pgbin: PathBuf,
+}
+
+const SAFEKEEPERS: &str = "sk-1:5454,sk-2:5454";
+const TENANT: &str = "0123456789abcdef0123456789abcdef";
+
+impl NeonTools {
+    fn new(work: &Path, runtime: &tokio::runtime::Runtime) -> NeonTools {
+        let archive = fake_pageserver::Archive::Bytes(fake_pageserver::initdb_archive());
+        let pageserver = runtime.block_on(fake_pageserver::FakePageserver::start(
+            fake_pageserver::Options::new(archive),
+        ));
+        let bin = work.join("neon-bin");
+        std::fs::create_dir(&bin).unwrap();
+        let real = fake_pageserver::pg_bindir();
+        for tool in ["initdb", "pg_controldata", "pg_dump", "pg_basebackup"] {
+            std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
+        }
+        let script = format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = \"--sync-safekeepers\" ]; then\n\
+               grep -qxF \"neon.safekeepers = '{SAFEKEEPERS}'\" \"$PGDATA/postgresql.conf\" || exit 1\n\
+               echo 0/16B3748; exit 0\n\
+             fi\n\
+             exec {}/postgres \"$@\"\n",
+            real.display()
+        );
+        std::fs::write(bin.join("postgres"), script).unwrap();
+        chmod(&bin.join("postgres"), 0o755);
+        NeonTools {
+            pageserver,
+            pgbin: bin.join("postgres"),
+        }
+    }
+
+    /// Spawn to Running on Neon storage, and the compute's `/metrics.json`.
+    fn start(&self, work: &Path) -> (Duration, serde_json::Value) {
+        let dir = run_dir(work);
+        let (port, http_port) = (free_port(), free_port());
+        let spec = serde_json::json!({
+            "format_version": 1.0,
+            "tenant_id": TENANT,
+            "timeline_id": TENANT,
+            "pageserver_connstring": self.pageserver.connstring(),
+            "safekeeper_connstrings": SAFEKEEPERS.split(',').collect::<Vec<_>>(),
+            "storage_auth_token": "bench-token",
+            "cluster": {
+                "roles": [{"name": "alice", "encrypted_password": "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}],
+                "databases": [{"name": "app", "owner": "alice"}]
+            }
+        });
+        std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+            .arg("-D")
+            .arg(dir.join("pgdata"))
+            // The archive's superuser.
+            .arg("-C")
+            .arg(format!("postgresql://postgres@127.0.0.1:{port}/postgres"))
+            .arg("-S")
+            .arg(dir.join("spec.json"))
+            .arg("-b")
+            .arg(&self.pgbin)
+            .arg("--socket-dir")
+            .arg(&dir)
+            .args(["--external-http-port", &http_port.to_string()])
+            .args(["--internal-http-port", &free_port().to_string()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let elapsed = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("to=running") => break started.elapsed(),
+                Some(Ok(line)) => seen.push(line),
+                _ => panic!(
+                    "compute_ctl on Neon storage ended before Running:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        };
+        let url = format!("http://127.0.0.1:{http_port}/metrics.json");
+        let steps: serde_json::Value = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() });
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        for _ in lines.by_ref() {}
+        child.wait().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (elapsed, steps)
+    }
 }
 
 fn median(v: &mut [Duration]) -> Duration {

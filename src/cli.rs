@@ -94,6 +94,94 @@ pub struct Cli {
     /// Directory of postgres' Unix socket (the spec's settings may override it).
     #[arg(long, default_value = "/tmp", value_name = "DIR")]
     pub socket_dir: PathBuf,
+
+    /// After a `POST /terminate`, keep answering the API (201 to a repeated
+    /// terminate) for this many seconds (fractions allowed) before exiting 0.
+    /// Default as the reference: 30 after a fast termination, 0.3 after an
+    /// immediate one. A signal during the linger exits at once.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub terminate_linger: Option<std::time::Duration>,
+
+    /// The reference's launch flags (Neon's compute_ctl).
+    #[command(flatten)]
+    pub reference: ReferenceFlags,
+}
+
+/// Flags of Neon's compute_ctl, so that its launchers can start us. Those
+/// without an implementation here are accepted with a warning naming them.
+#[derive(Debug, clap::Args)]
+pub struct ReferenceFlags {
+    /// The role the spec's roles are made members of, with the reference's
+    /// privileges (not a superuser): lowercase letters, digits and `_`.
+    #[arg(long, default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+          value_parser = parse_privileged_role)]
+    pub privileged_role_name: String,
+
+    /// How often the `compute_installed_extensions` metric is refreshed.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub installed_extensions_collection_interval: u64,
+
+    /// Not supported (the reference's development mode).
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Not supported (the reference's remote extension storage).
+    #[arg(short = 'r', long, value_name = "URL", alias = "remote-ext-config")]
+    pub remote_ext_base_url: Option<String>,
+
+    /// Not supported (the reference's cgroup for postgres, in VMs).
+    #[arg(long, value_name = "NAME")]
+    pub cgroup: Option<String>,
+
+    /// Not supported (the reference's VM monitor file cache connection).
+    #[arg(long, value_name = "CONNSTR")]
+    pub filecache_connstr: Option<String>,
+
+    /// Not supported (the reference's VM monitor address).
+    #[arg(long, value_name = "ADDR")]
+    pub vm_monitor_addr: Option<String>,
+
+    /// Not supported (the reference resizes swap when a VM is bound).
+    #[arg(long)]
+    pub resize_swap_on_bind: bool,
+
+    /// Not supported (the reference sets a disk quota on this filesystem).
+    #[arg(long, value_name = "MOUNTPOINT")]
+    pub set_disk_quota_for_fs: Option<String>,
+}
+
+impl ReferenceFlags {
+    /// The flags given that compute_ctl accepts but does not implement.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        [
+            ("--dev", self.dev),
+            ("--remote-ext-base-url", self.remote_ext_base_url.is_some()),
+            ("--cgroup", self.cgroup.is_some()),
+            ("--filecache-connstr", self.filecache_connstr.is_some()),
+            ("--vm-monitor-addr", self.vm_monitor_addr.is_some()),
+            ("--resize-swap-on-bind", self.resize_swap_on_bind),
+            (
+                "--set-disk-quota-for-fs",
+                self.set_disk_quota_for_fs.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
+fn parse_privileged_role(name: &str) -> Result<String, String> {
+    crate::catalog::check_privileged_role_name(name).map(|()| name.to_string())
+}
+
+/// A non-negative number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?} is not a non-negative number of seconds"))
 }
 
 /// Subcommands.
@@ -110,11 +198,19 @@ pub enum Command {
         /// The ComputeSpec JSON file.
         #[arg(short = 'S', long, value_name = "FILE")]
         spec_path: PathBuf,
+        /// The privileged role the compute runs with.
+        #[arg(long, default_value = crate::catalog::DEFAULT_PRIVILEGED_ROLE, value_name = "NAME",
+              value_parser = parse_privileged_role)]
+        privileged_role_name: String,
     },
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.
-pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<usize> {
+pub async fn print_plan(
+    connstr: &str,
+    spec_path: &std::path::Path,
+    privileged_role: &str,
+) -> Result<usize> {
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading spec file {}", spec_path.display()))?;
     let spec =
@@ -122,7 +218,8 @@ pub async fn print_plan(connstr: &str, spec_path: &std::path::Path) -> Result<us
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
-    let plan = crate::catalog::dry_run(&crate::catalog::Connector::new(config), &spec).await?;
+    let connector = crate::catalog::Connector::new(config).with_privileged_role(privileged_role);
+    let plan = crate::catalog::dry_run(&connector, &spec).await?;
     if plan.is_empty() {
         eprintln!("-- the catalog matches the spec: nothing to do");
     } else {
@@ -193,6 +290,9 @@ impl Cli {
         let port = connstr.get_ports().first().copied().unwrap_or(5432);
         let pgbin = PgBin::resolve(self.pgbin.as_deref()).await?;
         let run_as = RunAs::detect(&self.pg_user)?;
+        for flag in self.reference.unsupported() {
+            tracing::warn!("{flag} is not supported by this compute_ctl; ignored");
+        }
         let template_cache = self
             .template_cache
             .clone()
@@ -207,7 +307,14 @@ impl Cli {
             template_cache,
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
+            terminate_linger: self.terminate_linger,
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
+            privileged_role: self.reference.privileged_role_name.clone(),
+            installed_extensions_interval: std::time::Duration::from_secs(
+                self.reference
+                    .installed_extensions_collection_interval
+                    .max(1),
+            ),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
                 ..crate::storage::Backoff::default()
@@ -242,5 +349,67 @@ mod tests {
         let cli = Cli::try_parse_from(["compute_ctl", "diagram"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Diagram)));
         assert!(Cli::try_parse_from(["compute_ctl", "-D", "/d"]).is_err());
+    }
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn neon_scenario_28_privileged_role_name_is_validated() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.reference.privileged_role_name, "neon_superuser");
+        let cli = parse(&["--privileged-role-name", "my_superuser"]).unwrap();
+        assert_eq!(cli.reference.privileged_role_name, "my_superuser");
+        for bad in [
+            "NeonSuperuser",
+            "$'neon_superuser",
+            "",
+            "\"\"",
+            "pg_monitor",
+            "a b",
+        ] {
+            assert!(
+                parse(&["--privileged-role-name", bad]).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reference_launch_flags_are_accepted() {
+        let cli = parse(&[
+            "--dev",
+            "-r",
+            "http://ext",
+            "--cgroup",
+            "neon-postgres",
+            "--filecache-connstr",
+            "host=localhost",
+            "--vm-monitor-addr",
+            "0.0.0.0:10301",
+            "--resize-swap-on-bind",
+            "--set-disk-quota-for-fs",
+            "/disk",
+            "--installed-extensions-collection-interval",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(cli.reference.installed_extensions_collection_interval, 5);
+        assert_eq!(
+            cli.reference.unsupported(),
+            [
+                "--dev",
+                "--remote-ext-base-url",
+                "--cgroup",
+                "--filecache-connstr",
+                "--vm-monitor-addr",
+                "--resize-swap-on-bind",
+                "--set-disk-quota-for-fs"
+            ]
+        );
+        assert!(parse(&[]).unwrap().reference.unsupported().is_empty());
     }
 }

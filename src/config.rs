@@ -2,7 +2,7 @@
 //! written; the reload, and the barrier that waits until it took effect.
 
 use crate::catalog::Connector;
-use crate::spec::{ComputeMode, ComputeSpec, GenericOption, VarType};
+use crate::spec::{ComputeMode, ComputeSpec, GenericOption, Storage, VarType};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::Path;
@@ -24,6 +24,8 @@ pub struct ConfigParams<'a> {
     pub superuser: &'a str,
     /// Where postgres puts its Unix socket.
     pub socket_dir: &'a Path,
+    /// The privileged role, shown as `neon.privileged_role_name`.
+    pub privileged_role: Option<&'a str>,
 }
 
 /// Quotes a value for postgresql.conf: single quotes, `'` and `\` doubled.
@@ -43,8 +45,10 @@ fn setting_line(s: &GenericOption) -> String {
 /// The full postgresql.conf for `spec`.
 ///
 /// Order: compute_ctl's own defaults (lowest precedence), the spec's raw
-/// `postgresql_conf`, storage settings, the mode, `port`, the spec's settings
-/// between the markers, and the include of the override file last.
+/// `postgresql_conf`, storage settings, the mode (`neon.compute_mode`, and
+/// `hot_standby`/`recovery_target_lsn` for read-only computes), the locales
+/// on Neon storage, `port`, the spec's settings between the markers, and
+/// the include of the override file last.
 pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
     let mut out = String::new();
     out.push_str("# Written by compute_ctl from the compute spec; rewritten at every start.\n");
@@ -54,6 +58,13 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
         "unix_socket_directories = {}",
         quote_conf_value(&p.socket_dir.to_string_lossy())
     );
+    if let Some(role) = p.privileged_role {
+        let _ = writeln!(
+            out,
+            "neon.privileged_role_name = {}",
+            quote_conf_value(role)
+        );
+    }
     if let Some(raw) = &spec.cluster.postgresql_conf {
         out.push_str(raw);
         if !raw.ends_with('\n') {
@@ -80,9 +91,32 @@ pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
             quote_conf_value(&spec.safekeeper_connstrings.join(","))
         );
     }
+    // The mode, for Neon's postgres and the pageserver; a static compute
+    // replays up to its LSN and stops there.
+    let mode = match spec.mode {
+        ComputeMode::Primary => "primary",
+        ComputeMode::Replica => "replica",
+        ComputeMode::Static(_) => "static",
+    };
+    let _ = writeln!(out, "neon.compute_mode = {}", quote_conf_value(mode));
     match spec.mode {
         ComputeMode::Primary => {}
-        ComputeMode::Replica | ComputeMode::Static(_) => out.push_str("hot_standby = on\n"),
+        ComputeMode::Replica => out.push_str("hot_standby = on\n"),
+        ComputeMode::Static(lsn) => {
+            out.push_str("hot_standby = on\n");
+            let _ = writeln!(
+                out,
+                "recovery_target_lsn = {}",
+                quote_conf_value(&lsn.to_string())
+            );
+        }
+    }
+    // As the reference's computes: messages and formats in C.UTF-8 on Neon
+    // storage, whatever the pageserver's initdb had.
+    if matches!(spec.storage(), Storage::Neon { .. }) {
+        for name in ["lc_messages", "lc_monetary", "lc_numeric", "lc_time"] {
+            let _ = writeln!(out, "{name} = 'C.UTF-8'");
+        }
     }
     let _ = writeln!(out, "port = {}", p.port);
     out.push_str(BEGIN_MARKER);
@@ -252,6 +286,7 @@ mod tests {
             port: 55432,
             superuser: "cloud_admin",
             socket_dir: Path::new("/tmp"),
+            privileged_role: None,
         }
     }
 
@@ -260,6 +295,7 @@ mod tests {
         let s = spec(serde_json::json!({
             "format_version": 1.0,
             "mode": "Replica",
+            "primary_connstring": "host=primary",
             "cluster": {
                 "postgresql_conf": "shared_buffers = 1MB",
                 "settings": [
@@ -280,6 +316,42 @@ mod tests {
         assert!(pos(BEGIN_MARKER) < pos("work_mem = 4MB"));
         assert!(pos("search_path = 'it''s \\\\ here'") < pos(END_MARKER));
         assert!(conf.ends_with("include_if_exists = 'compute_ctl_temp_override.conf'\n"));
+    }
+
+    #[test]
+    fn every_mode_is_written_and_static_stops_at_its_lsn() {
+        let conf = |mode: serde_json::Value, neon: bool| {
+            let mut v = serde_json::json!({"format_version": 1.0, "mode": mode, "cluster": {}});
+            if neon {
+                v["pageserver_connstring"] = "postgresql://ps:6400".into();
+                v["tenant_id"] = "0123456789abcdef0123456789abcdef".into();
+                v["timeline_id"] = "0123456789abcdef0123456789abcdef".into();
+                v["safekeeper_connstrings"] = serde_json::json!(["sk:5454"]);
+            }
+            postgresql_conf(&spec(v), &params())
+        };
+        let primary = conf("Primary".into(), true);
+        assert!(primary.contains("neon.compute_mode = 'primary'\n"));
+        assert!(!primary.contains("hot_standby") && !primary.contains("recovery_target"));
+        for lc in ["lc_messages", "lc_monetary", "lc_numeric", "lc_time"] {
+            assert!(
+                primary.contains(&format!("{lc} = 'C.UTF-8'\n")),
+                "{primary}"
+            );
+        }
+        let replica = conf("Replica".into(), true);
+        assert!(replica.contains("neon.compute_mode = 'replica'\nhot_standby = on\n"));
+        let stat = conf(serde_json::json!({"Static": "0/16B3748"}), true);
+        assert!(
+            stat.contains(
+                "neon.compute_mode = 'static'\nhot_standby = on\nrecovery_target_lsn = '0/16B3748'\n"
+            ),
+            "{stat}"
+        );
+        // Local storage keeps postgres' own locales.
+        let local = conf("Primary".into(), false);
+        assert!(local.contains("neon.compute_mode = 'primary'"));
+        assert!(!local.contains("lc_messages"));
     }
 
     #[test]

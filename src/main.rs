@@ -37,8 +37,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Plan { connstr, spec_path }) = &cli.command {
-        return match runtime.block_on(compute_ctl::cli::print_plan(connstr, spec_path)) {
+    if let Some(Command::Plan {
+        connstr,
+        spec_path,
+        privileged_role_name,
+    }) = &cli.command
+    {
+        let plan = compute_ctl::cli::print_plan(connstr, spec_path, privileged_role_name);
+        return match runtime.block_on(plan) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -67,6 +73,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Gate::new(auth)
     };
     let params = cli.params().await?;
+    let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
@@ -77,7 +84,7 @@ async fn run(cli: Cli) -> Result<u8> {
         handle: handle.clone(),
         auth: gate.clone(),
         compute_id: cli.compute_id.clone(),
-        build_tag: std::env::var("BUILD_TAG").unwrap_or_else(|_| "local".into()),
+        build_tag: compute_ctl::metrics::BUILD_TAG.to_string(),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
         spec_source: cli.spec_source().map(Arc::new),
@@ -101,6 +108,7 @@ async fn run(cli: Cli) -> Result<u8> {
             gate,
         ));
     }
+    compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
     monitor::spawn(handle, connector);
 
     let exited = driver.run(spec.map(Arc::new)).await;

@@ -2,8 +2,14 @@
 //! every figure has one source: the driver's (or the monitor's) own field.
 
 use crate::driver::Snapshot;
-use compute_states::Status;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The build's tag, as the reference reports it in `compute_ctl_up`: the
+/// `BUILD_TAG` environment variable at compile time, else `latest`.
+pub const BUILD_TAG: &str = match option_env!("BUILD_TAG") {
+    Some(tag) => tag,
+    None => "latest",
+};
 
 /// The Prometheus text exposition of `snap`.
 pub fn render(snap: &Snapshot, build_tag: &str) -> String {
@@ -20,17 +26,13 @@ pub fn render(snap: &Snapshot, build_tag: &str) -> String {
 }
 
 fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Result<()> {
+    // As the reference: one sample, labelled with the current status.
     let up = IntGaugeVec::new(
-        Opts::new(
-            "compute_ctl_up",
-            "1 for the compute's current status, 0 for the others",
-        ),
+        Opts::new("compute_ctl_up", "Compute is up, with its current status"),
         &["build_tag", "status"],
     )?;
-    for status in Status::ALL {
-        up.with_label_values(&[build_tag, status.into()])
-            .set(i64::from(*status == snap.status));
-    }
+    up.with_label_values(&[build_tag, snap.compute_status.into()])
+        .set(1);
     registry.register(Box::new(up))?;
 
     let transitions = IntCounterVec::new(
@@ -80,11 +82,21 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     last_active.set(snap.last_active.map(|t| t.timestamp()).unwrap_or(0));
     registry.register(Box::new(last_active))?;
 
-    let downtime = prometheus::Counter::new(
-        "compute_ctl_pg_downtime_seconds_total",
-        "Time postgres was found down while the compute should have served",
+    // The reference's names for the time postgres did not answer while the
+    // compute should have served: the current outage and all outages.
+    let current = IntGauge::new(
+        "compute_pg_current_downtime_ms",
+        "Milliseconds of the current outage of postgres (0 while it answers)",
     )?;
-    downtime.inc_by(snap.pg_downtime.as_secs_f64());
-    registry.register(Box::new(downtime))?;
+    current.set(snap.pg_current_downtime.as_millis() as i64);
+    registry.register(Box::new(current))?;
+    let total = prometheus::IntCounter::new(
+        "compute_pg_downtime_ms_total",
+        "Milliseconds postgres was found down while the compute should have served",
+    )?;
+    total.inc_by(snap.pg_downtime.as_millis() as u64);
+    registry.register(Box::new(total))?;
+
+    crate::catalog::stats::register(registry)?;
     Ok(())
 }

@@ -60,6 +60,7 @@ pub fn spawn(handle: Handle, connector: Connector) {
             };
             match tokio::time::timeout(INTERVAL, c.query_one(ACTIVITY, &[])).await {
                 Ok(Ok(row)) => {
+                    handle.pg_answered();
                     if row.get::<_, bool>(0) {
                         handle.set_last_active(Utc::now());
                     }

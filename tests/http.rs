@@ -47,11 +47,13 @@ async fn configure_from_empty_then_every_route() {
 
     let (code, body) = c.get("/dbs_and_roles").await;
     assert_eq!(code, 200);
-    assert_eq!(body["roles"], json!([{"name": "bob"}]));
-    assert!(body["databases"]
+    assert!(body["roles"]
         .as_array()
         .unwrap()
-        .contains(&json!({"name": "db1", "owner": "bob"})));
+        .contains(&json!({"name": "bob", "encrypted_password": null, "options": null})));
+    assert!(body["databases"].as_array().unwrap().contains(&json!(
+        {"name": "db1", "owner": "bob", "options": null, "restrict_conn": false, "invalid": false}
+    )));
     assert!(!body.to_string().contains("SCRAM") && !body.to_string().contains("md5"));
 
     let client = c.client("db1").await;
@@ -92,14 +94,16 @@ async fn configure_from_empty_then_every_route() {
     let (code, body) = c.get("/metrics").await;
     let text = body.as_str().unwrap().to_string();
     assert_eq!(code, 200);
+    let tag = option_env!("BUILD_TAG").unwrap_or("latest");
     assert!(
-        text.contains("compute_ctl_up{build_tag=\"local\",status=\"running\"} 1"),
+        text.contains(&format!(
+            "compute_ctl_up{{build_tag=\"{tag}\",status=\"running\"}} 1"
+        )),
         "{text}"
     );
-    assert!(text.contains("compute_ctl_up{build_tag=\"local\",status=\"empty\"} 0"));
     assert!(text
         .contains("compute_ctl_transitions_total{from=\"empty\",to=\"configuration_pending\"} 1"));
-    assert!(text.contains("compute_ctl_pg_downtime_seconds_total"));
+    assert!(text.contains("compute_pg_downtime_ms_total"));
     let (code, body) = c.get("/diagram").await;
     assert_eq!(code, 200);
     assert!(body.as_str().unwrap().ends_with("class Running current\n"));
@@ -691,7 +695,7 @@ async fn a_postgres_that_stops_answering_counts_as_downtime() {
     c.wait_running();
     let downtime = |text: &str| -> f64 {
         text.lines()
-            .find_map(|l| l.strip_prefix("compute_ctl_pg_downtime_seconds_total "))
+            .find_map(|l| l.strip_prefix("compute_pg_downtime_ms_total "))
             .and_then(|v| v.parse().ok())
             .expect("the downtime metric")
     };
@@ -710,6 +714,6 @@ async fn a_postgres_that_stops_answering_counts_as_downtime() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     unsafe_kill(postmaster, 18); // SIGCONT
     let (_, body) = c.get("/metrics").await;
-    let seconds = downtime(body.as_str().unwrap());
-    assert!(seconds >= 1.0, "downtime {seconds}");
+    let ms = downtime(body.as_str().unwrap());
+    assert!(ms >= 1000.0, "downtime {ms} ms");
 }

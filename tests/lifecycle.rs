@@ -421,7 +421,10 @@ async fn plan_shows_what_would_change_and_changes_nothing() {
         json!([{"name": "app", "owner": "bob"}]),
     );
     let (stdout, _) = plan(&changed);
-    assert!(stdout.contains("CREATE ROLE \"bob\""), "{stdout}");
+    assert!(
+        stdout.contains("CREATE ROLE \"bob\"") && stdout.contains("IN ROLE \"neon_superuser\""),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("ALTER DATABASE \"app\" OWNER TO \"bob\""),
         "{stdout}"

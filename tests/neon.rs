@@ -3,100 +3,13 @@
 
 mod common;
 mod fake_pageserver;
+mod neon_support;
 
 use common::*;
-use fake_pageserver::{initdb_archive, pg_bindir, Archive, Behaviour, FakePageserver, Options};
+use fake_pageserver::Behaviour;
+use neon_support::*;
 use serde_json::{json, Value};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const TENANT: &str = "0123456789abcdef0123456789abcdef";
-const TIMELINE: &str = "fedcba9876543210fedcba9876543210";
-const SYNC_LSN: &str = "0/16B3748";
-
-/// What the stand-in does when called with `--sync-safekeepers`.
-enum Sync {
-    /// Prints the LSN.
-    Ok,
-    /// Fails this many times, then prints the LSN.
-    FailFirst(u32),
-    /// Never answers.
-    Hang,
-}
-
-/// A pgbin directory whose `postgres` answers `--sync-safekeepers` itself
-/// and runs the real postgres otherwise; the other tools are the real ones.
-fn wrapper_pgbin(dir: &Path, sync: Sync) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let real = pg_bindir();
-    for tool in ["initdb", "pg_controldata", "pg_dump", "pg_basebackup"] {
-        std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
-    }
-    let behaviour = match sync {
-        Sync::Ok => String::new(),
-        Sync::FailFirst(n) => format!(
-            "n=$(cat \"$STATE\" 2>/dev/null || echo 0); echo $((n+1)) > \"$STATE\"\n\
-             if [ \"$n\" -lt {n} ]; then echo \"safekeepers unreachable (attempt $n)\" >&2; exit 1; fi\n"
-        ),
-        Sync::Hang => "echo $$ > \"$STATE.pid\"; sleep 1000\n".to_string(),
-    };
-    let state = bin.join("state");
-    let script = format!(
-        "#!/bin/bash\n\
-         STATE={state}\n\
-         if [ \"$1\" = \"--sync-safekeepers\" ]; then\n\
-           echo \"PGDATA=$PGDATA TOKEN=$NEON_AUTH_TOKEN\" >> \"$STATE.log\"\n\
-           {behaviour}\
-           echo \"{SYNC_LSN}\"\n\
-           exit 0\n\
-         fi\n\
-         exec {real}/postgres \"$@\"\n",
-        state = state.display(),
-        real = real.display(),
-    );
-    let path = bin.join("postgres");
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // The stand-in runs as the postgres user and keeps its state here.
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    path
-}
-
-fn neon_spec(ps: &FakePageserver, mode: Value) -> Value {
-    json!({
-        "format_version": 1.0,
-        "mode": mode,
-        "tenant_id": TENANT,
-        "timeline_id": TIMELINE,
-        "pageserver_connstring": ps.connstring(),
-        "safekeeper_connstrings": ["sk-1:5454", "sk-2:5454"],
-        "storage_auth_token": "storage-secret-token",
-        "cluster": {
-            "roles": [{"name": "app user", "encrypted_password": null}],
-            "databases": [{"name": "app db", "owner": "app user"}]
-        }
-    })
-}
-
-async fn pageserver(behaviour: Behaviour) -> FakePageserver {
-    let mut opts = Options::new(Archive::Bytes(initdb_archive()));
-    opts.behaviour = behaviour;
-    FakePageserver::start(opts).await
-}
-
-/// A compute on the fake storage; the archive's superuser is `postgres`.
-fn start(spec: Value, pgbin: &Path, extra: &[&str]) -> Compute {
-    let mut args = vec!["-b".to_string(), pgbin.display().to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Compute::start_with(Opts {
-        spec: Some(spec),
-        extra_args: args,
-        superuser: "postgres".into(),
-        ..Opts::default()
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_runs_on_the_streamed_basebackup() {
@@ -113,6 +26,12 @@ async fn a_primary_runs_on_the_streamed_basebackup() {
     );
     assert_eq!(rec.passwords, vec!["storage-secret-token".to_string()]);
     assert!(rec.startup_params[0].contains(&("application_name".into(), "compute_ctl".into())));
+    // As the reference, the pageserver is told the compute's mode.
+    assert!(
+        rec.startup_params[0].contains(&("options".into(), "-c neon.compute_mode=primary".into())),
+        "{:?}",
+        rec.startup_params[0]
+    );
     let sync_log = std::fs::read_to_string(pgbin.with_file_name("state.log")).unwrap();
     assert!(
         sync_log.contains(&format!("PGDATA={}", c.pgdata().display())),
@@ -131,6 +50,28 @@ async fn a_primary_runs_on_the_streamed_basebackup() {
     let (_, metrics) = c.get("/metrics.json").await;
     assert!(
         metrics["basebackup_bytes"].as_u64().unwrap() > 0,
+        "{metrics}"
+    );
+    // Every field of the reference's ComputeMetrics, real where the step exists.
+    for field in [
+        "wait_for_spec_ms",
+        "sync_sk_check_ms",
+        "sync_safekeepers_ms",
+        "pageserver_connect_micros",
+        "basebackup_ms",
+        "basebackup_bytes",
+        "start_postgres_ms",
+        "config_ms",
+        "total_startup_ms",
+        "load_ext_ms",
+        "num_ext_downloaded",
+        "largest_ext_size",
+        "total_ext_download_size",
+    ] {
+        assert!(metrics[field].is_u64(), "{field} missing: {metrics}");
+    }
+    assert!(
+        metrics["pageserver_connect_micros"].as_u64().unwrap() > 0,
         "{metrics}"
     );
     assert!(
@@ -158,9 +99,32 @@ async fn replica_and_static_computes_ask_for_their_basebackup_and_stand_by() {
         let ps = pageserver(Behaviour::Normal).await;
         let mut c = start(neon_spec(&ps, mode.clone()), &pgbin, &[]);
         c.wait_running();
-        assert_eq!(ps.recorded().commands, vec![command], "{mode}");
+        let rec = ps.recorded();
+        assert_eq!(rec.commands, vec![command], "{mode}");
         assert!(c.pgdata().join("standby.signal").exists());
         let client = c.client("postgres").await;
+        let show = |name: &'static str| {
+            let client = &client;
+            async move {
+                let row = client.query_one(&format!("SHOW {name}"), &[]).await;
+                row.unwrap().get::<_, String>(0)
+            }
+        };
+        let want = if mode.is_string() {
+            "replica"
+        } else {
+            "static"
+        };
+        assert_eq!(show("neon.compute_mode").await, want);
+        let options = (
+            "options".to_string(),
+            format!("-c neon.compute_mode={want}"),
+        );
+        assert!(rec.startup_params[0].contains(&options), "{mode}");
+        if want == "static" {
+            // It replays up to its LSN and stops there.
+            assert_eq!(show("recovery_target_lsn").await, "0/1000028");
+        }
         let in_recovery: bool = client
             .query_one("SELECT pg_is_in_recovery()", &[])
             .await
@@ -366,4 +330,135 @@ async fn a_vanilla_replica_follows_its_primary() {
 fn with_settings(mut s: Value, settings: Value) -> Value {
     s["cluster"]["settings"] = settings;
     s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neon_primary_answers_terminate_with_the_lsn_of_a_final_sync() {
+    for mode in ["fast", "immediate"] {
+        let ps = pageserver(Behaviour::Normal).await;
+        let tools = test_dir();
+        let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+        let mut c = start(neon_spec(&ps, json!("Primary")), &pgbin, &[]);
+        c.wait_running();
+        // What the safekeepers hold once postgres has stopped.
+        std::fs::write(pgbin.with_file_name("state.lsn"), "0/2000000\n").unwrap();
+        let (code, body) = c.post(&format!("/terminate?mode={mode}"), &json!({})).await;
+        assert_eq!((code, &body), (200, &json!({"lsn": "0/2000000"})), "{mode}");
+        assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
+        let calls = std::fs::read_to_string(pgbin.with_file_name("state.log")).unwrap();
+        assert_eq!(
+            calls.lines().count(),
+            2,
+            "{mode}: one sync at start, one after the stop"
+        );
+        assert!(c.log().contains("safekeepers synced after the stop"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neon_replica_answers_terminate_with_null_and_does_not_sync() {
+    let ps = pageserver(Behaviour::Normal).await;
+    let tools = test_dir();
+    let pgbin = wrapper_pgbin(tools.path(), Sync::Hang);
+    let mut c = start(neon_spec(&ps, json!("Replica")), &pgbin, &[]);
+    c.wait_running();
+    let (code, body) = c.post("/terminate?mode=fast", &json!({})).await;
+    assert_eq!((code, body), (200, json!({"lsn": null})));
+    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    assert!(!pgbin.with_file_name("state.log").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_final_sync_is_retried_then_terminates_without_an_lsn() {
+    let ps = pageserver(Behaviour::Normal).await;
+    let tools = test_dir();
+    let pgbin = wrapper_pgbin(tools.path(), Sync::FailAfter(1));
+    let mut c = start(
+        neon_spec(&ps, json!("Primary")),
+        &pgbin,
+        &["--storage-attempts", "3"],
+    );
+    c.wait_running();
+    let t = Instant::now();
+    let (code, body) = c.post("/terminate?mode=immediate", &json!({})).await;
+    assert_eq!((code, body), (200, json!({"lsn": null})));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let log = c.log();
+    assert!(
+        log.contains("the final safekeeper sync failed")
+            && log.contains("3 attempts")
+            && log.contains("safekeepers unreachable (call 3)"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pageserver_is_live_before_the_catalog_is_touched() {
+    let ps = pageserver(Behaviour::Normal).await;
+    let tools = test_dir();
+    let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let mut spec = neon_spec(&ps, json!("Primary"));
+    spec["cluster"]["settings"] =
+        json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
+    let mut c = start(spec.clone(), &pgbin, &[]);
+    c.wait_running();
+    let moved = "postgresql://no_user@127.0.0.1:1/moved";
+    spec["pageserver_connstring"] = json!(moved);
+    spec["safekeeper_connstrings"] = json!(["sk-3:5454"]);
+    spec["cluster"]["roles"] = json!([
+        {"name": "app user", "encrypted_password": null},
+        {"name": "newcomer", "encrypted_password": null}
+    ]);
+    let (code, body) = c.configure(&spec).await;
+    assert_eq!(code, 200, "{body}");
+    let client = c.client("postgres").await;
+    let show: String = client
+        .query_one("SHOW neon.pageserver_connstring", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(show, moved);
+    // Postgres took the new value (its reload logged it) before the first
+    // catalog statement of the reconfiguration.
+    let log = c.log();
+    let changed = log
+        .find("parameter \"neon.pageserver_connstring\" changed to")
+        .unwrap_or_else(|| panic!("no reload of the pageserver in:\n{log}"));
+    let ddl = log
+        .find("CREATE ROLE \"newcomer\"")
+        .unwrap_or_else(|| panic!("no CREATE ROLE in:\n{log}"));
+    assert!(changed < ddl, "the catalog ran before the reload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_timeline_and_mode_cannot_change_on_a_running_compute() {
+    let ps = pageserver(Behaviour::Normal).await;
+    let tools = test_dir();
+    let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let spec = neon_spec(&ps, json!("Primary"));
+    let mut c = start(spec.clone(), &pgbin, &[]);
+    c.wait_running();
+    let conf_before = std::fs::read_to_string(c.pgdata().join("postgresql.conf")).unwrap();
+    for (field, value) in [
+        ("tenant_id", json!("00000000000000000000000000000001")),
+        ("timeline_id", json!("00000000000000000000000000000002")),
+        ("mode", json!("Replica")),
+    ] {
+        let mut changed = spec.clone();
+        changed[field] = value;
+        let (code, body) = c.configure(&changed).await;
+        assert_eq!(code, 400, "{field}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("{field}: cannot change on a running compute")),
+            "{error}"
+        );
+    }
+    assert_eq!(c.get("/status").await.1["status"], "running");
+    let conf_after = std::fs::read_to_string(c.pgdata().join("postgresql.conf")).unwrap();
+    assert_eq!(
+        conf_before, conf_after,
+        "a refused spec changed the configuration"
+    );
 }

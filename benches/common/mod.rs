@@ -65,6 +65,8 @@ impl Compute {
             .args(["--internal-http-port", &free_port().to_string()])
             .arg("--socket-dir")
             .arg(dir)
+            // A terminated bench compute exits at once.
+            .args(["--terminate-linger", "0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

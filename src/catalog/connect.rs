@@ -22,6 +22,7 @@ const QUIET_OPTIONS: &str = "-c log_statement=none -c log_min_error_statement=pa
 #[derive(Debug, Clone)]
 pub struct Connector {
     config: Config,
+    privileged_role: Option<String>,
 }
 
 /// A maintenance connection and the task that drives it.
@@ -42,7 +43,23 @@ impl Connection {
 impl Connector {
     /// From the superuser's connection configuration (the connection string).
     pub fn new(config: Config) -> Self {
-        Self { config }
+        Self {
+            config,
+            privileged_role: None,
+        }
+    }
+
+    /// The same, with a privileged role (see [`super::privileged`]): the
+    /// spec's roles are made its members and its databases grant it ALL.
+    /// Without one, roles and databases are created as plain postgres would.
+    pub fn with_privileged_role(mut self, name: &str) -> Self {
+        self.privileged_role = Some(name.to_string());
+        self
+    }
+
+    /// The privileged role, if any.
+    pub fn privileged_role(&self) -> Option<&str> {
+        self.privileged_role.as_deref()
     }
 
     /// Superuser name (the connection string's user); `postgres` if it has none.

@@ -2,23 +2,35 @@
 //!
 //! [`read_catalog`] takes a snapshot, [`plan()`] (pure) computes the ordered
 //! statements, [`apply`] runs them; [`reconcile`] does all three. The order is
-//! the contract's: delta operations, then roles, then databases.
+//! the contract's: delta operations, then roles, then databases. At a
+//! primary's start, [`start`] first drops copied subscriptions (when the
+//! spec asks), creates the privileged role and runs the [`migrations`].
 
+pub mod api;
 mod apply;
 mod connect;
+pub mod extensions;
+pub mod migrations;
 mod model;
 mod options;
 mod plan;
+pub mod privileged;
 mod read;
+pub mod stats;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_reference;
 
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
 pub use model::{Catalog, DatabaseInfo, RoleInfo, DATCONNLIMIT_INVALID_DB};
 pub use options::{check_database_option, check_role_option, database_option_sql, role_option_sql};
-pub use plan::{plan, stored_password, Phase, Plan, PlanError, Step, REDACTED};
+pub use plan::{plan, plan_with, stored_password, Phase, Plan, PlanError, Step, REDACTED};
+pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
+pub use subscriptions::drop_before_start;
 
 use crate::spec::ComputeSpec;
 use anyhow::Context;
@@ -58,7 +70,13 @@ pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Resul
     .await;
     conn.close().await;
     let (catalog, spec) = read?;
-    plan(&catalog, &spec, connector.superuser()).context("planning the catalog reconciliation")
+    plan_with(
+        &catalog,
+        &spec,
+        connector.superuser(),
+        connector.privileged_role(),
+    )
+    .context("planning the catalog reconciliation")
 }
 
 /// Reads the catalog, plans and applies; returns what was done (the duration
@@ -91,4 +109,47 @@ pub async fn reconcile(
         "catalog reconciled"
     );
     Ok(report)
+}
+
+/// The catalog step of a primary's start, unless the spec skips catalog
+/// updates: drops the subscriptions copied with the data when the spec asks
+/// (once per timeline), creates the privileged role, runs the migrations,
+/// reconciles roles and databases; then counts the installed extensions in
+/// the background.
+pub async fn start(
+    connector: &Connector,
+    spec: &ComputeSpec,
+    concurrency: usize,
+) -> anyhow::Result<ApplyReport> {
+    if spec.skip_pg_catalog_updates {
+        info!("skip_pg_catalog_updates is set: no catalog step");
+        spawn_extension_count(connector);
+        return Ok(ApplyReport::default());
+    }
+    if spec.drop_subscriptions_before_start {
+        let timeline = spec.timeline_id.as_deref().unwrap_or_default();
+        let dropped = drop_before_start(connector, timeline)
+            .await
+            .context("dropping subscriptions before start")?;
+        info!(dropped, "drop_subscriptions_before_start done");
+    }
+    if let Some(role) = connector.privileged_role() {
+        let conn = connector.open(connector.maintenance_db()).await?;
+        let migrated = async {
+            privileged::ensure(&conn.client, role).await?;
+            migrations::run(&conn.client, role).await
+        }
+        .await;
+        conn.close().await;
+        let id = migrated.context("running the catalog migrations")?;
+        info!(migration_id = id, "catalog migrations done");
+    }
+    let report = reconcile(connector, spec, concurrency).await?;
+    spawn_extension_count(connector);
+    Ok(report)
+}
+
+fn spawn_extension_count(connector: &Connector) {
+    let connector = connector.clone();
+    tokio::spawn(async move { extensions::refresh(&connector).await });
 }

@@ -11,7 +11,12 @@ use super::options::{database_option_sql, role_attribute, RoleAttr};
 use crate::secret::Secret;
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, Role};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
-use std::fmt;
+
+mod sql;
+mod step;
+
+use sql::Sql;
+pub use step::{Plan, Step};
 
 /// Placeholder for a password in every shown form of a statement.
 pub const REDACTED: &str = "<redacted>";
@@ -27,126 +32,6 @@ pub enum Phase {
     Roles,
     /// Drop invalid databases, create missing ones, fix owners.
     Databases,
-}
-
-/// One SQL statement of a [`Plan`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Step {
-    database: Option<String>,
-    sql: String,
-    redacted: String,
-    object: String,
-    phase: Phase,
-    group: usize,
-    secret: bool,
-}
-
-impl Step {
-    /// The database the statement must run in; `None` is the maintenance
-    /// database (the one of the connection string).
-    pub fn database(&self) -> Option<&str> {
-        self.database.as_deref()
-    }
-
-    /// The statement to execute. It may contain a password: see
-    /// [`Step::has_secret`]; show [`Step::redacted_sql`] instead.
-    pub fn sql(&self) -> &str {
-        &self.sql
-    }
-
-    /// The statement with any password replaced by `<redacted>`.
-    pub fn redacted_sql(&self) -> &str {
-        &self.redacted
-    }
-
-    /// What the statement is about, e.g. `role "x"`.
-    pub fn object(&self) -> &str {
-        &self.object
-    }
-
-    /// Which pass of the reconciliation the statement belongs to.
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Ordering group: groups run one after the other; inside a group, the
-    /// statements of one database run in order, those of different databases
-    /// may run in parallel.
-    pub fn group(&self) -> usize {
-        self.group
-    }
-
-    /// Whether [`Step::sql`] contains a password.
-    pub fn has_secret(&self) -> bool {
-        self.secret
-    }
-
-    /// Whether this creates a database. Creations of distinct databases
-    /// (the spec's names are unique) do not depend on each other and may run
-    /// in parallel.
-    pub fn creates_database(&self) -> bool {
-        self.phase == Phase::Databases
-            && self.database.is_none()
-            && self.sql.starts_with("CREATE DATABASE ")
-    }
-}
-
-impl fmt::Debug for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Step")
-            .field("database", &self.database)
-            .field("sql", &self.redacted)
-            .field("object", &self.object)
-            .field("phase", &self.phase)
-            .field("group", &self.group)
-            .field("secret", &self.secret)
-            .finish()
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};", self.redacted)?;
-        if let Some(db) = &self.database {
-            // Debug quoting keeps control characters of the name on one line.
-            write!(f, " -- in database {db:?}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The ordered statements that reconcile a catalog with a spec.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// The statements, in execution order.
-    pub steps: Vec<Step>,
-}
-
-impl Plan {
-    /// Nothing to do: the catalog matches the spec.
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
-    /// Number of statements.
-    pub fn len(&self) -> usize {
-        self.steps.len()
-    }
-
-    /// The steps cut into their ordering groups, in order.
-    pub fn groups(&self) -> impl Iterator<Item = &[Step]> {
-        self.steps.chunk_by(|a, b| a.group == b.group)
-    }
-}
-
-/// The dry-run text: one statement per line, passwords redacted.
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for step in &self.steps {
-            writeln!(f, "{step}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A spec that cannot be applied to this catalog. Nothing has been executed.
@@ -190,54 +75,6 @@ pub enum PlanError {
     },
 }
 
-/// SQL text under construction, with its redacted twin.
-struct Sql {
-    text: String,
-    redacted: String,
-    secret: bool,
-}
-
-impl Sql {
-    fn new(keywords: &'static str) -> Self {
-        Self {
-            text: keywords.to_string(),
-            redacted: keywords.to_string(),
-            secret: false,
-        }
-    }
-
-    /// Fixed SQL text.
-    fn kw(mut self, keywords: &'static str) -> Self {
-        self.push(keywords);
-        self
-    }
-
-    /// An identifier, quoted.
-    fn ident(mut self, name: &str) -> Self {
-        self.push(&escape_identifier(name));
-        self
-    }
-
-    /// SQL produced by [`super::options`] or from integers: already safe.
-    fn safe(mut self, rendered: &str) -> Self {
-        self.push(rendered);
-        self
-    }
-
-    /// A secret string literal: written escaped, shown as `<redacted>`.
-    fn secret(mut self, value: &str) -> Self {
-        self.text.push_str(&escape_literal(value));
-        self.redacted.push_str(REDACTED);
-        self.secret = true;
-        self
-    }
-
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.redacted.push_str(s);
-    }
-}
-
 /// `role "x"`, `database "x"`: how objects are named in steps and logs.
 fn object(kind: &str, name: &str) -> String {
     format!("{kind} {}", escape_identifier(name))
@@ -270,6 +107,7 @@ pub fn stored_password(spec_password: &str) -> String {
 struct Planner<'a> {
     sim: Catalog,
     superuser: &'a str,
+    privileged: Option<&'a str>,
     steps: Vec<Step>,
     phase: Phase,
     group: usize,
@@ -298,6 +136,8 @@ impl<'a> Planner<'a> {
     fn protect(&self, role: &str, action: &'static str) -> Result<(), PlanError> {
         let why = if role == self.superuser {
             "it is the superuser compute_ctl connects as"
+        } else if Some(role) == self.privileged {
+            "it is the privileged role"
         } else if is_reserved(role) {
             "pg_* roles are reserved by postgres"
         } else {
@@ -406,6 +246,14 @@ impl<'a> Planner<'a> {
         dbs.sort();
         self.barrier();
         for db in &dbs {
+            // Privileges granted to it by others than the objects' owners
+            // (say, through the privileged role's grant option) are not
+            // revoked by DROP OWNED: revoke them as their grantors.
+            let revoke = Sql::new("SELECT pg_catalog.set_config('compute_ctl.dropped_role', ")
+                .lit(name)
+                .kw(", true); ")
+                .kw(REVOKE_FOREIGN_GRANTS);
+            self.push(Some(db), obj.clone(), revoke);
             let reassign = Sql::new("REASSIGN OWNED BY ")
                 .ident(name)
                 .kw(" TO ")
@@ -493,6 +341,18 @@ impl<'a> Planner<'a> {
             None => {
                 let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
                 let mut created = RoleInfo::new(&role.name);
+                if self.privileged.is_some() {
+                    // The reference's attributes for a member of the
+                    // privileged role, unless the spec's options say otherwise.
+                    for kw in MEMBER_ATTRIBUTES {
+                        if !attrs
+                            .iter()
+                            .any(|a| matches!(a, RoleAttr::Flag(k, _, _) if *k == kw))
+                        {
+                            attrs.push(RoleAttr::Flag(kw, "", true));
+                        }
+                    }
+                }
                 let (login, rest) = attrs.split_at(1);
                 sql = render_attr(sql, &login[0]);
                 if let Some(pw) = &password {
@@ -500,6 +360,9 @@ impl<'a> Planner<'a> {
                 }
                 for attr in rest {
                     sql = render_attr(sql, attr);
+                }
+                if let Some(privileged) = self.privileged {
+                    sql = sql.kw(" IN ROLE ").ident(privileged);
                 }
                 for attr in &attrs {
                     set_attr(&mut created, attr);
@@ -587,6 +450,46 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Attributes of a role created as a member of the privileged role.
+const MEMBER_ATTRIBUTES: [&str; 5] = [
+    "INHERIT",
+    "CREATEROLE",
+    "CREATEDB",
+    "BYPASSRLS",
+    "REPLICATION",
+];
+
+/// Revokes, in the current database, every privilege granted to the role
+/// named by the setting `compute_ctl.dropped_role` by a grantor other than
+/// the object's owner, as that grantor. Fixed text: the name only ever
+/// travels as a setting's value.
+const REVOKE_FOREIGN_GRANTS: &str = "DO $compute_ctl$ \
+    DECLARE \
+    dropped pg_catalog.text := pg_catalog.current_setting('compute_ctl.dropped_role'); \
+    r record; \
+    BEGIN \
+    FOR r IN \
+    SELECT DISTINCT a.grantor::pg_catalog.regrole::pg_catalog.text AS grantor, o.kind, o.name \
+    FROM ( \
+    SELECT 'TABLE' AS kind, c.oid::pg_catalog.regclass::pg_catalog.text AS name, c.relacl AS acl, c.relowner AS owner \
+    FROM pg_catalog.pg_class c WHERE c.relacl IS NOT NULL \
+    UNION ALL \
+    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspacl, n.nspowner \
+    FROM pg_catalog.pg_namespace n WHERE n.nspacl IS NOT NULL \
+    UNION ALL \
+    SELECT 'ROUTINE', p.oid::pg_catalog.regprocedure::pg_catalog.text, p.proacl, p.proowner \
+    FROM pg_catalog.pg_proc p WHERE p.proacl IS NOT NULL \
+    ) o, pg_catalog.aclexplode(o.acl) a \
+    WHERE a.grantee OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) dropped) \
+    AND a.grantor OPERATOR(pg_catalog.<>) o.owner \
+    LOOP \
+    EXECUTE pg_catalog.format('SET LOCAL ROLE %s', r.grantor); \
+    EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I CASCADE', r.kind, r.name, dropped); \
+    END LOOP; \
+    SET LOCAL ROLE NONE; \
+    END \
+    $compute_ctl$";
+
 fn same_attr(a: &RoleAttr, b: &RoleAttr) -> bool {
     match (a, b) {
         (RoleAttr::Flag(x, _, _), RoleAttr::Flag(y, _, _)) => x == y,
@@ -628,9 +531,25 @@ fn render_attr(sql: Sql, attr: &RoleAttr) -> Sql {
 /// are never altered or dropped. A spec that matches the catalog gives an
 /// empty plan.
 pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Plan, PlanError> {
+    plan_with(catalog, spec, superuser, None)
+}
+
+/// [`plan()`] with a privileged role (the reference's `neon_superuser`):
+/// roles are created as its members with `INHERIT CREATEROLE CREATEDB
+/// BYPASSRLS REPLICATION` (unless their options say otherwise), each new
+/// database grants it ALL and, in schema public, ALL on the tables and
+/// sequences its superuser creates later (with grant option); it is never
+/// altered, renamed or dropped.
+pub fn plan_with(
+    catalog: &Catalog,
+    spec: &ComputeSpec,
+    superuser: &str,
+    privileged: Option<&str>,
+) -> Result<Plan, PlanError> {
     let mut p = Planner {
         sim: catalog.clone(),
         superuser,
+        privileged,
         steps: Vec::new(),
         phase: Phase::Delta,
         group: 0,
@@ -649,6 +568,18 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
     }
     p.barrier();
     p.phase = Phase::Roles;
+    if let Some(privileged) = privileged.filter(|r| p.sim.role(r).is_none()) {
+        // Missing (say, the start skipped catalog updates): its members need it.
+        p.push(
+            None,
+            object("role", privileged),
+            Sql::new("CREATE ROLE ")
+                .ident(privileged)
+                .kw(" ")
+                .kw(super::privileged::CREATE_ATTRIBUTES),
+        );
+        p.sim.roles.push(RoleInfo::new(privileged));
+    }
     for role in &spec.cluster.roles {
         p.role(role)?;
     }
@@ -664,8 +595,35 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
     for name in invalid {
         p.drop_database(&name);
     }
+    let before: Vec<String> = p.sim.databases.iter().map(|d| d.name.clone()).collect();
     for db in &spec.cluster.databases {
         p.database(spec, db)?;
+    }
+    if let Some(privileged) = privileged {
+        // After every creation, so that the creations stay one parallel run.
+        let created: Vec<String> = spec
+            .cluster
+            .databases
+            .iter()
+            .filter(|d| !before.contains(&d.name))
+            .map(|d| d.name.clone())
+            .collect();
+        for db in &created {
+            let sql = Sql::new("GRANT ALL ON DATABASE ")
+                .ident(db)
+                .kw(" TO ")
+                .ident(privileged);
+            p.push(None, object("database", db), sql);
+        }
+        p.barrier();
+        for db in &created {
+            let sql = Sql::new("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ")
+                .ident(privileged)
+                .kw(" WITH GRANT OPTION; ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ")
+                .ident(privileged)
+                .kw(" WITH GRANT OPTION");
+            p.push(Some(db), object("database", db), sql);
+        }
     }
     Ok(Plan { steps: p.steps })
 }

@@ -28,9 +28,9 @@ fn bindir() -> PathBuf {
 }
 
 /// A throw-away postgres cluster.
-struct Pg {
+pub(super) struct Pg {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(super) port: u16,
     child: Child,
 }
 
@@ -60,7 +60,7 @@ fn free_port() -> u16 {
 }
 
 impl Pg {
-    async fn start() -> Pg {
+    pub(super) async fn start() -> Pg {
         let bin = bindir();
         assert!(
             bin.join("postgres").exists(),
@@ -115,18 +115,18 @@ impl Pg {
         panic!("postgres did not start: {}", pg.log());
     }
 
-    fn config(&self, db: &str) -> tokio_postgres::Config {
+    pub(super) fn config(&self, db: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host("127.0.0.1").port(self.port).user(SU).dbname(db);
         c
     }
 
-    fn connector(&self) -> Connector {
+    pub(super) fn connector(&self) -> Connector {
         Connector::new(self.config("postgres"))
     }
 
     /// A superuser session, immune to hostile database settings.
-    async fn client(&self, db: &str) -> Client {
+    pub(super) async fn client(&self, db: &str) -> Client {
         self.connector().connect(db).await.unwrap()
     }
 
@@ -165,7 +165,7 @@ impl Pg {
             .collect()
     }
 
-    async fn role_names(&self) -> Vec<String> {
+    pub(super) async fn role_names(&self) -> Vec<String> {
         self.client("postgres")
             .await
             .query("SELECT rolname::text FROM pg_catalog.pg_roles", &[])

@@ -7,7 +7,13 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod operate;
+mod snapshot;
 mod start;
+mod status;
+mod terminate;
+
+pub use snapshot::{Snapshot, Timings};
+pub use status::ComputeStatus;
 
 use start::{reconfigure, start_compute};
 
@@ -25,7 +31,6 @@ use compute_states::{
     TerminationMode, TerminationPending,
 };
 use parking_lot::RwLock;
-use serde::Serialize;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,63 +70,17 @@ pub struct Params {
     /// How long a failed compute without postgres keeps answering `/status`
     /// (and accepting a new spec) before it exits.
     pub failure_exit_delay: Duration,
+    /// The role spec roles are members of (`--privileged-role-name`).
+    pub privileged_role: String,
+    /// How often installed extensions are counted for the metrics.
+    pub installed_extensions_interval: Duration,
     /// Retries of the storage steps.
     pub storage_backoff: storage::Backoff,
     /// How long postgres may take to accept connections (recovery included).
     pub start_timeout: Duration,
-}
-
-/// Startup timings, in milliseconds, as `/metrics.json` reports them.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Timings {
-    /// From process start until a spec was available.
-    pub wait_for_spec_ms: u64,
-    /// Safekeeper sync (remote storage only).
-    pub sync_safekeepers_ms: u64,
-    /// Basebackup download (remote storage only).
-    pub basebackup_ms: u64,
-    /// Basebackup size in bytes (remote storage only).
-    pub basebackup_bytes: u64,
-    /// PGDATA preparation and postgres start, until it accepted connections.
-    pub start_postgres_ms: u64,
-    /// Catalog reconciliation.
-    pub config_ms: u64,
-    /// From the spec to Running.
-    pub total_startup_ms: u64,
-}
-
-/// What the driver publishes after every transition (and the monitor updates).
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    /// When compute_ctl started.
-    pub start_time: DateTime<Utc>,
-    /// The spec's tenant, if any.
-    pub tenant: Option<String>,
-    /// The spec's timeline, if any.
-    pub timeline: Option<String>,
-    /// The current state.
-    pub status: Status,
-    /// Last user activity (from the activity monitor).
-    pub last_active: Option<DateTime<Utc>>,
-    /// Why the compute failed, when it did.
-    pub error: Option<String>,
-    /// Settings changed by the last configuration that take effect only after a restart.
-    pub pending_restart: Vec<String>,
-    /// Startup timings.
-    #[serde(skip)]
-    pub timings: Timings,
-    /// The final LSN once terminated.
-    #[serde(skip)]
-    pub lsn: Option<Lsn>,
-    /// Transitions taken so far, as (from, to) pairs with counts.
-    #[serde(skip)]
-    pub transitions: Vec<((Status, Status), u64)>,
-    /// Time postgres was found down by the monitor while it should have served.
-    #[serde(skip)]
-    pub pg_downtime: Duration,
-    /// The spec in effect (roles and databases for `/dbs_and_roles`).
-    #[serde(skip)]
-    pub spec: Option<Arc<ComputeSpec>>,
+    /// How long the API keeps answering after a termination asked for over
+    /// HTTP; None: the reference's (30 s after fast, 300 ms after immediate).
+    pub terminate_linger: Option<Duration>,
 }
 
 /// What the API and signal handlers can ask of the driver.
@@ -167,7 +126,7 @@ pub enum Request {
 pub enum RequestError {
     /// Not allowed in the current state (HTTP 412).
     #[error("invalid compute status: {0}")]
-    InvalidState(Status),
+    InvalidState(ComputeStatus),
     /// The spec is not usable by this postgres (HTTP 400); nothing changed.
     #[error("{0}")]
     BadSpec(String),
@@ -199,6 +158,10 @@ impl Handle {
     pub fn status(&self) -> Status {
         self.snapshot.read().status
     }
+    /// The current status as the API names it.
+    pub fn compute_status(&self) -> ComputeStatus {
+        self.snapshot.read().compute_status
+    }
     /// Sends an event to the driver; false when the driver has ended.
     pub async fn send(&self, event: Event) -> bool {
         self.events.send(event).await.is_ok()
@@ -220,7 +183,28 @@ impl Handle {
     }
     /// Adds time during which postgres was found down (the monitor owns `pg_downtime`).
     pub fn add_pg_downtime(&self, d: Duration) {
-        self.snapshot.write().pg_downtime += d;
+        let mut snap = self.snapshot.write();
+        snap.pg_downtime += d;
+        snap.pg_current_downtime += d;
+        tracing::warn!(
+            downtime_info = true,
+            current_ms = snap.pg_current_downtime.as_millis() as u64,
+            total_ms = snap.pg_downtime.as_millis() as u64,
+            "postgres does not answer"
+        );
+    }
+    /// Postgres answered the monitor: the current outage, if any, is over.
+    pub fn pg_answered(&self) {
+        let mut snap = self.snapshot.write();
+        if !snap.pg_current_downtime.is_zero() {
+            tracing::info!(
+                downtime_info = true,
+                outage_ms = snap.pg_current_downtime.as_millis() as u64,
+                total_ms = snap.pg_downtime.as_millis() as u64,
+                "postgres answers again"
+            );
+            snap.pg_current_downtime = Duration::ZERO;
+        }
     }
 }
 
@@ -253,6 +237,7 @@ impl Env {
 
     fn connector(&self) -> Connector {
         Connector::new(self.params.connstr.clone())
+            .with_privileged_role(&self.params.privileged_role)
     }
 
     fn config_params(&self) -> ConfigParams<'_> {
@@ -260,6 +245,7 @@ impl Env {
             port: self.params.port,
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
+            privileged_role: Some(&self.params.privileged_role),
         }
     }
 }
@@ -276,6 +262,8 @@ pub struct Driver {
     waiting_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
     /// `/terminate` calls made while a termination was under way (answered 201).
     repeated_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
+    /// The mode of a termination asked for over HTTP (which lingers).
+    http_termination: Option<TerminationMode>,
 }
 
 impl Driver {
@@ -286,6 +274,7 @@ impl Driver {
             start_time: Utc::now(),
             tenant: None,
             timeline: None,
+            compute_status: ComputeStatus::Empty,
             status: Status::Empty,
             last_active: None,
             error: None,
@@ -294,6 +283,7 @@ impl Driver {
             lsn: None,
             transitions: Vec::new(),
             pg_downtime: Duration::ZERO,
+            pg_current_downtime: Duration::ZERO,
             spec: None,
         }));
         let driver = Driver {
@@ -307,6 +297,7 @@ impl Driver {
             waiting_configure: None,
             waiting_terminate: Vec::new(),
             repeated_terminate: Vec::new(),
+            http_termination: None,
         };
         (
             driver,
@@ -356,9 +347,13 @@ impl Driver {
                             Event::Request(Request::Terminate { reply, .. }) => {
                                 let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
                             }
-                            Event::Request(r) => reject(r, Status::Terminated),
-                            Event::Signal(_) => {}
+                            Event::Request(r) => reject(r, ComputeStatus::Terminated),
+                            Event::Signal(_) => return s.exit(),
                         }
+                    }
+                    if let Some(mode) = self.http_termination {
+                        let linger = terminate::linger_for(self.env.params.terminate_linger, mode);
+                        terminate::linger(&mut self.events, s.lsn(), linger).await;
                     }
                     return s.exit();
                 }
@@ -391,6 +386,11 @@ impl Driver {
     fn publish(&mut self, state: &State) {
         let mut snap = self.snapshot.write();
         snap.status = state.status();
+        let mode = match state {
+            AnyState::TerminationPending(t) => Some(t.mode()),
+            _ => None,
+        };
+        snap.compute_status = ComputeStatus::of(snap.status, mode);
         match state {
             AnyState::Failed(f) => {
                 snap.error = Some(f.error().clone());
@@ -418,13 +418,23 @@ impl Driver {
         self.snapshot.read().timings.clone()
     }
 
-    /// Validates a spec for this postgres; a bad one is answered 400 and changes nothing.
+    /// Validates a spec for this postgres (and, for a running compute, against
+    /// the spec it runs: `running`); a bad one is answered 400 and changes nothing.
     async fn accept_spec(
         &self,
         spec: &ComputeSpec,
+        running: Option<&ComputeSpec>,
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
-        match self.env.check_spec(spec).await {
+        let checked = match running {
+            Some(current) => spec.check_change_from(current),
+            None => Ok(()),
+        };
+        let checked = match checked {
+            Ok(()) => self.env.check_spec(spec).await,
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(()) => Some(reply),
             Err(e) => {
                 let _ = reply.send(Err(RequestError::BadSpec(e.to_string())));
@@ -435,17 +445,18 @@ impl Driver {
 
     /// What an event asks of a state that waits for requests (Empty,
     /// Running, Failed). Replies that come later are parked here.
-    async fn triage(&mut self, event: Option<Event>) -> Ask {
+    async fn triage(&mut self, event: Option<Event>, running: Option<&ComputeSpec>) -> Ask {
         match event {
             // Every sender is gone: nobody can reach us any more; stop.
             None => Ask::Terminate(TerminationMode::Fast),
             Some(Event::Signal(mode)) => Ask::Terminate(mode),
             Some(Event::Request(Request::Terminate { mode, reply })) => {
                 self.waiting_terminate.push(reply);
+                self.http_termination = Some(mode);
                 Ask::Terminate(mode)
             }
             Some(Event::Request(Request::Configure { spec, reply })) => {
-                match self.accept_spec(&spec, reply).await {
+                match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
                         self.spec_arrived(&spec);
                         self.waiting_configure = Some(reply);
@@ -468,14 +479,14 @@ impl Driver {
     async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
         loop {
             let event = self.events.recv().await;
-            match self.triage(event).await {
+            match self.triage(event, None).await {
                 Ask::Terminate(mode) => return s.terminate(mode).into(),
                 Ask::Configure(spec) => return s.configure(spec).into(),
                 Ask::Connect(reply) => {
-                    let _ = reply.send(Err(RequestError::InvalidState(Status::Empty)));
+                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Restart { reply, .. } => {
-                    let _ = reply.send(Err(RequestError::InvalidState(Status::Empty)));
+                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Nothing => {}
             }
@@ -484,7 +495,7 @@ impl Driver {
 
     async fn on_init(&mut self, s: Init<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, Status::Init, work).await {
+        match interruptible(&mut self.events, ComputeStatus::Init, work).await {
             Ok(Ok((pg, timings))) => {
                 self.snapshot.write().timings = timings;
                 s.started(pg).into()
@@ -500,7 +511,7 @@ impl Driver {
             // A running postgres: reconfigure it in place.
             Some(pg) => {
                 let work = reconfigure(self.env.clone(), spec, pg.pid());
-                match interruptible(&mut self.events, Status::Configuration, work).await {
+                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
                     Ok(Ok(pending_restart)) => {
                         self.snapshot.write().pending_restart = pending_restart;
                         Outcome::Configured(None)
@@ -512,7 +523,7 @@ impl Driver {
             // From Empty (or a failed start): a full start.
             None => {
                 let work = start_compute(self.env.clone(), spec, self.timings());
-                match interruptible(&mut self.events, Status::Configuration, work).await {
+                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
                     Ok(Ok((pg, timings))) => {
                         let mut snap = self.snapshot.write();
                         snap.timings = timings;
@@ -539,13 +550,14 @@ impl Driver {
     }
 
     async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => {
                     let why = exit_reason(status, Some(s.postgres()));
                     return s.postgres_exited(why).into();
                 }
-                ev = self.events.recv() => match self.triage(ev).await {
+                ev = self.events.recv() => match self.triage(ev, Some(&running)).await {
                     Ask::Terminate(mode) => return s.terminate(mode).into(),
                     Ask::Configure(spec) => return s.reconfigure(spec).into(),
                     Ask::Connect(reply) => {
@@ -571,6 +583,8 @@ impl Driver {
     /// control plane can read the error, or send a new spec), then exits.
     async fn on_failed(&mut self, mut s: Failed<Ctx>) -> Result<State, Exited> {
         tracing::error!(error = %s.error(), serving = s.postgres().is_some(), "compute failed");
+        // A postgres still serving runs the last spec that reached Running.
+        let running = self.snapshot.read().spec.clone();
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
@@ -593,23 +607,23 @@ impl Driver {
                 }
                 () = &mut deadline, if !serving => {
                     for reply in self.waiting_terminate.drain(..) {
-                        let _ = reply.send(Err(RequestError::InvalidState(Status::Failed)));
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
                     }
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match self.triage(ev).await {
+                ev = self.events.recv() => match self.triage(ev, running.as_deref().filter(|_| serving)).await {
                     Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
                     Ask::Configure(spec) => return Ok(s.reconfigure(spec).into()),
                     Ask::Connect(reply) => {
                         let answer = if serving {
                             Ok(self.env.connector())
                         } else {
-                            Err(RequestError::InvalidState(Status::Failed))
+                            Err(RequestError::InvalidState(ComputeStatus::Failed))
                         };
                         let _ = reply.send(answer);
                     }
                     Ask::Restart { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(Status::Failed)));
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
                     }
                     Ask::Nothing => {}
                 },
@@ -621,13 +635,16 @@ impl Driver {
         let mode = s.mode();
         // A start interrupted by this termination dropped its postgres.
         crate::postgres::wait_abandoned(Duration::from_secs(30)).await;
+        let spec = self.snapshot.read().spec.clone();
+        let source = terminate::LsnSource::of(spec.as_deref());
         let lsn = match s.take_postgres() {
             Some(pg) => {
+                let before = terminate::flush_lsn_before_stop(&self.env, source).await;
                 let pid = nix::unistd::Pid::from_raw(pg.pid());
                 let stop = pg.stop(mode, &self.env.params.pgbin);
                 tokio::pin!(stop);
                 let mut listening = true;
-                loop {
+                let stopped = loop {
                     tokio::select! {
                         result = &mut stop => break result.unwrap_or_else(|e| {
                             tracing::error!("stopping postgres: {e:#}");
@@ -644,10 +661,11 @@ impl Driver {
                                 }
                             }
                             Some(Event::Signal(TerminationMode::Fast)) => {}
-                            Some(Event::Request(r)) => reject(r, Status::TerminationPending),
+                            Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
                         },
                     }
-                }
+                };
+                terminate::final_lsn(&self.env, spec.as_deref(), source, stopped, before).await
             }
             None => None,
         };
@@ -700,7 +718,7 @@ enum Ask {
 }
 
 /// Answers a request that the current state does not accept.
-fn reject(request: Request, status: Status) {
+fn reject(request: Request, status: ComputeStatus) {
     let err = RequestError::InvalidState(status);
     match request {
         Request::Configure { reply, .. } => {
@@ -723,7 +741,7 @@ fn reject(request: Request, status: Status) {
 /// `work`, which cleans up after itself).
 async fn interruptible<T>(
     events: &mut mpsc::Receiver<Event>,
-    status: Status,
+    status: ComputeStatus,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, TerminationMode> {
     tokio::pin!(work);

@@ -1,12 +1,13 @@
 //! Operations on a running compute (`POST /restart`): kept apart from the
 //! start and termination paths so each operation is one small, typed step.
 
+use super::ComputeStatus;
 use super::{interruptible, Ctx, Driver, Env, State};
 use crate::catalog;
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, ComputeSpec};
 use anyhow::{Context, Result};
-use compute_states::{Restarting, Status, TerminationMode};
+use compute_states::{Restarting, TerminationMode};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -18,7 +19,7 @@ impl Driver {
         let spec = s.spec().clone();
         if let Some(pg) = s.take_postgres() {
             let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
-            match interruptible(&mut self.events, Status::Restarting, stop).await {
+            match interruptible(&mut self.events, ComputeStatus::Restarting, stop).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     return s
@@ -31,7 +32,7 @@ impl Driver {
             }
         }
         let work = restart_postgres(self.env.clone(), spec);
-        match interruptible(&mut self.events, Status::Restarting, work).await {
+        match interruptible(&mut self.events, ComputeStatus::Restarting, work).await {
             Ok(Ok(pg)) => {
                 self.snapshot.write().pending_restart.clear();
                 s.restarted(pg).into()
@@ -55,7 +56,7 @@ async fn restart_postgres(env: Arc<Env>, spec: Arc<ComputeSpec>) -> Result<Postg
     .await
     .context("restarting postgres")?;
     if spec.mode == ComputeMode::Primary {
-        if let Err(e) = catalog::reconcile(&env.connector(), &spec, spec.reconfigure_concurrency)
+        if let Err(e) = catalog::start(&env.connector(), &spec, spec.reconfigure_concurrency)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {

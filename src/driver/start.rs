@@ -12,7 +12,7 @@ use crate::storage;
 use anyhow::{Context, Result};
 use compute_states::TerminationMode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 
 /// From a clean slate to a running, reconciled postgres.
@@ -41,16 +41,17 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let pg_began = Instant::now();
     let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
         .await?;
-    timings.start_postgres_ms = began.elapsed().as_millis() as u64;
+    timings.start_postgres_ms = pg_began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();
     if spec.mode == ComputeMode::Primary {
         let connector = env.connector();
         let concurrency = startup_concurrency(&connector).await;
-        if let Err(e) = catalog::reconcile(&connector, &spec, concurrency)
+        if let Err(e) = catalog::start(&connector, &spec, concurrency)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
@@ -101,8 +102,15 @@ struct Remote<'a> {
     timeline: &'a str,
 }
 
-/// Neon storage: the commit LSN from the safekeepers (primary), then a
-/// basebackup from the pageserver streamed into PGDATA.
+/// Neon storage, in the reference's order: wipe PGDATA, write
+/// `postgresql.conf` (Neon's `postgres --sync-safekeepers` reads the
+/// safekeepers, tenant and timeline from it), sync the safekeepers for the
+/// commit LSN (primary), stream the basebackup into PGDATA, and write the
+/// configuration again over the archive's.
+///
+/// The basebackup unpacks into an empty directory only (it refuses to write
+/// a cluster over anything), so the configuration the sync read is removed
+/// just before it.
 async fn prepare_neon(
     env: &Arc<Env>,
     spec: &ComputeSpec,
@@ -112,32 +120,40 @@ async fn prepare_neon(
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let token = spec.storage_auth_token.as_ref().map(|t| t.expose());
-    // The spec check and the safekeeper sync do not depend on each other.
-    let lsn = async {
-        match spec.mode {
-            ComputeMode::Primary => {
-                let t = Instant::now();
-                let lsn = storage::sync_safekeepers(
-                    &params.pgbin,
-                    &params.pgdata,
-                    token,
-                    owner,
-                    &params.storage_backoff,
-                )
-                .instrument(tracing::info_span!("sync_safekeepers"))
-                .await
-                .context("syncing safekeepers")?;
-                tracing::info!(%lsn, ms = t.elapsed().as_millis() as u64, "safekeepers synced");
-                anyhow::Ok((Some(lsn), t.elapsed()))
-            }
-            ComputeMode::Static(lsn) => Ok((Some(lsn), Duration::ZERO)),
-            ComputeMode::Replica => Ok((None, Duration::ZERO)),
-        }
-    };
-    let (checked, lsn) = tokio::join!(env.check_spec(spec), lsn);
+    let (checked, wiped) = tokio::join!(env.check_spec(spec), wipe(env));
     checked?;
-    let (lsn, sync_time) = lsn?;
-    timings.sync_safekeepers_ms = sync_time.as_millis() as u64;
+    wiped?;
+    config::write(&params.pgdata, spec, &env.config_params())
+        .context("writing the configuration for sync-safekeepers")?;
+    let lsn = match spec.mode {
+        ComputeMode::Primary => {
+            let t = Instant::now();
+            let synced = storage::sync_safekeepers(
+                &params.pgbin,
+                &params.pgdata,
+                token,
+                owner,
+                &params.storage_backoff,
+            )
+            .instrument(tracing::info_span!("sync_safekeepers"))
+            .await;
+            let lsn = match synced {
+                Ok(lsn) => lsn,
+                Err(e) => {
+                    // A failed start leaves an empty PGDATA, as a failed basebackup does.
+                    if let Err(w) = wipe(env).await {
+                        tracing::warn!("emptying PGDATA after the failed sync: {w:#}");
+                    }
+                    return Err(e.context("syncing safekeepers"));
+                }
+            };
+            timings.sync_safekeepers_ms = t.elapsed().as_millis() as u64;
+            tracing::info!(%lsn, ms = timings.sync_safekeepers_ms, "safekeepers synced");
+            Some(lsn)
+        }
+        ComputeMode::Static(lsn) => Some(lsn),
+        ComputeMode::Replica => None,
+    };
 
     wipe(env).await?;
     let request = storage::BasebackupRequest {
@@ -154,10 +170,12 @@ async fn prepare_neon(
         .context("getting the basebackup")?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
+    timings.pageserver_connect_micros = stats.connect_micros;
     tracing::info!(
         bytes = stats.bytes,
         ms = timings.basebackup_ms,
         attempts = stats.attempts,
+        connect_micros = stats.connect_micros,
         "basebackup received"
     );
     config::write(&params.pgdata, spec, &env.config_params())?;

@@ -10,8 +10,6 @@ use crate::process;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
-use postgres_protocol::escape::{escape_identifier, escape_literal};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,7 +114,9 @@ pub(super) async fn refresh_configuration(api: Api) -> Handled {
     // Not worth a pull where a new spec would be refused anyway.
     let status = api.handle.status();
     if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
-        return Err(reject(RequestError::InvalidState(status).into()));
+        return Err(reject(
+            RequestError::InvalidState(api.handle.compute_status()).into(),
+        ));
     }
     let Some(source) = api.spec_source.clone() else {
         return Err(reject(ApiError::new(
@@ -180,41 +180,12 @@ async fn client(connector: &Connector, db: &str) -> Result<tokio_postgres::Clien
         .map_err(|e| reject(ApiError::internal(&e)))
 }
 
-#[derive(Serialize)]
-struct RoleOut {
-    name: String,
-}
-
-#[derive(Serialize)]
-struct DatabaseOut {
-    name: String,
-    owner: String,
-}
-
 pub(super) async fn dbs_and_roles(api: Api) -> Handled {
     let connector = connector(&api).await?;
-    let c = client(&connector, connector.maintenance_db()).await?;
-    let catalog = catalog::read_catalog(&c)
+    let body = catalog::api::dbs_and_roles(&connector)
         .await
         .map_err(|e| reject(ApiError::internal(&e)))?;
-    // Shaped like the spec, without password hashes; system roles and the
-    // superuser are not the spec's business.
-    let roles: Vec<RoleOut> = catalog
-        .roles
-        .into_iter()
-        .filter(|r| !r.name.starts_with("pg_") && r.name != connector.superuser())
-        .map(|r| RoleOut { name: r.name })
-        .collect();
-    let databases: Vec<DatabaseOut> = catalog
-        .databases
-        .into_iter()
-        .filter(|d| !d.is_template)
-        .map(|d| DatabaseOut {
-            name: d.name,
-            owner: d.owner,
-        })
-        .collect();
-    Ok(warp::reply::json(&json!({ "roles": roles, "databases": databases })).into_response())
+    Ok(warp::reply::json(&body).into_response())
 }
 
 pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {
@@ -243,7 +214,10 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
         )));
     }
     let mut cmd = tokio::process::Command::new(&api.pg_dump);
+    // compute_ctl's own bookkeeping is not the user's schema.
     cmd.arg("--schema-only")
+        .arg("--exclude-schema=neon_migration")
+        .arg("--exclude-table=public.health_check")
         .arg("--no-password")
         .arg("--dbname")
         .arg(connector.libpq_connstring(&database))
@@ -347,7 +321,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
 pub(super) async fn check_writability(api: Api) -> Handled {
     if api.handle.status() != Status::Running {
         return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.status(),
+            api.handle.compute_status(),
         ))));
     }
     let connector = connector(&api).await?;
@@ -362,96 +336,35 @@ pub(super) async fn check_writability(api: Api) -> Handled {
     Ok(warp::reply::json(&true).into_response())
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ExtensionRequest {
-    extension: String,
-    database: String,
-    version: String,
+/// Maps a catalog request's failure to its status.
+fn refused(e: catalog::api::RequestFailure) -> Rejection {
+    match e {
+        catalog::api::RequestFailure::BadRequest(m) => reject(ApiError::bad_request(m)),
+        catalog::api::RequestFailure::Failed(e) => reject(ApiError::internal(&e)),
+    }
 }
 
 pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
-    let req: ExtensionRequest = parse_json(&body)?;
-    if req.extension.is_empty() || req.database.is_empty() || req.version.is_empty() {
-        return Err(reject(ApiError::bad_request(
-            "extension, database and version must not be empty",
-        )));
+    let req: catalog::api::ExtensionRequest = parse_json(&body)?;
+    if api.handle.status() != Status::Running {
+        return Err(reject(ApiError::from(RequestError::InvalidState(
+            api.handle.compute_status(),
+        ))));
     }
     let connector = connector(&api).await?;
-    let c = client(&connector, &req.database).await?;
-    let ext = escape_identifier(&req.extension);
-    let version = escape_literal(&req.version);
-    let installed: Option<String> = c
-        .query_opt(
-            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1",
-            &[&req.extension],
-        )
+    catalog::api::install_extension(&connector, &req)
         .await
-        .map_err(|e| reject(ApiError::internal(&e.into())))?
-        .map(|r| r.get(0));
-    let sql = match installed {
-        // Maintenance connections run with an empty search_path; the
-        // extension goes where a user's objects would.
-        None => format!(
-            "SET search_path TO \"$user\", public; CREATE EXTENSION {ext} WITH VERSION {version}"
-        ),
-        Some(v) if v == req.version => String::new(),
-        Some(_) => format!("ALTER EXTENSION {ext} UPDATE TO {version}"),
-    };
-    if !sql.is_empty() {
-        c.batch_execute(&sql).await.map_err(|e| {
-            reject(ApiError::internal(
-                &anyhow::Error::new(e).context(format!("installing extension {:?}", req.extension)),
-            ))
-        })?;
-    }
+        .map_err(refused)?;
     let body = warp::reply::json(&json!({"extension": req.extension, "version": req.version}));
     Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct GrantRequest {
-    database: String,
-    schema: String,
-    privileges: Vec<String>,
-    role: String,
-}
-
-/// Privileges that can be granted on a schema.
-const SCHEMA_PRIVILEGES: &[&str] = &["USAGE", "CREATE"];
-
 pub(super) async fn grants(api: Api, body: Bytes) -> Handled {
-    let req: GrantRequest = parse_json(&body)?;
-    if req.privileges.is_empty() {
-        return Err(reject(ApiError::bad_request(
-            "privileges must not be empty",
-        )));
-    }
-    let mut privileges = Vec::new();
-    for p in &req.privileges {
-        let upper = p.to_ascii_uppercase();
-        match SCHEMA_PRIVILEGES.iter().find(|k| **k == upper) {
-            Some(k) => privileges.push(*k),
-            None => {
-                return Err(reject(ApiError::bad_request(format!(
-                    "unknown schema privilege {p:?}; allowed: {}",
-                    SCHEMA_PRIVILEGES.join(", ")
-                ))))
-            }
-        }
-    }
+    let req: catalog::api::GrantRequest = parse_json(&body)?;
     let connector = connector(&api).await?;
-    let c = client(&connector, &req.database).await?;
-    let sql = format!(
-        "GRANT {} ON SCHEMA {} TO {}",
-        privileges.join(", "),
-        escape_identifier(&req.schema),
-        escape_identifier(&req.role)
-    );
-    c.batch_execute(&sql).await.map_err(|e| {
-        reject(ApiError::internal(
-            &anyhow::Error::new(e).context("granting"),
-        ))
-    })?;
+    catalog::api::grant(&connector, &req)
+        .await
+        .map_err(refused)?;
     let body = warp::reply::json(&req);
     Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
 }

@@ -152,7 +152,7 @@ pub static ROUTES: &[Route] = &[
         auth: Auth::Jwt,
         states: "postgres up",
         body: Body::None,
-        summary: "roles and databases, shaped like the spec (no password hashes)",
+        summary: "every role of `pg_authid` and database of `pg_database` (no password hashes)",
         handler: |api, _| Box::pin(routes::dbs_and_roles(api)),
     },
     Route {
@@ -180,9 +180,9 @@ pub static ROUTES: &[Route] = &[
         path: "extensions",
         ports: Ports::Internal,
         auth: Auth::Loopback,
-        states: "postgres up",
+        states: "running",
         body: Body::Json,
-        summary: "`{extension, database, version}`: install or update; 201",
+        summary: "`{extension, database, version}`: `CREATE EXTENSION IF NOT EXISTS` in schema public; 201",
         handler: |api, input| Box::pin(routes::extensions(api, input.body)),
     },
     Route {
@@ -192,7 +192,7 @@ pub static ROUTES: &[Route] = &[
         auth: Auth::Loopback,
         states: "postgres up",
         body: Body::Json,
-        summary: "`{database, schema, privileges, role}`: grant on a schema; 201",
+        summary: "`{database, schema, privileges, role}`: grant on a schema what the role lacks; 201",
         handler: |api, input| Box::pin(routes::grants(api, input.body)),
     },
     Route {

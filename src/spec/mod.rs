@@ -30,6 +30,10 @@ pub struct ComputeSpec {
     /// Write the configuration and reload, but run no catalog SQL.
     #[serde(default)]
     pub skip_pg_catalog_updates: bool,
+    /// At start, drop every subscription (once per timeline) before the
+    /// catalog step: the data is a copy of another compute's.
+    #[serde(default)]
+    pub drop_subscriptions_before_start: bool,
     /// Parallel per-database connections during a reconfiguration.
     #[serde(default = "default_concurrency")]
     pub reconfigure_concurrency: usize,
@@ -415,6 +419,16 @@ impl ComputeSpec {
                 ));
             }
         }
+        if self.mode != ComputeMode::Primary
+            && self.pageserver_connstring.is_none()
+            && self.primary_connstring.is_none()
+        {
+            return Err(SpecError::new(
+                "mode",
+                "a read-only compute needs a pageserver_connstring or a primary_connstring \
+                 to take its data from",
+            ));
+        }
         if self.primary_connstring.is_some() && self.mode != ComputeMode::Replica {
             return Err(SpecError::new(
                 "primary_connstring",
@@ -436,9 +450,41 @@ impl ComputeSpec {
             if !seen.insert(sk.as_str()) {
                 return Err(SpecError::new(
                     format!("safekeeper_connstrings[{i}]"),
-                    format!("duplicate safekeeper {sk:?}"),
+                    format!("duplicate entry in safekeeper_connstrings: {sk}"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that `self`, a new spec for a compute running `current`,
+    /// changes nothing a running compute cannot change: its tenant, its
+    /// timeline and its mode. (The pageserver and the safekeepers may change.)
+    pub fn check_change_from(&self, current: &ComputeSpec) -> Result<(), SpecError> {
+        let unchanged = |field: &str, old: &Option<String>, new: &Option<String>| {
+            if old == new {
+                Ok(())
+            } else {
+                Err(SpecError::new(
+                    field,
+                    format!(
+                        "cannot change on a running compute (from {} to {})",
+                        old.as_deref().unwrap_or("none"),
+                        new.as_deref().unwrap_or("none")
+                    ),
+                ))
+            }
+        };
+        unchanged("tenant_id", &current.tenant_id, &self.tenant_id)?;
+        unchanged("timeline_id", &current.timeline_id, &self.timeline_id)?;
+        if current.mode != self.mode {
+            return Err(SpecError::new(
+                "mode",
+                format!(
+                    "cannot change on a running compute (from {:?} to {:?})",
+                    current.mode, self.mode
+                ),
+            ));
         }
         Ok(())
     }

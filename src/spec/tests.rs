@@ -25,11 +25,69 @@ fn unknown_fields_are_ignored_and_modes_parse() {
     v["something_new"] = serde_json::json!({"x": 1});
     v["features"] = serde_json::json!(["activity_monitor_experimental", "unheard_of"]);
     v["mode"] = serde_json::json!({"Static": "0/16B3748"});
+    v["primary_connstring"] = serde_json::json!("host=p");
+    // A static compute reads from a pageserver, not from a primary.
+    assert_eq!(parse(v.clone()).unwrap_err().field, "primary_connstring");
+    v["primary_connstring"] = serde_json::Value::Null;
+    v["pageserver_connstring"] = serde_json::json!("postgresql://ps:6400");
+    v["tenant_id"] = serde_json::json!("0123456789abcdef0123456789abcdef");
+    v["timeline_id"] = serde_json::json!("0123456789abcdef0123456789abcdef");
     let spec = parse(v).unwrap();
     assert_eq!(spec.mode, ComputeMode::Static(Lsn(0x16B3748)));
     let mut v = minimal();
     v["mode"] = serde_json::json!("Replica");
+    v["primary_connstring"] = serde_json::json!("host=p");
     assert_eq!(parse(v).unwrap().mode, ComputeMode::Replica);
+}
+
+#[test]
+fn a_read_only_compute_without_a_source_is_refused() {
+    for mode in [
+        serde_json::json!("Replica"),
+        serde_json::json!({"Static": "0/1"}),
+    ] {
+        let mut v = minimal();
+        v["mode"] = mode.clone();
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "mode", "{mode}: {e}");
+        assert!(e.reason.contains("pageserver_connstring"), "{e}");
+    }
+}
+
+#[test]
+fn a_running_compute_keeps_its_tenant_timeline_and_mode() {
+    let neon = |tenant: &str, timeline: &str, mode: serde_json::Value, ps: &str| {
+        let mut v = minimal();
+        v["pageserver_connstring"] = serde_json::json!(ps);
+        v["tenant_id"] = serde_json::json!(tenant);
+        v["timeline_id"] = serde_json::json!(timeline);
+        v["mode"] = mode;
+        v["safekeeper_connstrings"] = serde_json::json!(["sk:1"]);
+        parse(v).unwrap()
+    };
+    let (a, b) = (
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    );
+    let running = neon(a, a, "Primary".into(), "postgresql://ps:1");
+    // The pageserver (and the safekeepers) may change.
+    let moved = neon(a, a, "Primary".into(), "postgresql://ps:2");
+    assert_eq!(moved.check_change_from(&running), Ok(()));
+    for (new, field) in [
+        (
+            neon(b, a, "Primary".into(), "postgresql://ps:1"),
+            "tenant_id",
+        ),
+        (
+            neon(a, b, "Primary".into(), "postgresql://ps:1"),
+            "timeline_id",
+        ),
+        (neon(a, a, "Replica".into(), "postgresql://ps:1"), "mode"),
+    ] {
+        let e = new.check_change_from(&running).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.reason.contains("running compute"), "{e}");
+    }
 }
 
 #[test]
@@ -168,7 +226,7 @@ fn storage_falls_back_to_neon_settings() {
     assert!(parse(v)
         .unwrap_err()
         .reason
-        .contains("duplicate safekeeper"));
+        .contains("duplicate entry in safekeeper_connstrings: sk1:5454"));
 }
 
 #[test]

@@ -86,6 +86,16 @@ impl BasebackupRequest<'_> {
         Ok(cmd)
     }
 
+    /// The compute's mode as `neon.compute_mode` names it: a primary asks
+    /// for no `--replica`; a static compute is a replica with an LSN.
+    pub fn compute_mode(&self) -> &'static str {
+        match (self.replica, self.lsn) {
+            (false, _) => "primary",
+            (true, Some(_)) => "static",
+            (true, None) => "replica",
+        }
+    }
+
     /// Shard 0's connection string.
     fn shard0(&self) -> &str {
         self.pageserver_connstring
@@ -106,6 +116,9 @@ pub struct BasebackupStats {
     pub duration: Duration,
     /// Attempts made, the successful one included.
     pub attempts: u32,
+    /// Time to connect to the pageserver in the successful attempt, in
+    /// microseconds (0 for [`super::pg_basebackup`]).
+    pub connect_micros: u64,
 }
 
 /// Fetches a basebackup from the pageserver into `pgdata` (which must be
@@ -130,7 +143,7 @@ pub async fn basebackup(
     let masked = mask_connstring(req.shard0());
     prepare_empty_dir(pgdata, owner)?;
     let started = Instant::now();
-    let (bytes, attempts) = backoff
+    let ((bytes, connect_micros), attempts) = backoff
         .retry("basebackup", |attempt| {
             let (command, masked) = (&command, &masked);
             async move {
@@ -156,6 +169,7 @@ pub async fn basebackup(
         bytes,
         duration,
         attempts,
+        connect_micros,
     })
 }
 
@@ -168,14 +182,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// One attempt; returns the compressed bytes received.
+/// One attempt; returns the compressed bytes received and the time the
+/// connection took, in microseconds.
 async fn basebackup_once(
     req: &BasebackupRequest<'_>,
     command: &str,
     masked: &str,
     pgdata: &Path,
     owner: Option<&RunAs>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut config: tokio_postgres::Config = req
         .shard0()
         .parse()
@@ -184,13 +199,17 @@ async fn basebackup_once(
         config.password(token);
     }
     config.application_name("compute_ctl");
+    // As the reference: the pageserver learns the compute's mode.
+    config.options(format!("-c neon.compute_mode={}", req.compute_mode()));
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    let connecting = Instant::now();
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
         .with_context(|| format!("connecting to the pageserver {masked}"))?;
+    let connect_micros = connecting.elapsed().as_micros() as u64;
     // Errors of the connection surface through the client's calls.
     let _connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
@@ -238,7 +257,7 @@ async fn basebackup_once(
         unpacked_bytes = stats.bytes,
         "basebackup unpacked"
     );
-    Ok(received)
+    Ok((received, connect_micros))
 }
 
 /// A blocking reader over the chunks from the channel; EOF when the sender

@@ -19,7 +19,7 @@ mod safekeepers;
 
 pub use basebackup::{basebackup, BasebackupRequest, BasebackupStats};
 pub use pg_basebackup::pg_basebackup;
-pub use safekeepers::sync_safekeepers;
+pub use safekeepers::{sync_safekeepers, sync_safekeepers_bounded};
 
 pub use crate::secret::mask_connstring;
 

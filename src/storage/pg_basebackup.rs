@@ -93,6 +93,7 @@ pub async fn pg_basebackup(
         bytes,
         duration,
         attempts,
+        connect_micros: 0,
     })
 }
 

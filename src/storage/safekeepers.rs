@@ -6,7 +6,7 @@ use crate::process::{self, RunAs};
 use anyhow::{bail, Context, Result};
 use compute_states::Lsn;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 fn log_stderr(line: &str) {
@@ -28,11 +28,50 @@ pub async fn sync_safekeepers(
     owner: Option<&RunAs>,
     backoff: &Backoff,
 ) -> Result<Lsn> {
+    sync(pgbin, pgdata, auth_token, owner, backoff, None).await
+}
+
+/// [`sync_safekeepers`] with a time limit on each attempt: a run that has
+/// not answered within `attempt_timeout` is killed and counts as failed.
+pub async fn sync_safekeepers_bounded(
+    pgbin: &PgBin,
+    pgdata: &Path,
+    auth_token: Option<&str>,
+    owner: Option<&RunAs>,
+    backoff: &Backoff,
+    attempt_timeout: Duration,
+) -> Result<Lsn> {
+    sync(
+        pgbin,
+        pgdata,
+        auth_token,
+        owner,
+        backoff,
+        Some(attempt_timeout),
+    )
+    .await
+}
+
+async fn sync(
+    pgbin: &PgBin,
+    pgdata: &Path,
+    auth_token: Option<&str>,
+    owner: Option<&RunAs>,
+    backoff: &Backoff,
+    attempt_timeout: Option<Duration>,
+) -> Result<Lsn> {
     let started = Instant::now();
     let (lsn, attempts) = backoff
         .retry("sync-safekeepers", |attempt| async move {
             tracing::info!(attempt, pgdata = %pgdata.display(), "running postgres --sync-safekeepers");
-            sync_once(pgbin, pgdata, auth_token, owner).await
+            let once = sync_once(pgbin, pgdata, auth_token, owner);
+            match attempt_timeout {
+                None => once.await,
+                // Dropping the run kills it.
+                Some(limit) => tokio::time::timeout(limit, once).await.unwrap_or_else(|_| {
+                    bail!("postgres --sync-safekeepers did not answer within {limit:?}")
+                }),
+            }
         })
         .await?;
     tracing::info!(

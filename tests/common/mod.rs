@@ -60,6 +60,9 @@ pub struct Opts {
     pub superuser: String,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// `--terminate-linger` (None: the default, 30 s after a fast
+    /// `/terminate`); the tests exit at once unless they test the linger.
+    pub terminate_linger: Option<String>,
 }
 
 impl Default for Opts {
@@ -73,6 +76,7 @@ impl Default for Opts {
             config: None,
             superuser: SUPERUSER.into(),
             env: vec![],
+            terminate_linger: Some("0".into()),
         }
     }
 }
@@ -111,6 +115,10 @@ impl Compute {
             "--failure-exit-delay".into(),
             opts.failure_exit_delay.to_string(),
         ];
+        if let Some(linger) = &opts.terminate_linger {
+            args.push("--terminate-linger".into());
+            args.push(linger.clone());
+        }
         if let Some(spec) = &opts.spec {
             let path = dir.path().join("spec.json");
             std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();

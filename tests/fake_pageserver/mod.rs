@@ -584,6 +584,33 @@ pub fn initdb_archive() -> Arc<Vec<u8>> {
         .clone()
 }
 
+/// A gzip'd tar of an existing (stopped) PGDATA, as a pageserver would send
+/// it: `postmaster.pid` and `postmaster.opts` left out.
+pub fn archive_of(pgdata: &Path) -> Arc<Vec<u8>> {
+    let copy = tempfile::Builder::new()
+        .prefix("fake-ps-copy-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(pgdata)
+        .arg(copy.path().join("pgdata"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying {}", pgdata.display());
+    let pgdata = copy.path().join("pgdata");
+    for f in ["postmaster.pid", "postmaster.opts"] {
+        let _ = std::fs::remove_file(pgdata.join(f));
+    }
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    append_tree(&mut tar, &pgdata, Path::new(""));
+    let mut gz = tar.into_inner().unwrap();
+    gz.flush().unwrap();
+    Arc::new(gz.finish().unwrap())
+}
+
 /// Appends the content of `dir` as `prefix/...`, directories before what they hold.
 fn append_tree<W: Write>(tar: &mut tar::Builder<W>, dir: &Path, prefix: &Path) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)

@@ -238,24 +238,32 @@ fn phases_run_in_contract_order() {
         .map(|s| (s.phase(), s.database(), s.sql()))
         .collect();
     use Phase::*;
+    let revoke = format!(
+        "SELECT pg_catalog.set_config('compute_ctl.dropped_role', 'gone', true); {}",
+        super::REVOKE_FOREIGN_GRANTS
+    );
+    let revoke = revoke.as_str();
     assert_eq!(
         got,
         [
             (Delta, None, "ALTER ROLE \"old\" RENAME TO \"new\""),
             (Delta, None, "ALTER DATABASE \"olddb\" RENAME TO \"newdb\""),
             (Delta, None, "DROP DATABASE \"dropme\" WITH (FORCE)"),
+            (Delta, Some("newdb"), revoke),
             (
                 Delta,
                 Some("newdb"),
                 "REASSIGN OWNED BY \"gone\" TO \"cloud_admin\""
             ),
             (Delta, Some("newdb"), "DROP OWNED BY \"gone\""),
+            (Delta, Some("postgres"), revoke),
             (
                 Delta,
                 Some("postgres"),
                 "REASSIGN OWNED BY \"gone\" TO \"cloud_admin\""
             ),
             (Delta, Some("postgres"), "DROP OWNED BY \"gone\""),
+            (Delta, Some("template1"), revoke),
             (
                 Delta,
                 Some("template1"),
@@ -273,7 +281,7 @@ fn phases_run_in_contract_order() {
     );
     // Groups: the per-database steps share one group, between barriers.
     let groups: Vec<usize> = p.groups().map(<[Step]>::len).collect();
-    assert_eq!(groups, [3, 6, 1, 1, 1]);
+    assert_eq!(groups, [3, 9, 1, 1, 1]);
     assert!(p.steps.windows(2).all(|w| w[0].group() <= w[1].group()));
     assert!(p.steps.windows(2).all(|w| w[0].phase() <= w[1].phase()));
     assert!(p
@@ -622,6 +630,13 @@ fn tricky_names_are_escaped() {
     assert_eq!(sqls(&p)[1], r#"ALTER DATABASE "'q'" RENAME TO "a""b""#);
     assert_eq!(
         sqls(&p)[2],
+        format!(
+            "SELECT pg_catalog.set_config('compute_ctl.dropped_role', 'role$$', true); {}",
+            super::REVOKE_FOREIGN_GRANTS
+        )
+    );
+    assert_eq!(
+        sqls(&p)[3],
         r#"REASSIGN OWNED BY "role$$" TO "cloud_admin""#
     );
     assert_eq!(p.steps[2].database(), Some("a\"b"));

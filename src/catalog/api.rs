@@ -1,0 +1,238 @@
+//! What the catalog routes of the HTTP API answer (`/dbs_and_roles`,
+//! `/grants`, `/extensions`), as the reference does; the HTTP layer only
+//! parses the request and maps [`RequestFailure`] to a status.
+
+use super::connect::Connector;
+use anyhow::Context;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Why a catalog request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestFailure {
+    /// The request names something wrong (HTTP 400); the message names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Postgres refused or failed (HTTP 500).
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+const ROLES: &str = "SELECT rolname::pg_catalog.text FROM pg_catalog.pg_authid ORDER BY 1";
+
+const DATABASES: &str = "SELECT datname::pg_catalog.text, \
+    pg_catalog.pg_get_userbyid(datdba)::pg_catalog.text, \
+    NOT datallowconn, datconnlimit OPERATOR(pg_catalog.=) -2 \
+    FROM pg_catalog.pg_database ORDER BY 1";
+
+/// `/dbs_and_roles`: every role of `pg_authid` (the superuser and the
+/// predefined roles included) as `{name, encrypted_password: null, options:
+/// null}` (hashes stay out of the API), and every database of `pg_database`
+/// as `{name, owner, options: null, restrict_conn, invalid}`.
+pub async fn dbs_and_roles(connector: &Connector) -> anyhow::Result<Value> {
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let read = async {
+        let roles: Vec<Value> = conn
+            .client
+            .query(ROLES, &[])
+            .await
+            .context("reading pg_authid")?
+            .iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                Ok(json!({"name": name, "encrypted_password": null, "options": null}))
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()?;
+        let databases: Vec<Value> = conn
+            .client
+            .query(DATABASES, &[])
+            .await
+            .context("reading pg_database")?
+            .iter()
+            .map(|r| {
+                let (name, owner): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                let (restrict_conn, invalid): (bool, bool) = (r.try_get(2)?, r.try_get(3)?);
+                Ok(json!({"name": name, "owner": owner, "options": null,
+                    "restrict_conn": restrict_conn, "invalid": invalid}))
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()?;
+        anyhow::Ok(json!({"roles": roles, "databases": databases}))
+    }
+    .await;
+    conn.close().await;
+    read
+}
+
+/// Fails with a 400 naming `field` unless `db` exists and accepts connections.
+async fn check_database(connector: &Connector, db: &str) -> Result<(), RequestFailure> {
+    if db.is_empty() {
+        return Err(RequestFailure::BadRequest(
+            "database must not be empty".into(),
+        ));
+    }
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let row = conn
+        .client
+        .query_opt(
+            "SELECT datallowconn FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1",
+            &[&db],
+        )
+        .await
+        .context("looking for the database");
+    conn.close().await;
+    match row? {
+        Some(r) if r.try_get::<_, bool>(0).map_err(anyhow::Error::from)? => Ok(()),
+        Some(_) => Err(RequestFailure::BadRequest(format!(
+            "database: {db:?} does not accept connections"
+        ))),
+        None => Err(RequestFailure::BadRequest(format!(
+            "database: {db:?} does not exist"
+        ))),
+    }
+}
+
+/// `POST /grants`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantRequest {
+    /// Where the schema is.
+    pub database: String,
+    /// The schema.
+    pub schema: String,
+    /// Schema privileges: `USAGE`, `CREATE`.
+    pub privileges: Vec<String>,
+    /// Who gets them.
+    pub role: String,
+}
+
+/// Privileges that can be granted on a schema.
+const SCHEMA_PRIVILEGES: &[&str] = &["USAGE", "CREATE"];
+
+/// Grants the privileges of `req` the role does not have yet (none missing:
+/// nothing is written, so this succeeds on a read-only replica too).
+/// Returns the privileges granted.
+pub async fn grant(
+    connector: &Connector,
+    req: &GrantRequest,
+) -> Result<Vec<&'static str>, RequestFailure> {
+    if req.privileges.is_empty() {
+        return Err(RequestFailure::BadRequest(
+            "privileges must not be empty".into(),
+        ));
+    }
+    let mut wanted = Vec::new();
+    for p in &req.privileges {
+        let upper = p.trim().to_ascii_uppercase();
+        match SCHEMA_PRIVILEGES.iter().find(|k| **k == upper) {
+            Some(k) if !wanted.contains(k) => wanted.push(*k),
+            Some(_) => {}
+            None => {
+                return Err(RequestFailure::BadRequest(format!(
+                    "privileges: unknown schema privilege {p:?}; allowed: {}",
+                    SCHEMA_PRIVILEGES.join(", ")
+                )))
+            }
+        }
+    }
+    check_database(connector, &req.database).await?;
+    let conn = connector.open(&req.database).await?;
+    let result = async {
+        let found = conn
+            .client
+            .query_opt(
+                "SELECT (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1), \
+                 (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $2)",
+                &[&req.role, &req.schema],
+            )
+            .await
+            .context("looking up the role and schema")?;
+        let (role, schema): (Option<u32>, Option<u32>) = match &found {
+            Some(r) => (r.try_get(0).ok().flatten(), r.try_get(1).ok().flatten()),
+            None => (None, None),
+        };
+        let (Some(role), Some(schema)) = (role, schema) else {
+            let field = if role.is_none() { "role" } else { "schema" };
+            let name = if role.is_none() { &req.role } else { &req.schema };
+            return Err(RequestFailure::BadRequest(format!(
+                "{field}: {name:?} does not exist"
+            )));
+        };
+        let mut missing = Vec::new();
+        for p in &wanted {
+            let has: bool = conn
+                .client
+                .query_one(
+                    "SELECT pg_catalog.has_schema_privilege($1::pg_catalog.oid, $2::pg_catalog.oid, $3)",
+                    &[&role, &schema, p],
+                )
+                .await
+                .context("checking the role's privileges")?
+                .try_get(0)
+                .map_err(anyhow::Error::from)?;
+            if !has {
+                missing.push(*p);
+            }
+        }
+        if !missing.is_empty() {
+            let sql = format!(
+                "GRANT {} ON SCHEMA {} TO {}",
+                missing.join(", "),
+                escape_identifier(&req.schema),
+                escape_identifier(&req.role)
+            );
+            conn.client
+                .batch_execute(&sql)
+                .await
+                .with_context(|| format!("granting {} on schema {:?}", missing.join(", "), req.schema))?;
+        }
+        Ok(missing)
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+/// `POST /extensions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    /// The extension.
+    pub extension: String,
+    /// Where to install it.
+    pub database: String,
+    /// Which version.
+    pub version: String,
+}
+
+/// Key of the advisory lock that serializes extension installs in a
+/// database, so that concurrent identical requests both succeed.
+const EXTENSION_LOCK: i64 = 0x636f_6d70_7574_6501;
+
+/// `CREATE EXTENSION IF NOT EXISTS <ext> WITH SCHEMA public VERSION <v>` in
+/// the request's database (an installed one is left as it is).
+pub async fn install_extension(
+    connector: &Connector,
+    req: &ExtensionRequest,
+) -> Result<(), RequestFailure> {
+    for (field, value) in [("extension", &req.extension), ("version", &req.version)] {
+        if value.is_empty() {
+            return Err(RequestFailure::BadRequest(format!(
+                "{field} must not be empty"
+            )));
+        }
+    }
+    check_database(connector, &req.database).await?;
+    let conn = connector.open(&req.database).await?;
+    let sql = format!(
+        "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({EXTENSION_LOCK}); \
+         CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA public VERSION {}; COMMIT",
+        escape_identifier(&req.extension),
+        escape_literal(&req.version)
+    );
+    let result = conn.client.batch_execute(&sql).await;
+    if result.is_err() {
+        let _ = conn.client.batch_execute("ROLLBACK").await;
+    }
+    conn.close().await;
+    result.with_context(|| format!("installing extension {:?}", req.extension))?;
+    Ok(())
+}

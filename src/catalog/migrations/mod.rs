@@ -1,0 +1,206 @@
+//! Versioned catalog migrations: SQL that gives the privileged role what it
+//! needs, applied once per cluster on a primary, in order, each in its own
+//! transaction, its id recorded in `neon_migration.migration_id` (as the
+//! reference does, so a cluster migrated by either continues where it is).
+//!
+//! A migration file may start with `-- min_server_version: N`: on an older
+//! postgres it is skipped (and still recorded). `{privileged_role}` in a file
+//! is replaced by the quoted privileged role.
+//!
+//! For the reference's test harness, `FAILPOINTS=compute-migration=return(N)`
+//! makes migration N fail after its SQL ran (its transaction is rolled back).
+
+use super::stats;
+use anyhow::{anyhow, Context};
+use postgres_protocol::escape::escape_identifier;
+use tokio_postgres::Client;
+use tracing::info;
+
+/// One migration: its id (position, from 1) and SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Recorded in `neon_migration.migration_id` once applied.
+    pub id: i64,
+    /// The file name, for logs and errors.
+    pub name: &'static str,
+    /// The SQL, with `{privileged_role}` placeholders.
+    pub sql: &'static str,
+}
+
+macro_rules! migrations {
+    ($($id:literal => $file:literal),* $(,)?) => {
+        &[$(Migration { id: $id, name: $file, sql: include_str!($file) }),*]
+    };
+}
+
+/// Every migration, in order. Append only: never edit or reorder one that
+/// has shipped (a cluster records how far it got by id).
+pub const MIGRATIONS: &[Migration] = migrations![
+    1 => "0001-privileged_role_attributes.sql",
+    2 => "0002-grant_data_roles.sql",
+    3 => "0003-grant_pg_monitor.sql",
+    4 => "0004-grant_pg_signal_backend.sql",
+    5 => "0005-grant_pg_create_subscription.sql",
+    6 => "0006-grant_public_schema.sql",
+    7 => "0007-default_privileges.sql",
+    8 => "0008-grant_replication_functions.sql",
+    9 => "0009-grant_pg_log_standby_snapshot.sql",
+];
+
+impl Migration {
+    /// The server version this migration needs, from its first line.
+    pub fn min_server_version(&self) -> Option<i32> {
+        self.sql
+            .lines()
+            .next()?
+            .strip_prefix("-- min_server_version:")?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The SQL to run for this privileged role.
+    pub fn render(&self, privileged_role: &str) -> String {
+        self.sql
+            .replace("{privileged_role}", &escape_identifier(privileged_role))
+    }
+}
+
+const PREPARE: &str = "CREATE SCHEMA IF NOT EXISTS neon_migration;
+CREATE TABLE IF NOT EXISTS neon_migration.migration_id (key pg_catalog.int4 NOT NULL PRIMARY KEY, id pg_catalog.int8 NOT NULL DEFAULT 0);
+INSERT INTO neon_migration.migration_id VALUES (0, 0) ON CONFLICT DO NOTHING;
+REVOKE ALL ON SCHEMA neon_migration FROM PUBLIC;";
+
+/// The migration the reference's `FAILPOINTS` variable makes fail, if any.
+fn failpoint() -> Option<i64> {
+    let value = std::env::var("FAILPOINTS").ok()?;
+    failpoint_in(&value)
+}
+
+/// Parses `compute-migration=return(N)` out of a `FAILPOINTS` value
+/// (`name=action` pairs separated by `;`).
+fn failpoint_in(value: &str) -> Option<i64> {
+    value.split(';').find_map(|pair| {
+        let (name, action) = pair.split_once('=')?;
+        if name.trim() != "compute-migration" {
+            return None;
+        }
+        action
+            .trim()
+            .strip_prefix("return(")?
+            .strip_suffix(')')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Applies the migrations not applied yet, on `client` (the maintenance
+/// database, as the superuser). Returns the id reached. A failure names the
+/// migration, is counted in `compute_ctl_db_migration_failed_total`, and
+/// leaves the id at the last one that succeeded, so the next run resumes there.
+pub async fn run(client: &Client, privileged_role: &str) -> anyhow::Result<i64> {
+    run_list(client, privileged_role, MIGRATIONS, failpoint()).await
+}
+
+pub(crate) async fn run_list(
+    client: &Client,
+    privileged_role: &str,
+    migrations: &[Migration],
+    fail_at: Option<i64>,
+) -> anyhow::Result<i64> {
+    client
+        .batch_execute(PREPARE)
+        .await
+        .context("preparing neon_migration.migration_id")?;
+    let current: i64 = client
+        .query_one(
+            "SELECT id FROM neon_migration.migration_id WHERE key = 0",
+            &[],
+        )
+        .await
+        .context("reading neon_migration.migration_id")?
+        .try_get(0)?;
+    let version: i32 = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
+            &[],
+        )
+        .await
+        .context("reading server_version_num")?
+        .try_get(0)?;
+    let mut reached = current;
+    for m in migrations.iter().filter(|m| m.id > current) {
+        let result = apply_one(client, m, privileged_role, version, fail_at).await;
+        if let Err(e) = result {
+            let _ = client.batch_execute("ROLLBACK").await;
+            stats::migration_failed(m.id);
+            return Err(e.context(format!("migration id={} ({}) failed", m.id, m.name)));
+        }
+        reached = m.id;
+    }
+    Ok(reached)
+}
+
+async fn apply_one(
+    client: &Client,
+    m: &Migration,
+    privileged_role: &str,
+    server_version: i32,
+    fail_at: Option<i64>,
+) -> anyhow::Result<()> {
+    client.batch_execute("BEGIN").await?;
+    match m.min_server_version() {
+        Some(min) if server_version < min => {
+            info!(
+                "Skipping migration id={} ({}): needs server version {min}",
+                m.id, m.name
+            );
+        }
+        _ => {
+            info!("Running migration id={} ({})", m.id, m.name);
+            client.batch_execute(&m.render(privileged_role)).await?;
+        }
+    }
+    if fail_at == Some(m.id) {
+        return Err(anyhow!(
+            "failpoint compute-migration made migration id={} fail",
+            m.id
+        ));
+    }
+    client
+        .execute(
+            "UPDATE neon_migration.migration_id SET id = $1 WHERE key = 0",
+            &[&m.id],
+        )
+        .await?;
+    client.batch_execute("COMMIT").await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_files() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.id, i as i64 + 1, "{}", m.name);
+            assert!(m.name.starts_with(&format!("{:04}-", m.id)), "{}", m.name);
+            assert!(m.render("x").contains("\"x\""), "{}", m.name);
+        }
+        assert_eq!(MIGRATIONS[4].min_server_version(), Some(160000));
+        assert_eq!(MIGRATIONS[0].min_server_version(), None);
+    }
+
+    #[test]
+    fn the_failpoint_is_read_from_failpoints() {
+        assert_eq!(failpoint_in("compute-migration=return(3)"), Some(3));
+        assert_eq!(
+            failpoint_in("other=off; compute-migration=return( 12 )"),
+            Some(12)
+        );
+        assert_eq!(failpoint_in("compute-migration=off"), None);
+        assert_eq!(failpoint_in("something=return(2)"), None);
+    }
+}

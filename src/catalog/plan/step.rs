@@ -1,0 +1,124 @@
+//! The planner's output: statements ([`Step`]) in order ([`Plan`]).
+
+use super::Phase;
+use std::fmt;
+
+/// One SQL statement of a [`Plan`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Step {
+    pub(super) database: Option<String>,
+    pub(super) sql: String,
+    pub(super) redacted: String,
+    pub(super) object: String,
+    pub(super) phase: Phase,
+    pub(super) group: usize,
+    pub(super) secret: bool,
+}
+
+impl Step {
+    /// The database the statement must run in; `None` is the maintenance
+    /// database (the one of the connection string).
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    /// The statement to execute. It may contain a password: see
+    /// [`Step::has_secret`]; show [`Step::redacted_sql`] instead.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The statement with any password replaced by `<redacted>`.
+    pub fn redacted_sql(&self) -> &str {
+        &self.redacted
+    }
+
+    /// What the statement is about, e.g. `role "x"`.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// Which pass of the reconciliation the statement belongs to.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Ordering group: groups run one after the other; inside a group, the
+    /// statements of one database run in order, those of different databases
+    /// may run in parallel.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    /// Whether [`Step::sql`] contains a password.
+    pub fn has_secret(&self) -> bool {
+        self.secret
+    }
+
+    /// Whether this creates a database. Creations of distinct databases
+    /// (the spec's names are unique) do not depend on each other and may run
+    /// in parallel.
+    pub fn creates_database(&self) -> bool {
+        self.phase == Phase::Databases
+            && self.database.is_none()
+            && self.sql.starts_with("CREATE DATABASE ")
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("database", &self.database)
+            .field("sql", &self.redacted)
+            .field("object", &self.object)
+            .field("phase", &self.phase)
+            .field("group", &self.group)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{};", self.redacted)?;
+        if let Some(db) = &self.database {
+            // Debug quoting keeps control characters of the name on one line.
+            write!(f, " -- in database {db:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The ordered statements that reconcile a catalog with a spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The statements, in execution order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Nothing to do: the catalog matches the spec.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Number of statements.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The steps cut into their ordering groups, in order.
+    pub fn groups(&self) -> impl Iterator<Item = &[Step]> {
+        self.steps.chunk_by(|a, b| a.group == b.group)
+    }
+}
+
+/// The dry-run text: one statement per line, passwords redacted.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            writeln!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! What the driver publishes: the snapshot everyone else reads (status,
+//! error, activity, downtime, the spec in effect) and the startup timings
+//! `/metrics.json` reports.
+
+use super::ComputeStatus;
+use crate::spec::ComputeSpec;
+use chrono::{DateTime, Utc};
+use compute_states::{Lsn, Status};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Startup timings, as `/metrics.json` reports them: every field of the
+/// reference's `ComputeMetrics`, in its order; a step this compute does not
+/// take reports 0.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// From process start until a spec was available.
+    pub wait_for_spec_ms: u64,
+    /// The reference's check whether the safekeepers are already in sync
+    /// (no such step here: always 0).
+    pub sync_sk_check_ms: u64,
+    /// Safekeeper sync (remote storage only).
+    pub sync_safekeepers_ms: u64,
+    /// Time to connect to the pageserver for the basebackup, in microseconds.
+    pub pageserver_connect_micros: u64,
+    /// Basebackup download (remote storage only).
+    pub basebackup_ms: u64,
+    /// Basebackup size in bytes (remote storage only).
+    pub basebackup_bytes: u64,
+    /// Postgres start, until it accepted connections (recovery included).
+    pub start_postgres_ms: u64,
+    /// Catalog reconciliation.
+    pub config_ms: u64,
+    /// From the spec to Running.
+    pub total_startup_ms: u64,
+    /// Loading remote extensions (none are downloaded here: 0).
+    pub load_ext_ms: u64,
+    /// Remote extensions downloaded (0).
+    pub num_ext_downloaded: u64,
+    /// Largest remote extension downloaded, in bytes (0).
+    pub largest_ext_size: u64,
+    /// Bytes of remote extensions downloaded (0).
+    pub total_ext_download_size: u64,
+}
+
+/// What the driver publishes after every transition (and the monitor updates).
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// When compute_ctl started.
+    pub start_time: DateTime<Utc>,
+    /// The spec's tenant, if any.
+    pub tenant: Option<String>,
+    /// The spec's timeline, if any.
+    pub timeline: Option<String>,
+    /// The current state, as the API names it (`status` in `/status`).
+    #[serde(rename = "status")]
+    pub compute_status: ComputeStatus,
+    /// The current typed state.
+    #[serde(skip)]
+    pub status: Status,
+    /// Last user activity (from the activity monitor).
+    pub last_active: Option<DateTime<Utc>>,
+    /// Why the compute failed, when it did.
+    pub error: Option<String>,
+    /// Settings changed by the last configuration that take effect only after a restart.
+    pub pending_restart: Vec<String>,
+    /// Startup timings.
+    #[serde(skip)]
+    pub timings: Timings,
+    /// The final LSN once terminated.
+    #[serde(skip)]
+    pub lsn: Option<Lsn>,
+    /// Transitions taken so far, as (from, to) pairs with counts.
+    #[serde(skip)]
+    pub transitions: Vec<((Status, Status), u64)>,
+    /// Time postgres was found down by the monitor while it should have served.
+    #[serde(skip)]
+    pub pg_downtime: Duration,
+    /// The part of it in the current outage (zero while postgres answers).
+    #[serde(skip)]
+    pub pg_current_downtime: Duration,
+    /// The spec in effect (roles and databases for `/dbs_and_roles`).
+    #[serde(skip)]
+    pub spec: Option<Arc<ComputeSpec>>,
+}

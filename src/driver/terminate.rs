@@ -1,0 +1,161 @@
+//! What `/terminate` answers, and the linger after it.
+//!
+//! The LSN, as the reference's control plane expects it: on Neon storage a
+//! primary syncs the safekeepers once more after postgres stopped (fast and
+//! immediate alike) and answers that commit LSN; read-only computes answer
+//! `null`. On local storage a primary answers its last WAL flush LSN: the
+//! shutdown checkpoint after a fast stop, the flush LSN read just before an
+//! immediate one (never less than what a client saw before the terminate).
+//!
+//! The final sync is bounded: each attempt has a time limit and the attempts
+//! are those of the storage steps; after the last the compute terminates
+//! anyway, with the error logged and `lsn: null`.
+
+use super::{Env, Event, Request, RequestError};
+use crate::spec::{ComputeMode, ComputeSpec, Storage};
+use crate::storage;
+use compute_states::{Lsn, TerminationMode};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// How long one final `--sync-safekeepers` may take before it is killed
+/// and counted as a failed attempt.
+pub(super) const FINAL_SYNC_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for postgres to tell its flush LSN before an immediate stop.
+const FLUSH_LSN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the terminate LSN comes from, by the spec in effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LsnSource {
+    /// A primary on Neon storage: the safekeepers, after the stop.
+    Safekeepers,
+    /// A primary on local storage: postgres' own WAL.
+    LocalWal,
+    /// A read-only compute, or no spec: `null`.
+    None,
+}
+
+impl LsnSource {
+    /// The source for a compute running `spec` (None: never started).
+    pub(super) fn of(spec: Option<&ComputeSpec>) -> Self {
+        match spec {
+            Some(s) if s.mode == ComputeMode::Primary => match s.storage() {
+                Storage::Neon { .. } => Self::Safekeepers,
+                Storage::Local => Self::LocalWal,
+                Storage::Primary(_) => Self::None,
+            },
+            _ => Self::None,
+        }
+    }
+}
+
+/// The flush LSN of a running local primary, read just before it is
+/// stopped (None if it does not answer in time).
+pub(super) async fn flush_lsn_before_stop(env: &Env, source: LsnSource) -> Option<Lsn> {
+    if source != LsnSource::LocalWal {
+        return None;
+    }
+    let connector = env.connector();
+    let read = async {
+        let client = connector.connect(connector.maintenance_db()).await?;
+        let row = client
+            .query_one(
+                "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text",
+                &[],
+            )
+            .await?;
+        let text: String = row.get(0);
+        anyhow::Ok(text.parse::<Lsn>()?)
+    };
+    match tokio::time::timeout(FLUSH_LSN_TIMEOUT, read).await {
+        Ok(Ok(lsn)) => Some(lsn),
+        Ok(Err(e)) => {
+            tracing::warn!("cannot read the flush LSN before stopping: {e:#}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("postgres did not tell its flush LSN within {FLUSH_LSN_TIMEOUT:?}");
+            None
+        }
+    }
+}
+
+/// The LSN `/terminate` answers once postgres has stopped: `stopped` is
+/// what the stop returned (the shutdown checkpoint after a fast stop),
+/// `before` the flush LSN read before the stop.
+pub(super) async fn final_lsn(
+    env: &Env,
+    spec: Option<&ComputeSpec>,
+    source: LsnSource,
+    stopped: Option<Lsn>,
+    before: Option<Lsn>,
+) -> Option<Lsn> {
+    match source {
+        LsnSource::None => None,
+        LsnSource::LocalWal => stopped.max(before),
+        LsnSource::Safekeepers => {
+            let params = &env.params;
+            let token = spec.and_then(|s| s.storage_auth_token.as_ref().map(|t| t.expose()));
+            let synced = storage::sync_safekeepers_bounded(
+                &params.pgbin,
+                &params.pgdata,
+                token,
+                params.run_as.as_ref(),
+                &params.storage_backoff,
+                FINAL_SYNC_ATTEMPT_TIMEOUT,
+            )
+            .instrument(tracing::info_span!("final_sync_safekeepers"))
+            .await;
+            match synced {
+                Ok(lsn) => {
+                    tracing::info!(%lsn, "safekeepers synced after the stop");
+                    Some(lsn)
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "the final safekeeper sync failed; terminating without an LSN: {e:#}"
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The linger after a termination asked for over HTTP (the reference's
+/// defaults: 30 s after a fast one, 300 ms after an immediate one).
+pub(super) fn linger_for(configured: Option<Duration>, mode: TerminationMode) -> Duration {
+    configured.unwrap_or(match mode {
+        TerminationMode::Fast => Duration::from_secs(30),
+        TerminationMode::Immediate => Duration::from_millis(300),
+    })
+}
+
+/// Keeps answering requests from the final state for `linger`: a repeated
+/// `/terminate` gets the same LSN (201), anything else the 412 of
+/// `terminated`. A signal, or every sender gone, ends it at once.
+pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>, linger: Duration) {
+    tracing::info!(
+        ?linger,
+        "terminated; the API keeps answering before the exit"
+    );
+    let deadline = tokio::time::sleep(linger);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            ev = events.recv() => match ev {
+                None | Some(Event::Signal(_)) => {
+                    tracing::info!("signal during the linger: exiting now");
+                    return;
+                }
+                Some(Event::Request(Request::Terminate { reply, .. })) => {
+                    let _ = reply.send(Err(RequestError::AlreadyTerminated(lsn)));
+                }
+                Some(Event::Request(r)) => super::reject(r, super::ComputeStatus::Terminated),
+            },
+        }
+    }
+}
