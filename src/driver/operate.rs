@@ -7,7 +7,7 @@ use crate::catalog;
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, ComputeSpec};
 use anyhow::{Context, Result};
-use compute_states::{Restarting, TerminationMode};
+use compute_states::{Restarting, Status, TerminationMode};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -19,7 +19,13 @@ impl Driver {
         let spec = s.spec().clone();
         if let Some(pg) = s.take_postgres() {
             let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
-            match interruptible(&mut self.events, ComputeStatus::Restarting, stop).await {
+            match interruptible(
+                &mut self.events,
+                ComputeStatus::of(Status::Restarting, None),
+                stop,
+            )
+            .await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     return s
@@ -32,7 +38,13 @@ impl Driver {
             }
         }
         let work = restart_postgres(self.env.clone(), spec);
-        match interruptible(&mut self.events, ComputeStatus::Restarting, work).await {
+        match interruptible(
+            &mut self.events,
+            ComputeStatus::of(Status::Restarting, None),
+            work,
+        )
+        .await
+        {
             Ok(Ok(pg)) => {
                 self.snapshot.write().pending_restart.clear();
                 s.restarted(pg).into()

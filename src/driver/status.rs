@@ -24,8 +24,6 @@ pub enum ComputeStatus {
     Init,
     /// Serving.
     Running,
-    /// Restarting postgres in place (`POST /restart`; not a reference name).
-    Restarting,
     /// Stopping postgres with a fast shutdown.
     TerminationPendingFast,
     /// Stopping postgres with an immediate shutdown.
@@ -46,7 +44,9 @@ impl ComputeStatus {
             Status::Configuration => Self::Configuration,
             Status::Init => Self::Init,
             Status::Running => Self::Running,
-            Status::Restarting => Self::Restarting,
+            // The reference's control plane parses no other name: a restart
+            // in place is, to it, a configuration (not serving, not failed).
+            Status::Restarting => Self::Configuration,
             Status::TerminationPending => match mode.unwrap_or_default() {
                 TerminationMode::Fast => Self::TerminationPendingFast,
                 TerminationMode::Immediate => Self::TerminationPendingImmediate,
@@ -63,7 +63,6 @@ impl ComputeStatus {
         Self::Configuration,
         Self::Init,
         Self::Running,
-        Self::Restarting,
         Self::TerminationPendingFast,
         Self::TerminationPendingImmediate,
         Self::Failed,
