@@ -6,6 +6,7 @@
 //! handlers, the HTTP API, the activity monitor) reads snapshots and sends
 //! [`Event`]s; the driver decides what a request means in the current state.
 
+mod operate;
 mod snapshot;
 mod start;
 mod status;
@@ -113,6 +114,13 @@ pub enum Request {
     Ping {
         /// Answered at once.
         reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    /// Restart postgres in place (`POST /restart`), so pending settings go live.
+    Restart {
+        /// Restart only when some setting is pending a restart.
+        only_if_pending: bool,
+        /// Answered once Running again (Ok) or Failed (Err).
+        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
     /// A way to talk to postgres, granted only while it is up and idle.
     Connect {
@@ -256,7 +264,7 @@ pub struct Driver {
     snapshot: Arc<RwLock<Snapshot>>,
     events: mpsc::Receiver<Event>,
     started_at: Instant,
-    /// The `/configure` call waiting for Running or Failed.
+    /// The `/configure` (or `/restart`) call waiting for Running or Failed.
     waiting_configure: Option<oneshot::Sender<Result<Snapshot, RequestError>>>,
     /// `/terminate` calls waiting for Terminated.
     waiting_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
@@ -328,6 +336,7 @@ impl Driver {
                 AnyState::ConfigurationPending(s) => s.begin().into(),
                 AnyState::Configuration(s) => self.on_configuration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
+                AnyState::Restarting(s) => self.on_restarting(s).await,
                 AnyState::TerminationPending(s) => self.on_termination(s).await,
                 AnyState::Failed(s) => match self.on_failed(s).await {
                     Ok(next) => next,
@@ -469,6 +478,13 @@ impl Driver {
                 let _ = reply.send(Ok(()));
                 Ask::Nothing
             }
+            Some(Event::Request(Request::Restart {
+                only_if_pending,
+                reply,
+            })) => Ask::Restart {
+                only_if_pending,
+                reply,
+            },
         }
     }
 
@@ -479,6 +495,9 @@ impl Driver {
                 Ask::Terminate(mode) => return s.terminate(mode).into(),
                 Ask::Configure(spec) => return s.configure(spec).into(),
                 Ask::Connect(reply) => {
+                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
+                }
+                Ask::Restart { reply, .. } => {
                     let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Nothing => {}
@@ -556,6 +575,15 @@ impl Driver {
                     Ask::Connect(reply) => {
                         let _ = reply.send(Ok(self.env.connector()));
                     }
+                    Ask::Restart { only_if_pending, reply } => {
+                        let pending = !self.snapshot.read().pending_restart.is_empty();
+                        if only_if_pending && !pending {
+                            let _ = reply.send(Ok(self.snapshot.read().clone()));
+                        } else {
+                            self.waiting_configure = Some(reply);
+                            return s.restart().into();
+                        }
+                    }
                     Ask::Nothing => {}
                 },
             }
@@ -605,6 +633,9 @@ impl Driver {
                             Err(RequestError::InvalidState(ComputeStatus::Failed))
                         };
                         let _ = reply.send(answer);
+                    }
+                    Ask::Restart { reply, .. } => {
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
                     }
                     Ask::Nothing => {}
                 },
@@ -688,6 +719,13 @@ enum Ask {
     Configure(Arc<ComputeSpec>),
     /// Hand out a connector, if postgres is up.
     Connect(oneshot::Sender<Result<Connector, RequestError>>),
+    /// Restart postgres in place (Running only).
+    Restart {
+        /// Only when a setting is pending a restart.
+        only_if_pending: bool,
+        /// Answered once Running again or Failed.
+        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
+    },
     /// Nothing to do (the event was already answered).
     Nothing,
 }
@@ -708,6 +746,9 @@ fn reject(request: Request, status: ComputeStatus) {
         // Alive, whatever the state.
         Request::Ping { reply } => {
             let _ = reply.send(Ok(()));
+        }
+        Request::Restart { reply, .. } => {
+            let _ = reply.send(Err(err));
         }
     }
 }

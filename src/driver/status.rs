@@ -44,6 +44,9 @@ impl ComputeStatus {
             Status::Configuration => Self::Configuration,
             Status::Init => Self::Init,
             Status::Running => Self::Running,
+            // The reference's control plane parses no other name: a restart
+            // in place is, to it, a configuration (not serving, not failed).
+            Status::Restarting => Self::Configuration,
             Status::TerminationPending => match mode.unwrap_or_default() {
                 TerminationMode::Fast => Self::TerminationPendingFast,
                 TerminationMode::Immediate => Self::TerminationPendingImmediate,

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod error;
+mod operate;
 pub mod probes;
 mod router;
 mod routes;

@@ -96,6 +96,16 @@ pub static ROUTES: &[Route] = &[
         handler: |api, input| Box::pin(routes::terminate(api, input.query)),
     },
     Route {
+        method: Method::POST,
+        path: "restart",
+        ports: Ports::External,
+        auth: Auth::Jwt,
+        states: "running",
+        body: Body::None,
+        summary: "`?only_if_pending=true`: stop postgres fast and start it again so pending settings go live; answers the status once running",
+        handler: |api, input| Box::pin(super::operate::restart(api, input.query)),
+    },
+    Route {
         method: Method::GET,
         path: "metrics",
         ports: Ports::External,

@@ -138,6 +138,13 @@ pub struct Running<C: Compute> {
     postgres: C::Postgres,
 }
 
+/// A restart was requested (`POST /restart`): postgres is stopped fast and
+/// started again on the same PGDATA, so settings pending a restart go live.
+pub struct Restarting<C: Compute> {
+    spec: C::Spec,
+    postgres: Option<C::Postgres>,
+}
+
 /// A termination was requested; postgres is being stopped.
 pub struct TerminationPending<C: Compute> {
     mode: TerminationMode,
@@ -200,6 +207,17 @@ impl<C: Compute> Running<C> {
     /// The running postgres, mutably (to wait on it, say).
     pub fn postgres_mut(&mut self) -> &mut C::Postgres {
         &mut self.postgres
+    }
+}
+
+impl<C: Compute> Restarting<C> {
+    /// The spec the compute restarts with.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
+    /// Takes the postgres to stop (None once taken).
+    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
+        self.postgres.take()
     }
 }
 
@@ -365,6 +383,7 @@ machine! {
         Configuration = "configuration",
         Init = "init",
         Running = "running",
+        Restarting = "restarting",
         TerminationPending = "termination_pending",
         Failed = "failed",
         Terminated = "terminated",
@@ -441,6 +460,26 @@ machine! {
         }
 
         Configuration -> TerminationPending "Signal during configuration"
+        fn terminate(self, mode: TerminationMode) {
+            TerminationPending { mode, postgres: self.postgres }
+        }
+
+        Running -> Restarting "Requested restart"
+        fn restart(self) {
+            Restarting { spec: self.spec, postgres: Some(self.postgres) }
+        }
+
+        Restarting -> Running "Postgres restarted"
+        fn restarted(self, postgres: C::Postgres) {
+            Running { spec: self.spec, postgres }
+        }
+
+        Restarting -> Failed "Postgres did not come back"
+        fn fail(self, error: C::Error) {
+            Failed { error, postgres: None }
+        }
+
+        Restarting -> TerminationPending "Signal during restart"
         fn terminate(self, mode: TerminationMode) {
             TerminationPending { mode, postgres: self.postgres }
         }

@@ -47,6 +47,7 @@ probe!(
     Configuration,
     Init,
     Running,
+    Restarting,
     TerminationPending,
     Failed,
     Terminated
@@ -134,6 +135,27 @@ fn every_declared_edge_is_walked() {
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
+
+    // Restart in place: Running -> Restarting -> Running; a postgres that
+    // does not come back fails; a signal during the restart terminates.
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("r"));
+    let running = w.step(running, "started", |s| s.started(3));
+    let mut restarting = w.step(running, "restart", |s| s.restart());
+    assert_eq!(*restarting.spec(), "r");
+    assert_eq!(restarting.take_postgres(), Some(3));
+    let running = w.step(restarting, "restarted", |s| s.restarted(4));
+    assert_eq!(*running.postgres(), 4);
+    let mut restarting = w.step(running, "restart", |s| s.restart());
+    assert_eq!(restarting.take_postgres(), Some(4));
+    let failed = w.step(restarting, "fail", |s| s.fail("gone".into()));
+    assert!(failed.postgres().is_none());
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("r"));
+    let running = w.step(running, "started", |s| s.started(5));
+    let restarting = w.step(running, "restart", |s| s.restart());
+    let mut pending = w.step(restarting, "terminate", |s| {
+        s.terminate(TerminationMode::Fast)
+    });
+    assert_eq!(pending.take_postgres(), Some(5));
 
     // Termination from Empty.
     let pending = w.step(Empty::<T>::spawn(), "terminate", |s| {

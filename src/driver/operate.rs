@@ -1,0 +1,80 @@
+//! Operations on a running compute (`POST /restart`): kept apart from the
+//! start and termination paths so each operation is one small, typed step.
+
+use super::ComputeStatus;
+use super::{interruptible, Ctx, Driver, Env, State};
+use crate::catalog;
+use crate::postgres::Postgres;
+use crate::spec::{ComputeMode, ComputeSpec};
+use anyhow::{Context, Result};
+use compute_states::{Restarting, Status, TerminationMode};
+use std::sync::Arc;
+use tracing::Instrument;
+
+impl Driver {
+    /// Stops postgres fast, starts it again on the same PGDATA with the
+    /// configuration on disk, re-checks the catalog; Running again, or
+    /// Failed with postgres' last log lines.
+    pub(super) async fn on_restarting(&mut self, mut s: Restarting<Ctx>) -> State {
+        let spec = s.spec().clone();
+        if let Some(pg) = s.take_postgres() {
+            let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
+            match interruptible(
+                &mut self.events,
+                ComputeStatus::of(Status::Restarting, None),
+                stop,
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return s
+                        .fail(format!("stopping postgres to restart: {e:#}"))
+                        .into()
+                }
+                // The stop was dropped half-way: the postgres it held is
+                // killed on drop; nothing is left to stop.
+                Err(mode) => return s.terminate(mode).into(),
+            }
+        }
+        let work = restart_postgres(self.env.clone(), spec);
+        match interruptible(
+            &mut self.events,
+            ComputeStatus::of(Status::Restarting, None),
+            work,
+        )
+        .await
+        {
+            Ok(Ok(pg)) => {
+                self.snapshot.write().pending_restart.clear();
+                s.restarted(pg).into()
+            }
+            Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
+            Err(mode) => s.terminate(mode).into(),
+        }
+    }
+}
+
+/// Starts postgres on the existing PGDATA and reconciles the catalog.
+async fn restart_postgres(env: Arc<Env>, spec: Arc<ComputeSpec>) -> Result<Postgres> {
+    let params = &env.params;
+    let pg = Postgres::start(
+        &params.pgbin,
+        &params.pgdata,
+        params.run_as.as_ref(),
+        params.start_timeout,
+    )
+    .instrument(tracing::info_span!("restart_postgres"))
+    .await
+    .context("restarting postgres")?;
+    if spec.mode == ComputeMode::Primary {
+        if let Err(e) = catalog::start(&env.connector(), &spec, spec.reconfigure_concurrency)
+            .instrument(tracing::info_span!("apply_catalog"))
+            .await
+        {
+            let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
+            return Err(e.context("applying the spec to the catalog after the restart"));
+        }
+    }
+    Ok(pg)
+}

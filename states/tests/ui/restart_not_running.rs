@@ -1,0 +1,15 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// Only a running compute restarts: a failed one (no postgres, or a rejected
+// configuration) gets a new spec instead.
+fn main() {
+    let failed = Empty::<T>::spawn().start("spec").fail("boom".into());
+    let _restarting: Restarting<T> = failed.restart();
+}

@@ -1,0 +1,14 @@
+use compute_states::*;
+
+struct T;
+impl Compute for T {
+    type Spec = &'static str;
+    type Postgres = u32;
+    type Error = String;
+}
+
+// A restart ends Running only with the new postgres in hand.
+fn main() {
+    let restarting = Empty::<T>::spawn().start("spec").started(1).restart();
+    let _running: Running<T> = restarting.restarted();
+}
