@@ -7,13 +7,17 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod operate;
+mod request;
 mod snapshot;
 mod start;
 mod status;
 mod terminate;
 
+pub use request::{Event, Handle, Request, RequestError};
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
+
+use request::reject;
 
 use start::{reconfigure, start_compute};
 
@@ -25,7 +29,7 @@ use crate::process::RunAs;
 use crate::spec::{ComputeSpec, SpecError};
 use crate::storage;
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use compute_states::{
     AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Running, Status,
     TerminationMode, TerminationPending,
@@ -83,137 +87,6 @@ pub struct Params {
     pub terminate_linger: Option<Duration>,
     /// Shutdown budget: a stop still running at this deadline becomes immediate.
     pub stop_timeout: Duration,
-}
-
-/// What the API and signal handlers can ask of the driver.
-pub enum Event {
-    /// A termination signal (SIGTERM, SIGINT: fast; SIGQUIT: immediate).
-    Signal(TerminationMode),
-    /// A request that wants an answer.
-    Request(Request),
-}
-
-/// A request with a reply channel.
-pub enum Request {
-    /// Apply this spec: start the compute from Empty, or reconfigure it.
-    Configure {
-        /// The new spec, parsed and validated on its own.
-        spec: Arc<ComputeSpec>,
-        /// Answered once Running (Ok) or Failed (Err).
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
-    },
-    /// Stop postgres and end.
-    Terminate {
-        /// Fast or immediate.
-        mode: TerminationMode,
-        /// Answered once Terminated.
-        reply: oneshot::Sender<Result<Option<Lsn>, RequestError>>,
-    },
-    /// Liveness: answered by the loop whatever the state (a refusal counts
-    /// as an answer).
-    Ping {
-        /// Answered at once.
-        reply: oneshot::Sender<Result<(), RequestError>>,
-    },
-    /// Restart postgres in place (`POST /restart`), so pending settings go live.
-    Restart {
-        /// Restart only when some setting is pending a restart.
-        only_if_pending: bool,
-        /// Answered once Running again (Ok) or Failed (Err).
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
-    },
-    /// A way to talk to postgres, granted only while it is up and idle.
-    Connect {
-        /// The superuser connector.
-        reply: oneshot::Sender<Result<Connector, RequestError>>,
-    },
-}
-
-/// Why a request was not carried out.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RequestError {
-    /// Not allowed in the current state (HTTP 412).
-    #[error("invalid compute status: {0}")]
-    InvalidState(ComputeStatus),
-    /// The spec is not usable by this postgres (HTTP 400); nothing changed.
-    #[error("{0}")]
-    BadSpec(String),
-    /// The configuration ended in Failed (HTTP 500).
-    #[error("compute configuration failed: {0}")]
-    ConfigurationFailed(String),
-    /// A termination asked for while another one was already under way
-    /// (HTTP 201 with the same LSN).
-    #[error("compute is already terminated")]
-    AlreadyTerminated(Option<Lsn>),
-    /// The driver has ended.
-    #[error("compute_ctl is shutting down")]
-    ShuttingDown,
-}
-
-/// The published snapshot and the way to the driver, for everyone else.
-#[derive(Clone)]
-pub struct Handle {
-    snapshot: Arc<RwLock<Snapshot>>,
-    events: mpsc::Sender<Event>,
-}
-
-impl Handle {
-    /// A copy of the current snapshot.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot.read().clone()
-    }
-    /// The current status.
-    pub fn status(&self) -> Status {
-        self.snapshot.read().status
-    }
-    /// The current status as the API names it.
-    pub fn compute_status(&self) -> ComputeStatus {
-        self.snapshot.read().compute_status
-    }
-    /// Sends an event to the driver; false when the driver has ended.
-    pub async fn send(&self, event: Event) -> bool {
-        self.events.send(event).await.is_ok()
-    }
-    /// Sends a request built around a fresh reply channel, and awaits the answer.
-    pub async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,
-    ) -> Result<T, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(Event::Request(make(tx))).await {
-            return Err(RequestError::ShuttingDown);
-        }
-        rx.await.unwrap_or(Err(RequestError::ShuttingDown))
-    }
-    /// Records user activity seen by the monitor (the monitor owns `last_active`).
-    pub fn set_last_active(&self, at: DateTime<Utc>) {
-        self.snapshot.write().last_active = Some(at);
-    }
-    /// Adds time during which postgres was found down (the monitor owns `pg_downtime`).
-    pub fn add_pg_downtime(&self, d: Duration) {
-        let mut snap = self.snapshot.write();
-        snap.pg_downtime += d;
-        snap.pg_current_downtime += d;
-        tracing::warn!(
-            downtime_info = true,
-            current_ms = snap.pg_current_downtime.as_millis() as u64,
-            total_ms = snap.pg_downtime.as_millis() as u64,
-            "postgres does not answer"
-        );
-    }
-    /// Postgres answered the monitor: the current outage, if any, is over.
-    pub fn pg_answered(&self) {
-        let mut snap = self.snapshot.write();
-        if !snap.pg_current_downtime.is_zero() {
-            tracing::info!(
-                downtime_info = true,
-                outage_ms = snap.pg_current_downtime.as_millis() as u64,
-                total_ms = snap.pg_downtime.as_millis() as u64,
-                "postgres answers again"
-            );
-            snap.pg_current_downtime = Duration::ZERO;
-        }
-    }
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
@@ -728,29 +601,6 @@ enum Ask {
     },
     /// Nothing to do (the event was already answered).
     Nothing,
-}
-
-/// Answers a request that the current state does not accept.
-fn reject(request: Request, status: ComputeStatus) {
-    let err = RequestError::InvalidState(status);
-    match request {
-        Request::Configure { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-        Request::Terminate { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-        Request::Connect { reply } => {
-            let _ = reply.send(Err(err));
-        }
-        // Alive, whatever the state.
-        Request::Ping { reply } => {
-            let _ = reply.send(Ok(()));
-        }
-        Request::Restart { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-    }
 }
 
 /// Runs `work` while listening for termination; other requests are refused

@@ -1,0 +1,153 @@
+//! Tests of the command line: flags, environment variables, files.
+use super::*;
+
+#[test]
+fn cli_is_well_formed() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn file_variables_fill_unset_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let vars = |pairs: &[(&str, &std::path::Path)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.as_os_str().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let set = vars_from_files(vars(&[
+        ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+        ("NEON_CONTROL_PLANE_TOKEN_FILE", &secret),
+        ("COMPUTE_CTL_SPEC_PATH", std::path::Path::new("s.json")),
+        ("OTHER_FILE", &secret),
+    ]))
+    .unwrap();
+    assert_eq!(
+        set,
+        [("COMPUTE_CTL_CONNSTR".to_string(), "s3cret".to_string())]
+    );
+    // A variable set directly wins over its file.
+    let set = vars_from_files(vars(&[
+        ("COMPUTE_CTL_CONNSTR_FILE", &secret),
+        ("COMPUTE_CTL_CONNSTR", std::path::Path::new("x")),
+    ]))
+    .unwrap();
+    assert!(set.is_empty());
+    let missing = dir.path().join("missing");
+    let err = vars_from_files(vars(&[("COMPUTE_CTL_PGDATA_FILE", &missing)])).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("COMPUTE_CTL_PGDATA_FILE"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn the_spec_and_the_config_can_come_from_two_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = r#"{"format_version": 1.0, "cluster": {"roles": [], "databases": []}}"#;
+    let jwks = r#""compute_ctl_config": {"jwks": {"keys": []}}"#;
+    let files = [
+        ("spec.json", spec.to_string()),
+        ("keys.json", format!(r#"{{"spec": null, {jwks}}}"#)),
+        ("both.json", format!(r#"{{"spec": {spec}, {jwks}}}"#)),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let parse = |config: &str| {
+        let (s, c) = (dir.path().join("spec.json"), dir.path().join(config));
+        let args = ["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["-S".into(), s.display().to_string()]);
+        args.extend(["-c".into(), c.display().to_string()]);
+        Cli::try_parse_from(args).unwrap().load_spec()
+    };
+    let (spec, config) = parse("keys.json").unwrap();
+    assert!(spec.is_some());
+    assert!(config.unwrap()["jwks"].is_object());
+    let err = parse("both.json").unwrap_err();
+    assert!(format!("{err:#}").contains("both -S"), "{err:#}");
+}
+
+#[test]
+fn http_port_is_an_alias_and_diagram_needs_nothing() {
+    let cli = Cli::try_parse_from([
+        "compute_ctl",
+        "-D",
+        "/d",
+        "-C",
+        "postgresql://a@h:1/p",
+        "--http-port",
+        "9",
+    ])
+    .unwrap();
+    assert_eq!(cli.external_http_port, 9);
+    let cli = Cli::try_parse_from(["compute_ctl", "diagram"]).unwrap();
+    assert!(matches!(cli.command, Some(Command::Diagram)));
+    assert!(Cli::try_parse_from(["compute_ctl", "-D", "/d"]).is_err());
+}
+
+fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+    let mut args = vec!["compute_ctl", "-D", "/d", "-C", "postgresql://a@h:1/p"];
+    args.extend_from_slice(extra);
+    Cli::try_parse_from(args)
+}
+
+#[test]
+fn neon_scenario_28_privileged_role_name_is_validated() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.reference.privileged_role_name, "neon_superuser");
+    let cli = parse(&["--privileged-role-name", "my_superuser"]).unwrap();
+    assert_eq!(cli.reference.privileged_role_name, "my_superuser");
+    for bad in [
+        "NeonSuperuser",
+        "$'neon_superuser",
+        "",
+        "\"\"",
+        "pg_monitor",
+        "a b",
+    ] {
+        assert!(
+            parse(&["--privileged-role-name", bad]).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+}
+
+#[test]
+fn the_reference_launch_flags_are_accepted() {
+    let cli = parse(&[
+        "--dev",
+        "-r",
+        "http://ext",
+        "--cgroup",
+        "neon-postgres",
+        "--filecache-connstr",
+        "host=localhost",
+        "--vm-monitor-addr",
+        "0.0.0.0:10301",
+        "--resize-swap-on-bind",
+        "--set-disk-quota-for-fs",
+        "/disk",
+        "--installed-extensions-collection-interval",
+        "5",
+    ])
+    .unwrap();
+    assert_eq!(cli.reference.installed_extensions_collection_interval, 5);
+    assert_eq!(
+        cli.reference.unsupported(),
+        [
+            "--dev",
+            "--remote-ext-base-url",
+            "--cgroup",
+            "--filecache-connstr",
+            "--vm-monitor-addr",
+            "--resize-swap-on-bind",
+            "--set-disk-quota-for-fs"
+        ]
+    );
+    assert!(parse(&[]).unwrap().reference.unsupported().is_empty());
+}
