@@ -257,22 +257,14 @@ async fn neon_scenario_14_dropdb_with_subscription() {
         .await
         .unwrap();
     // Replicating: the row arrives.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: i64 = sub
-            .query_one("SELECT count(*) FROM t", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscription never replicated"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_count(
+        &sub,
+        "SELECT count(*) FROM t",
+        1,
+        Duration::from_secs(20),
+        "the subscription never replicated",
+    )
+    .await;
     drop(sub);
     s["cluster"]["databases"] = json!([{"name": "neondb", "owner": SUPERUSER},
                                         {"name": "publisher_db", "owner": SUPERUSER}]);

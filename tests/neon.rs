@@ -289,22 +289,14 @@ async fn a_vanilla_replica_follows_its_primary() {
     p.batch_execute("INSERT INTO t VALUES ('after')")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: i64 = r
-            .query_one("SELECT count(*) FROM t WHERE v = 'after'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never saw the new row"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_count(
+        &r,
+        "SELECT count(*) FROM t WHERE v = 'after'",
+        1,
+        Duration::from_secs(20),
+        "the replica never saw the new row",
+    )
+    .await;
     let in_recovery: bool = r
         .query_one("SELECT pg_is_in_recovery()", &[])
         .await

@@ -332,6 +332,26 @@ impl Compute {
     }
 }
 
+/// Waits until `sql` (a `SELECT count(*) ...`) answers `want` on `client`;
+/// panics with `what` after `timeout`. For data that arrives by replication.
+pub async fn wait_for_count(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    want: i64,
+    timeout: Duration,
+    what: &str,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        if n == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn http() -> reqwest::Client {
     // reqwest's TLS needs a crypto provider chosen (the product uses ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
