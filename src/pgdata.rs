@@ -208,19 +208,62 @@ pub async fn ensure_template(
     };
     let dir = cache_dir.join(key.dir_name(pgbin.major));
     let stamp = key.stamp();
-    if template_ok(&dir, &stamp) {
+    // Walking, removing and syncing trees blocks: off the async threads.
+    let ready = {
+        let (dir, stamp, cache_dir, owner) = (
+            dir.clone(),
+            stamp.clone(),
+            cache_dir.to_path_buf(),
+            owner.cloned(),
+        );
+        off_thread(move || reuse_or_clear(&dir, &stamp, &cache_dir, owner.as_ref())).await??
+    };
+    if ready {
         return Ok(dir);
+    }
+    let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+    let started = std::time::Instant::now();
+    let result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    if let Err(e) = result {
+        let _ = off_thread(move || std::fs::remove_dir_all(&tmp)).await;
+        return Err(e);
+    }
+    {
+        let (dir, cache_dir) = (dir.clone(), cache_dir.to_path_buf());
+        off_thread(move || publish_template(&tmp, &dir, &stamp, &cache_dir)).await??;
+    }
+    tracing::info!(template = %dir.display(), ms = started.elapsed().as_millis() as u64, "created initdb template");
+    Ok(dir)
+}
+
+/// Runs blocking file work on tokio's blocking threads.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("template cache task")
+}
+
+/// True when `dir` is a finished template for `stamp`; otherwise clears a
+/// stale one out of the way and makes sure the cache directory exists.
+fn reuse_or_clear(
+    dir: &Path,
+    stamp: &str,
+    cache_dir: &Path,
+    owner: Option<&RunAs>,
+) -> Result<bool> {
+    if template_ok(dir, stamp) {
+        return Ok(true);
     }
     if dir.exists() {
         // Another compute may have just finished it (it renames a stamped
         // template into place): look again before calling it stale.
-        if template_ok(&dir, &stamp) {
-            return Ok(dir);
+        if template_ok(dir, stamp) {
+            return Ok(true);
         }
         tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding");
         // Move it aside first: the removal never races with a rename into place.
         let stale = cache_dir.join(format!(".stale-{}-{}", std::process::id(), unique()));
-        if std::fs::rename(&dir, &stale).is_ok() {
+        if std::fs::rename(dir, &stale).is_ok() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("removing stale template {}", stale.display()))?;
         }
@@ -230,41 +273,36 @@ pub async fn ensure_template(
     if let Some(u) = owner {
         u.chown(cache_dir)?;
     }
-    let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
-    let started = std::time::Instant::now();
-    let result = run_initdb(pgbin, superuser, &tmp, owner).await;
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    // The tree and its stamp (with the tree's manifest) reach the disk before
-    // the rename makes the template visible; the rename itself by syncing
-    // the cache directory.
-    let stamped = manifest(&tmp)
+    Ok(false)
+}
+
+/// Stamps the fresh tree `tmp` and renames it to `dir`: the tree and its
+/// stamp (with the tree's manifest) reach the disk before the rename makes
+/// the template visible, and the rename itself by syncing the cache
+/// directory. A template another compute made meanwhile wins.
+fn publish_template(tmp: &Path, dir: &Path, stamp: &str, cache_dir: &Path) -> Result<()> {
+    let stamped = manifest(tmp)
         .and_then(|m| {
             std::fs::write(tmp.join(STAMP), format!("{stamp}{m}"))?;
-            sync_filesystem(&tmp)
+            sync_filesystem(tmp)
         })
         .context("stamping the template");
     if let Err(e) = stamped {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_dir_all(tmp);
         return Err(e);
     }
-    match std::fs::rename(&tmp, &dir) {
-        Ok(()) => {
-            sync_dir(cache_dir).context("syncing the template cache")?;
-            tracing::info!(template = %dir.display(), ms = started.elapsed().as_millis() as u64, "created initdb template");
-        }
+    match std::fs::rename(tmp, dir) {
+        Ok(()) => sync_dir(cache_dir).context("syncing the template cache"),
         // Another compute made the same template meanwhile: use theirs.
-        Err(_) if template_ok(&dir, &stamp) => {
-            let _ = std::fs::remove_dir_all(&tmp);
+        Err(_) if template_ok(dir, stamp) => {
+            let _ = std::fs::remove_dir_all(tmp);
+            Ok(())
         }
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e).with_context(|| format!("moving the template into {}", dir.display()));
+            let _ = std::fs::remove_dir_all(tmp);
+            Err(e).with_context(|| format!("moving the template into {}", dir.display()))
         }
     }
-    Ok(dir)
 }
 
 /// Whether `dir` is a finished template for `key_stamp`: its stamp names the
