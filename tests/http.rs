@@ -460,6 +460,7 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
     let mut seen = std::collections::BTreeSet::new();
     let mut slowest = Duration::ZERO;
     let mut refused_while_busy = None;
+    let mut answered_during_apply = 0;
     let result = loop {
         tokio::select! {
             r = &mut configure => break r,
@@ -469,6 +470,9 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
                 slowest = slowest.max(t.elapsed());
                 assert_eq!(code, 200);
                 let status = body["status"].as_str().unwrap().to_string();
+                if status == "configuration" {
+                    answered_during_apply += 1;
+                }
                 if status == "configuration" && refused_while_busy.is_none() {
                     // A second spec while the first is applied: 412 naming the state.
                     refused_while_busy = Some(c.configure(&small_spec()).await);
@@ -485,11 +489,14 @@ async fn status_answers_at_once_during_startup_and_a_long_apply() {
         seen.contains("configuration"),
         "never saw the long step: {seen:?}"
     );
-    // Generous: /status reads a snapshot and never waits on the apply (which takes seconds).
+    // /status reads a snapshot and never waits on the apply: several answers
+    // arrive during one apply. (How fast they are is the http bench's to
+    // measure; on a loaded 2-core machine one can take over 500 ms.)
     assert!(
-        slowest < Duration::from_millis(500),
-        "slowest /status took {slowest:?}"
+        answered_during_apply >= 2,
+        "only {answered_during_apply} /status answer(s) during the apply; slowest {slowest:?}"
     );
+    eprintln!("{answered_during_apply} /status answers during the apply, slowest {slowest:?}");
 }
 
 #[tokio::test]
