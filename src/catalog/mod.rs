@@ -18,12 +18,15 @@ pub mod privileged;
 mod read;
 pub mod stats;
 mod subscriptions;
+mod template;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_batch;
 #[cfg(test)]
 mod tests_reference;
+#[cfg(test)]
+mod tests_template;
 
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
@@ -60,13 +63,43 @@ fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result
 }
 
 /// Reads the catalog and plans, without changing anything: what
-/// [`reconcile`] would execute (`compute_ctl plan` prints it).
+/// [`reconcile`] would execute (`compute_ctl plan` prints it), except that
+/// where template1 lacks the privileged role's default privileges, the plan
+/// sets them in each new database, whereas [`reconcile`] first gives them
+/// to template1 (see [`Catalog::template_defaults`]).
 pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
+    read_and_plan(connector, spec, false).await
+}
+
+/// [`dry_run`]; with `prepare`, template1 is first given the privileged
+/// role's default privileges if databases are to be created and it lacks them.
+async fn read_and_plan(
+    connector: &Connector,
+    spec: &ComputeSpec,
+    prepare: bool,
+) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
     let conn = connector.open(connector.maintenance_db()).await?;
     let read = async {
-        let catalog = read_catalog(&conn.client).await?;
+        let mut catalog = read_catalog(&conn.client).await?;
         let spec = normalize_spec(&conn.client, spec).await?;
+        let creates = spec
+            .cluster
+            .databases
+            .iter()
+            .any(|d| catalog.database(&d.name).is_none());
+        let template_open = catalog
+            .database(template::TEMPLATE)
+            .is_some_and(DatabaseInfo::accepts_connections);
+        // (A privileged role still to be created cannot be granted anything
+        // yet: then the plan sets them in each new database.)
+        let role = connector
+            .privileged_role()
+            .filter(|r| creates && template_open && catalog.role(r).is_some());
+        if let Some(role) = role {
+            catalog.template_defaults =
+                template::inherits_defaults(connector, &conn.client, role, prepare).await;
+        }
         anyhow::Ok((catalog, spec))
     }
     .await;
@@ -94,7 +127,7 @@ pub async fn reconcile(
         return Ok(ApplyReport::default());
     }
     let start = std::time::Instant::now();
-    let plan = dry_run(connector, spec).await?;
+    let plan = read_and_plan(connector, spec, true).await?;
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
         return Ok(ApplyReport {

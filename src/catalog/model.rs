@@ -13,6 +13,10 @@ pub struct Catalog {
     pub roles: Vec<RoleInfo>,
     /// Databases, sorted by name.
     pub databases: Vec<DatabaseInfo>,
+    /// Whether `template1` gives the privileged role its default privileges
+    /// in schema public, so the databases made from it inherit them. Read
+    /// only when databases are to be created (`false` otherwise).
+    pub template_defaults: bool,
 }
 
 impl Catalog {

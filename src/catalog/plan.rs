@@ -450,6 +450,15 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Whether the spec makes this database from a template of its choosing
+/// (whose default privileges compute_ctl does not know).
+fn names_template(db: &crate::spec::Database) -> bool {
+    db.options
+        .iter()
+        .flatten()
+        .any(|o| o.name.trim().eq_ignore_ascii_case("template"))
+}
+
 /// Attributes of a role created as a member of the privileged role.
 const MEMBER_ATTRIBUTES: [&str; 5] = [
     "INHERIT",
@@ -538,8 +547,9 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
 /// roles are created as its members with `INHERIT CREATEROLE CREATEDB
 /// BYPASSRLS REPLICATION` (unless their options say otherwise), each new
 /// database grants it ALL and, in schema public, ALL on the tables and
-/// sequences its superuser creates later (with grant option); it is never
-/// altered, renamed or dropped.
+/// sequences its superuser creates later (with grant option: inherited from
+/// template1 when [`Catalog::template_defaults`] says it has them, else set
+/// in the new database); it is never altered, renamed or dropped.
 pub fn plan_with(
     catalog: &Catalog,
     spec: &ComputeSpec,
@@ -616,13 +626,14 @@ pub fn plan_with(
             p.push(None, object("database", db), sql);
         }
         p.barrier();
-        for db in &created {
-            let sql = Sql::new("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO ")
-                .ident(privileged)
-                .kw(" WITH GRANT OPTION; ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO ")
-                .ident(privileged)
-                .kw(" WITH GRANT OPTION");
-            p.push(Some(db), object("database", db), sql);
+        // The default privileges come with the template when template1 has
+        // them and the database is made from it; else they are set in it.
+        for db in spec.cluster.databases.iter() {
+            if !created.contains(&db.name) || (p.sim.template_defaults && !names_template(db)) {
+                continue;
+            }
+            let sql = Sql::new("").safe(&super::template::default_privileges_sql(privileged));
+            p.push(Some(&db.name), object("database", &db.name), sql);
         }
     }
     Ok(Plan { steps: p.steps })

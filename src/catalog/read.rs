@@ -75,7 +75,11 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
             d.subscriptions.push(sub);
         }
     }
-    Ok(Catalog { roles, databases })
+    Ok(Catalog {
+        roles,
+        databases,
+        template_defaults: false,
+    })
 }
 
 /// The spec with every role's `valid_until` option written the way the

@@ -77,6 +77,7 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
     Catalog {
         roles: all,
         databases,
+        template_defaults: false,
     }
 }
 
