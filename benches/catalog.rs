@@ -13,7 +13,9 @@
 //! The three are interleaved ROUNDS times (default 3) and the medians and
 //! their ratios printed: the machine may be shared, so compare ratios.
 //!
-//! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to change).
+//! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to
+//! change; CATALOG_LOG=path keeps compute_ctl's and postgres' log of the
+//! last run of ours there).
 
 mod common;
 use common::*;
@@ -98,7 +100,12 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
         .await
         .unwrap();
     let config_ms = metrics["config_ms"].as_u64().unwrap() as f64;
-    (config_ms, breakdown(&c.log_lines()), c)
+    let log = c.log_lines();
+    if let Ok(path) = std::env::var("CATALOG_LOG") {
+        // The whole log of the last run, to see where the time went.
+        std::fs::write(path, log.join("\n")).unwrap();
+    }
+    (config_ms, breakdown(&log), c)
 }
 
 /// The same spec reconciled by the library without a privileged role, on a

@@ -89,8 +89,14 @@ async fn look(
             .context("reading template1's default privileges")?;
         let (pid, mut ready): (i32, bool) = (row.try_get(0)?, row.try_get(1)?);
         if !ready && prepare {
+            // Not flushed at commit: a database copied from template1
+            // commits durably, which flushes this first.
+            let sql = format!(
+                "BEGIN; SET LOCAL synchronous_commit = off; {}; COMMIT",
+                default_privileges_sql(privileged)
+            );
             conn.client
-                .batch_execute(&default_privileges_sql(privileged))
+                .batch_execute(&sql)
                 .await
                 .context("giving template1 the privileged role's default privileges")?;
             info!(

@@ -149,7 +149,12 @@ async fn apply_one(
     server_version: i32,
     fail_at: Option<i64>,
 ) -> anyhow::Result<()> {
-    client.batch_execute("BEGIN").await?;
+    // Not flushed at commit: the id is recorded in the same transaction, so
+    // a crash loses the migration and its id together and the next start
+    // runs it again; the catalog step's next durable commit flushes it.
+    client
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+        .await?;
     match m.min_server_version() {
         Some(min) if server_version < min => {
             info!(
