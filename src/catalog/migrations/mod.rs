@@ -130,10 +130,20 @@ pub(crate) async fn run_list(
         .context("reading server_version_num")?
         .try_get(0)?;
     let mut reached = current;
+    let last = migrations.last().map_or(0, |m| m.id);
     for m in migrations.iter().filter(|m| m.id > current) {
-        let result = apply_one(client, m, privileged_role, version, fail_at).await;
+        let durable = m.id == last;
+        let result = apply_one(client, m, privileged_role, version, fail_at, durable).await;
         if let Err(e) = result {
             let _ = client.batch_execute("ROLLBACK").await;
+            if reached > current {
+                // The ones applied stay applied, even if postgres is now
+                // stopped at once: a commit that writes, so it waits for the
+                // flush of all before it.
+                let _ = client
+                    .batch_execute("UPDATE neon_migration.migration_id SET id = id WHERE key = 0")
+                    .await;
+            }
             stats::migration_failed(m.id);
             return Err(e.context(format!("migration id={} ({}) failed", m.id, m.name)));
         }
@@ -148,13 +158,16 @@ async fn apply_one(
     privileged_role: &str,
     server_version: i32,
     fail_at: Option<i64>,
+    durable: bool,
 ) -> anyhow::Result<()> {
-    // Not flushed at commit: the id is recorded in the same transaction, so
-    // a crash loses the migration and its id together and the next start
-    // runs it again; the catalog step's next durable commit flushes it.
-    client
-        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-        .await?;
+    // Only the last one waits for the WAL flush at commit, which makes
+    // those before it durable too (a failure flushes those applied).
+    client.batch_execute("BEGIN").await?;
+    if !durable {
+        client
+            .batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
     match m.min_server_version() {
         Some(min) if server_version < min => {
             info!(
