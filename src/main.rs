@@ -143,7 +143,7 @@ async fn run(cli: Cli) -> Result<u8> {
         ));
     }
     compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
-    monitor::spawn(handle, connector);
+    monitor::spawn(handle, connector, cli.suspend_when_idle);
 
     let exited = driver.run(spec.map(Arc::new)).await;
     // No postgres we started outlives us.
