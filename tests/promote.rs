@@ -296,6 +296,27 @@ async fn a_promotion_refused_or_timed_out_leaves_the_replica_as_it_was() {
     )
     .await;
 
+    // A primary's spec that cannot be applied: promoted, then Failed with
+    // postgres serving (as a failed reconfiguration); a good spec recovers.
+    let mut bad = new_spec.clone();
+    bad["cluster"]["databases"] = json!([{"name": "db2", "owner": "nobody_14"}]);
+    let (code, body) = promote(&replica, &bad, "0/0").await;
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("promoted, but") && error.contains("nobody_14"), "{error}");
+    let status = replica.get("/status").await.1;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(!in_recovery(&replica).await, "postgres was promoted");
+    let (code, body) = replica.configure(&new_spec).await;
+    assert_eq!(code, 200, "{body}");
+    replica
+        .client("db1")
+        .await
+        .batch_execute("INSERT INTO later VALUES (2)")
+        .await
+        .unwrap();
+
     // A compute without a spec has nothing to promote: 412.
     let empty = Compute::start(None);
     empty.wait_status("empty", Duration::from_secs(20)).await;
