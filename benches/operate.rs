@@ -138,7 +138,15 @@ async fn promotions() {
     let n = env_or("PROMOTIONS", 3);
     let mut rounds = Vec::with_capacity(n);
     for _ in 0..n {
-        rounds.push(promote_once(&client).await);
+        let (t, p) = promote_once(&client).await;
+        eprintln!(
+            "  promote: {:.1} ms (lsn wait {} ms, pg_promote {} ms, reconfigure {} ms)",
+            ms(t),
+            p[0],
+            p[1],
+            p[2]
+        );
+        rounds.push((t, p));
     }
     let mut times: Vec<Duration> = rounds.iter().map(|(t, _)| *t).collect();
     times.sort();

@@ -304,7 +304,10 @@ async fn a_promotion_refused_or_timed_out_leaves_the_replica_as_it_was() {
     assert_eq!(code, 500, "{body}");
     assert_eq!(body["status"], "failed", "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("promoted, but") && error.contains("nobody_14"), "{error}");
+    assert!(
+        error.contains("promoted, but") && error.contains("nobody_14"),
+        "{error}"
+    );
     let status = replica.get("/status").await.1;
     assert_eq!(status["status"], "failed", "{status}");
     assert!(!in_recovery(&replica).await, "postgres was promoted");
