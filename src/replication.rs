@@ -78,7 +78,7 @@ FROM (SELECT 1) AS one
 LEFT JOIN pg_catalog.pg_stat_wal_receiver r ON true";
 
 const PRIMARY: &str = "\
-SELECT COALESCE(application_name, ''), client_addr::pg_catalog.text, state, sync_state,
+SELECT COALESCE(application_name, ''), pg_catalog.host(client_addr), state, sync_state,
        sent_lsn::pg_catalog.text, flush_lsn::pg_catalog.text, replay_lsn::pg_catalog.text,
        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn)::pg_catalog.float8,
        EXTRACT(EPOCH FROM replay_lag)::pg_catalog.float8

@@ -1,6 +1,6 @@
 //! Promoting a vanilla replica (`POST /promote {spec, wal_flush_lsn}`), in
-//! the reference's three timed phases: wait until the replica has replayed
-//! the old primary's WAL up to `wal_flush_lsn` (bounded by
+//! the reference's three timed phases: wait until the replica has the old
+//! primary's WAL up to `wal_flush_lsn`, received or replayed (bounded by
 //! `--promote-timeout`), `pg_promote()`, then apply the new spec as a primary
 //! (configuration, reload, and the catalog step a primary's start runs).
 //!
@@ -188,8 +188,9 @@ impl Driver {
     }
 }
 
-/// Waits until the replica has replayed up to `lsn` (at most `timeout`),
-/// then promotes it; the time of each phase. A postgres already out of
+/// Waits until the replica has received or replayed up to `lsn` (at most
+/// `timeout`), then promotes it and checks it replayed that far; the time of
+/// each phase. A postgres already out of
 /// recovery (promoted by hand) waits for nothing and is not promoted again.
 async fn catch_up_and_promote(
     env: Arc<Env>,
@@ -207,16 +208,20 @@ async fn catch_up_and_promote(
         tracing::info!("postgres is already out of recovery: nothing to wait for or promote");
         return Ok((Duration::ZERO, Duration::ZERO));
     }
+    // WAL received and flushed is as good as replayed: promoted, the
+    // startup process replays everything in pg_wal before it ends recovery
+    // (and the promotion wakes it from its wal_retrieve_retry_interval sleep,
+    // up to 5 s, which a wait for the replay alone would sit through).
     loop {
-        let replayed = replay_lsn(&client).await.map_err(NotPromoted::Before)?;
-        if replayed >= lsn {
-            tracing::info!(%replayed, "the replica has replayed up to wal_flush_lsn");
+        let (received, replayed) = positions(&client).await.map_err(NotPromoted::Before)?;
+        if received.max(replayed) >= lsn {
+            tracing::info!(%received, %replayed, "the replica has wal_flush_lsn");
             break;
         }
         if began.elapsed() >= timeout {
             return Err(NotPromoted::NotReached(format!(
-                "the replica replayed WAL up to {replayed} in {timeout:?}, not up to \
-                 wal_flush_lsn {lsn}: not promoted, still a replica"
+                "the replica received WAL up to {received} and replayed it up to {replayed} \
+                 in {timeout:?}, not up to wal_flush_lsn {lsn}: not promoted, still a replica"
             )));
         }
         tokio::time::sleep(POLL).await;
@@ -245,6 +250,12 @@ async fn catch_up_and_promote(
         }
         tokio::time::sleep(PROMOTE_POLL).await;
     }
+    let (_, replayed) = positions(&client).await.map_err(NotPromoted::After)?;
+    if replayed < lsn {
+        return Err(NotPromoted::After(anyhow!(
+            "promoted after replaying WAL up to {replayed} only, not up to wal_flush_lsn {lsn}"
+        )));
+    }
     Ok((lsn_wait, began.elapsed()))
 }
 
@@ -256,18 +267,22 @@ async fn is_in_recovery(client: &tokio_postgres::Client) -> anyhow::Result<bool>
         .get(0))
 }
 
-/// The last WAL position replayed (0/0 before any).
-async fn replay_lsn(client: &tokio_postgres::Client) -> anyhow::Result<Lsn> {
-    let text: Option<String> = client
+/// The last WAL positions received (and flushed) and replayed (0/0 for
+/// none: nothing received since the start, say).
+async fn positions(client: &tokio_postgres::Client) -> anyhow::Result<(Lsn, Lsn)> {
+    let row = client
         .query_one(
-            "SELECT pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text",
+            "SELECT pg_catalog.pg_last_wal_receive_lsn()::pg_catalog.text, \
+                    pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text",
             &[],
         )
         .await
-        .context("reading the replay position")?
-        .get(0);
-    match text {
-        Some(t) => t.parse().context("parsing the replay position"),
-        None => Ok(Lsn::default()),
-    }
+        .context("reading the replica's WAL positions")?;
+    let lsn = |i: usize| -> anyhow::Result<Lsn> {
+        match row.get::<_, Option<String>>(i) {
+            Some(t) => t.parse().context("parsing a WAL position"),
+            None => Ok(Lsn::default()),
+        }
+    };
+    Ok((lsn(0)?, lsn(1)?))
 }
