@@ -136,6 +136,16 @@ pub struct Cli {
     )]
     pub storage_attempts: u32,
 
+    /// A storage attempt whose pageserver sends nothing for this long (a
+    /// stalled basebackup stream) fails and is retried.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STORAGE_STALL_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub storage_stall_timeout: u64,
+
     /// How long postgres may take to accept connections after it is started
     /// (crash recovery or a standby catching up included).
     #[arg(
@@ -487,6 +497,7 @@ impl Cli {
             ),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
+                stall_timeout: std::time::Duration::from_secs(self.storage_stall_timeout.max(1)),
                 ..crate::storage::Backoff::default()
             },
         })
