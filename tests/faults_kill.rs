@@ -221,11 +221,20 @@ async fn compute_ctl_killed_during_a_basebackup_restarts_clean() {
     let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
     let mut c = start(neon_spec(&ps, json!("Primary")), &pgbin, &[]);
     c.wait_for_log("requesting basebackup", Duration::from_secs(30));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed once the archive has started to land in PGDATA.
+    let entries = || std::fs::read_dir(c.pgdata()).map_or(0, |d| d.count());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while entries() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(entries() > 0, "the basebackup never started writing");
     let orphan = kill_compute_ctl(&mut c);
     assert!(orphan.is_none(), "no postgres during a basebackup");
-    let half = std::fs::read_dir(c.pgdata()).unwrap().count();
-    assert!(half > 0, "the basebackup had started writing");
+    assert!(
+        !c.log().contains("basebackup done"),
+        "killed too late: {}",
+        c.log()
+    );
     // A stray file, as a half-written archive could leave.
     std::fs::write(c.pgdata().join("half-written"), b"junk").unwrap();
     restarts_clean(&mut c, None);
