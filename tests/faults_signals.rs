@@ -73,30 +73,60 @@ fn ends_cleanly(c: &mut Compute, sig: &str, from: &str, postmaster: Option<i32>)
     assert!(left.is_empty(), "{sig} in {from}: left behind: {left:?}");
 }
 
+/// Runs `case` for each signal, the four at once, each on its own compute
+/// and its own runtime (the harness' waits block their thread).
+fn each_signal<F, Fut>(case: F)
+where
+    F: Fn(i32, &'static str) -> Fut + Sync,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = SIGNALS
+            .iter()
+            .map(|&(sig, name)| {
+                let case = &case;
+                scope.spawn(move || {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(case(sig, name))
+                })
+            })
+            .collect();
+        for run in runs {
+            if let Err(panic) = run.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
 #[test]
 fn in_empty() {
-    for (sig, name) in SIGNALS {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start(None);
         c.wait_for_log("HTTP API listening", Duration::from_secs(10));
         c.signal(sig);
         ends_cleanly(&mut c, name, "empty", None);
-    }
+    });
 }
 
 #[test]
 fn in_init_during_the_catalog_apply() {
-    for (sig, name) in SIGNALS {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start(Some(many(40)));
         c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
         let postmaster = c.postmaster_pid();
         c.signal(sig);
         ends_cleanly(&mut c, name, "init", postmaster);
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_configuration_during_the_catalog_apply() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_configuration_during_the_catalog_apply() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start(None);
         c.wait_for_log("HTTP API listening", Duration::from_secs(10));
         let url = c.url("/configure");
@@ -113,12 +143,12 @@ async fn in_configuration_during_the_catalog_apply() {
         ends_cleanly(&mut c, name, "configuration", postmaster);
         // The /configure got an answer (not a hang).
         let _ = configure.await.unwrap();
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_running_with_no_zombie() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_running_with_no_zombie() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start(Some(spec(json!([]), json!([]))));
         c.wait_running();
         // Helpers run during the start (initdb template check, catalog...) are reaped.
@@ -126,7 +156,7 @@ async fn in_running_with_no_zombie() {
         let postmaster = c.postmaster_pid();
         c.signal(sig);
         ends_cleanly(&mut c, name, "running", postmaster);
-    }
+    });
 }
 
 /// The pid of postgres' checkpointer.
@@ -150,9 +180,9 @@ fn stuck_stop_opts() -> Opts {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_restarting_while_the_stop_is_stuck() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_restarting_while_the_stop_is_stuck() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start_with(stuck_stop_opts());
         c.wait_running();
         let postmaster = c.postmaster_pid();
@@ -164,12 +194,12 @@ async fn in_restarting_while_the_stop_is_stuck() {
         c.signal(sig);
         ends_cleanly(&mut c, name, "restarting", postmaster);
         let _ = restart.await.unwrap();
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_termination_pending_while_the_stop_is_stuck() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_termination_pending_while_the_stop_is_stuck() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start_with(Opts {
             // Longer than the test waits: the second signal must end it.
             extra_args: vec!["--stop-timeout".into(), "120".into()],
@@ -195,12 +225,12 @@ async fn in_termination_pending_while_the_stop_is_stuck() {
         );
         assert!(postmaster.is_some_and(|pm| !process_alive(pm)));
         assert!(processes_mentioning(&c.pgdata()).is_empty());
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_failed_with_no_zombie() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_failed_with_no_zombie() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start_with(Opts {
             spec: Some(spec(json!([]), json!([]))),
             failure_exit_delay: 600,
@@ -213,12 +243,12 @@ async fn in_failed_with_no_zombie() {
         assert_eq!(zombie_children(c.pid()), Vec::<i32>::new(), "{}", c.log());
         c.signal(sig);
         ends_cleanly(&mut c, name, "failed", Some(postmaster));
-    }
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_terminated_during_the_linger() {
-    for (sig, name) in SIGNALS {
+#[test]
+fn in_terminated_during_the_linger() {
+    each_signal(|sig, name| async move {
         let mut c = Compute::start_with(Opts {
             spec: Some(spec(json!([]), json!([]))),
             terminate_linger: Some("600".into()),
@@ -231,5 +261,5 @@ async fn in_terminated_during_the_linger() {
         c.wait_for_log("to=terminated", Duration::from_secs(20));
         c.signal(sig);
         ends_cleanly(&mut c, name, "terminated", postmaster);
-    }
+    });
 }
