@@ -125,8 +125,34 @@ struct RoleCase {
 struct DbCase {
     /// Owner among [superuser, initial roles...].
     initial: Option<Index>,
-    /// Owner among [superuser, target roles...], and a connection limit.
-    target: Option<(Index, Option<i32>)>,
+    /// Owner among [superuser, target roles...], and options.
+    target: Option<(Index, DbOpts)>,
+}
+
+/// Options of a database the spec creates.
+#[derive(Debug, Clone, Copy, Default)]
+struct DbOpts {
+    connection_limit: Option<i32>,
+    allow_connections: Option<bool>,
+    is_template: Option<bool>,
+}
+
+impl DbOpts {
+    fn json(&self) -> Vec<Value> {
+        let mut v = vec![];
+        if let Some(n) = self.connection_limit {
+            v.push(
+                json!({"name": "connection_limit", "value": n.to_string(), "vartype": "integer"}),
+            );
+        }
+        if let Some(b) = self.allow_connections {
+            v.push(json!({"name": "allow_connections", "value": b.to_string(), "vartype": "bool"}));
+        }
+        if let Some(b) = self.is_template {
+            v.push(json!({"name": "is_template", "value": b.to_string(), "vartype": "bool"}));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,7 +203,21 @@ fn role_case() -> impl Strategy<Value = RoleCase> {
 fn db_case() -> impl Strategy<Value = DbCase> {
     (
         prop::option::of(any::<Index>()),
-        prop::option::of((any::<Index>(), prop::option::of(-1i32..5))),
+        prop::option::of((
+            any::<Index>(),
+            (
+                prop::option::of(-1i32..5),
+                prop::option::weighted(0.2, any::<bool>()),
+                prop::option::weighted(0.2, any::<bool>()),
+            )
+                .prop_map(|(connection_limit, allow_connections, is_template)| {
+                    DbOpts {
+                        connection_limit,
+                        allow_connections,
+                        is_template,
+                    }
+                }),
+        )),
     )
         .prop_map(|(initial, target)| DbCase { initial, target })
 }
@@ -206,8 +246,8 @@ struct Derived {
     spec: Value,
     /// Role name -> (spec role, existed before under this or an old name).
     want_roles: BTreeMap<String, (TargetRole, Option<InitialRole>)>,
-    /// Database name -> (owner, connection limit when created by the spec).
-    want_dbs: BTreeMap<String, (String, Option<i32>)>,
+    /// Database name -> (owner, options when created by the spec).
+    want_dbs: BTreeMap<String, (String, Option<DbOpts>)>,
 }
 
 fn derive(case: &Case) -> Derived {
@@ -282,7 +322,7 @@ fn derive(case: &Case) -> Derived {
     let mut want_dbs = BTreeMap::new();
     let mut dbs_json = vec![];
     // (name, owner among [superuser, roles...] or the superuser, limit, renamed away)
-    let mut db_targets: Vec<(String, Option<Index>, Option<i32>, bool)> = case
+    let mut db_targets: Vec<(String, Option<Index>, DbOpts, bool)> = case
         .dbs
         .iter()
         .filter_map(|(n, d)| {
@@ -294,9 +334,9 @@ fn derive(case: &Case) -> Derived {
     if let Some((from, to)) = &renamed_db {
         // The renamed database stays in the spec under its new name.
         let owner = case.dbs[from].target.map(|t| t.0);
-        db_targets.push((to.clone(), owner, None, false));
+        db_targets.push((to.clone(), owner, DbOpts::default(), false));
     }
-    for (n, owner, limit, renamed_away) in db_targets {
+    for (n, owner, opts, renamed_away) in db_targets {
         if renamed_away {
             continue;
         }
@@ -307,16 +347,9 @@ fn derive(case: &Case) -> Derived {
             .unwrap_or_else(|| SUPERUSER.to_string());
         let existed = case.dbs.get(&n).is_some_and(|d| d.initial.is_some())
             || renamed_db.as_ref().map(|r| &r.1) == Some(&n);
-        let mut db = json!({"name": n, "owner": owner});
-        let mut created_limit = None;
-        if let Some(limit) = limit {
-            db["options"] = json!([{"name": "connection_limit", "value": limit.to_string(), "vartype": "integer"}]);
-            if !existed {
-                created_limit = Some(limit);
-            }
-        }
+        let db = json!({"name": n, "owner": owner, "options": opts.json()});
         dbs_json.push(db);
-        want_dbs.insert(n, (owner, created_limit));
+        want_dbs.insert(n, (owner, (!existed).then_some(opts)));
     }
     let roles_json: Vec<Value> = target_roles
         .iter()
@@ -519,18 +552,28 @@ async fn check_catalog(c: &Compute, base: &Baseline, d: &Derived) -> Result<(), 
             );
         }
     }
-    for (n, (owner, limit)) in &d.want_dbs {
+    for (n, (owner, created)) in &d.want_dbs {
         let row = client
             .query_one(
-                "SELECT pg_catalog.pg_get_userbyid(datdba)::text, datconnlimit \
-                 FROM pg_catalog.pg_database WHERE datname = $1",
+                "SELECT pg_catalog.pg_get_userbyid(datdba)::text, datconnlimit, datallowconn, \
+                 datistemplate FROM pg_catalog.pg_database WHERE datname = $1",
                 &[n],
             )
             .await
             .map_err(fail("reading a database"))?;
         prop_assert_eq!(&row.get::<_, String>(0), owner, "owner of {:?}", n);
-        if let Some(limit) = limit {
-            prop_assert_eq!(row.get::<_, i32>(1), *limit, "connection limit of {:?}", n);
+        if let Some(o) = created {
+            let got = (
+                row.get::<_, i32>(1),
+                row.get::<_, bool>(2),
+                row.get::<_, bool>(3),
+            );
+            let want = (
+                o.connection_limit.unwrap_or(-1),
+                o.allow_connections.unwrap_or(true),
+                o.is_template.unwrap_or(false),
+            );
+            prop_assert_eq!(got, want, "options of {:?}", n);
         }
     }
     Ok(())
