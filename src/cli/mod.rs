@@ -136,8 +136,9 @@ pub struct Cli {
     )]
     pub storage_attempts: u32,
 
-    /// A storage attempt whose pageserver sends nothing for this long (a
-    /// stalled basebackup stream) fails and is retried.
+    /// A basebackup attempt whose pageserver sends nothing for this long in
+    /// the middle of the stream (a stall) fails and is retried. Before the
+    /// stream starts, the pageserver may wait for WAL up to 330 s.
     #[arg(
         long,
         env = "COMPUTE_CTL_STORAGE_STALL_TIMEOUT",

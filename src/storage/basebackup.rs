@@ -30,6 +30,10 @@ const CHANNEL_CHUNKS: usize = 16;
 const TAR_CHUNK: usize = 128 * 1024;
 /// Connection timeout when the connection string sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Before its first byte the pageserver may wait for the WAL up to the LSN
+/// asked for (its `wait_lsn_timeout`, 300 s by default, then an error):
+/// that silence is no stall.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// What to fetch from the pageserver. Its `Debug` masks the token and any
 /// password in the connection string.
@@ -170,7 +174,8 @@ impl Drop for AbortOnDrop {
 
 /// One attempt; returns the compressed bytes received and the time the
 /// connection took, in microseconds. A pageserver that sends nothing for
-/// `stall` (before the stream starts or in its middle) fails the attempt.
+/// `stall` in the middle of the stream (or for [`FIRST_BYTE_TIMEOUT`],
+/// if longer, before it) fails the attempt.
 async fn basebackup_once(
     req: &BasebackupRequest<'_>,
     command: &str,
@@ -202,15 +207,15 @@ async fn basebackup_once(
     let _connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
     }));
-    let stalled = |received: u64| {
+    let stalled = |received: u64, limit: Duration| {
         anyhow::anyhow!(
             "the pageserver sent nothing for {} s after {received} bytes of the basebackup: stalled",
-            stall.as_secs_f64()
+            limit.as_secs_f64()
         )
     };
-    let stream = tokio::time::timeout(stall, client.copy_out(command))
+    let stream = tokio::time::timeout(stall.max(FIRST_BYTE_TIMEOUT), client.copy_out(command))
         .await
-        .map_err(|_| stalled(0))?
+        .map_err(|_| stalled(0, stall.max(FIRST_BYTE_TIMEOUT)))?
         .with_context(|| format!("the pageserver refused `{command}`"))?;
 
     // network -> [rx] gunzip thread -> [tar_rx] unpack thread -> files
@@ -226,7 +231,7 @@ async fn basebackup_once(
     let pumped: Result<()> = async {
         while let Some(chunk) = tokio::time::timeout(stall, stream.next())
             .await
-            .map_err(|_| stalled(received))?
+            .map_err(|_| stalled(received, stall))?
         {
             let chunk = chunk
                 .with_context(|| format!("the basebackup stream failed after {received} bytes"))?;

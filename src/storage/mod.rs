@@ -46,8 +46,8 @@ pub struct Backoff {
     pub max: Duration,
     /// Attempts in all (0 counts as 1).
     pub attempts: u32,
-    /// An attempt whose peer sends nothing for this long fails (a
-    /// pageserver that stalls mid-stream), and is retried.
+    /// An attempt whose peer sends nothing for this long in the middle of
+    /// a stream fails (a pageserver that stalls), and is retried.
     pub stall_timeout: Duration,
 }
 
