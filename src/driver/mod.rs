@@ -19,7 +19,7 @@ pub use request::{Event, Handle, Request, RequestError};
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
-use request::reject;
+use request::{interruptible, reject};
 
 use start::{reconfigure, start_compute};
 
@@ -598,28 +598,4 @@ enum Ask {
     },
     /// Nothing to do (the event was already answered).
     Nothing,
-}
-
-/// Runs `work` while listening for termination; other requests are refused
-/// with `status`. Returns the termination mode if one came first (dropping
-/// `work`, which cleans up after itself).
-async fn interruptible<T>(
-    events: &mut mpsc::Receiver<Event>,
-    status: ComputeStatus,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, TerminationMode> {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return Ok(out),
-            ev = events.recv() => match ev {
-                // Nobody can reach us any more: stop.
-                None => return Err(TerminationMode::Fast),
-                Some(Event::Signal(mode)) => return Err(mode),
-                // Only a Running compute suspends; the monitor asks again.
-                Some(Event::Suspend { .. }) => {}
-                Some(Event::Request(r)) => reject(r, status),
-            },
-        }
-    }
 }

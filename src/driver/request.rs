@@ -1,7 +1,9 @@
 //! What the rest of compute_ctl can ask of the driver: the events and
 //! requests it receives, why a request can be refused, and the [`Handle`]
 //! through which the API, the signal handlers and the monitor read the
-//! published snapshot and reach the loop. The loop itself is in `mod.rs`.
+//! published snapshot and reach the loop, and how the loop's long work
+//! listens to them meanwhile (`interruptible`). The loop itself is in
+//! `mod.rs`.
 
 use super::{ComputeStatus, PromoteTimings, Snapshot};
 use crate::catalog::Connector;
@@ -204,6 +206,30 @@ pub(super) fn reject(request: Request, status: ComputeStatus) {
         }
         Request::Promote { reply, .. } => {
             let _ = reply.send(Err(err));
+        }
+    }
+}
+
+/// Runs `work` while listening for termination; other requests are refused
+/// with `status`. Returns the termination mode if one came first (dropping
+/// `work`, which cleans up after itself).
+pub(super) async fn interruptible<T>(
+    events: &mut mpsc::Receiver<Event>,
+    status: ComputeStatus,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, TerminationMode> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            ev = events.recv() => match ev {
+                // Nobody can reach us any more: stop.
+                None => return Err(TerminationMode::Fast),
+                Some(Event::Signal(mode)) => return Err(mode),
+                // Only a Running compute suspends; the monitor asks again.
+                Some(Event::Suspend { .. }) => {}
+                Some(Event::Request(r)) => reject(r, status),
+            },
         }
     }
 }
