@@ -330,3 +330,38 @@ async fn a_promotion_refused_or_timed_out_leaves_the_replica_as_it_was() {
     assert_eq!(code, 412, "{body}");
     assert!(body["error"].as_str().unwrap().contains("empty"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_a_promotion_terminates_the_compute() {
+    let (_primary, mut replica) = primary_and_replica(&["--promote-timeout", "60"]);
+    let new_spec = primary_spec(json!([{"name": "bob", "encrypted_password": null}]));
+    // WAL that will never come: the promotion waits.
+    let url = replica.url("/promote");
+    let call = tokio::spawn(async move {
+        into_pair(
+            http()
+                .post(url)
+                .json(&json!({"spec": new_spec, "wal_flush_lsn": "FF/0"}))
+                .send()
+                .await,
+        )
+        .await
+    });
+    replica.wait_for_log("to=promoting", Duration::from_secs(30));
+    // Other requests wait their turn: 412 meanwhile.
+    let (code, body) = replica.configure(&spec(json!([]), json!([]))).await;
+    assert_eq!(code, 412, "{body}");
+    replica.signal(15);
+    assert_eq!(replica.wait_exit(Duration::from_secs(60)).code(), Some(0));
+    let log = replica.log();
+    assert!(
+        log.contains("from=promoting to=termination_pending"),
+        "{log}"
+    );
+    let (code, body) = call.await.unwrap();
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("termination"),
+        "{body}"
+    );
+}
