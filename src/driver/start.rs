@@ -43,7 +43,7 @@ pub(super) async fn start_compute(
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
     let pg_began = Instant::now();
-    let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
+    let mut pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
         .await?
         .with_stop_timeout(params.stop_timeout);
@@ -57,8 +57,12 @@ pub(super) async fn start_compute(
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
+            let e = e.context("applying the spec to the catalog");
+            if let Some(why) = super::death_of(&mut pg).await {
+                return Err(anyhow::anyhow!("{e:#}; {why}"));
+            }
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
-            return Err(e.context("applying the spec to the catalog"));
+            return Err(e);
         }
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
@@ -238,12 +242,14 @@ async fn startup_concurrency(connector: &Connector) -> usize {
 }
 
 /// Reconfigures a running postgres: new postgresql.conf, reload, wait until
-/// the reload has taken effect, then the catalog. Returns the settings that
-/// need a restart.
+/// the reload has taken effect, then the catalog (`first_as_primary`: a
+/// replica just promoted, the whole catalog step of a primary's start).
+/// Returns the settings that need a restart.
 pub(super) async fn reconfigure(
     env: Arc<Env>,
     spec: Arc<ComputeSpec>,
     postmaster: i32,
+    first_as_primary: bool,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
     let pgdata = &env.params.pgdata;
@@ -271,10 +277,17 @@ pub(super) async fn reconfigure(
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
     if spec.mode == ComputeMode::Primary {
-        catalog::reconcile(&connector, &spec, spec.reconfigure_concurrency)
-            .instrument(tracing::info_span!("apply_catalog"))
-            .await
-            .context("applying the spec to the catalog")?;
+        let concurrency = spec.reconfigure_concurrency;
+        let applied = if first_as_primary {
+            catalog::start(&connector, &spec, concurrency)
+                .instrument(tracing::info_span!("apply_catalog"))
+                .await
+        } else {
+            catalog::reconcile(&connector, &spec, concurrency)
+                .instrument(tracing::info_span!("apply_catalog"))
+                .await
+        };
+        applied.context("applying the spec to the catalog")?;
     }
     tracing::info!(
         ms = began.elapsed().as_millis() as u64,
