@@ -69,37 +69,31 @@ pub(super) async fn start_compute(
     Ok((pg, timings))
 }
 
-/// Local storage: a copy of the cached initdb template. The copy does not
-/// wait for the spec's check (`postgres --describe-config`): they overlap,
-/// as the wipe and the check do on Neon storage (nor does the configuration
-/// written after the copy); a spec that fails the check fails the start
-/// all the same.
+/// Local storage: a copy of the cached initdb template.
 async fn prepare_local(env: &Arc<Env>, spec: &Arc<ComputeSpec>) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    let copy = async {
-        let template = pgdata::ensure_template(
+    let (checked, template) = tokio::join!(
+        env.check_spec(spec),
+        pgdata::ensure_template(
             &params.pgbin,
             &params.superuser,
             &params.template_cache,
-            owner,
+            owner
         )
-        .await
-        .context("preparing the initdb template")?;
-        let (env, spec) = (env.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let params = &env.params;
-            let owner = params.run_as.as_ref();
-            pgdata::wipe(&params.pgdata, owner)?;
-            pgdata::copy_template(&template, &params.pgdata, owner)?;
-            config::write(&params.pgdata, &spec, &env.config_params())
-        })
-        .await
-        .context("preparing PGDATA")?
-    };
-    let (checked, copied) = tokio::join!(env.check_spec(spec), copy);
+    );
     checked?;
-    copied
+    let template = template.context("preparing the initdb template")?;
+    let (env, spec) = (env.clone(), spec.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let params = &env.params;
+        let owner = params.run_as.as_ref();
+        pgdata::wipe(&params.pgdata, owner)?;
+        pgdata::copy_template(&template, &params.pgdata, owner)?;
+        config::write(&params.pgdata, &spec, &env.config_params())
+    })
+    .await
+    .context("preparing PGDATA")?
 }
 
 /// Where a Neon compute's data is.
