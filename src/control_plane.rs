@@ -42,6 +42,10 @@ impl TokenSource {
 /// Attempts before giving up on an unreachable control plane.
 const ATTEMPTS: u32 = 5;
 
+/// The largest answer read: a spec of thousands of roles is a few MiB; a
+/// control plane streaming without end must not fill memory.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
 /// What the control plane said about this compute.
 #[derive(Debug)]
 pub struct Pulled {
@@ -73,19 +77,40 @@ pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
             request = request.bearer_auth(token);
         }
         let outcome = async {
-            let resp = request.send().await?;
+            let mut resp = request.send().await?;
             let status = resp.status();
-            Ok::<_, reqwest::Error>((status, resp.text().await?))
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if body.len() + chunk.len() > MAX_ANSWER {
+                    return Ok((status, Err(())));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>((status, Ok(String::from_utf8_lossy(&body).into_owned())))
         }
         .await;
+        let outcome = match outcome {
+            Ok((status, Err(()))) => {
+                bail!("control plane answered {status} with more than {MAX_ANSWER} bytes for {url}")
+            }
+            Ok((status, Ok(body))) => Ok((status, body)),
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok((status, body)) if !status.is_server_error() => break (status, body),
-            Ok((status, _)) if attempt < ATTEMPTS => {
-                tracing::warn!(%status, attempt, "control plane answered with an error; retrying")
-            }
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, "cannot reach the control plane: {e}; retrying")
-            }
+            Ok((status, body)) if attempt < ATTEMPTS => tracing::warn!(
+                %status,
+                attempt,
+                attempts = ATTEMPTS,
+                body = %excerpt(&body),
+                "control plane answered with an error; retrying"
+            ),
+            Err(e) if attempt < ATTEMPTS => tracing::warn!(
+                attempt,
+                attempts = ATTEMPTS,
+                "cannot reach the control plane: {:#}; retrying",
+                anyhow::Error::new(e)
+            ),
             Ok((status, body)) => bail!("control plane answered {status}: {}", excerpt(&body)),
             Err(e) => return Err(e).with_context(|| format!("fetching the spec from {url}")),
         }

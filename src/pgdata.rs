@@ -393,7 +393,8 @@ async fn run_initdb(
         .with_context(|| format!("running {}", initdb.display()))?;
     if !out.status.success() {
         bail!(
-            "initdb failed ({}): {}",
+            "initdb into {} failed ({}): {}",
+            dir.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );

@@ -38,6 +38,7 @@ fn quick(attempts: u32) -> Backoff {
         initial: Duration::from_millis(10),
         max: Duration::from_millis(40),
         attempts,
+        ..Backoff::default()
     }
 }
 
@@ -257,6 +258,7 @@ async fn dropped_connection_is_retried_per_backoff() {
         initial: Duration::from_millis(100),
         max: Duration::from_millis(150),
         attempts: 3,
+        ..Backoff::default()
     };
 
     let started = Instant::now();

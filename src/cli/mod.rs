@@ -136,6 +136,17 @@ pub struct Cli {
     )]
     pub storage_attempts: u32,
 
+    /// A basebackup attempt whose pageserver sends nothing for this long in
+    /// the middle of the stream (a stall) fails and is retried. Before the
+    /// stream starts, the pageserver may wait for WAL up to 330 s.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_STORAGE_STALL_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub storage_stall_timeout: u64,
+
     /// How long postgres may take to accept connections after it is started
     /// (crash recovery or a standby catching up included).
     #[arg(
@@ -487,6 +498,7 @@ impl Cli {
             ),
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
+                stall_timeout: std::time::Duration::from_secs(self.storage_stall_timeout.max(1)),
                 ..crate::storage::Backoff::default()
             },
         })

@@ -429,7 +429,16 @@ impl Driver {
                         .into(),
                 }
             }
-            Outcome::Failed(e) => s.fail(format!("{e:#}")).into(),
+            Outcome::Failed(e) => {
+                let mut error = format!("{e:#}");
+                if let Some(why) = match s.postgres_mut() {
+                    Some(pg) => death_of(pg).await,
+                    None => None,
+                } {
+                    error = format!("{error}; {why}");
+                }
+                s.fail(error).into()
+            }
             Outcome::Interrupted(mode) => s.terminate(mode).into(),
         }
     }
@@ -571,6 +580,16 @@ fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) 
         Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{tail}"),
         Err(e) => format!("lost track of postgres: {e:#}"),
     }
+}
+
+/// When a step failed because postgres died under it (killed, crashed):
+/// its exit status and last log lines. Waits briefly: a postmaster killed
+/// outright is gone before its backends close our connections.
+async fn death_of(pg: &mut Postgres) -> Option<String> {
+    let status = tokio::time::timeout(Duration::from_millis(200), pg.wait())
+        .await
+        .ok()?;
+    Some(exit_reason(status, Some(pg)))
 }
 
 /// How the work of Configuration ended.

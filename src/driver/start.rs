@@ -43,7 +43,7 @@ pub(super) async fn start_compute(
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
     let pg_began = Instant::now();
-    let pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
+    let mut pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
         .instrument(tracing::info_span!("start_postgres"))
         .await?
         .with_stop_timeout(params.stop_timeout);
@@ -57,8 +57,12 @@ pub(super) async fn start_compute(
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
+            let e = e.context("applying the spec to the catalog");
+            if let Some(why) = super::death_of(&mut pg).await {
+                return Err(anyhow::anyhow!("{e:#}; {why}"));
+            }
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
-            return Err(e.context("applying the spec to the catalog"));
+            return Err(e);
         }
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");

@@ -32,6 +32,10 @@ const CHANNEL_CHUNKS: usize = 16;
 const TAR_CHUNK: usize = 128 * 1024;
 /// Connection timeout when the connection string sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Before its first byte the pageserver may wait for the WAL up to the LSN
+/// asked for (its `wait_lsn_timeout`, 300 s by default, then an error):
+/// that silence is no stall.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// What to fetch from the pageserver. Its `Debug` masks the token and any
 /// password in the connection string.
@@ -136,7 +140,7 @@ pub async fn basebackup(
             let (command, masked) = (&command, &masked);
             async move {
                 tracing::info!(attempt, pageserver = %masked, %command, "requesting basebackup");
-                basebackup_once(req, command, masked, pgdata, owner)
+                basebackup_once(req, command, masked, pgdata, owner, backoff.stall_timeout)
                     .await
                     .map_err(|e| clear_after_failure(pgdata, e))
             }
@@ -171,13 +175,16 @@ impl Drop for AbortOnDrop {
 }
 
 /// One attempt; returns the compressed bytes received and the time the
-/// connection took, in microseconds.
+/// connection took, in microseconds. A pageserver that sends nothing for
+/// `stall` in the middle of the stream (or for [`FIRST_BYTE_TIMEOUT`],
+/// if longer, before it) fails the attempt.
 async fn basebackup_once(
     req: &BasebackupRequest<'_>,
     command: &str,
     masked: &str,
     pgdata: &Path,
     owner: Option<&RunAs>,
+    stall: Duration,
 ) -> Result<(u64, u64)> {
     let mut config: tokio_postgres::Config = req
         .shard0()
@@ -202,9 +209,15 @@ async fn basebackup_once(
     let _connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
     }));
-    let stream = client
-        .copy_out(command)
+    let stalled = |received: u64, limit: Duration| {
+        anyhow::anyhow!(
+            "the pageserver sent nothing for {} s after {received} bytes of the basebackup: stalled",
+            limit.as_secs_f64()
+        )
+    };
+    let stream = tokio::time::timeout(stall.max(FIRST_BYTE_TIMEOUT), client.copy_out(command))
         .await
+        .map_err(|_| stalled(0, stall.max(FIRST_BYTE_TIMEOUT)))?
         .with_context(|| format!("the pageserver refused `{command}`"))?;
 
     // network -> [rx] gunzip thread -> [tar_rx] unpack thread -> files
@@ -218,7 +231,10 @@ async fn basebackup_once(
     let mut received = 0u64;
     let mut stream = std::pin::pin!(stream);
     let pumped: Result<()> = async {
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = tokio::time::timeout(stall, stream.next())
+            .await
+            .map_err(|_| stalled(received, stall))?
+        {
             let chunk = chunk
                 .with_context(|| format!("the basebackup stream failed after {received} bytes"))?;
             received += chunk.len() as u64;
@@ -362,6 +378,19 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
             write_file(&mut entry, &dest, owner, &mut buf)?;
             continue;
         }
+        if kind == tar::EntryType::Symlink {
+            let target = entry
+                .link_name()
+                .map_err(archive_error)?
+                .unwrap_or_default();
+            if !link_descends(&target) {
+                bail!(
+                    "archive entry {} is a symlink to {}, which may point outside PGDATA",
+                    name.display(),
+                    target.display()
+                );
+            }
+        }
         if kind == tar::EntryType::Directory
             && std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink())
         {
@@ -459,18 +488,29 @@ fn write_file(
     Ok(())
 }
 
-/// Where `unpack_in` puts an entry named `name`: `.` and leading `/` are
-/// dropped, `..` is refused.
+/// Where an entry named `name` goes: `.` is dropped; `..` and absolute
+/// paths are refused (a pageserver sends neither).
 fn destination(pgdata: &Path, name: &Path) -> Option<PathBuf> {
     let mut dest = pgdata.to_path_buf();
     for part in name.components() {
         match part {
             Component::Normal(p) => dest.push(p),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-            Component::ParentDir => return None,
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
         }
     }
     Some(dest)
+}
+
+/// Whether a symlink's target only goes down from where the link is:
+/// relative, without `..`. Such links, and chains of them, stay inside
+/// PGDATA whatever else the archive holds (counting `..` against the
+/// link's depth would not: `x -> l/..`, where `l` is a link to `..`, climbs out).
+fn link_descends(target: &Path) -> bool {
+    !target.as_os_str().is_empty()
+        && target
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Names the cause of a failure to read the archive.

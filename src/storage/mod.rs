@@ -46,6 +46,9 @@ pub struct Backoff {
     pub max: Duration,
     /// Attempts in all (0 counts as 1).
     pub attempts: u32,
+    /// An attempt whose peer sends nothing for this long in the middle of
+    /// a stream fails (a pageserver that stalls), and is retried.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Backoff {
@@ -54,6 +57,7 @@ impl Default for Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(5),
             attempts: 10,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -193,6 +197,7 @@ mod tests {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(2),
             attempts: 3,
+            ..Backoff::default()
         };
         let (v, n) = b
             .retry("thing", |a| async move {

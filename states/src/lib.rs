@@ -186,6 +186,11 @@ impl<C: Compute> Configuration<C> {
     pub fn take_postgres(&mut self) -> Option<C::Postgres> {
         self.postgres.take()
     }
+    /// The running postgres, mutably (to learn whether it died), when this is
+    /// a reconfiguration.
+    pub fn postgres_mut(&mut self) -> Option<&mut C::Postgres> {
+        self.postgres.as_mut()
+    }
 }
 
 impl<C: Compute> Init<C> {

@@ -45,6 +45,40 @@ pub struct Compute {
     log: Arc<Mutex<Vec<String>>>,
     pub exit: Option<ExitStatus>,
     pub superuser: String,
+    /// How it was started, for [`Compute::respawn`].
+    launch: Launch,
+}
+
+/// A compute_ctl command line: program, arguments, environment.
+#[derive(Clone)]
+struct Launch {
+    program: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Launch {
+    fn spawn(&self) -> (Child, Arc<Mutex<Vec<String>>>) {
+        let mut cmd = Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn compute_ctl");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        (child, log)
+    }
 }
 
 /// Options for starting a compute.
@@ -132,31 +166,15 @@ impl Compute {
             args.push(path.display().to_string());
         }
         args.extend(opts.extra_args);
-        let bin = env!("CARGO_BIN_EXE_compute_ctl");
-        let mut cmd = match &opts.wrap {
-            Some(wrap) => {
-                let mut c = Command::new(&wrap[0]);
-                c.args(&wrap[1..]).arg(bin);
-                c
-            }
-            None => Command::new(bin),
+        let bin = env!("CARGO_BIN_EXE_compute_ctl").to_string();
+        let mut program = opts.wrap.clone().unwrap_or_default();
+        program.push(bin);
+        let launch = Launch {
+            program,
+            args,
+            env: opts.env,
         };
-        cmd.args(&args)
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn compute_ctl");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let (child, log) = launch.spawn();
         Compute {
             child: Some(child),
             dir,
@@ -166,7 +184,22 @@ impl Compute {
             log,
             exit: None,
             superuser: opts.superuser,
+            launch,
         }
+    }
+
+    /// Starts compute_ctl again with the same command line (same PGDATA,
+    /// ports and spec), after the previous process ended (or was killed:
+    /// whatever it left behind is left as it is). The log starts afresh.
+    pub fn respawn(&mut self) {
+        if let Some(mut old) = self.child.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let (child, log) = self.launch.spawn();
+        self.child = Some(child);
+        self.log = log;
+        self.exit = None;
     }
 
     pub fn pgdata(&self) -> PathBuf {

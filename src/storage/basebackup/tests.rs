@@ -55,11 +55,13 @@ fn destinations() {
         destination(d, Path::new("./base/1")),
         Some("/pg/base/1".into())
     );
-    assert_eq!(
-        destination(d, Path::new("/global")),
-        Some("/pg/global".into())
-    );
+    assert_eq!(destination(d, Path::new("/global")), None);
     assert_eq!(destination(d, Path::new("a/../../x")), None);
+    assert!(link_descends(Path::new("base/1")));
+    assert!(link_descends(Path::new("./x")));
+    for escaping in ["/etc", "..", "a/../..", "a/..", ""] {
+        assert!(!link_descends(Path::new(escaping)), "{escaping}");
+    }
 }
 
 fn gz_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -169,6 +171,22 @@ fn files_written_directly_replace_and_never_go_through_a_symlink() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{p}");
     }
+
+    // A file under a symlink to a directory the archive made is not written
+    // directly: tar follows the link, inside PGDATA.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = gz_tar_of(&[
+        ("base/", Directory, b""),
+        ("base/real/", Directory, b""),
+        ("base/link", Symlink, b"real"),
+        ("base/link/f", Regular, b"x"),
+    ]);
+    unpack_bytes(dir.path(), archive).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("base/real/f")).unwrap(), b"x");
+    assert!(std::fs::symlink_metadata(dir.path().join("base/link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     // A directory made by the archive, then replaced by a symlink out of
     // PGDATA: a file under it must not land outside.
