@@ -129,7 +129,7 @@ fn main() {
         );
     }
     println!(
-        "    (compute_ctl: prepare holds the copy, overlapped with the spec's check; \
+        "    (compute_ctl: prepare holds the spec's and the template's checks and the copy; \
          catalog holds its first connection)"
     );
     if neon.is_empty() {
@@ -334,8 +334,8 @@ struct Phases {
     init: f64,
     /// Copying the template (compute_ctl: within `prepare`).
     copy: f64,
-    /// compute_ctl: template check, wipe, copy and configuration, overlapped
-    /// with the spec's check.
+    /// compute_ctl: the spec's check and the template's (together), then
+    /// wipe, copy and configuration.
     prepare: f64,
     /// Postgres start until it accepts connections.
     postgres: f64,

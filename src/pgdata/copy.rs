@@ -57,7 +57,7 @@ pub fn copy_tree(from: &Path, to: &Path, owner: Option<&RunAs>) -> Result<Copied
                 scope.spawn(|| -> Result<Copied> {
                     let mut done = Copied::default();
                     while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let data = copy_file(&f.src, &f.dest, f.mode, ids)
+                        let data = copy_file(f, ids)
                             .with_context(|| format!("copying {}", f.src.display()))?;
                         done.files += 1;
                         done.bytes += f.len;
@@ -90,6 +90,8 @@ struct FileToCopy {
     dest: PathBuf,
     len: u64,
     mode: u32,
+    /// Fewer blocks than its length: it has holes.
+    sparse: bool,
 }
 
 fn collect(
@@ -117,6 +119,7 @@ fn collect(
                 dest,
                 len: meta.len(),
                 mode: meta.mode() & 0o777,
+                sparse: meta.blocks() * 512 < meta.len(),
             });
             continue;
         }
@@ -127,31 +130,39 @@ fn collect(
     Ok(())
 }
 
-/// Copies one regular file into a new `dest` (mode `mode`, owned by `ids`):
-/// its data ranges only, then its length. Returns the bytes copied.
-fn copy_file(src: &Path, dest: &Path, mode: u32, ids: Option<(u32, u32)>) -> Result<u64> {
+/// Copies one regular file into a new file (its mode, owned by `ids`): its
+/// data ranges only, then its length. Returns the bytes copied. Few system
+/// calls: an empty file is only created, and a file without holes is one
+/// range.
+fn copy_file(f: &FileToCopy, ids: Option<(u32, u32)>) -> Result<u64> {
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
-        .open(dest)
-        .with_context(|| format!("creating {}", dest.display()))?;
+        .mode(f.mode)
+        .open(&f.dest)
+        .with_context(|| format!("creating {}", f.dest.display()))?;
     if let Some((uid, gid)) = ids {
         std::os::unix::fs::fchown(&out, Some(uid), Some(gid))
-            .with_context(|| format!("chown {}", dest.display()))?;
+            .with_context(|| format!("chown {}", f.dest.display()))?;
     }
-    let input = File::open(src)?;
-    let len = input.metadata()?.len();
-    if len == 0 {
+    if f.len == 0 {
         return Ok(0);
     }
+    let input = File::open(&f.src)?;
+    let ranges = if f.sparse {
+        data_ranges(&input, f.len)?
+    } else {
+        vec![(0, f.len)]
+    };
     let mut copied = 0;
-    for (start, end) in data_ranges(&input, len)? {
+    for &(start, end) in &ranges {
         copy_range(&input, &out, start, end)?;
         copied += end - start;
     }
-    // Holes at the end: the length says where the file ends.
-    out.set_len(len)?;
+    if ranges.last().is_none_or(|&(_, end)| end < f.len) {
+        // Holes at the end: the length says where the file ends.
+        out.set_len(f.len)?;
+    }
     Ok(copied)
 }
 
