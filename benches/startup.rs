@@ -392,10 +392,12 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut phases = Phases::default();
     let mut total_startup = 0.0;
+    let mut seen = Vec::new();
     let elapsed = loop {
         match lines.next() {
             Some(Ok(line)) if line.contains("to=running") => break started.elapsed(),
             Some(Ok(line)) => {
+                seen.push(line.clone());
                 if line.contains("PGDATA copied from the template") {
                     phases.copy = field(&line, " ms").unwrap_or(0.0);
                 } else if line.contains("PGDATA prepared") {
@@ -406,7 +408,7 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
                     total_startup = field(&line, "total_startup_ms").unwrap_or(0.0);
                 }
             }
-            _ => panic!("compute_ctl ended before Running"),
+            _ => panic!("compute_ctl ended before Running:\n{}", seen.join("\n")),
         }
     };
     phases.init = (ms(elapsed) - total_startup).max(0.0);
