@@ -204,11 +204,14 @@ pub async fn reload_and_wait(
         .context("connecting to reload")?;
     let before: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
     // pg_file_settings parses the files as they are now: a line postgres
-    // cannot parse would make it ignore the whole file on reload.
+    // cannot parse would make it ignore the whole file on reload. (A row
+    // without a file is a restart-only setting removed from the file: it is
+    // pending a restart, not broken.)
     let broken: Vec<String> = client
         .query(
             "SELECT pg_catalog.format('%s:%s: %s', sourcefile, sourceline, error) \
-             FROM pg_catalog.pg_file_settings WHERE error IS NOT NULL AND name IS NULL",
+             FROM pg_catalog.pg_file_settings \
+             WHERE error IS NOT NULL AND name IS NULL AND sourcefile IS NOT NULL",
             &[],
         )
         .await?
@@ -256,7 +259,8 @@ pub async fn reload_and_wait(
         .query(
             "SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
              FROM pg_catalog.pg_file_settings \
-             WHERE error IS NOT NULL AND (name IS NULL OR name <> ALL($1)) \
+             WHERE error IS NOT NULL AND sourcefile IS NOT NULL \
+               AND (name IS NULL OR name <> ALL($1)) \
              ORDER BY sourcefile, sourceline",
             &[&pending],
         )

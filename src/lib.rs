@@ -18,6 +18,7 @@ pub mod pgbin;
 pub mod pgdata;
 pub mod postgres;
 pub mod process;
+pub mod replication;
 pub mod secret;
 pub mod signals;
 pub mod spec;

@@ -111,6 +111,12 @@ async fn run(cli: Cli) -> Result<u8> {
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
 
+    // Signals are ours before anything announces that we are up (the API's
+    // "listening" line): a SIGTERM sent the moment it is seen must reach the
+    // driver, not the default action that kills us and leaves children behind.
+    signals::forward_to(handle.clone())?;
+    process::spawn_reaper()?;
+
     // The API answers /status from the first milliseconds, before anything slow.
     let gate = Arc::new(gate);
     let api = Api {
@@ -129,8 +135,6 @@ async fn run(cli: Cli) -> Result<u8> {
         SocketAddr::new(cli.internal_http_address, cli.internal_http_port),
     )
     .await?;
-    signals::forward_to(handle.clone())?;
-    process::spawn_reaper()?;
     if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
         tokio::spawn(control_plane::pull_and_configure(
             uri.clone(),
@@ -143,7 +147,7 @@ async fn run(cli: Cli) -> Result<u8> {
         ));
     }
     compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
-    monitor::spawn(handle, connector);
+    monitor::spawn(handle, connector, cli.suspend_when_idle);
 
     let exited = driver.run(spec.map(Arc::new)).await;
     // No postgres we started outlives us.

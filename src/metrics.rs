@@ -2,7 +2,10 @@
 //! every figure has one source: the driver's (or the monitor's) own field.
 
 use crate::driver::Snapshot;
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use crate::replication::Replication;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The build's tag, as the reference reports it in `compute_ctl_up`: the
 /// `BUILD_TAG` environment variable at compile time, else `latest`.
@@ -97,6 +100,91 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     total.inc_by(snap.pg_downtime.as_millis() as u64);
     registry.register(Box::new(total))?;
 
+    if let Some(r) = &snap.replication {
+        replication(registry, r)?;
+    }
+
     crate::catalog::stats::register(registry)?;
+    Ok(())
+}
+
+/// A replica's positions and lag, or a primary's standbys and theirs.
+fn replication(registry: &Registry, r: &Replication) -> prometheus::Result<()> {
+    match r {
+        Replication::Standby(s) => {
+            let gauges: [(&str, &str, Option<f64>); 5] = [
+                (
+                    "compute_replication_lag_bytes",
+                    "WAL not yet replayed by this replica, in bytes",
+                    s.lag_bytes.map(|b| b as f64),
+                ),
+                (
+                    "compute_replication_lag_seconds",
+                    "Age of the last transaction this replica replayed (0 when caught up)",
+                    s.lag_seconds,
+                ),
+                (
+                    "compute_replication_receive_lsn",
+                    "Last WAL position this replica received, as a number",
+                    s.receive_lsn.map(|l| l.0 as f64),
+                ),
+                (
+                    "compute_replication_replay_lsn",
+                    "Last WAL position this replica replayed, as a number",
+                    s.replay_lsn.map(|l| l.0 as f64),
+                ),
+                (
+                    "compute_replication_streaming",
+                    "1 while this replica's WAL receiver streams from its primary",
+                    Some(if s.streaming { 1.0 } else { 0.0 }),
+                ),
+            ];
+            for (name, help, value) in gauges {
+                // A value not known yet is no sample rather than a made-up 0.
+                if let Some(v) = value {
+                    let g = Gauge::new(name, help)?;
+                    g.set(v);
+                    registry.register(Box::new(g))?;
+                }
+            }
+        }
+        Replication::Primary { standbys } => {
+            let count = IntGauge::new(
+                "compute_replication_standbys",
+                "Standbys streaming from this primary",
+            )?;
+            count.set(standbys.len() as i64);
+            registry.register(Box::new(count))?;
+            let labels = ["application_name", "client_addr"];
+            let bytes = GaugeVec::new(
+                Opts::new(
+                    "compute_replication_standby_lag_bytes",
+                    "WAL a standby has not replayed yet, in bytes",
+                ),
+                &labels,
+            )?;
+            let seconds = GaugeVec::new(
+                Opts::new(
+                    "compute_replication_standby_replay_lag_seconds",
+                    "A standby's replay lag, in seconds",
+                ),
+                &labels,
+            )?;
+            for s in standbys {
+                let values = [
+                    s.application_name.as_str(),
+                    s.client_addr.as_deref().unwrap_or(""),
+                ];
+                if let Some(b) = s.lag_bytes {
+                    bytes.with_label_values(&values).set(b as f64);
+                }
+                if let Some(l) = s.replay_lag_seconds {
+                    seconds.with_label_values(&values).set(l);
+                }
+            }
+            registry.register(Box::new(bytes))?;
+            registry.register(Box::new(seconds))?;
+        }
+    }
     Ok(())
 }

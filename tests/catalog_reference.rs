@@ -309,9 +309,11 @@ async fn neon_scenario_17_db_with_custom_settings() {
         .unwrap();
     let (code, body) = c.configure(&s).await;
     assert_eq!(code, 200, "{body}");
-    // A user session sees the database's settings.
-    let user = c.client("db_with_custom_settings").await;
-    user.batch_execute("SET statement_timeout = 0")
+    // A user session sees the database's settings. Its own statement_timeout
+    // comes as a startup option (which outranks the database's): a `SET`
+    // after connecting could itself be cancelled by the 1 ms timeout.
+    let connstr = c.connstr(SUPERUSER, "db_with_custom_settings");
+    let user = common::connect(&format!("{connstr} options='-c statement_timeout=0'"))
         .await
         .unwrap();
     let row = user

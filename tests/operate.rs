@@ -1,4 +1,5 @@
-//! Operating a running compute: `POST /restart` (issue 14).
+//! Operating a running compute (issue 14): `POST /restart`, and
+//! `--suspend-when-idle` (scale to zero without a control plane).
 
 mod common;
 
@@ -74,6 +75,11 @@ async fn restart_applies_a_pending_setting_and_keeps_the_data() {
         .get(0);
     assert_eq!(bob, 1);
 
+    // Dropping the setting again needs a restart too: pending, not an error.
+    let (code, body) = c.configure(&small_spec()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["pending_restart"], json!(["shared_buffers"]));
+
     // The transition is counted under its own state.
     let metrics = http()
         .get(c.url("/metrics"))
@@ -124,4 +130,125 @@ async fn a_restart_whose_postgres_does_not_come_back_fails_with_its_log() {
     assert!(error.contains("no_such_library_14"), "{error}");
     // Failed without a postgres: the compute exits 1 once the delay is over.
     assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(1));
+}
+
+fn suspending_spec(timeout: i64) -> Value {
+    let md5 = postgres_protocol::password::md5(b"pw", "bob");
+    let mut s = spec(
+        json!([{"name": "bob", "encrypted_password": md5.strip_prefix("md5").unwrap()}]),
+        json!([{"name": "db1", "owner": "bob"}]),
+    );
+    s["suspend_timeout_seconds"] = json!(timeout);
+    s["cluster"]["settings"] = json!([
+        // An autovacuum worker is activity: keep it out of these tests.
+        {"name": "autovacuum", "value": "off", "vartype": "bool"},
+        {"name": "listen_addresses", "value": "127.0.0.1", "vartype": "string"}
+    ]);
+    s
+}
+
+fn start_suspending(spec: Value) -> Compute {
+    let mut c = Compute::start_with(Opts {
+        spec: Some(spec),
+        extra_args: vec!["--suspend-when-idle".into()],
+        ..Opts::default()
+    });
+    c.wait_running();
+    c
+}
+
+#[tokio::test]
+async fn an_idle_compute_suspends_itself_though_a_session_stays_connected() {
+    // The short timeout comes once the session is there (a slow machine
+    // must not suspend the compute before the test has connected).
+    let mut c = start_suspending(suspending_spec(-1));
+    let bob = connect(&format!("{} password=pw", c.connstr("bob", "db1")))
+        .await
+        .unwrap();
+    bob.batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let (code, body) = c.configure(&suspending_spec(2)).await;
+    assert_eq!(code, 200, "{body}");
+    // Connected, idle: not activity.
+    let status = c.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", c.log());
+    let log = c.log();
+    assert!(log.contains("suspending"), "{log}");
+    // Terminated as /terminate does: postgres stopped, the LSN recorded.
+    assert!(log.contains("compute terminated lsn="), "{log}");
+    assert!(c.postmaster_pid().is_none(), "postgres left running");
+    drop(bob);
+}
+
+#[tokio::test]
+async fn a_query_keeps_the_compute_awake_and_the_flag_is_off_by_default() {
+    let mut c = start_suspending(suspending_spec(-1));
+    let bob = connect(&format!("{} password=pw", c.connstr("bob", "db1")))
+        .await
+        .unwrap();
+    // A query three times the timeout long is activity all along: the
+    // compute does not suspend under it (the query would fail).
+    let query = tokio::spawn(async move { bob.batch_execute("SELECT pg_sleep(6)").await });
+    wait_for_count(
+        &c.client("postgres").await,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(6)' AND state = 'active'",
+        1,
+        Duration::from_secs(30),
+        "the query never ran",
+    )
+    .await;
+    let (code, body) = c.configure(&suspending_spec(2)).await;
+    assert_eq!(code, 200, "{body}");
+    query
+        .await
+        .unwrap()
+        .expect("the compute suspended under a query");
+    // Once idle, it suspends.
+    assert_eq!(c.wait_exit(Duration::from_secs(60)).code(), Some(0));
+
+    // Without --suspend-when-idle the spec's timeout is the control plane's.
+    let off = Compute::start(Some(suspending_spec(1)));
+    off.wait_status("running", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(off.get("/status").await.1["status"], "running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_streaming_keeps_its_primary_awake() {
+    // Never while the standby copies the primary (its time is the machine's).
+    let primary = start_suspending(suspending_spec(-1));
+    let mut replica_spec = spec(json!([]), json!([]));
+    replica_spec["mode"] = json!("Replica");
+    replica_spec["primary_connstring"] = json!(format!(
+        "host=127.0.0.1 port={} user={SUPERUSER} application_name=keeps_awake",
+        primary.port
+    ));
+    // -1: never, even with the flag.
+    replica_spec["suspend_timeout_seconds"] = json!(-1);
+    let mut replica = Compute::start_with(Opts {
+        spec: Some(replica_spec),
+        extra_args: vec!["--suspend-when-idle".into()],
+        ..Opts::default()
+    });
+    replica.wait_running();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while primary.get("/status").await.1["replication"]["standbys"][0]["state"] != "streaming" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby never streamed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Now a short timeout, and three times that with nothing but replication.
+    let (code, body) = primary.configure(&suspending_spec(2)).await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(primary.get("/status").await.1["status"], "running");
+    assert_eq!(replica.get("/status").await.1["status"], "running");
+    // The standby gone, the primary is idle and suspends.
+    let (code, body) = into_pair(http().post(replica.url("/terminate")).send().await).await;
+    assert_eq!(code, 200, "{body}");
+    let mut primary = primary;
+    assert_eq!(primary.wait_exit(Duration::from_secs(60)).code(), Some(0));
 }

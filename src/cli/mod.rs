@@ -184,6 +184,24 @@ pub struct Cli {
     )]
     pub stop_timeout: u64,
 
+    /// How long `POST /promote` waits for the replica to replay the old
+    /// primary's WAL up to `wal_flush_lsn` before it answers 408 (the
+    /// replica stays a replica).
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_PROMOTE_TIMEOUT",
+        default_value_t = 20,
+        value_name = "SECONDS"
+    )]
+    pub promote_timeout: u64,
+
+    /// Scale to zero without a control plane: when the compute has been idle
+    /// for the spec's `suspend_timeout_seconds` (-1 or absent: never), it
+    /// terminates itself (fast, the LSN recorded as for `/terminate`) and
+    /// exits 0. Off by default, so a control plane keeps the decision.
+    #[arg(long, env = "COMPUTE_CTL_SUSPEND_WHEN_IDLE")]
+    pub suspend_when_idle: bool,
+
     /// Log format on stderr: `text` for people, `json` (one object per line,
     /// postgres' lines included) for log pipelines.
     #[arg(long, env = "COMPUTE_CTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -490,6 +508,7 @@ impl Cli {
             terminate_linger: self.terminate_linger,
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
+            promote_timeout: std::time::Duration::from_secs(self.promote_timeout),
             privileged_role: self.reference.privileged_role_name.clone(),
             installed_extensions_interval: std::time::Duration::from_secs(
                 self.reference

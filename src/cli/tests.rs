@@ -151,3 +151,22 @@ fn the_reference_launch_flags_are_accepted() {
     );
     assert!(parse(&[]).unwrap().reference.unsupported().is_empty());
 }
+
+#[test]
+fn promote_timeout_and_suspend_when_idle() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.promote_timeout, 20);
+    assert!(
+        !cli.suspend_when_idle,
+        "off by default: the control plane decides"
+    );
+    let cli = parse(&["--promote-timeout", "3", "--suspend-when-idle"]).unwrap();
+    assert_eq!(cli.promote_timeout, 3);
+    assert!(cli.suspend_when_idle);
+    // Like every flag, both can come from the environment.
+    let help = <Cli as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(help.contains("COMPUTE_CTL_SUSPEND_WHEN_IDLE"), "{help}");
+    assert!(help.contains("COMPUTE_CTL_PROMOTE_TIMEOUT"), "{help}");
+}

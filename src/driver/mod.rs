@@ -7,17 +7,19 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod operate;
+mod promote;
 mod request;
 mod snapshot;
 mod start;
 mod status;
 mod terminate;
 
+pub use promote::PromoteTimings;
 pub use request::{Event, Handle, Request, RequestError};
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
-use request::reject;
+use request::{interruptible, reject};
 
 use start::{reconfigure, start_compute};
 
@@ -32,7 +34,7 @@ use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
     AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Running, Status,
-    TerminationMode, TerminationPending,
+    TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -87,6 +89,8 @@ pub struct Params {
     pub terminate_linger: Option<Duration>,
     /// Shutdown budget: a stop still running at this deadline becomes immediate.
     pub stop_timeout: Duration,
+    /// How long `/promote` waits for the replica to replay up to the LSN.
+    pub promote_timeout: Duration,
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
@@ -145,6 +149,10 @@ pub struct Driver {
     repeated_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
     /// The mode of a termination asked for over HTTP (which lingers).
     http_termination: Option<TerminationMode>,
+    /// The `/promote` call waiting for the promotion's end.
+    waiting_promote: Option<oneshot::Sender<Result<PromoteTimings, RequestError>>>,
+    /// The figures of the last promotion (what a repeated `/promote` answers).
+    last_promotion: Option<PromoteTimings>,
 }
 
 impl Driver {
@@ -165,6 +173,7 @@ impl Driver {
             transitions: Vec::new(),
             pg_downtime: Duration::ZERO,
             pg_current_downtime: Duration::ZERO,
+            replication: None,
             spec: None,
         }));
         let driver = Driver {
@@ -179,6 +188,8 @@ impl Driver {
             waiting_terminate: Vec::new(),
             repeated_terminate: Vec::new(),
             http_termination: None,
+            waiting_promote: None,
+            last_promotion: None,
         };
         (
             driver,
@@ -210,34 +221,13 @@ impl Driver {
                 AnyState::Configuration(s) => self.on_configuration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::Restarting(s) => self.on_restarting(s).await,
+                AnyState::Promoting(s) => self.on_promoting(s).await,
                 AnyState::TerminationPending(s) => self.on_termination(s).await,
                 AnyState::Failed(s) => match self.on_failed(s).await {
                     Ok(next) => next,
                     Err(exited) => return exited,
                 },
-                AnyState::Terminated(s) => {
-                    for reply in self.waiting_terminate.drain(..) {
-                        let _ = reply.send(Ok(s.lsn()));
-                    }
-                    for reply in self.repeated_terminate.drain(..) {
-                        let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
-                    }
-                    // Requests that queued up while postgres was stopping.
-                    while let Ok(ev) = self.events.try_recv() {
-                        match ev {
-                            Event::Request(Request::Terminate { reply, .. }) => {
-                                let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
-                            }
-                            Event::Request(r) => reject(r, ComputeStatus::Terminated),
-                            Event::Signal(_) => return s.exit(),
-                        }
-                    }
-                    if let Some(mode) = self.http_termination {
-                        let linger = terminate::linger_for(self.env.params.terminate_linger, mode);
-                        terminate::linger(&mut self.events, s.lsn(), linger).await;
-                    }
-                    return s.exit();
-                }
+                AnyState::Terminated(s) => return self.on_terminated(s).await,
             };
             let to = state.status();
             tracing::info!(from = %from, to = %to, "compute state changed");
@@ -331,6 +321,13 @@ impl Driver {
             // Every sender is gone: nobody can reach us any more; stop.
             None => Ask::Terminate(TerminationMode::Fast),
             Some(Event::Signal(mode)) => Ask::Terminate(mode),
+            Some(Event::Suspend { idle }) => {
+                tracing::info!(
+                    idle_s = idle.as_secs(),
+                    "idle longer than suspend_timeout_seconds: suspending (fast termination)"
+                );
+                Ask::Terminate(TerminationMode::Fast)
+            }
             Some(Event::Request(Request::Terminate { mode, reply })) => {
                 self.waiting_terminate.push(reply);
                 self.http_termination = Some(mode);
@@ -358,6 +355,15 @@ impl Driver {
                 only_if_pending,
                 reply,
             },
+            Some(Event::Request(Request::Promote {
+                spec,
+                wal_flush_lsn,
+                reply,
+            })) => Ask::Promote {
+                spec,
+                wal_flush_lsn,
+                reply,
+            },
         }
     }
 
@@ -371,6 +377,9 @@ impl Driver {
                     let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Restart { reply, .. } => {
+                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
+                }
+                Ask::Promote { reply, .. } => {
                     let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
                 }
                 Ask::Nothing => {}
@@ -395,7 +404,7 @@ impl Driver {
         let outcome = match s.postgres() {
             // A running postgres: reconfigure it in place.
             Some(pg) => {
-                let work = reconfigure(self.env.clone(), spec, pg.pid());
+                let work = reconfigure(self.env.clone(), spec, pg.pid(), false);
                 match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
                     Ok(Ok(pending_restart)) => {
                         self.snapshot.write().pending_restart = pending_restart;
@@ -466,6 +475,11 @@ impl Driver {
                             return s.restart().into();
                         }
                     }
+                    Ask::Promote { spec, wal_flush_lsn, reply } => {
+                        if let Some(spec) = self.accept_promotion(&running, spec, reply).await {
+                            return s.promote(spec, wal_flush_lsn).into();
+                        }
+                    }
                     Ask::Nothing => {}
                 },
             }
@@ -519,59 +533,14 @@ impl Driver {
                     Ask::Restart { reply, .. } => {
                         let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
                     }
+                    Ask::Promote { reply, .. } => {
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
+                    }
                     Ask::Nothing => {}
                 },
             }
         }
     }
-
-    async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
-        let mode = s.mode();
-        // A start interrupted by this termination dropped its postgres.
-        crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-        let spec = self.snapshot.read().spec.clone();
-        let source = terminate::LsnSource::of(spec.as_deref());
-        let lsn = match s.take_postgres() {
-            Some(pg) => {
-                let before = terminate::flush_lsn_before_stop(&self.env, source).await;
-                let pid = nix::unistd::Pid::from_raw(pg.pid());
-                let stop = pg.stop(mode, &self.env.params.pgbin);
-                tokio::pin!(stop);
-                let mut listening = true;
-                let stopped = loop {
-                    tokio::select! {
-                        result = &mut stop => break result.unwrap_or_else(|e| {
-                            tracing::error!("stopping postgres: {e:#}");
-                            None
-                        }),
-                        ev = self.events.recv(), if listening => match ev {
-                            None => listening = false,
-                            // A fast shutdown that takes too long can be made immediate.
-                            Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
-                            Some(Event::Request(Request::Terminate { mode, reply })) => {
-                                self.repeated_terminate.push(reply);
-                                if mode == TerminationMode::Immediate {
-                                    escalate(pid);
-                                }
-                            }
-                            // A second SIGTERM/SIGINT: the sender is out of patience.
-                            Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
-                            Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
-                        },
-                    }
-                };
-                terminate::final_lsn(&self.env, spec.as_deref(), source, stopped, before).await
-            }
-            None => None,
-        };
-        s.terminated(lsn).into()
-    }
-}
-
-/// Turns a fast shutdown under way into an immediate one.
-fn escalate(postmaster: nix::unistd::Pid) {
-    tracing::warn!("immediate shutdown requested while stopping: sending SIGQUIT to postgres");
-    let _ = nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGQUIT);
 }
 
 fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) -> String {
@@ -618,28 +587,15 @@ enum Ask {
         /// Answered once Running again or Failed.
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
+    /// Promote a replica (Running only).
+    Promote {
+        /// The spec to run as a primary.
+        spec: Arc<ComputeSpec>,
+        /// How far the replica must have replayed first.
+        wal_flush_lsn: Lsn,
+        /// Answered once promoted, or not.
+        reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
+    },
     /// Nothing to do (the event was already answered).
     Nothing,
-}
-
-/// Runs `work` while listening for termination; other requests are refused
-/// with `status`. Returns the termination mode if one came first (dropping
-/// `work`, which cleans up after itself).
-async fn interruptible<T>(
-    events: &mut mpsc::Receiver<Event>,
-    status: ComputeStatus,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, TerminationMode> {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return Ok(out),
-            ev = events.recv() => match ev {
-                // Nobody can reach us any more: stop.
-                None => return Err(TerminationMode::Fast),
-                Some(Event::Signal(mode)) => return Err(mode),
-                Some(Event::Request(r)) => reject(r, status),
-            },
-        }
-    }
 }

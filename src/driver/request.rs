@@ -1,9 +1,11 @@
 //! What the rest of compute_ctl can ask of the driver: the events and
 //! requests it receives, why a request can be refused, and the [`Handle`]
 //! through which the API, the signal handlers and the monitor read the
-//! published snapshot and reach the loop. The loop itself is in `mod.rs`.
+//! published snapshot and reach the loop, and how the loop's long work
+//! listens to them meanwhile (`interruptible`). The loop itself is in
+//! `mod.rs`.
 
-use super::{ComputeStatus, Snapshot};
+use super::{ComputeStatus, PromoteTimings, Snapshot};
 use crate::catalog::Connector;
 use crate::spec::ComputeSpec;
 use chrono::{DateTime, Utc};
@@ -19,6 +21,13 @@ pub enum Event {
     Signal(TerminationMode),
     /// A request that wants an answer.
     Request(Request),
+    /// The monitor found the compute idle longer than the spec's
+    /// `suspend_timeout_seconds` (with `--suspend-when-idle`): terminate fast,
+    /// record the LSN as `/terminate` does, and exit 0 without lingering.
+    Suspend {
+        /// How long it was idle, for the log.
+        idle: Duration,
+    },
 }
 
 /// A request with a reply channel.
@@ -50,6 +59,16 @@ pub enum Request {
         /// Answered once Running again (Ok) or Failed (Err).
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
+    /// Promote a replica (`POST /promote`): wait until it has replayed up to
+    /// `wal_flush_lsn`, `pg_promote()`, then apply `spec` as a primary.
+    Promote {
+        /// The spec to run as a primary.
+        spec: Arc<ComputeSpec>,
+        /// The old primary's last flushed WAL position.
+        wal_flush_lsn: Lsn,
+        /// Answered once promoted (or not).
+        reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
+    },
     /// A way to talk to postgres, granted only while it is up and idle.
     Connect {
         /// The superuser connector.
@@ -73,6 +92,18 @@ pub enum RequestError {
     /// (HTTP 201 with the same LSN).
     #[error("compute is already terminated")]
     AlreadyTerminated(Option<Lsn>),
+    /// This compute cannot be promoted (a static compute, a replica on Neon
+    /// storage): HTTP 412; nothing changed.
+    #[error("{0}")]
+    CannotPromote(String),
+    /// The replica did not replay up to the requested LSN in time (HTTP
+    /// 408); it is still a replica with its spec.
+    #[error("{0}")]
+    PromoteTimeout(String),
+    /// The promotion failed (HTTP 500): before `pg_promote()` nothing
+    /// changed; after it the compute is Failed with postgres serving.
+    #[error("{0}")]
+    PromoteFailed(String),
     /// The driver has ended.
     #[error("compute_ctl is shutting down")]
     ShuttingDown,
@@ -114,8 +145,17 @@ impl Handle {
         rx.await.unwrap_or(Err(RequestError::ShuttingDown))
     }
     /// Records user activity seen by the monitor (the monitor owns `last_active`).
+    /// An earlier time than the one recorded is ignored.
     pub fn set_last_active(&self, at: DateTime<Utc>) {
-        self.snapshot.write().last_active = Some(at);
+        let mut snap = self.snapshot.write();
+        if snap.last_active.is_none_or(|last| at > last) {
+            snap.last_active = Some(at);
+        }
+    }
+    /// Records the replication status the monitor read (the monitor owns
+    /// `replication`; None when it is not Running).
+    pub fn set_replication(&self, replication: Option<crate::replication::Replication>) {
+        self.snapshot.write().replication = replication;
     }
     /// Adds time during which postgres was found down (the monitor owns `pg_downtime`).
     pub fn add_pg_downtime(&self, d: Duration) {
@@ -163,6 +203,33 @@ pub(super) fn reject(request: Request, status: ComputeStatus) {
         }
         Request::Restart { reply, .. } => {
             let _ = reply.send(Err(err));
+        }
+        Request::Promote { reply, .. } => {
+            let _ = reply.send(Err(err));
+        }
+    }
+}
+
+/// Runs `work` while listening for termination; other requests are refused
+/// with `status`. Returns the termination mode if one came first (dropping
+/// `work`, which cleans up after itself).
+pub(super) async fn interruptible<T>(
+    events: &mut mpsc::Receiver<Event>,
+    status: ComputeStatus,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, TerminationMode> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            ev = events.recv() => match ev {
+                // Nobody can reach us any more: stop.
+                None => return Err(TerminationMode::Fast),
+                Some(Event::Signal(mode)) => return Err(mode),
+                // Only a Running compute suspends; the monitor asks again.
+                Some(Event::Suspend { .. }) => {}
+                Some(Event::Request(r)) => reject(r, status),
+            },
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Snapshot {
     /// The part of it in the current outage (zero while postgres answers).
     #[serde(skip)]
     pub pg_current_downtime: Duration,
+    /// Replication as the monitor last read it while Running (a replica's
+    /// positions and lag, or a primary's standbys); null otherwise.
+    pub replication: Option<crate::replication::Replication>,
     /// The spec in effect (roles and databases for `/dbs_and_roles`).
     #[serde(skip)]
     pub spec: Option<Arc<ComputeSpec>>,

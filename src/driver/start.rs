@@ -242,12 +242,14 @@ async fn startup_concurrency(connector: &Connector) -> usize {
 }
 
 /// Reconfigures a running postgres: new postgresql.conf, reload, wait until
-/// the reload has taken effect, then the catalog. Returns the settings that
-/// need a restart.
+/// the reload has taken effect, then the catalog (`first_as_primary`: a
+/// replica just promoted, the whole catalog step of a primary's start).
+/// Returns the settings that need a restart.
 pub(super) async fn reconfigure(
     env: Arc<Env>,
     spec: Arc<ComputeSpec>,
     postmaster: i32,
+    first_as_primary: bool,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
     let pgdata = &env.params.pgdata;
@@ -275,10 +277,17 @@ pub(super) async fn reconfigure(
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
     if spec.mode == ComputeMode::Primary {
-        catalog::reconcile(&connector, &spec, spec.reconfigure_concurrency)
-            .instrument(tracing::info_span!("apply_catalog"))
-            .await
-            .context("applying the spec to the catalog")?;
+        let concurrency = spec.reconfigure_concurrency;
+        let applied = if first_as_primary {
+            catalog::start(&connector, &spec, concurrency)
+                .instrument(tracing::info_span!("apply_catalog"))
+                .await
+        } else {
+            catalog::reconcile(&connector, &spec, concurrency)
+                .instrument(tracing::info_span!("apply_catalog"))
+                .await
+        };
+        applied.context("applying the spec to the catalog")?;
     }
     tracing::info!(
         ms = began.elapsed().as_millis() as u64,

@@ -47,6 +47,9 @@ impl ComputeStatus {
             // The reference's control plane parses no other name: a restart
             // in place is, to it, a configuration (not serving, not failed).
             Status::Restarting => Self::Configuration,
+            // Likewise a promotion: the compute takes no new spec until it
+            // is a primary with its new spec (or still the replica it was).
+            Status::Promoting => Self::Configuration,
             Status::TerminationPending => match mode.unwrap_or_default() {
                 TerminationMode::Fast => Self::TerminationPendingFast,
                 TerminationMode::Immediate => Self::TerminationPendingImmediate,

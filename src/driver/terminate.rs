@@ -11,10 +11,10 @@
 //! are those of the storage steps; after the last the compute terminates
 //! anyway, with the error logged and `lsn: null`.
 
-use super::{Env, Event, Request, RequestError};
+use super::{reject, ComputeStatus, Ctx, Driver, Env, Event, Request, RequestError, State};
 use crate::spec::{ComputeMode, ComputeSpec, Storage};
 use crate::storage;
-use compute_states::{Lsn, TerminationMode};
+use compute_states::{Exited, Lsn, Status, Terminated, TerminationMode, TerminationPending};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -147,6 +147,7 @@ pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>,
         tokio::select! {
             () = &mut deadline => return,
             ev = events.recv() => match ev {
+                Some(Event::Suspend { .. }) => {}
                 None | Some(Event::Signal(_)) => {
                     tracing::info!("signal during the linger: exiting now");
                     return;
@@ -158,4 +159,89 @@ pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>,
             },
         }
     }
+}
+
+impl Driver {
+    /// Answers the `/terminate` calls waiting for the end, and those that
+    /// queued up meanwhile; lingers after a termination asked over HTTP.
+    pub(super) async fn on_terminated(&mut self, s: Terminated<Ctx>) -> Exited {
+        match s.lsn() {
+            Some(lsn) => tracing::info!(%lsn, "compute terminated"),
+            None => tracing::info!("compute terminated (no LSN)"),
+        }
+        for reply in self.waiting_terminate.drain(..) {
+            let _ = reply.send(Ok(s.lsn()));
+        }
+        for reply in self.repeated_terminate.drain(..) {
+            let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
+        }
+        // Requests that queued up while postgres was stopping.
+        while let Ok(ev) = self.events.try_recv() {
+            match ev {
+                Event::Request(Request::Terminate { reply, .. }) => {
+                    let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
+                }
+                Event::Request(r) => reject(r, ComputeStatus::Terminated),
+                Event::Signal(_) => return s.exit(),
+                Event::Suspend { .. } => {}
+            }
+        }
+        if let Some(mode) = self.http_termination {
+            let how_long = linger_for(self.env.params.terminate_linger, mode);
+            linger(&mut self.events, s.lsn(), how_long).await;
+        }
+        s.exit()
+    }
+
+    /// Stops postgres as asked (a repeated request or signal can make a
+    /// fast stop immediate) and records the LSN `/terminate` answers.
+    pub(super) async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
+        let mode = s.mode();
+        // A start interrupted by this termination dropped its postgres.
+        crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
+        let spec = self.snapshot.read().spec.clone();
+        let source = LsnSource::of(spec.as_deref());
+        let lsn = match s.take_postgres() {
+            Some(pg) => {
+                let before = flush_lsn_before_stop(&self.env, source).await;
+                let pid = nix::unistd::Pid::from_raw(pg.pid());
+                let stop = pg.stop(mode, &self.env.params.pgbin);
+                tokio::pin!(stop);
+                let mut listening = true;
+                let stopped = loop {
+                    tokio::select! {
+                        result = &mut stop => break result.unwrap_or_else(|e| {
+                            tracing::error!("stopping postgres: {e:#}");
+                            None
+                        }),
+                        ev = self.events.recv(), if listening => match ev {
+                            None => listening = false,
+                            // A fast shutdown that takes too long can be made immediate.
+                            Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
+                            Some(Event::Request(Request::Terminate { mode, reply })) => {
+                                self.repeated_terminate.push(reply);
+                                if mode == TerminationMode::Immediate {
+                                    escalate(pid);
+                                }
+                            }
+                            // A second SIGTERM/SIGINT: the sender is out of patience.
+                            Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
+                            // Already stopping.
+                            Some(Event::Suspend { .. }) => {}
+                            Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
+                        },
+                    }
+                };
+                final_lsn(&self.env, spec.as_deref(), source, stopped, before).await
+            }
+            None => None,
+        };
+        s.terminated(lsn).into()
+    }
+}
+
+/// Turns a fast shutdown under way into an immediate one.
+fn escalate(postmaster: nix::unistd::Pid) {
+    tracing::warn!("immediate shutdown requested while stopping: sending SIGQUIT to postgres");
+    let _ = nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGQUIT);
 }

@@ -50,6 +50,9 @@ impl From<RequestError> for ApiError {
             RequestError::BadSpec(_) => StatusCode::BAD_REQUEST,
             RequestError::ConfigurationFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::AlreadyTerminated(_) => StatusCode::CREATED,
+            RequestError::CannotPromote(_) => StatusCode::PRECONDITION_FAILED,
+            RequestError::PromoteTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            RequestError::PromoteFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.to_string())

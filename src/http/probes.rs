@@ -7,7 +7,9 @@
 //!   long crash recovery does not get the container killed.
 //! - `GET /readyz` (readiness): Running, and postgres accepts a connection
 //!   and answers `SELECT 1` within [`DEADLINE`]; `?lag=BYTES` also fails a
-//!   replica whose replay is further behind what it received than that.
+//!   replica whose replay is further behind than that (behind the primary's
+//!   end of WAL as its walsender last reported it, or what it received),
+//!   and a replica that is not streaming.
 //! - `GET /startupz`: the compute has left Init/Configuration at least once.
 //!
 //! Status checks read the published snapshot; the postgres check opens its
@@ -16,6 +18,7 @@
 
 use super::Api;
 use crate::driver::Request;
+use crate::replication::{Replication, StandbyStatus};
 use compute_states::Status;
 use serde_json::json;
 use std::collections::HashMap;
@@ -73,7 +76,7 @@ pub(super) async fn readyz(api: Api, query: HashMap<String, String>) -> Response
 }
 
 /// `SELECT 1` on a fresh connection, and with `max_lag` the replay lag of a
-/// standby (received but not yet replayed WAL, in bytes).
+/// standby in bytes (see [`crate::replication::StandbyStatus::lag_bytes`]).
 async fn postgres_ready(api: &Api, max_lag: Option<u64>) -> Result<String, String> {
     let connector = &api.connector;
     let client = connector
@@ -87,23 +90,27 @@ async fn postgres_ready(api: &Api, max_lag: Option<u64>) -> Result<String, Strin
             .map_err(|e| format!("postgres does not answer: {e}"))?;
         return Ok("ready".into());
     };
-    let row = client
-        .query_one(
-            "SELECT pg_catalog.pg_is_in_recovery(), \
-             pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), \
-                                        pg_catalog.pg_last_wal_replay_lsn())::pg_catalog.float8",
-            &[],
-        )
+    let replication = crate::replication::read(&client)
         .await
         .map_err(|e| format!("postgres does not answer: {e}"))?;
-    let (standby, lag): (bool, Option<f64>) = (row.get(0), row.get(1));
-    match (standby, lag) {
-        (false, _) => Ok("ready".into()),
-        (true, None) => Err("the standby is not streaming: its lag is unknown".into()),
-        (true, Some(lag)) if lag > max_lag as f64 => {
-            Err(format!("replay is {lag} bytes behind, more than {max_lag}"))
-        }
-        (true, Some(lag)) => Ok(format!("ready ({lag} bytes behind)")),
+    match replication {
+        Replication::Primary { .. } => Ok("ready".into()),
+        Replication::Standby(StandbyStatus {
+            streaming: false, ..
+        }) => Err("the replica's WAL receiver is not streaming: its lag is unknown".into()),
+        Replication::Standby(StandbyStatus {
+            lag_bytes: None, ..
+        }) => Err("the replica has received nothing yet: its lag is unknown".into()),
+        Replication::Standby(StandbyStatus {
+            lag_bytes: Some(lag),
+            ..
+        }) if lag > max_lag => Err(format!(
+            "the replica is {lag} bytes behind, more than {max_lag}"
+        )),
+        Replication::Standby(StandbyStatus {
+            lag_bytes: Some(lag),
+            ..
+        }) => Ok(format!("ready ({lag} bytes behind)")),
     }
 }
 

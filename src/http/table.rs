@@ -106,6 +106,16 @@ pub static ROUTES: &[Route] = &[
         handler: |api, input| Box::pin(super::operate::restart(api, input.query)),
     },
     Route {
+        method: Method::POST,
+        path: "promote",
+        ports: Ports::External,
+        auth: Auth::Jwt,
+        states: "running (a vanilla replica; a primary answers completed at once)",
+        body: Body::Json,
+        summary: "`{\"spec\", \"wal_flush_lsn\"}`: wait until the replica has the WAL up to the LSN, `pg_promote()`, apply the spec as a primary; `{\"status\": \"completed\", \"lsn_wait_time_ms\", \"pg_promote_time_ms\", \"reconfigure_time_ms\"}`; 408 when the WAL does not arrive in time",
+        handler: |api, input| Box::pin(super::operate::promote(api, input.body)),
+    },
+    Route {
         method: Method::GET,
         path: "metrics",
         ports: Ports::External,

@@ -145,6 +145,17 @@ pub struct Restarting<C: Compute> {
     postgres: Option<C::Postgres>,
 }
 
+/// A promotion was requested (`POST /promote`): the replica waits until it
+/// has replayed the old primary's WAL up to `wal_flush_lsn`, is promoted, and
+/// takes the new spec as a primary. Until postgres is promoted the replica's
+/// spec stays in effect (and comes back if the WAL never arrives).
+pub struct Promoting<C: Compute> {
+    replica: C::Spec,
+    primary: C::Spec,
+    wal_flush_lsn: Lsn,
+    postgres: C::Postgres,
+}
+
 /// A termination was requested; postgres is being stopped.
 pub struct TerminationPending<C: Compute> {
     mode: TerminationMode,
@@ -223,6 +234,25 @@ impl<C: Compute> Restarting<C> {
     /// Takes the postgres to stop (None once taken).
     pub fn take_postgres(&mut self) -> Option<C::Postgres> {
         self.postgres.take()
+    }
+}
+
+impl<C: Compute> Promoting<C> {
+    /// The spec the compute runs as a replica until it is promoted.
+    pub fn replica_spec(&self) -> &C::Spec {
+        &self.replica
+    }
+    /// The spec it takes as a primary.
+    pub fn primary_spec(&self) -> &C::Spec {
+        &self.primary
+    }
+    /// How far the replica must have replayed before it is promoted.
+    pub fn wal_flush_lsn(&self) -> Lsn {
+        self.wal_flush_lsn
+    }
+    /// The postgres being promoted.
+    pub fn postgres(&self) -> &C::Postgres {
+        &self.postgres
     }
 }
 
@@ -389,6 +419,7 @@ machine! {
         Init = "init",
         Running = "running",
         Restarting = "restarting",
+        Promoting = "promoting",
         TerminationPending = "termination_pending",
         Failed = "failed",
         Terminated = "terminated",
@@ -487,6 +518,31 @@ machine! {
         Restarting -> TerminationPending "Signal during restart"
         fn terminate(self, mode: TerminationMode) {
             TerminationPending { mode, postgres: self.postgres }
+        }
+
+        Running -> Promoting "Requested promotion"
+        fn promote(self, spec: C::Spec, wal_flush_lsn: Lsn) {
+            Promoting { replica: self.spec, primary: spec, wal_flush_lsn, postgres: self.postgres }
+        }
+
+        Promoting -> Running "Promoted to primary"
+        fn promoted(self) {
+            Running { spec: self.primary, postgres: self.postgres }
+        }
+
+        Promoting -> Running "WAL not replayed in time: still a replica"
+        fn not_promoted(self) {
+            Running { spec: self.replica, postgres: self.postgres }
+        }
+
+        Promoting -> Failed "Promoted, but not reconfigured"
+        fn fail(self, error: C::Error) {
+            Failed { error, postgres: Some(self.postgres) }
+        }
+
+        Promoting -> TerminationPending "Signal during promotion"
+        fn terminate(self, mode: TerminationMode) {
+            TerminationPending { mode, postgres: Some(self.postgres) }
         }
 
         Failed -> ConfigurationPending "New spec after a failure"

@@ -48,6 +48,7 @@ probe!(
     Init,
     Running,
     Restarting,
+    Promoting,
     TerminationPending,
     Failed,
     Terminated
@@ -156,6 +157,32 @@ fn every_declared_edge_is_walked() {
         s.terminate(TerminationMode::Fast)
     });
     assert_eq!(pending.take_postgres(), Some(5));
+
+    // Promotion: Running (replica) -> Promoting -> Running (primary); the
+    // WAL not arriving in time leaves the replica running with its spec; a
+    // failure after the promotion keeps postgres; a signal terminates.
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("replica"));
+    let running = w.step(running, "started", |s| s.started(6));
+    let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
+    assert_eq!(*promoting.replica_spec(), "replica");
+    assert_eq!(*promoting.primary_spec(), "primary");
+    assert_eq!(promoting.wal_flush_lsn(), Lsn(0x10));
+    assert_eq!(*promoting.postgres(), 6);
+    let running = w.step(promoting, "not_promoted", |s| s.not_promoted());
+    assert_eq!(*running.spec(), "replica");
+    let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
+    let running = w.step(promoting, "promoted", |s| s.promoted());
+    assert_eq!((*running.spec(), *running.postgres()), ("primary", 6));
+    let promoting = w.step(running, "promote", |s| s.promote("again", Lsn(0x20)));
+    let failed = w.step(promoting, "fail", |s| s.fail("catalog".into()));
+    assert_eq!(failed.postgres(), Some(&6));
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("replica"));
+    let running = w.step(running, "started", |s| s.started(8));
+    let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
+    let mut pending = w.step(promoting, "terminate", |s| {
+        s.terminate(TerminationMode::Fast)
+    });
+    assert_eq!(pending.take_postgres(), Some(8));
 
     // Termination from Empty.
     let pending = w.step(Empty::<T>::spawn(), "terminate", |s| {
