@@ -391,6 +391,12 @@ macro_rules! machine {
             }
         }
 
+        impl fmt::Display for Kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.type_name())
+            }
+        }
+
         /// Any state of the machine: what the driver loop holds between steps.
         pub enum AnyState<C: Compute> {
             $(
@@ -557,8 +563,9 @@ machine! {
             Terminated { lsn, _compute: PhantomData }
         }
 
-        // No postgres was running (the termination came before one started).
-        TerminationPending -> Terminated "Nothing to stop"
+        // No postgres was running (the termination came before one started),
+        // or a stop that failed abandoned it to the reaper.
+        TerminationPending -> Terminated "No postgres left to stop"
         fn nothing_to_stop(self) {
             Terminated { lsn: None, _compute: PhantomData }
         }
