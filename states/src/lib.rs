@@ -585,7 +585,7 @@ machine! {
             Running { spec: self.spec, postgres: self.postgres }
         }
 
-        Reconfiguration -> Failed "Failed to reconfigure: the previous configuration serves"
+        Reconfiguration -> Failed "Failed to reconfigure the compute"
         fn fail(self, error: C::Error) {
             Failed { error, postgres: Some(self.postgres) }
         }

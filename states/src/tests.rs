@@ -105,7 +105,10 @@ fn every_declared_edge_is_walked() {
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
     assert_eq!(*cp.spec(), "b");
     let mut cfg = w.step(cp, "begin", |s| s.begin());
-    assert_eq!((*cfg.spec(), *cfg.postgres(), *cfg.postgres_mut()), ("b", 7, 7));
+    assert_eq!(
+        (*cfg.spec(), *cfg.postgres(), *cfg.postgres_mut()),
+        ("b", 7, 7)
+    );
     let running = w.step(cfg, "configured", |s| s.configured());
     assert_eq!((*running.spec(), *running.postgres()), ("b", 7));
     let failed = w.step(running, "postgres_exited", |s| s.postgres_exited(137));
