@@ -10,7 +10,9 @@
 //! All transitions are declared once, in the `machine!` table at the bottom of
 //! this file. The same declaration generates the transition methods, the
 //! [`AnyState`] enum the driver loop holds, the fieldless [`Status`] with its
-//! stable snake_case names, and the [`EDGES`] table that [`mermaid`] renders.
+//! stable snake_case names (what the API reports), the [`Kind`] of each state
+//! type (two types can report one status: a start and a reconfiguration are
+//! both `configuration`), and the [`EDGES`] table that [`mermaid`] renders.
 //!
 //! This crate is pure: no I/O, no async runtime. The driver in the
 //! `compute_ctl` binary supplies the concrete types through [`Compute`].
