@@ -9,8 +9,9 @@
 //! Neon's does), and the share of each step (sync, basebackup, postgres
 //! start, catalog) comes from the compute's `/metrics.json`.
 //!
-//! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample size).
-//! Prints the medians and the ratios; asserts nothing.
+//! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample
+//! size, default 20; NEON=0 skips the Neon part). Prints the medians, the
+//! ratios and where the time goes; asserts nothing.
 
 mod common;
 use common::*;
@@ -34,7 +35,7 @@ const SQL: &[&str] = &[
 
 fn main() {
     install_crypto();
-    let iterations = env_or("ITERATIONS", 10);
+    let iterations = env_or("ITERATIONS", 20);
     let bindir = bindir();
     let pg_user = Uid::effective()
         .is_root()
@@ -52,24 +53,24 @@ fn main() {
     let ready = work.path().join("ready-pgdata");
     make_ready_pgdata(&bindir, &ready, pg_user.as_ref());
 
+    let load_before = load_average();
     let mut ours = vec![];
     let mut official = vec![];
     let mut floor = vec![];
+    let (mut our_phases, mut floor_phases) = (vec![], vec![]);
     for i in 0..iterations {
-        ours.push(compute_ctl_start(work.path(), &cache));
+        let (t, p) = compute_ctl_start(work.path(), &cache);
+        ours.push(t);
+        our_phases.push(p);
         official.push(official_way(
             &bindir,
             work.path(),
             pg_user.as_ref(),
             &runtime,
         ));
-        floor.push(floor_way(
-            &bindir,
-            &ready,
-            work.path(),
-            pg_user.as_ref(),
-            &runtime,
-        ));
+        let (t, p) = floor_way(&bindir, &ready, work.path(), pg_user.as_ref(), &runtime);
+        floor.push(t);
+        floor_phases.push(p);
         eprintln!(
             "run {}: compute_ctl {:.1} ms, official {:.1} ms, floor {:.1} ms",
             i + 1,
@@ -81,25 +82,59 @@ fn main() {
     let mut neon = vec![];
     let mut steps = vec![];
     let neon_tools = NeonTools::new(work.path(), &runtime);
-    for i in 0..iterations {
+    let neon_runs = if env_or("NEON", 1) == 0 {
+        0
+    } else {
+        iterations
+    };
+    for i in 0..neon_runs {
         let (t, s) = neon_tools.start(work.path());
         eprintln!("run {}: compute_ctl on Neon storage {:.1} ms", i + 1, ms(t));
         neon.push(t);
         steps.push(s);
     }
+    let load_after = load_average();
     let (o, f, m) = (median(&mut ours), median(&mut official), median(&mut floor));
-    println!("cold start, spawn to accepting connections with 1 role and 1 database ({iterations} runs, medians):");
+    println!("cold start, spawn to Running with 1 role and 1 database ({iterations} interleaved runs, medians; load average {load_before} before, {load_after} after):");
     println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
     println!("  official-image way (initdb+start): {:8.1} ms", ms(f));
     println!("  floor (copy ready PGDATA + start): {:8.1} ms", ms(m));
     println!(
-        "  compute_ctl / floor:     {:.2}x   (target <= 1.5x)",
+        "  compute_ctl / floor:     {:.2}x   (target <= 0.8x)",
         o.as_secs_f64() / m.as_secs_f64()
     );
     println!(
-        "  official / compute_ctl:  {:.2}x   (target >= 2x)",
+        "  official / compute_ctl:  {:.2}x   (target >= 3.5x)",
         f.as_secs_f64() / o.as_secs_f64()
     );
+    println!("  where the time goes (medians of each step, ms):");
+    println!(
+        "    {:<12} {:>6} {:>6} {:>8} {:>9} {:>8} {:>8}",
+        "", "init", "copy", "prepare", "postgres", "connect", "catalog"
+    );
+    for (label, phases) in [("compute_ctl", &our_phases), ("floor", &floor_phases)] {
+        let med = |f: fn(&Phases) -> f64| {
+            let mut v: Vec<f64> = phases.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "    {label:<12} {:>6.1} {:>6.1} {:>8.1} {:>9.1} {:>8.1} {:>8.1}",
+            med(|p| p.init),
+            med(|p| p.copy),
+            med(|p| p.prepare),
+            med(|p| p.postgres),
+            med(|p| p.connect),
+            med(|p| p.catalog)
+        );
+    }
+    println!(
+        "    (compute_ctl: prepare holds the spec's and the template's checks and the copy; \
+         catalog holds its first connection)"
+    );
+    if neon.is_empty() {
+        return;
+    }
     let n = median(&mut neon);
     println!("  compute_ctl on Neon storage:       {:8.1} ms", ms(n));
     println!("  Neon start, steps (medians of /metrics.json, share of total_startup_ms):");
@@ -234,6 +269,15 @@ impl NeonTools {
     }
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -281,7 +325,39 @@ fn run_dir(work: &Path) -> PathBuf {
     dir
 }
 
-fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
+/// Where a start's time went, in ms: compute_ctl's from its log, the
+/// floor's measured by the bench.
+#[derive(Default, Clone)]
+struct Phases {
+    /// compute_ctl: spawn until the start began (flags, logger, HTTP
+    /// listeners, `postgres --version`).
+    init: f64,
+    /// Copying the template (compute_ctl: within `prepare`).
+    copy: f64,
+    /// compute_ctl: the spec's check and the template's (together), then
+    /// wipe, copy and configuration.
+    prepare: f64,
+    /// Postgres start until it accepts connections.
+    postgres: f64,
+    /// The floor: the first connection.
+    connect: f64,
+    /// compute_ctl: the catalog step (its first connection included); the
+    /// floor: the SQL.
+    catalog: f64,
+}
+
+/// The number after `key` in `line` (`key=12` or `key: 12`).
+fn field(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start_matches([':', '=', ' '])
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
     let dir = run_dir(work);
     let port = free_port();
     let spec = serde_json::json!({
@@ -314,13 +390,28 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut phases = Phases::default();
+    let mut total_startup = 0.0;
+    let mut seen = Vec::new();
     let elapsed = loop {
         match lines.next() {
             Some(Ok(line)) if line.contains("to=running") => break started.elapsed(),
-            Some(Ok(_)) => continue,
-            _ => panic!("compute_ctl ended before Running"),
+            Some(Ok(line)) => {
+                seen.push(line.clone());
+                if line.contains("PGDATA copied from the template") {
+                    phases.copy = field(&line, " ms").unwrap_or(0.0);
+                } else if line.contains("PGDATA prepared") {
+                    phases.prepare = field(&line, " ms").unwrap_or(0.0);
+                } else if line.contains("compute is running") {
+                    phases.postgres = field(&line, "start_postgres_ms").unwrap_or(0.0);
+                    phases.catalog = field(&line, "config_ms").unwrap_or(0.0);
+                    total_startup = field(&line, "total_startup_ms").unwrap_or(0.0);
+                }
+            }
+            _ => panic!("compute_ctl ended before Running:\n{}", seen.join("\n")),
         }
     };
+    phases.init = (ms(elapsed) - total_startup).max(0.0);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -329,7 +420,7 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> Duration {
     for _ in lines.by_ref() {}
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    elapsed
+    (elapsed, phases)
 }
 
 fn make_ready_pgdata(bindir: &Path, dir: &Path, user: Option<&User>) {
@@ -368,17 +459,20 @@ fn start_postgres(
         .unwrap()
 }
 
-async fn run_sql(port: u16) {
+/// Connects, runs the SQL; returns when it connected.
+async fn run_sql(port: u16) -> Instant {
     let (client, conn) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres"),
         tokio_postgres::NoTls,
     )
     .await
     .unwrap();
+    let connected = Instant::now();
     tokio::spawn(conn);
     for sql in SQL {
         client.batch_execute(sql).await.unwrap();
     }
+    connected
 }
 
 fn stop(mut pg: Child) {
@@ -449,7 +543,7 @@ fn floor_way(
     work: &Path,
     user: Option<&User>,
     rt: &tokio::runtime::Runtime,
-) -> Duration {
+) -> (Duration, Phases) {
     let dir = run_dir(work);
     let pgdata = dir.join("pgdata");
     let port = free_port();
@@ -471,15 +565,16 @@ fn floor_way(
         std::thread::sleep(Duration::from_millis(1));
     }
     let up = started.elapsed();
-    rt.block_on(run_sql(port));
+    let connected = rt.block_on(run_sql(port)) - started;
     let elapsed = started.elapsed();
-    if std::env::var_os("VERBOSE").is_some() {
-        eprintln!(
-            "  floor: copied {:?}, ready {:?}, sql done {:?}",
-            copied, up, elapsed
-        );
-    }
     stop(pg);
     let _ = std::fs::remove_dir_all(&dir);
-    elapsed
+    let phases = Phases {
+        copy: ms(copied),
+        postgres: ms(up - copied),
+        connect: ms(connected - up),
+        catalog: ms(elapsed - connected),
+        ..Phases::default()
+    };
+    (elapsed, phases)
 }

@@ -20,6 +20,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
+pub mod copy;
+pub use copy::Copied;
+
 /// Written into a finished template; its content must match for the template to be used.
 const STAMP: &str = "compute_ctl.template";
 
@@ -281,7 +284,9 @@ fn reuse_or_clear(
 /// the template visible, and the rename itself by syncing the cache
 /// directory. A template another compute made meanwhile wins.
 fn publish_template(tmp: &Path, dir: &Path, stamp: &str, cache_dir: &Path) -> Result<()> {
-    let stamped = manifest(tmp)
+    // initdb's WAL segment is mostly zeros: holes, so that copies skip them.
+    let stamped = copy::punch_zero_blocks(&tmp.join("pg_wal"))
+        .and_then(|_| manifest(tmp))
         .and_then(|m| {
             std::fs::write(tmp.join(STAMP), format!("{stamp}{m}"))?;
             sync_filesystem(tmp)
@@ -397,9 +402,11 @@ async fn run_initdb(
     Ok(())
 }
 
-/// Copies the template into the (empty) `pgdata`, giving every file to `owner`.
-pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
-    copy_tree(template, pgdata, owner).with_context(|| {
+/// Copies the template into the (empty) `pgdata`, giving every file to
+/// `owner` (see [`copy`]: the data ranges only, byte for byte the same).
+pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
+    let started = std::time::Instant::now();
+    let copied = copy::copy_tree(template, pgdata, owner).with_context(|| {
         format!(
             "copying template {} into {}",
             template.display(),
@@ -407,64 +414,12 @@ pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> R
         )
     })?;
     let _ = std::fs::remove_file(pgdata.join(STAMP));
-    Ok(())
-}
-
-/// Threads that copy files: the copy is bound by per-file system calls, which
-/// run in parallel well even on two cores.
-const COPY_THREADS: usize = 4;
-
-fn copy_tree(from: &Path, to: &Path, owner: Option<&RunAs>) -> Result<()> {
-    // Directories and symlinks first, in order; then the files, in parallel.
-    let mut files = Vec::new();
-    collect(from, to, owner, &mut files)?;
-    let chunk = files.len().div_ceil(COPY_THREADS).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || -> Result<()> {
-                    for (src, dest) in part {
-                        // std::fs::copy uses copy_file_range and keeps the permission bits.
-                        std::fs::copy(src, dest)
-                            .with_context(|| format!("copying {}", src.display()))?;
-                        if let Some(u) = owner {
-                            std::os::unix::fs::lchown(dest, Some(u.uid), Some(u.gid))?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join()
-                .map_err(|_| anyhow::anyhow!("a copy thread panicked"))?
-        })
-    })
-}
-
-fn collect(
-    from: &Path,
-    to: &Path,
-    owner: Option<&RunAs>,
-    files: &mut Vec<(PathBuf, PathBuf)>,
-) -> Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            std::fs::DirBuilder::new().mode(0o700).create(&dest)?;
-            collect(&entry.path(), &dest, owner, files)?;
-        } else if ty.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
-        } else {
-            files.push((entry.path(), dest));
-            continue;
-        }
-        if let Some(u) = owner {
-            std::os::unix::fs::lchown(&dest, Some(u.uid), Some(u.gid))?;
-        }
-    }
-    Ok(())
+    tracing::info!(
+        files = copied.files,
+        bytes = copied.bytes,
+        data_bytes = copied.data_bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "PGDATA copied from the template"
+    );
+    Ok(copied)
 }

@@ -49,6 +49,21 @@ pub struct Postgres {
     stop_timeout: Duration,
 }
 
+/// Proof that a postgres stopped: only [`Postgres::stop`] makes one (the
+/// driver's move to Terminated takes it).
+#[derive(Debug)]
+#[must_use = "the proof that postgres stopped is what Terminated needs"]
+pub struct Stopped {
+    checkpoint: Option<Lsn>,
+}
+
+impl Stopped {
+    /// The shutdown checkpoint's location, after a fast stop that finished in time.
+    pub fn checkpoint(&self) -> Option<Lsn> {
+        self.checkpoint
+    }
+}
+
 /// How long an immediate shutdown may take before the postmaster's whole
 /// process group is killed (postgres itself SIGKILLs its children after 5 s).
 const IMMEDIATE_GRACE: Duration = Duration::from_secs(8);
@@ -176,8 +191,13 @@ impl Postgres {
     /// after the stop budget becomes immediate; an immediate one still
     /// running after [`IMMEDIATE_GRACE`] gets its process group killed, so
     /// this never returns while the postmaster runs. After a fast shutdown
-    /// that finished in time, returns the location of the shutdown checkpoint.
-    pub async fn stop(mut self, mode: TerminationMode, pgbin: &PgBin) -> Result<Option<Lsn>> {
+    /// that finished in time, the proof carries the shutdown checkpoint.
+    pub async fn stop(self, mode: TerminationMode, pgbin: &PgBin) -> Result<Stopped> {
+        let checkpoint = self.stop_inner(mode, pgbin).await?;
+        Ok(Stopped { checkpoint })
+    }
+
+    async fn stop_inner(mut self, mode: TerminationMode, pgbin: &PgBin) -> Result<Option<Lsn>> {
         let signal = match mode {
             TerminationMode::Fast => Signal::SIGINT,
             TerminationMode::Immediate => Signal::SIGQUIT,

@@ -5,11 +5,11 @@
 //! is re-parented to us, and must be reaped or it stays a zombie. We cannot
 //! simply `waitpid(-1)`: that would steal the exit status of our own children,
 //! which tokio waits for. So every child is spawned through [`spawn`], which
-//! records its pid; the reaper peeks at exited children with `WNOWAIT` and only
-//! reaps those it did not spawn.
+//! records its pid; the reaper lists the exited children from `/proc` and
+//! reaps every one it did not spawn.
 
 use anyhow::{Context, Result};
-use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Pid, Uid, User};
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -143,26 +143,49 @@ pub fn forget(pid: Option<u32>) {
     }
 }
 
-/// Reaps exited children that are not ours: orphans re-parented to PID 1.
+/// Reaps every exited child that is not ours: orphans re-parented to PID 1.
 /// Returns how many were reaped.
+///
+/// `waitid(P_ALL, WNOWAIT)` shows one exited child at a time, and when that
+/// one is ours (left for tokio) the orphans behind it would wait for a later
+/// SIGCHLD that may never come. So the zombies among our children are listed
+/// from `/proc` and each one not ours is reaped by its pid.
 pub fn reap_orphans() -> usize {
     let own = OWN_CHILDREN.lock();
-    let mut reaped = 0;
-    loop {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        let pid = match waitid(Id::All, flags) {
-            Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => pid,
-            // StillAlive (nothing exited), ECHILD (no children), or anything else.
-            _ => return reaped,
-        };
-        if own.contains(&pid.as_raw()) {
-            // Ours: tokio reaps it. Others may be behind it; the next SIGCHLD retries.
-            return reaped;
-        }
-        if waitpid(Pid::from_raw(pid.as_raw()), Some(WaitPidFlag::WNOHANG)).is_ok() {
-            reaped += 1;
-        }
-    }
+    zombie_children(std::process::id() as i32)
+        .into_iter()
+        .filter(|pid| !own.contains(pid))
+        .filter(|&pid| {
+            matches!(
+                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..))
+            )
+        })
+        .count()
+}
+
+/// The pids of `parent`'s children that have exited and wait to be reaped.
+fn zombie_children(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| state_and_parent(&stat))
+                == Some(('Z', parent))
+        })
+        .collect()
+}
+
+/// A `/proc/PID/stat` line's state and parent pid (the fields after the
+/// command name, which ends with the line's last `)`).
+fn state_and_parent(stat: &str) -> Option<(char, i32)> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
 }
 
 /// As PID 1, reaps orphans at every SIGCHLD until the process exits.

@@ -252,3 +252,85 @@ async fn a_standby_streaming_keeps_its_primary_awake() {
     let mut primary = primary;
     assert_eq!(primary.wait_exit(Duration::from_secs(60)).code(), Some(0));
 }
+
+/// A spec with `dbs` databases: a reconfiguration slow enough to be caught
+/// applying its catalog.
+fn many_databases(dbs: usize) -> Value {
+    let databases: Vec<Value> = (0..dbs)
+        .map(|i| json!({"name": format!("db {i}"), "owner": "bob"}))
+        .collect();
+    spec(
+        json!([{"name": "bob", "encrypted_password": null}]),
+        json!(databases),
+    )
+}
+
+/// A `/configure` interrupted by SIGTERM is answered at once with an error
+/// naming the termination, not left hanging until the process exits:
+/// here compute_ctl cannot exit before the test lets it (the fast stop is
+/// held by a stopped checkpointer, with a stop budget longer than the
+/// test), and the answer comes meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configure_interrupted_by_sigterm_is_answered_at_once() {
+    let mut c = Compute::start_with(Opts {
+        spec: Some(small_spec()),
+        extra_args: vec!["--stop-timeout".into(), "300".into()],
+        ..Opts::default()
+    });
+    c.wait_running();
+    let checkpointer: i32 = c
+        .client("postgres")
+        .await
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let url = c.url("/configure");
+    let configure = tokio::spawn(async move {
+        into_pair(
+            http()
+                .post(url)
+                .json(&json!({"spec": many_databases(80)}))
+                .send()
+                .await,
+        )
+        .await
+    });
+    // The start applied a plan too: wait for the reconfiguration's.
+    while c.log().matches("applying the catalog plan").count() < 2 {
+        assert!(
+            c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "{}",
+            c.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unsafe_kill(checkpointer, 19); // SIGSTOP: holds the fast shutdown
+    c.signal(15);
+
+    let (code, body) = configure.await.unwrap();
+    assert_eq!(code, 500, "{body}\n{}", c.log());
+    let text = body.to_string();
+    assert!(
+        text.contains("termination") && text.contains("interrupted the configuration"),
+        "{text}"
+    );
+    // Answered while compute_ctl still runs: it is stopping postgres.
+    assert!(
+        c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "compute_ctl exited before the /configure was answered:\n{}",
+        c.log()
+    );
+    let (_, status) = c.get("/status").await;
+    assert_eq!(status["status"], "termination_pending_fast", "{status}");
+
+    unsafe_kill(checkpointer, 18); // SIGCONT: let the stop finish
+    let code = c.wait_exit(Duration::from_secs(120)).code();
+    assert_eq!(code, Some(0), "{}", c.log());
+    assert!(c
+        .log()
+        .contains("from=configuration to=termination_pending"));
+}

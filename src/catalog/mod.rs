@@ -9,6 +9,7 @@
 pub mod api;
 mod apply;
 mod connect;
+pub mod dump;
 pub mod extensions;
 pub mod migrations;
 mod model;

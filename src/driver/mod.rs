@@ -8,6 +8,7 @@
 
 mod operate;
 mod promote;
+mod replies;
 mod request;
 mod snapshot;
 mod start;
@@ -19,6 +20,7 @@ pub use request::{Event, Handle, Request, RequestError};
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
+use replies::Replies;
 use request::{interruptible, reject};
 
 use start::{reconfigure, start_compute};
@@ -33,8 +35,8 @@ use crate::storage;
 use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
-    AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Running, Status,
-    TerminationMode,
+    AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Reconfiguration, Running,
+    Status, TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -50,6 +52,12 @@ impl Compute for Ctx {
     type Spec = Arc<ComputeSpec>;
     type Postgres = Postgres;
     type Error = String;
+    type Stopped = crate::postgres::Stopped;
+    type ExitStatus = Result<std::process::ExitStatus>;
+
+    fn exited(postgres: &Postgres, status: Self::ExitStatus) -> String {
+        exit_reason(status, Some(postgres))
+    }
 }
 
 /// The machine as the driver holds it.
@@ -141,16 +149,10 @@ pub struct Driver {
     snapshot: Arc<RwLock<Snapshot>>,
     events: mpsc::Receiver<Event>,
     started_at: Instant,
-    /// The `/configure` (or `/restart`) call waiting for Running or Failed.
-    waiting_configure: Option<oneshot::Sender<Result<Snapshot, RequestError>>>,
-    /// `/terminate` calls waiting for Terminated.
-    waiting_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
-    /// `/terminate` calls made while a termination was under way (answered 201).
-    repeated_terminate: Vec<oneshot::Sender<Result<Option<Lsn>, RequestError>>>,
+    /// The replies owed to requests answered later than they arrive.
+    replies: Replies,
     /// The mode of a termination asked for over HTTP (which lingers).
     http_termination: Option<TerminationMode>,
-    /// The `/promote` call waiting for the promotion's end.
-    waiting_promote: Option<oneshot::Sender<Result<PromoteTimings, RequestError>>>,
     /// The figures of the last promotion (what a repeated `/promote` answers).
     last_promotion: Option<PromoteTimings>,
 }
@@ -184,11 +186,8 @@ impl Driver {
             snapshot: snapshot.clone(),
             events: rx,
             started_at: Instant::now(),
-            waiting_configure: None,
-            waiting_terminate: Vec::new(),
-            repeated_terminate: Vec::new(),
+            replies: Replies::default(),
             http_termination: None,
-            waiting_promote: None,
             last_promotion: None,
         };
         (
@@ -218,7 +217,9 @@ impl Driver {
                 AnyState::Empty(s) => self.on_empty(s).await,
                 AnyState::Init(s) => self.on_init(s).await,
                 AnyState::ConfigurationPending(s) => s.begin().into(),
+                AnyState::ReconfigurationPending(s) => s.begin().into(),
                 AnyState::Configuration(s) => self.on_configuration(s).await,
+                AnyState::Reconfiguration(s) => self.on_reconfiguration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::Restarting(s) => self.on_restarting(s).await,
                 AnyState::Promoting(s) => self.on_promoting(s).await,
@@ -253,7 +254,7 @@ impl Driver {
         }
     }
 
-    /// Publishes the new state, and answers a `/configure` waiting for it.
+    /// Publishes the new state, and answers the replies it settles.
     fn publish(&mut self, state: &State) {
         let mut snap = self.snapshot.write();
         snap.status = state.status();
@@ -263,12 +264,7 @@ impl Driver {
         };
         snap.compute_status = ComputeStatus::of(snap.status, mode);
         match state {
-            AnyState::Failed(f) => {
-                snap.error = Some(f.error().clone());
-                if let Some(reply) = self.waiting_configure.take() {
-                    let _ = reply.send(Err(RequestError::ConfigurationFailed(f.error().clone())));
-                }
-            }
+            AnyState::Failed(f) => snap.error = Some(f.error().clone()),
             AnyState::Running(r) => {
                 snap.error = None;
                 snap.spec = Some(r.spec().clone());
@@ -276,13 +272,11 @@ impl Driver {
                     // Scale-to-zero counts idleness from the moment we serve.
                     snap.last_active = Some(Utc::now());
                 }
-                if let Some(reply) = self.waiting_configure.take() {
-                    let _ = reply.send(Ok(snap.clone()));
-                }
             }
             AnyState::Terminated(t) => snap.lsn = t.lsn(),
             _ => {}
         }
+        self.replies.settle(state, &snap);
     }
 
     fn timings(&self) -> Timings {
@@ -329,7 +323,7 @@ impl Driver {
                 Ask::Terminate(TerminationMode::Fast)
             }
             Some(Event::Request(Request::Terminate { mode, reply })) => {
-                self.waiting_terminate.push(reply);
+                self.replies.park_terminate(reply);
                 self.http_termination = Some(mode);
                 Ask::Terminate(mode)
             }
@@ -337,7 +331,7 @@ impl Driver {
                 match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
                         self.spec_arrived(&spec);
-                        self.waiting_configure = Some(reply);
+                        self.replies.park_configure(reply);
                         Ask::Configure(spec)
                     }
                     None => Ask::Nothing,
@@ -399,56 +393,43 @@ impl Driver {
         }
     }
 
-    async fn on_configuration(&mut self, mut s: Configuration<Ctx>) -> State {
-        let spec = s.spec().clone();
-        let outcome = match s.postgres() {
-            // A running postgres: reconfigure it in place.
-            Some(pg) => {
-                let work = reconfigure(self.env.clone(), spec, pg.pid(), false);
-                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
-                    Ok(Ok(pending_restart)) => {
-                        self.snapshot.write().pending_restart = pending_restart;
-                        Outcome::Configured(None)
-                    }
-                    Ok(Err(e)) => Outcome::Failed(e),
-                    Err(mode) => Outcome::Interrupted(mode),
-                }
+    /// A full start from a spec received over the API.
+    async fn on_configuration(&mut self, s: Configuration<Ctx>) -> State {
+        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
+        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+            Ok(Ok((pg, timings))) => {
+                let mut snap = self.snapshot.write();
+                snap.timings = timings;
+                snap.pending_restart.clear();
+                drop(snap);
+                s.configured(pg).into()
             }
-            // From Empty (or a failed start): a full start.
-            None => {
-                let work = start_compute(self.env.clone(), spec, self.timings());
-                match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
-                    Ok(Ok((pg, timings))) => {
-                        let mut snap = self.snapshot.write();
-                        snap.timings = timings;
-                        snap.pending_restart.clear();
-                        Outcome::Configured(Some(Box::new(pg)))
-                    }
-                    Ok(Err(e)) => Outcome::Failed(e),
-                    Err(mode) => Outcome::Interrupted(mode),
-                }
+            Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
+            Err(mode) => s.terminate(mode).into(),
+        }
+    }
+
+    /// A new spec for the postgres serving: reconfigured in place.
+    async fn on_reconfiguration(&mut self, mut s: Reconfiguration<Ctx>) -> State {
+        let work = reconfigure(
+            self.env.clone(),
+            s.spec().clone(),
+            s.postgres().pid(),
+            false,
+        );
+        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+            Ok(Ok(pending_restart)) => {
+                self.snapshot.write().pending_restart = pending_restart;
+                s.configured().into()
             }
-        };
-        match outcome {
-            Outcome::Configured(started) => {
-                match started.map(|pg| *pg).or_else(|| s.take_postgres()) {
-                    Some(pg) => s.configured(pg).into(),
-                    None => s
-                        .fail("lost the running postgres during reconfiguration".into())
-                        .into(),
-                }
-            }
-            Outcome::Failed(e) => {
+            Ok(Err(e)) => {
                 let mut error = format!("{e:#}");
-                if let Some(why) = match s.postgres_mut() {
-                    Some(pg) => death_of(pg).await,
-                    None => None,
-                } {
+                if let Some(why) = death_of(s.postgres_mut()).await {
                     error = format!("{error}; {why}");
                 }
                 s.fail(error).into()
             }
-            Outcome::Interrupted(mode) => s.terminate(mode).into(),
+            Err(mode) => s.terminate(mode).into(),
         }
     }
 
@@ -456,10 +437,7 @@ impl Driver {
         let running = s.spec().clone();
         loop {
             tokio::select! {
-                status = s.postgres_mut().wait() => {
-                    let why = exit_reason(status, Some(s.postgres()));
-                    return s.postgres_exited(why).into();
-                }
+                status = s.postgres_mut().wait() => return s.postgres_exited(status).into(),
                 ev = self.events.recv() => match self.triage(ev, Some(&running)).await {
                     Ask::Terminate(mode) => return s.terminate(mode).into(),
                     Ask::Configure(spec) => return s.reconfigure(spec).into(),
@@ -471,7 +449,7 @@ impl Driver {
                         if only_if_pending && !pending {
                             let _ = reply.send(Ok(self.snapshot.read().clone()));
                         } else {
-                            self.waiting_configure = Some(reply);
+                            self.replies.park_restart(reply);
                             return s.restart().into();
                         }
                     }
@@ -514,14 +492,15 @@ impl Driver {
                     deadline.as_mut().reset(tokio::time::Instant::now() + delay);
                 }
                 () = &mut deadline, if !serving => {
-                    for reply in self.waiting_terminate.drain(..) {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
+                    self.replies.exiting(ComputeStatus::Failed);
                     return Err(s.exit());
                 }
                 ev = self.events.recv() => match self.triage(ev, running.as_deref().filter(|_| serving)).await {
                     Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
-                    Ask::Configure(spec) => return Ok(s.reconfigure(spec).into()),
+                    Ask::Configure(spec) => return Ok(match s.take_postgres() {
+                        Some(pg) => s.reconfigure(spec, pg).into(),
+                        None => s.configure(spec).into(),
+                    }),
                     Ask::Connect(reply) => {
                         let answer = if serving {
                             Ok(self.env.connector())
@@ -559,17 +538,6 @@ async fn death_of(pg: &mut Postgres) -> Option<String> {
         .await
         .ok()?;
     Some(exit_reason(status, Some(pg)))
-}
-
-/// How the work of Configuration ended.
-enum Outcome {
-    /// Done; with the postgres a full start started (None: the running one
-    /// was reconfigured in place).
-    Configured(Option<Box<Postgres>>),
-    /// It failed; a postgres still serving stays in the state.
-    Failed(anyhow::Error),
-    /// A termination came first.
-    Interrupted(TerminationMode),
 }
 
 /// What an event asks of a state that waits for requests.

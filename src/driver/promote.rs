@@ -107,7 +107,7 @@ impl Driver {
             let _ = reply.send(Err(e));
             return None;
         }
-        self.waiting_promote = Some(reply);
+        self.replies.park_promote(reply);
         Some(spec)
     }
 
@@ -182,9 +182,7 @@ impl Driver {
     }
 
     fn answer_promote(&mut self, answer: Result<PromoteTimings, RequestError>) {
-        if let Some(reply) = self.waiting_promote.take() {
-            let _ = reply.send(answer);
-        }
+        self.replies.answer_promote(answer);
     }
 }
 

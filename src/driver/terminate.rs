@@ -162,20 +162,15 @@ pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>,
 }
 
 impl Driver {
-    /// Answers the `/terminate` calls waiting for the end, and those that
-    /// queued up meanwhile; lingers after a termination asked over HTTP.
+    /// Answers the requests that queued up while postgres was stopping;
+    /// lingers after a termination asked over HTTP.
     pub(super) async fn on_terminated(&mut self, s: Terminated<Ctx>) -> Exited {
         match s.lsn() {
             Some(lsn) => tracing::info!(%lsn, "compute terminated"),
             None => tracing::info!("compute terminated (no LSN)"),
         }
-        for reply in self.waiting_terminate.drain(..) {
-            let _ = reply.send(Ok(s.lsn()));
-        }
-        for reply in self.repeated_terminate.drain(..) {
-            let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
-        }
-        // Requests that queued up while postgres was stopping.
+        // The `/terminate` calls waiting were answered on the way in
+        // (`Replies::settle`). Requests that queued up while postgres was stopping.
         while let Ok(ev) = self.events.try_recv() {
             match ev {
                 Event::Request(Request::Terminate { reply, .. }) => {
@@ -201,42 +196,55 @@ impl Driver {
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let spec = self.snapshot.read().spec.clone();
         let source = LsnSource::of(spec.as_deref());
-        let lsn = match s.take_postgres() {
-            Some(pg) => {
-                let before = flush_lsn_before_stop(&self.env, source).await;
-                let pid = nix::unistd::Pid::from_raw(pg.pid());
-                let stop = pg.stop(mode, &self.env.params.pgbin);
-                tokio::pin!(stop);
-                let mut listening = true;
-                let stopped = loop {
-                    tokio::select! {
-                        result = &mut stop => break result.unwrap_or_else(|e| {
-                            tracing::error!("stopping postgres: {e:#}");
-                            None
-                        }),
-                        ev = self.events.recv(), if listening => match ev {
-                            None => listening = false,
-                            // A fast shutdown that takes too long can be made immediate.
-                            Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
-                            Some(Event::Request(Request::Terminate { mode, reply })) => {
-                                self.repeated_terminate.push(reply);
-                                if mode == TerminationMode::Immediate {
-                                    escalate(pid);
-                                }
-                            }
-                            // A second SIGTERM/SIGINT: the sender is out of patience.
-                            Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
-                            // Already stopping.
-                            Some(Event::Suspend { .. }) => {}
-                            Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
-                        },
-                    }
-                };
-                final_lsn(&self.env, spec.as_deref(), source, stopped, before).await
-            }
-            None => None,
+        let Some(pg) = s.take_postgres() else {
+            return s.nothing_to_stop().into();
         };
-        s.terminated(lsn).into()
+        let before = flush_lsn_before_stop(&self.env, source).await;
+        let pid = nix::unistd::Pid::from_raw(pg.pid());
+        let stop = pg.stop(mode, &self.env.params.pgbin);
+        tokio::pin!(stop);
+        let mut listening = true;
+        let stopped = loop {
+            tokio::select! {
+                result = &mut stop => break result,
+                ev = self.events.recv(), if listening => match ev {
+                    None => listening = false,
+                    // A fast shutdown that takes too long can be made immediate.
+                    Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
+                    Some(Event::Request(Request::Terminate { mode, reply })) => {
+                        self.replies.park_repeated_terminate(reply);
+                        if mode == TerminationMode::Immediate {
+                            escalate(pid);
+                        }
+                    }
+                    // A second SIGTERM/SIGINT: the sender is out of patience.
+                    Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
+                    // Already stopping.
+                    Some(Event::Suspend { .. }) => {}
+                    Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
+                },
+            }
+        };
+        match stopped {
+            Ok(proof) => {
+                let lsn = final_lsn(
+                    &self.env,
+                    spec.as_deref(),
+                    source,
+                    proof.checkpoint(),
+                    before,
+                )
+                .await;
+                s.terminated(proof, lsn).into()
+            }
+            Err(e) => {
+                // The stop dropped the postgres it could not wait for (an
+                // immediate shutdown); make sure it is gone.
+                tracing::error!("stopping postgres: {e:#}");
+                crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
+                s.nothing_to_stop().into()
+            }
+        }
     }
 }
 

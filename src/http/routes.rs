@@ -4,16 +4,15 @@
 use super::auth::Authenticator;
 use super::error::ApiError;
 use super::Api;
+use crate::catalog::dump::DumpError;
 use crate::catalog::{self, Connector};
 use crate::driver::{Request, RequestError};
-use crate::process;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Rejection;
@@ -196,121 +195,16 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
             reject(ApiError::bad_request(
                 "the database query parameter is required",
             ))
-        })?
-        .clone();
+        })?;
     let connector = connector(&api).await?;
-    let c = client(&connector, connector.maintenance_db()).await?;
-    let exists = c
-        .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
-            &[&database],
-        )
+    let stream = catalog::dump::schema(&api.pg_dump, &connector, database)
         .await
-        .map_err(|e| reject(ApiError::internal(&e.into())))?;
-    if exists.is_none() {
-        return Err(reject(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("database {database:?} does not exist"),
-        )));
-    }
-    let mut cmd = tokio::process::Command::new(&api.pg_dump);
-    // compute_ctl's own bookkeeping is not the user's schema.
-    cmd.arg("--schema-only")
-        .arg("--exclude-schema=neon_migration")
-        .arg("--exclude-table=public.health_check")
-        .arg("--no-password")
-        .arg("--dbname")
-        .arg(connector.libpq_connstring(&database))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    // The password (if the connection string has one) in a 0600 file, not argv;
-    // removed once pg_dump has ended.
-    let passfile = match connector.password() {
-        Some(p) => Some(
-            crate::secret::PassFile::create(&p, None)
-                .map_err(|e| reject(ApiError::internal(&e)))?,
-        ),
-        None => None,
-    };
-    if let Some(f) = &passfile {
-        cmd.env("PGPASSFILE", f.path());
-    }
-    let mut child = process::spawn(&mut cmd).map_err(|e| {
-        reject(ApiError::internal(&anyhow::anyhow!(
-            "starting pg_dump: {e}"
-        )))
-    })?;
-    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(reject(ApiError::internal(&anyhow::anyhow!(
-            "pg_dump has no pipes"
-        ))));
-    };
-    // stderr is drained on its own, so pg_dump never blocks on either pipe.
-    let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = tokio::io::BufReader::new(stderr)
-            .read_to_string(&mut text)
-            .await;
-        text
-    });
-    // The first chunk decides the status: pg_dump failing at once (say, the
-    // database was dropped meanwhile) is a 500, not an empty 200.
-    let mut first = vec![0u8; 64 * 1024];
-    let n = stdout.read(&mut first).await.unwrap_or(0);
-    first.truncate(n);
-    if n == 0 {
-        let status = child.wait().await;
-        process::forget(child.id());
-        let err = stderr.await.unwrap_or_default();
-        if !matches!(status, Ok(s) if s.success()) {
-            let e = anyhow::anyhow!("pg_dump failed: {}", err.trim());
-            return Err(reject(ApiError::internal(&e)));
-        }
-        return Ok(
-            warp::reply::with_header("", "content-type", "text/plain; charset=utf-8")
-                .into_response(),
-        );
-    }
-    // Stream the rest as it comes; a failure later aborts the response, so a
-    // client never takes a partial dump for a whole one.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    tokio::spawn(async move {
-        let _passfile = passfile;
-        let pid = child.id();
-        let mut chunk = first;
-        let delivered = loop {
-            if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                break false; // the client went away
+        .map_err(|e| match e {
+            DumpError::NoSuchDatabase(_) => {
+                reject(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
             }
-            let mut buf = vec![0u8; 64 * 1024];
-            match stdout.read(&mut buf).await {
-                Ok(0) => break true,
-                Ok(n) => {
-                    buf.truncate(n);
-                    chunk = buf;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break false;
-                }
-            }
-        };
-        if !delivered {
-            drop(stdout);
-            let _ = child.start_kill();
-        }
-        let status = child.wait().await;
-        process::forget(pid);
-        let err = stderr.await.unwrap_or_default();
-        if delivered && !matches!(status, Ok(s) if s.success()) {
-            tracing::error!(?status, stderr = err.trim(), "pg_dump failed");
-            let e = std::io::Error::other(format!("pg_dump failed: {}", err.trim()));
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+            DumpError::Failed(e) => reject(ApiError::internal(&e)),
+        })?;
     let reply = warp::reply::stream(stream);
     Ok(
         warp::reply::with_header(reply, "content-type", "text/plain; charset=utf-8")

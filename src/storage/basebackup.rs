@@ -5,7 +5,8 @@
 //! A pipeline: the async side reads the stream and hands each chunk,
 //! through a small bounded channel, to a gunzip thread, which hands the
 //! gunzipped data, through another, to an unpacking thread (inflating and
-//! writing files each take about a core; so they overlap). Memory stays at
+//! writing files each take about a core; so they overlap; files are written
+//! a MiB at a time, not in `io::copy`'s 8 KiB). Memory stays at
 //! a few chunks whatever the archive's size, and a slow disk slows the
 //! reading (backpressure) instead of filling memory. Dropping the future
 //! drops the first channel's sender: each thread in turn sees the end of
@@ -18,8 +19,9 @@ use anyhow::{bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use compute_states::Lsn;
 use futures_util::StreamExt;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -334,6 +336,14 @@ fn gunzip(input: ChannelReader, output: mpsc::Sender<Bytes>) -> Result<()> {
 
 /// Unpacks the tar archive from `input` into `pgdata`, then reads `input`
 /// to its end.
+///
+/// A regular file whose parent is a directory this unpacking made (or
+/// PGDATA itself) is written here, created 0600 and given to `owner`
+/// through its descriptor, in writes of [`WRITE_BUFFER`]: everything else
+/// (directories, symlinks, files elsewhere) goes through `tar`'s
+/// `unpack_in`, which checks the path stays inside PGDATA on disk. A
+/// symlink entry forgets the directories made so far, so no later file is
+/// written through a link.
 fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Result<Unpacked> {
     let mut archive = tar::Archive::new(input);
     archive.set_preserve_permissions(false);
@@ -343,6 +353,9 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
         entries: 0,
         bytes: 0,
     };
+    // Real directories (never symlinks) that this unpacking made.
+    let mut made: HashSet<PathBuf> = HashSet::from([pgdata.to_path_buf()]);
+    let mut buf = vec![0u8; WRITE_BUFFER];
     for entry in archive.entries().map_err(archive_error)? {
         let mut entry = entry.map_err(archive_error)?;
         let kind = entry.header().entry_type();
@@ -358,6 +371,13 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
         };
         let dest = destination(pgdata, &name)
             .with_context(|| format!("archive entry {} is outside PGDATA", name.display()))?;
+        stats.entries += 1;
+        stats.bytes += entry.size();
+        let in_made_dir = dest.parent().is_some_and(|p| made.contains(p));
+        if mode == Some(0o600) && in_made_dir {
+            write_file(&mut entry, &dest, owner, &mut buf)?;
+            continue;
+        }
         if kind == tar::EntryType::Symlink {
             let target = entry
                 .link_name()
@@ -371,6 +391,15 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
                 );
             }
         }
+        if kind == tar::EntryType::Directory
+            && std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            // tar would take the link's target for the directory (and chmod it).
+            bail!(
+                "archive entry {} is a directory over a symlink",
+                name.display()
+            );
+        }
         let inside = entry.unpack_in(pgdata).map_err(archive_error)?;
         if !inside {
             bail!("archive entry {} is outside PGDATA", name.display());
@@ -383,8 +412,15 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
             std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))
                 .with_context(|| format!("chown {}", dest.display()))?;
         }
-        stats.entries += 1;
-        stats.bytes += entry.size();
+        match kind {
+            tar::EntryType::Symlink => made.clear(),
+            tar::EntryType::Directory
+                if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_dir()) =>
+            {
+                made.insert(dest);
+            }
+            _ => {}
+        }
     }
     // Past the tar's end marker, to the end of the gunzipped data (so that
     // the gunzip thread reaches the end of the stream too).
@@ -393,6 +429,63 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
         bail!("empty archive");
     }
     Ok(stats)
+}
+
+/// Bytes written to a file at once.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// Writes the regular file `entry` at `dest` through `buf`, a new file (one already there
+/// is removed first, as `tar` does: never written through), mode 0600,
+/// owned by `owner`.
+fn write_file(
+    entry: &mut tar::Entry<'_, ChannelReader>,
+    dest: &Path,
+    owner: Option<(u32, u32)>,
+    buf: &mut [u8],
+) -> Result<()> {
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+    };
+    let file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::remove_file(dest)
+            .and_then(|()| create())
+            .with_context(|| format!("replacing {}", dest.display()))?,
+        other => other.with_context(|| format!("creating {}", dest.display()))?,
+    };
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+            .with_context(|| format!("chown {}", dest.display()))?;
+    }
+    let expected = entry.size();
+    let mut file = file;
+    let mut written = 0u64;
+    loop {
+        // Fill the buffer, then one write.
+        let mut filled = 0;
+        while filled < buf.len() {
+            match entry.read(&mut buf[filled..]).map_err(archive_error)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        file.write_all(&buf[..filled])
+            .with_context(|| format!("writing {}", dest.display()))?;
+        written += filled as u64;
+    }
+    if written != expected {
+        bail!(
+            "truncated archive: {} has {written} of {expected} bytes",
+            dest.display()
+        );
+    }
+    Ok(())
 }
 
 /// Where an entry named `name` goes: `.` is dropped; `..` and absolute
@@ -431,129 +524,4 @@ fn archive_error(e: io::Error) -> anyhow::Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn request(lsn: Option<Lsn>, replica: bool) -> BasebackupRequest<'static> {
-        BasebackupRequest {
-            pageserver_connstring: Secret::new(
-                "postgresql://no_user@ps0:6400,postgresql://no_user@ps1:6400",
-            ),
-            auth_token: None,
-            tenant_id: "0123456789abcdef0123456789abcdef",
-            timeline_id: "fedcba9876543210fedcba9876543210",
-            lsn,
-            replica,
-        }
-    }
-
-    #[test]
-    fn commands() {
-        let lsn = Some(Lsn(0x1_0000_0028));
-        assert_eq!(
-            request(lsn, false).command().unwrap(),
-            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 1/28 --gzip"
-        );
-        assert_eq!(
-            request(None, true).command().unwrap(),
-            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 --gzip --replica"
-        );
-        assert_eq!(
-            request(lsn, true).command().unwrap(),
-            "basebackup 0123456789abcdef0123456789abcdef fedcba9876543210fedcba9876543210 1/28 --gzip --replica",
-            "a static compute"
-        );
-        assert_eq!(
-            request(lsn, false).shard0(),
-            "postgresql://no_user@ps0:6400"
-        );
-        let mut secret = request(lsn, false);
-        secret.auth_token = Some(Secret::new("sekrit"));
-        secret.pageserver_connstring = Secret::new("postgresql://u:pw@h:1");
-        let debug = format!("{secret:?}");
-        assert!(
-            !debug.contains("sekrit") && !debug.contains("pw@"),
-            "{debug}"
-        );
-        let mut bad = request(lsn, false);
-        bad.tenant_id = "x; drop";
-        assert!(bad.command().unwrap_err().to_string().contains("tenant"));
-    }
-
-    #[test]
-    fn destinations() {
-        let d = Path::new("/pg");
-        assert_eq!(
-            destination(d, Path::new("./base/1")),
-            Some("/pg/base/1".into())
-        );
-        assert_eq!(destination(d, Path::new("/global")), None);
-        assert_eq!(destination(d, Path::new("a/../../x")), None);
-        assert!(link_descends(Path::new("base/1")));
-        assert!(link_descends(Path::new("./x")));
-        for escaping in ["/etc", "..", "a/../..", "a/..", ""] {
-            assert!(!link_descends(Path::new(escaping)), "{escaping}");
-        }
-    }
-
-    fn gz_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, *data).unwrap();
-        }
-        let tar = b.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        gz.finish().unwrap()
-    }
-
-    fn unpack_bytes(dir: &Path, data: Vec<u8>) -> Result<Unpacked> {
-        let (tx, rx) = mpsc::channel(data.len() / 100 + 2);
-        for piece in data.chunks(100) {
-            tx.try_send(Bytes::copy_from_slice(piece)).unwrap();
-        }
-        drop(tx);
-        let (tar_tx, tar_rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let gunzipper = std::thread::spawn(move || gunzip(ChannelReader::new(rx), tar_tx));
-        let unpacked = unpack(ChannelReader::new(tar_rx), dir, None);
-        gunzipper.join().unwrap()?;
-        unpacked
-    }
-
-    #[test]
-    fn unpacks_with_pgdata_modes_and_names_bad_archives() {
-        let dir = tempfile::tempdir().unwrap();
-        let archive = gz_tar(&[("PG_VERSION", b"15\n"), ("base/1/1259", &[7u8; 10000])]);
-        let stats = unpack_bytes(dir.path(), archive.clone()).unwrap();
-        assert_eq!((stats.entries, stats.bytes), (2, 10003));
-        let meta = std::fs::metadata(dir.path().join("base/1/1259")).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_eq!(
-            std::fs::read(dir.path().join("PG_VERSION")).unwrap(),
-            b"15\n"
-        );
-
-        let dir = tempfile::tempdir().unwrap();
-        let truncated = archive[..archive.len() - 30].to_vec();
-        let e = unpack_bytes(dir.path(), truncated).err().unwrap();
-        assert!(format!("{e:#}").contains("truncated archive"), "{e:#}");
-
-        let dir = tempfile::tempdir().unwrap();
-        let mut corrupt = archive.clone();
-        corrupt[0] = b'x';
-        let e = unpack_bytes(dir.path(), corrupt).err().unwrap();
-        assert!(format!("{e:#}").contains("corrupt archive"), "{e:#}");
-
-        let dir = tempfile::tempdir().unwrap();
-        let mut bad_crc = archive;
-        let n = bad_crc.len();
-        bad_crc[n - 8] ^= 0xff;
-        let e = unpack_bytes(dir.path(), bad_crc).err().unwrap();
-        assert!(format!("{e:#}").contains("corrupt archive"), "{e:#}");
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! Mermaid rendering of the declared transitions.
 
-use crate::{Node, Status, EDGES};
+use crate::{Kind, Node, Status, EDGES};
 use std::fmt::Write;
 
 /// The `stateDiagram-v2` of the machine, generated from [`EDGES`].
@@ -8,7 +8,8 @@ pub fn mermaid() -> String {
     render(None)
 }
 
-/// The diagram with `current` highlighted (for the live `/diagram` route).
+/// The diagram with the state types reporting `current` highlighted (for
+/// the live `/diagram` route).
 pub fn mermaid_highlighted(current: Status) -> String {
     render(Some(current))
 }
@@ -21,7 +22,9 @@ fn render(current: Option<Status>) -> String {
     }
     if let Some(status) = current {
         out.push_str("    classDef current fill:#f96,stroke:#333,stroke-width:3px\n");
-        let _ = writeln!(out, "    class {} current", Node::State(status));
+        for kind in Kind::ALL.iter().filter(|k| k.status() == status) {
+            let _ = writeln!(out, "    class {} current", Node::State(*kind));
+        }
     }
     out
 }

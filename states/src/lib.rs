@@ -10,7 +10,9 @@
 //! All transitions are declared once, in the `machine!` table at the bottom of
 //! this file. The same declaration generates the transition methods, the
 //! [`AnyState`] enum the driver loop holds, the fieldless [`Status`] with its
-//! stable snake_case names, and the [`EDGES`] table that [`mermaid`] renders.
+//! stable snake_case names (what the API reports), the [`Kind`] of each state
+//! type (two types can report one status: a start and a reconfiguration are
+//! both `configuration`), and the [`EDGES`] table that [`mermaid`] renders.
 //!
 //! This crate is pure: no I/O, no async runtime. The driver in the
 //! `compute_ctl` binary supplies the concrete types through [`Compute`].
@@ -21,6 +23,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+#[macro_use]
+mod machine;
 mod diagram;
 mod lsn;
 
@@ -35,6 +39,13 @@ pub trait Compute {
     type Postgres;
     /// Why the compute failed.
     type Error;
+    /// Evidence that postgres has stopped: what stopping it returns, and
+    /// nothing else can make.
+    type Stopped;
+    /// How postgres ended on its own (its exit status, or why it is unknown).
+    type ExitStatus;
+    /// The error of a compute whose postgres exited on its own with `status`.
+    fn exited(postgres: &Self::Postgres, status: Self::ExitStatus) -> Self::Error;
 }
 
 /// How postgres is asked to stop.
@@ -67,8 +78,8 @@ pub enum TerminationMode {
 pub enum Node {
     /// `[*]` as a source: the process has just been spawned.
     Start,
-    /// A compute state.
-    State(Status),
+    /// A compute state (its type: two types can share a [`Status`]).
+    State(Kind),
     /// `[*]` as a target: the process exits.
     End,
 }
@@ -77,7 +88,7 @@ impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Node::Start | Node::End => f.write_str("[*]"),
-            Node::State(s) => f.write_str(s.type_name()),
+            Node::State(k) => f.write_str(k.type_name()),
         }
     }
 }
@@ -114,17 +125,31 @@ pub struct Empty<C: Compute> {
     _compute: PhantomData<fn() -> C>,
 }
 
-/// A spec was received over the API; the driver has not picked it up yet.
+/// A spec was received over the API for a compute with no postgres; the
+/// driver has not picked it up yet.
 pub struct ConfigurationPending<C: Compute> {
     spec: C::Spec,
-    postgres: Option<C::Postgres>,
 }
 
-/// The driver is applying a spec received over the API: a full start from
-/// Empty, or a reconfiguration of a running postgres.
+/// A spec was received over the API for a serving postgres; the driver has
+/// not picked it up yet. Reported as `configuration_pending`.
+pub struct ReconfigurationPending<C: Compute> {
+    spec: C::Spec,
+    postgres: C::Postgres,
+}
+
+/// The driver is applying a spec received over the API with a full start:
+/// the move to [`Running`] needs the postgres it started.
 pub struct Configuration<C: Compute> {
     spec: C::Spec,
-    postgres: Option<C::Postgres>,
+}
+
+/// The driver is applying a spec received over the API to a serving
+/// postgres, which the state keeps (it cannot be lost on the way to
+/// [`Running`]). Reported as `configuration`.
+pub struct Reconfiguration<C: Compute> {
+    spec: C::Spec,
+    postgres: C::Postgres,
 }
 
 /// Starting from a spec that was available at launch.
@@ -183,24 +208,32 @@ impl<C: Compute> ConfigurationPending<C> {
     }
 }
 
+impl<C: Compute> ReconfigurationPending<C> {
+    /// The spec waiting to be applied.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
+}
+
 impl<C: Compute> Configuration<C> {
     /// The spec being applied.
     pub fn spec(&self) -> &C::Spec {
         &self.spec
     }
-    /// The running postgres when this is a reconfiguration.
-    pub fn postgres(&self) -> Option<&C::Postgres> {
-        self.postgres.as_ref()
+}
+
+impl<C: Compute> Reconfiguration<C> {
+    /// The spec being applied.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
     }
-    /// Takes the running postgres out (to stop or reconfigure it); the move to
-    /// [`Running`] needs a handle again.
-    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
-        self.postgres.take()
+    /// The serving postgres being reconfigured.
+    pub fn postgres(&self) -> &C::Postgres {
+        &self.postgres
     }
-    /// The running postgres, mutably (to learn whether it died), when this is
-    /// a reconfiguration.
-    pub fn postgres_mut(&mut self) -> Option<&mut C::Postgres> {
-        self.postgres.as_mut()
+    /// The serving postgres, mutably (to learn whether it died).
+    pub fn postgres_mut(&mut self) -> &mut C::Postgres {
+        &mut self.postgres
     }
 }
 
@@ -293,126 +326,8 @@ impl<C: Compute> Terminated<C> {
     }
 }
 
-/// Declares the machine: the states, the entry, every transition and the
-/// exits, each exactly once. Generates the methods, [`Status`], [`AnyState`]
-/// and [`EDGES`].
-macro_rules! machine {
-    (
-        states { $( $state:ident = $snake:literal ),* $(,)? }
-        start $first:ident $start_label:literal fn $start:ident() $start_body:block
-        edges {
-            $( $from:ident -> $to:ident $label:literal
-               fn $method:ident($self_:ident $(, $arg:ident : $ty:ty)*) $body:block )*
-        }
-        exits {
-            $( $xfrom:ident $xlabel:literal fn $xmethod:ident($xself:ident) $xbody:block )*
-        }
-    ) => {
-        /// The name of a state, without its data: what `/status` reports.
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash,
-            serde::Serialize, serde::Deserialize,
-            strum::Display, strum::EnumString, strum::IntoStaticStr, strum::EnumIter,
-        )]
-        #[serde(rename_all = "snake_case")]
-        #[strum(serialize_all = "snake_case")]
-        pub enum Status {
-            $(
-                #[doc = concat!("See [`", stringify!($state), "`].")]
-                $state,
-            )*
-        }
-
-        impl Status {
-            /// Every status, in declaration order.
-            pub const ALL: &'static [Status] = &[$(Status::$state),*];
-
-            /// The Rust type name of the state, as used in the diagram.
-            pub fn type_name(self) -> &'static str {
-                match self {
-                    $(Status::$state => stringify!($state),)*
-                }
-            }
-        }
-
-        // Keep the explicit snake_case names and strum's derived ones in step.
-        #[cfg(test)]
-        const _SNAKE_NAMES: &[(Status, &str)] = &[$((Status::$state, $snake)),*];
-
-        /// Any state of the machine: what the driver loop holds between steps.
-        pub enum AnyState<C: Compute> {
-            $(
-                #[doc = concat!("The compute is in [`", stringify!($state), "`].")]
-                $state($state<C>),
-            )*
-        }
-
-        impl<C: Compute> AnyState<C> {
-            /// The status of the held state.
-            pub fn status(&self) -> Status {
-                match self {
-                    $(AnyState::$state(_) => Status::$state,)*
-                }
-            }
-        }
-
-        $(
-            impl<C: Compute> From<$state<C>> for AnyState<C> {
-                fn from(state: $state<C>) -> Self {
-                    AnyState::$state(state)
-                }
-            }
-        )*
-
-        impl<C: Compute> $first<C> {
-            #[doc = concat!("`[*] --> ", stringify!($first), "`: ", $start_label, ".")]
-            pub fn $start() -> $first<C> $start_body
-        }
-
-        $(
-            impl<C: Compute> $from<C> {
-                #[doc = concat!("`", stringify!($from), " --> ", stringify!($to), "`: ", $label, ".")]
-                pub fn $method($self_ $(, $arg: $ty)*) -> $to<C> $body
-            }
-        )*
-
-        $(
-            impl<C: Compute> $xfrom<C> {
-                #[doc = concat!("`", stringify!($xfrom), " --> [*]`: ", $xlabel, ".")]
-                pub fn $xmethod($xself) -> Exited $xbody
-            }
-        )*
-
-        /// Every transition of the machine, in declaration order.
-        pub const EDGES: &[Edge] = &[
-            Edge {
-                from: Node::Start,
-                to: Node::State(Status::$first),
-                method: stringify!($start),
-                label: $start_label,
-            },
-            $(
-                Edge {
-                    from: Node::State(Status::$from),
-                    to: Node::State(Status::$to),
-                    method: stringify!($method),
-                    label: $label,
-                },
-            )*
-            $(
-                Edge {
-                    from: Node::State(Status::$xfrom),
-                    to: Node::End,
-                    method: stringify!($xmethod),
-                    label: $xlabel,
-                },
-            )*
-        ];
-    };
-}
-
 machine! {
-    states {
+    statuses {
         Empty = "empty",
         ConfigurationPending = "configuration_pending",
         Configuration = "configuration",
@@ -425,6 +340,23 @@ machine! {
         Terminated = "terminated",
     }
 
+    // Each state type and the status it reports: a start and a
+    // reconfiguration are distinct types, one status to the API.
+    states {
+        Empty: Empty,
+        ConfigurationPending: ConfigurationPending,
+        ReconfigurationPending: ConfigurationPending,
+        Configuration: Configuration,
+        Reconfiguration: Configuration,
+        Init: Init,
+        Running: Running,
+        Restarting: Restarting,
+        Promoting: Promoting,
+        TerminationPending: TerminationPending,
+        Failed: Failed,
+        Terminated: Terminated,
+    }
+
     start Empty "Compute spawned" fn spawn() {
         Empty { _compute: PhantomData }
     }
@@ -432,17 +364,17 @@ machine! {
     edges {
         Empty -> ConfigurationPending "Waiting for compute spec"
         fn configure(self, spec: C::Spec) {
-            ConfigurationPending { spec, postgres: None }
+            ConfigurationPending { spec }
         }
 
         ConfigurationPending -> Configuration "Received compute spec"
         fn begin(self) {
-            Configuration { spec: self.spec, postgres: self.postgres }
+            Configuration { spec: self.spec }
         }
 
         Configuration -> Failed "Failed to configure the compute"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: self.postgres }
+            Failed { error, postgres: None }
         }
 
         Configuration -> Running "Compute has been configured"
@@ -475,19 +407,49 @@ machine! {
             TerminationPending { mode, postgres: Some(self.postgres) }
         }
 
+        // The postgres taken out of the state was stopped: the proof is
+        // what stopping it returned.
         TerminationPending -> Terminated "Terminated compute"
-        fn terminated(self, lsn: Option<Lsn>) {
+        fn terminated(self, stopped: C::Stopped, lsn: Option<Lsn>) {
+            let _proof = stopped;
             Terminated { lsn, _compute: PhantomData }
         }
 
-        Running -> ConfigurationPending "New spec for a running compute"
+        // No postgres was running (the termination came before one started),
+        // or a stop that failed abandoned it to the reaper.
+        TerminationPending -> Terminated "No postgres left to stop"
+        fn nothing_to_stop(self) {
+            Terminated { lsn: None, _compute: PhantomData }
+        }
+
+        Running -> ReconfigurationPending "New spec for a running compute"
         fn reconfigure(self, spec: C::Spec) {
-            ConfigurationPending { spec, postgres: Some(self.postgres) }
+            ReconfigurationPending { spec, postgres: self.postgres }
+        }
+
+        ReconfigurationPending -> Reconfiguration "Received compute spec"
+        fn begin(self) {
+            Reconfiguration { spec: self.spec, postgres: self.postgres }
+        }
+
+        Reconfiguration -> Running "Compute has been reconfigured"
+        fn configured(self) {
+            Running { spec: self.spec, postgres: self.postgres }
+        }
+
+        Reconfiguration -> Failed "Failed to reconfigure the compute"
+        fn fail(self, error: C::Error) {
+            Failed { error, postgres: Some(self.postgres) }
+        }
+
+        Reconfiguration -> TerminationPending "Signal during reconfiguration"
+        fn terminate(self, mode: TerminationMode) {
+            TerminationPending { mode, postgres: Some(self.postgres) }
         }
 
         Running -> Failed "Postgres exited on its own"
-        fn postgres_exited(self, error: C::Error) {
-            Failed { error, postgres: None }
+        fn postgres_exited(self, status: C::ExitStatus) {
+            Failed { error: C::exited(&self.postgres, status), postgres: None }
         }
 
         Init -> TerminationPending "Signal during startup"
@@ -497,7 +459,7 @@ machine! {
 
         Configuration -> TerminationPending "Signal during configuration"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+            TerminationPending { mode, postgres: None }
         }
 
         Running -> Restarting "Requested restart"
@@ -545,9 +507,16 @@ machine! {
             TerminationPending { mode, postgres: Some(self.postgres) }
         }
 
-        Failed -> ConfigurationPending "New spec after a failure"
-        fn reconfigure(self, spec: C::Spec) {
-            ConfigurationPending { spec, postgres: self.postgres }
+        // The driver takes out a postgres still serving first and
+        // reconfigures it; `configure` is for a failed start.
+        Failed -> ConfigurationPending "New spec after a failed start"
+        fn configure(self, spec: C::Spec) {
+            ConfigurationPending { spec }
+        }
+
+        Failed -> ReconfigurationPending "New spec for the postgres still serving"
+        fn reconfigure(self, spec: C::Spec, postgres: C::Postgres) {
+            ReconfigurationPending { spec, postgres }
         }
 
         Failed -> TerminationPending "Requested termination"

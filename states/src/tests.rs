@@ -9,7 +9,15 @@ impl Compute for T {
     type Spec = &'static str;
     type Postgres = u32;
     type Error = String;
+    type Stopped = Stopped;
+    type ExitStatus = i32;
+    fn exited(postgres: &u32, status: i32) -> String {
+        format!("postgres {postgres} exited with {status}")
+    }
 }
+
+/// The stand-in's proof that postgres stopped.
+struct Stopped;
 
 /// Records each step as (from, to, method) in terms of [`Node`]s.
 #[derive(Default)]
@@ -36,15 +44,17 @@ impl Walk {
 
 /// The status of a concrete state, without consuming it.
 trait Probe {
-    fn probe(&self) -> Status;
+    fn probe(&self) -> Kind;
 }
 macro_rules! probe {
-    ($($s:ident),*) => {$(impl Probe for $s<T> { fn probe(&self) -> Status { Status::$s } })*};
+    ($($s:ident),*) => {$(impl Probe for $s<T> { fn probe(&self) -> Kind { Kind::$s } })*};
 }
 probe!(
     Empty,
     ConfigurationPending,
+    ReconfigurationPending,
     Configuration,
+    Reconfiguration,
     Init,
     Running,
     Restarting,
@@ -57,7 +67,7 @@ probe!(
 #[test]
 fn every_declared_edge_is_walked() {
     let mut w = Walk::default();
-    w.0.insert((Node::Start, Node::State(Status::Empty), "spawn"));
+    w.0.insert((Node::Start, Node::State(Kind::Empty), "spawn"));
 
     // Spec at launch: Empty -> Init -> Running -> TerminationPending -> Terminated -> [*].
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
@@ -67,7 +77,7 @@ fn every_declared_edge_is_walked() {
     let mut pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
     assert_eq!(pending.take_postgres(), Some(42));
     let lsn = Some(Lsn(0x1_0000_0010));
-    let terminated = w.step(pending, "terminated", |s| s.terminated(lsn));
+    let terminated = w.step(pending, "terminated", |s| s.terminated(Stopped, lsn));
     assert_eq!(terminated.lsn(), lsn);
     assert_eq!(w.exit(terminated, |s| s.exit()), 0);
 
@@ -88,21 +98,21 @@ fn every_declared_edge_is_walked() {
     // Spec over the API: Empty -> ConfigurationPending -> Configuration -> Running.
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
-    assert!(cfg.postgres().is_none());
+    assert_eq!(*cfg.spec(), "a");
     let running = w.step(cfg, "configured", |s| s.configured(7));
-    // Reconfigure: Running -> ConfigurationPending -> Configuration -> Running.
+    // Reconfigure: Running -> ReconfigurationPending -> Reconfiguration ->
+    // Running, the postgres kept throughout.
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
     assert_eq!(*cp.spec(), "b");
     let mut cfg = w.step(cp, "begin", |s| s.begin());
-    let pg = cfg
-        .take_postgres()
-        .expect("a reconfiguration keeps the running postgres");
-    let running = w.step(cfg, "configured", |s| s.configured(pg));
-    assert_eq!(*running.spec(), "b");
-    let failed = w.step(running, "postgres_exited", |s| {
-        s.postgres_exited("died".into())
-    });
-    assert_eq!(failed.error(), "died");
+    assert_eq!(
+        (*cfg.spec(), *cfg.postgres(), *cfg.postgres_mut()),
+        ("b", 7, 7)
+    );
+    let running = w.step(cfg, "configured", |s| s.configured());
+    assert_eq!((*running.spec(), *running.postgres()), ("b", 7));
+    let failed = w.step(running, "postgres_exited", |s| s.postgres_exited(137));
+    assert_eq!(failed.error(), "postgres 7 exited with 137");
 
     // Configuration failure and signal during configuration.
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
@@ -117,13 +127,11 @@ fn every_declared_edge_is_walked() {
     let mut failed = w.step(cfg, "fail", |s| s.fail("rejected".into()));
     assert_eq!(failed.postgres(), Some(&9));
     assert_eq!(failed.postgres_mut().copied(), Some(9));
-    let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good"));
-    let mut cfg = w.step(cp, "begin", |s| s.begin());
-    let pg = cfg.take_postgres().expect("still serving");
-    let running = w.step(cfg, "configured", |s| s.configured(pg));
-    let failed = w.step(running, "postgres_exited", |s| {
-        s.postgres_exited("died".into())
-    });
+    let pg = failed.take_postgres().expect("still serving");
+    let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good", pg));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    let running = w.step(cfg, "configured", |s| s.configured());
+    let failed = w.step(running, "postgres_exited", |s| s.postgres_exited(1));
     assert!(failed.postgres().is_none());
     let mut pending = w.step(failed, "terminate", |s| s.terminate(TerminationMode::Fast));
     assert_eq!(pending.take_postgres(), None);
@@ -133,6 +141,16 @@ fn every_declared_edge_is_walked() {
         w.step(cfg, "fail", |s| s.fail("x".into()))
     };
     assert_eq!(failed.take_postgres(), None);
+    // A failed start takes a new spec as a start.
+    let cp = w.step(failed, "configure", |s| s.configure("again"));
+    assert_eq!(*cp.spec(), "again");
+    // A signal during a reconfiguration stops the postgres it kept.
+    let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("a"));
+    let running = w.step(running, "started", |s| s.started(10));
+    let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
+    let cfg = w.step(cp, "begin", |s| s.begin());
+    let mut pending = w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
+    assert_eq!(pending.take_postgres(), Some(10));
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
@@ -188,7 +206,8 @@ fn every_declared_edge_is_walked() {
     let pending = w.step(Empty::<T>::spawn(), "terminate", |s| {
         s.terminate(TerminationMode::Fast)
     });
-    w.step(pending, "terminated", |s| s.terminated(None));
+    let terminated = w.step(pending, "nothing_to_stop", |s| s.nothing_to_stop());
+    assert_eq!(terminated.lsn(), None);
 
     let declared: HashSet<_> = EDGES.iter().map(|e| (e.from, e.to, e.method)).collect();
     assert_eq!(declared.len(), EDGES.len(), "an edge is declared twice");
@@ -197,7 +216,7 @@ fn every_declared_edge_is_walked() {
 
 #[test]
 fn edges_cover_the_seed_diagram_and_label_everything() {
-    use Status::*;
+    use Kind::*;
     let seed = [
         (Node::Start, Node::State(Empty)),
         (Node::State(Empty), Node::State(ConfigurationPending)),
@@ -215,7 +234,12 @@ fn edges_cover_the_seed_diagram_and_label_everything() {
         (Node::State(TerminationPending), Node::State(Terminated)),
         (Node::State(Failed), Node::End),
         (Node::State(Terminated), Node::End),
-        (Node::State(Running), Node::State(ConfigurationPending)),
+        (Node::State(Running), Node::State(ReconfigurationPending)),
+        (
+            Node::State(ReconfigurationPending),
+            Node::State(Reconfiguration),
+        ),
+        (Node::State(Reconfiguration), Node::State(Running)),
         (Node::State(Running), Node::State(Failed)),
     ];
     let edges: HashSet<_> = EDGES.iter().map(|e| (e.from, e.to)).collect();
@@ -236,7 +260,7 @@ fn edges_cover_the_seed_diagram_and_label_everything() {
         );
     }
     // Every state is reachable from [*] and can reach [*].
-    for s in Status::ALL {
+    for s in Kind::ALL {
         assert!(
             EDGES.iter().any(|e| e.to == Node::State(*s)),
             "{s} unreachable"
@@ -275,4 +299,22 @@ fn mermaid_lists_every_edge_once() {
     let live = mermaid_highlighted(Status::Running);
     assert!(live.starts_with(&m));
     assert!(live.ends_with("    class Running current\n"));
+}
+
+#[test]
+fn a_start_and_a_reconfiguration_report_one_status() {
+    assert_eq!(Kind::Configuration.status(), Status::Configuration);
+    assert_eq!(Kind::Reconfiguration.status(), Status::Configuration);
+    assert_eq!(
+        Kind::ReconfigurationPending.status(),
+        Status::ConfigurationPending
+    );
+    let running = Empty::<T>::spawn().start("a").started(1);
+    let state: AnyState<T> = running.reconfigure("b").begin().into();
+    assert_eq!(state.kind(), Kind::Reconfiguration);
+    assert_eq!(state.status(), Status::Configuration);
+    // The live diagram highlights every type reporting the status.
+    let live = mermaid_highlighted(Status::Configuration);
+    assert!(live.contains("    class Configuration current\n"));
+    assert!(live.contains("    class Reconfiguration current\n"));
 }

@@ -5,7 +5,13 @@ impl Compute for T {
     type Spec = &'static str;
     type Postgres = u32;
     type Error = String;
+    type Stopped = Stopped;
+    type ExitStatus = i32;
+    fn exited(_: &u32, _: i32) -> String {
+        String::new()
+    }
 }
+pub struct Stopped;
 
 // A promotion under way is not promoted again.
 fn main() {

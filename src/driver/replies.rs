@@ -1,0 +1,151 @@
+//! The replies the driver owes: one owner for every request that is
+//! answered later than it arrives (`/configure`, `/restart`, `/terminate`,
+//! `/promote`), answered on every state change.
+//!
+//! The loop parks a reply here when it accepts a request; [`Replies::settle`]
+//! runs after each transition and answers whatever the new state settles:
+//! Running answers a configuration or a restart, Failed refuses it, a
+//! termination that interrupted it refuses it at once (instead of leaving it
+//! hanging until the process exits), Terminated answers the terminations.
+//! A promotion is answered by the promotion itself (its figures, or why it
+//! did not happen); one still parked when the state moves on is refused.
+
+use super::{ComputeStatus, PromoteTimings, RequestError, Snapshot, State};
+use compute_states::{AnyState, Lsn};
+use tokio::sync::oneshot;
+
+/// A reply channel for requests answered with `T`.
+type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
+
+/// What the parked snapshot reply waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// `/configure`: a start or a reconfiguration.
+    Configure,
+    /// `/restart`.
+    Restart,
+}
+
+impl Waiting {
+    fn what(self) -> &'static str {
+        match self {
+            Waiting::Configure => "configuration",
+            Waiting::Restart => "restart",
+        }
+    }
+}
+
+/// The outstanding replies.
+#[derive(Default)]
+pub(super) struct Replies {
+    /// The `/configure` or `/restart` waiting for Running or Failed.
+    snapshot: Option<(Waiting, Reply<Snapshot>)>,
+    /// `/terminate` calls waiting for Terminated.
+    terminate: Vec<Reply<Option<Lsn>>>,
+    /// `/terminate` calls made while a termination was under way (answered 201).
+    repeated_terminate: Vec<Reply<Option<Lsn>>>,
+    /// The `/promote` waiting for the promotion's end.
+    promote: Option<Reply<PromoteTimings>>,
+}
+
+impl Replies {
+    /// Parks the reply of an accepted `/configure`.
+    pub(super) fn park_configure(&mut self, reply: Reply<Snapshot>) {
+        self.park_snapshot(Waiting::Configure, reply);
+    }
+
+    /// Parks the reply of an accepted `/restart`.
+    pub(super) fn park_restart(&mut self, reply: Reply<Snapshot>) {
+        self.park_snapshot(Waiting::Restart, reply);
+    }
+
+    fn park_snapshot(&mut self, waiting: Waiting, reply: Reply<Snapshot>) {
+        // The loop accepts one configuration at a time; an earlier one still
+        // parked would be a bug, and is answered rather than dropped.
+        if let Some((_, earlier)) = self.snapshot.replace((waiting, reply)) {
+            let _ = earlier.send(Err(RequestError::ConfigurationFailed(
+                "superseded by a later request".into(),
+            )));
+        }
+    }
+
+    /// Parks a `/terminate` that starts a termination.
+    pub(super) fn park_terminate(&mut self, reply: Reply<Option<Lsn>>) {
+        self.terminate.push(reply);
+    }
+
+    /// Parks a `/terminate` made while a termination is under way.
+    pub(super) fn park_repeated_terminate(&mut self, reply: Reply<Option<Lsn>>) {
+        self.repeated_terminate.push(reply);
+    }
+
+    /// Parks the reply of an accepted `/promote`.
+    pub(super) fn park_promote(&mut self, reply: Reply<PromoteTimings>) {
+        if let Some(earlier) = self.promote.replace(reply) {
+            let _ = earlier.send(Err(RequestError::PromoteFailed(
+                "superseded by a later promotion".into(),
+            )));
+        }
+    }
+
+    /// Answers the parked `/promote` with the promotion's outcome.
+    pub(super) fn answer_promote(&mut self, answer: Result<PromoteTimings, RequestError>) {
+        if let Some(reply) = self.promote.take() {
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// After a transition to `state` (published as `snap`): answers what it
+    /// settles.
+    pub(super) fn settle(&mut self, state: &State, snap: &Snapshot) {
+        if !matches!(state, AnyState::Promoting(_)) {
+            self.answer_promote(Err(RequestError::PromoteFailed(format!(
+                "the promotion ended in {}",
+                snap.compute_status
+            ))));
+        }
+        match state {
+            AnyState::Running(_) => self.answer_snapshot(|_| Ok(snap.clone())),
+            AnyState::Failed(f) => {
+                self.answer_snapshot(|_| Err(RequestError::ConfigurationFailed(f.error().clone())))
+            }
+            AnyState::TerminationPending(t) => self.answer_snapshot(|waiting| {
+                Err(RequestError::ConfigurationFailed(format!(
+                    "a termination ({} shutdown) interrupted the {}; the compute is stopping",
+                    t.mode(),
+                    waiting.what()
+                )))
+            }),
+            AnyState::Terminated(t) => {
+                for reply in self.terminate.drain(..) {
+                    let _ = reply.send(Ok(t.lsn()));
+                }
+                for reply in self.repeated_terminate.drain(..) {
+                    let _ = reply.send(Err(RequestError::AlreadyTerminated(t.lsn())));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn answer_snapshot(&mut self, answer: impl FnOnce(Waiting) -> Result<Snapshot, RequestError>) {
+        if let Some((waiting, reply)) = self.snapshot.take() {
+            let _ = reply.send(answer(waiting));
+        }
+    }
+
+    /// The driver ends without reaching Terminated (a failed compute exits):
+    /// every reply still owed is refused with `status`.
+    pub(super) fn exiting(&mut self, status: ComputeStatus) {
+        let refuse = || RequestError::InvalidState(status);
+        self.answer_snapshot(|_| Err(refuse()));
+        self.answer_promote(Err(refuse()));
+        for reply in self
+            .terminate
+            .drain(..)
+            .chain(self.repeated_terminate.drain(..))
+        {
+            let _ = reply.send(Err(refuse()));
+        }
+    }
+}
