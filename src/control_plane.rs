@@ -58,7 +58,7 @@ pub struct Pulled {
 /// Fetches and validates the configuration of compute `id` from `uri`.
 /// Transport errors and 5xx answers are retried with backoff; anything else
 /// is an error naming what was wrong.
-pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
+pub async fn pull(uri: &str, id: &str, token: Option<&str>, timeout: Duration) -> Result<Pulled> {
     // TLS through rustls with the ring provider (already in the tree for JWT).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = format!(
@@ -66,7 +66,7 @@ pub async fn pull(uri: &str, id: &str, token: Option<&str>) -> Result<Pulled> {
         uri.trim_end_matches('/')
     );
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(timeout)
         .build()
         .context("building the HTTP client")?;
     let mut delay = Duration::from_millis(200);
@@ -138,18 +138,12 @@ pub const PULLING: &str =
 /// of the answer are installed first, an `empty` answer's included. When
 /// the pull fails the authenticated routes stay closed (503): without the
 /// control plane's keys nobody can be told from an attacker.
-pub async fn pull_and_configure(
-    uri: String,
-    id: String,
-    token: TokenSource,
-    handle: Handle,
-    gate: Arc<Gate>,
-) {
-    let source = SpecSource::ControlPlane {
-        uri,
-        id: id.clone(),
-        token,
+pub async fn pull_and_configure(source: SpecSource, handle: Handle, gate: Arc<Gate>) {
+    let SpecSource::ControlPlane { id, .. } = &source else {
+        tracing::error!("pull_and_configure needs a control plane as the spec source");
+        return;
     };
+    let id = id.clone();
     let pulled = match source.fetch().await {
         Ok(p) => p,
         Err(e) => {
@@ -199,6 +193,8 @@ pub enum SpecSource {
         id: String,
         /// Its bearer token.
         token: TokenSource,
+        /// How long one attempt may take (`--control-plane-timeout`).
+        timeout: Duration,
     },
     /// `-S FILE`: a ComputeSpec file.
     SpecFile(PathBuf),
@@ -210,9 +206,14 @@ impl SpecSource {
     /// Reads the spec (and compute_ctl_config) afresh.
     pub async fn fetch(&self) -> Result<Pulled> {
         match self {
-            SpecSource::ControlPlane { uri, id, token } => {
+            SpecSource::ControlPlane {
+                uri,
+                id,
+                token,
+                timeout,
+            } => {
                 let token = token.read()?;
-                pull(uri, id, token.as_ref().map(|t| t.expose())).await
+                pull(uri, id, token.as_ref().map(|t| t.expose()), *timeout).await
             }
             SpecSource::SpecFile(path) => {
                 let text = tokio::fs::read_to_string(path)

@@ -135,13 +135,9 @@ async fn run(cli: Cli) -> Result<u8> {
         SocketAddr::new(cli.internal_http_address, cli.internal_http_port),
     )
     .await?;
-    if let (Some(uri), Some(id)) = (&cli.control_plane_uri, &cli.compute_id) {
+    if let Some(source @ control_plane::SpecSource::ControlPlane { .. }) = cli.spec_source() {
         tokio::spawn(control_plane::pull_and_configure(
-            uri.clone(),
-            id.clone(),
-            control_plane::TokenSource {
-                file: cli.control_plane_token_file.clone(),
-            },
+            source,
             handle.clone(),
             gate,
         ));

@@ -1,5 +1,5 @@
 //! A control plane (`-p URL -i ID`) that fails: answers 500, garbage JSON, a
-//! body without end, or nothing at all. The pull is retried a bounded number
+//! body without end, hangs up, never answers, or is not there at all. The pull is retried a bounded number
 //! of times (5xx and transport errors only), the log says what happened,
 //! and the compute stays up in `empty`, its API closed (503) since the
 //! control plane's keys are unknown (see README, "control plane").
@@ -20,6 +20,8 @@ enum Answer {
     Endless,
     /// Closes the connection without a word.
     Hangup,
+    /// Reads the request and never answers, the connection left open.
+    Silent,
 }
 
 /// A raw HTTP/1.1 control plane; counts the requests it was sent.
@@ -77,6 +79,10 @@ async fn control_plane(answer: Answer) -> (u16, Arc<AtomicU32>) {
                         }
                     }
                     Answer::Hangup => Ok(()),
+                    Answer::Silent => {
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    }
                 };
             });
         }
@@ -91,6 +97,9 @@ fn start(port: u16) -> Compute {
             format!("http://127.0.0.1:{port}"),
             "-i".into(),
             "compute-1".into(),
+            // Each attempt's bound (30 s by default), short for the silent case.
+            "--control-plane-timeout".into(),
+            "2".into(),
         ],
         ..Opts::default()
     })
@@ -193,4 +202,16 @@ async fn an_absent_control_plane_is_retried_5_times_then_reported() {
         "{log}"
     );
     assert!(c.child.as_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_that_never_answers_times_out_5_times_then_is_reported() {
+    let c = fails_then_waits(Answer::Silent, 5, "fetching the spec from").await;
+    let log = c.log();
+    assert_eq!(
+        log.matches("cannot reach the control plane").count(),
+        4,
+        "{log}"
+    );
+    assert!(log.contains("timed out"), "the timeout is named: {log}");
 }

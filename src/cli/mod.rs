@@ -102,6 +102,17 @@ pub struct Cli {
     #[arg(long, env = "NEON_CONTROL_PLANE_TOKEN_FILE", value_name = "FILE")]
     pub control_plane_token_file: Option<PathBuf>,
 
+    /// How long one request to the control plane may take (connect, answer
+    /// and body) before the attempt fails and is retried.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_CONTROL_PLANE_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub control_plane_timeout: u64,
+
     /// When run as root: the unprivileged user postgres runs as.
     #[arg(
         long,
@@ -454,6 +465,7 @@ impl Cli {
                 token: TokenSource {
                     file: self.control_plane_token_file.clone(),
                 },
+                timeout: std::time::Duration::from_secs(self.control_plane_timeout),
             });
         }
         if let Some(path) = &self.spec_path {
