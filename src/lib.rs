@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod collector;
 pub mod config;
 pub mod control_plane;
 pub mod driver;

@@ -142,7 +142,7 @@ async fn run(cli: Cli) -> Result<u8> {
             gate,
         ));
     }
-    compute_ctl::catalog::extensions::spawn_collector(handle.clone(), cli_interval);
+    compute_ctl::collector::spawn(handle.clone(), cli_interval);
     monitor::spawn(handle, connector, cli.suspend_when_idle);
 
     let exited = driver.run(spec.map(Arc::new)).await;

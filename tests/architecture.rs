@@ -193,3 +193,16 @@ fn the_planner_does_no_io() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_catalog_knows_nothing_of_the_driver() {
+    let found = offending_lines(
+        &root().join("src/catalog"),
+        &["crate::driver", "super::driver"],
+    );
+    assert!(
+        found.is_empty(),
+        "src/catalog takes a Connector, never the driver's Handle or Request (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}

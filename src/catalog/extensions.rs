@@ -1,13 +1,12 @@
 //! Installed extensions, counted for the `compute_installed_extensions`
 //! metric: at start (in the background) and every
-//! `--installed-extensions-collection-interval`.
+//! `--installed-extensions-collection-interval` (the periodic task is
+//! [`crate::collector`]'s: the catalog knows nothing of the driver).
 
 use super::connect::Connector;
 use super::stats::{self, ExtensionKey};
-use crate::driver::{Handle, Request};
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tracing::{debug, warn};
 
 const DATABASES: &str = "SELECT datname::pg_catalog.text FROM pg_catalog.pg_database \
@@ -54,21 +53,4 @@ pub async fn refresh(connector: &Connector) {
         Ok(counts) => stats::set_installed_extensions(counts),
         Err(e) => warn!("counting installed extensions: {e:#}"),
     }
-}
-
-/// Refreshes the figures every `interval` while postgres is up.
-pub fn spawn_collector(handle: Handle, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await; // the first tick is immediate; the start collects on its own
-        loop {
-            ticks.tick().await;
-            match handle.request(|reply| Request::Connect { reply }).await {
-                Ok(connector) => refresh(&connector).await,
-                Err(crate::driver::RequestError::ShuttingDown) => return,
-                Err(_) => {} // postgres is not up: nothing to count
-            }
-        }
-    })
 }
