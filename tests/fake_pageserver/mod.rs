@@ -576,6 +576,7 @@ pub fn initdb_archive() -> Arc<Vec<u8>> {
             let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             let mut tar = tar::Builder::new(gz);
             tar.follow_symlinks(false);
+            tar.sparse(false);
             append_tree(&mut tar, &pgdata, Path::new(""));
             let mut gz = tar.into_inner().unwrap();
             gz.flush().unwrap();
@@ -605,6 +606,9 @@ pub fn archive_of(pgdata: &Path) -> Arc<Vec<u8>> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
+    // Plain entries, as a pageserver sends: the tar crate would otherwise
+    // write GNU sparse entries for files with holes (the template's WAL).
+    tar.sparse(false);
     append_tree(&mut tar, &pgdata, Path::new(""));
     let mut gz = tar.into_inner().unwrap();
     gz.flush().unwrap();
