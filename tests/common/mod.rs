@@ -12,12 +12,37 @@ use std::time::{Duration, Instant};
 
 pub const SUPERUSER: &str = "cloud_admin";
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range
+/// (32768-60999 here).
+///
+/// A port the kernel hands out for `bind(:0)` is in that range, where every
+/// outgoing connection of the tests (HTTP clients, postgres sessions) also
+/// takes its local port: between our pick and postgres' bind, one of them
+/// could take it ("Address already in use"). Below the range only listeners
+/// compete; each process walks its own stretch (from its pid) with a counter,
+/// so the tests of one binary never pick the same port, and a port found
+/// bound is skipped.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000; // up to 31 999
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 211) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let free = ["0.0.0.0", "127.0.0.1"]
+            .iter()
+            .all(|host| std::net::TcpListener::bind((*host, port)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN - 1)
 }
 
 /// The template cache shared by the tests (initdb once per test run).
