@@ -12,7 +12,6 @@ use common::*;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on Linux).
@@ -52,34 +51,7 @@ fn main() {
     let dir = work.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let port = free_port();
-    let spec = serde_json::json!({
-        "format_version": 1.0,
-        "cluster": {
-            "roles": [{"name": "alice", "encrypted_password": "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}],
-            "databases": [{"name": "app", "owner": "alice"}]
-        }
-    });
-    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-        .arg("-D")
-        .arg(dir.join("pgdata"))
-        .arg("-C")
-        .arg(format!(
-            "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
-        ))
-        .arg("-S")
-        .arg(dir.join("spec.json"))
-        .arg("--template-cache")
-        .arg(dir.join("templates"))
-        .arg("--socket-dir")
-        .arg(dir)
-        .args(["--external-http-port", &free_port().to_string()])
-        .args(["--internal-http-port", &free_port().to_string()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_one_role_compute(dir, &dir.join("templates"), port);
     let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     loop {

@@ -360,35 +360,8 @@ fn field(line: &str, key: &str) -> Option<f64> {
 fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
     let dir = run_dir(work);
     let port = free_port();
-    let spec = serde_json::json!({
-        "format_version": 1.0,
-        "cluster": {
-            "roles": [{"name": "alice", "encrypted_password": "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}],
-            "databases": [{"name": "app", "owner": "alice"}]
-        }
-    });
-    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-        .arg("-D")
-        .arg(dir.join("pgdata"))
-        .arg("-C")
-        .arg(format!(
-            "postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-        ))
-        .arg("-S")
-        .arg(dir.join("spec.json"))
-        .arg("--template-cache")
-        .arg(cache)
-        .arg("--socket-dir")
-        .arg(&dir)
-        .args(["--external-http-port", &free_port().to_string()])
-        .args(["--internal-http-port", &free_port().to_string()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_one_role_compute(&dir, cache, port);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut phases = Phases::default();
     let mut total_startup = 0.0;

@@ -135,3 +135,37 @@ impl Compute {
         let _ = self.child.wait();
     }
 }
+
+/// Writes the cold-start spec (one role, one database) into `dir` and spawns
+/// compute_ctl on it: PGDATA and the socket in `dir`, templates in `cache`,
+/// postgres on `port`, stderr piped (its log, for the phases).
+pub fn spawn_one_role_compute(dir: &Path, cache: &Path, port: u16) -> std::process::Child {
+    let spec = serde_json::json!({
+        "format_version": 1.0,
+        "cluster": {
+            "roles": [{"name": "alice", "encrypted_password": "a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}],
+            "databases": [{"name": "app", "owner": "alice"}]
+        }
+    });
+    std::fs::write(dir.join("spec.json"), spec.to_string()).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
+        .arg("-D")
+        .arg(dir.join("pgdata"))
+        .arg("-C")
+        .arg(format!(
+            "postgresql://cloud_admin@127.0.0.1:{port}/postgres"
+        ))
+        .arg("-S")
+        .arg(dir.join("spec.json"))
+        .arg("--template-cache")
+        .arg(cache)
+        .arg("--socket-dir")
+        .arg(dir)
+        .args(["--external-http-port", &free_port().to_string()])
+        .args(["--internal-http-port", &free_port().to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
