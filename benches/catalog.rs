@@ -141,18 +141,35 @@ async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
     let file = dir.join("floor.sql");
     std::fs::write(&file, sql).unwrap();
     let t = Instant::now();
-    let status = Command::new("psql")
+    let out = Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
         .arg(f.port.to_string())
         .args(["-U", "cloud_admin", "-d", "postgres", "-f"])
         .arg(&file)
         .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .expect("psql (Debian's postgresql-client)");
     let took = ms(t.elapsed());
-    assert!(status.success());
+    assert!(
+        out.status.success(),
+        "the floor's psql -f failed ({}): {}\nthe end of the compute's log (postgres' included):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim(),
+        {
+            let log = f.log_lines();
+            log[log.len().saturating_sub(40)..].join("\n")
+        }
+    );
     f.stop().await;
     took
+}
+
+/// The 1, 5 and 15 minute load averages: the machine may be shared.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -197,6 +214,7 @@ async fn main() {
         .unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
 
+    let load_before = load_average();
     let (mut step, mut plain, mut floors) = (vec![], vec![], vec![]);
     let mut parts: Vec<Breakdown> = vec![];
     let mut kept = None;
@@ -239,7 +257,7 @@ async fn main() {
 
     let pick = |f: fn(&Breakdown) -> f64| median(&mut parts.iter().map(f).collect::<Vec<_>>());
     let (step_m, plain_m, floor_m) = (median(&mut step), median(&mut plain), median(&mut floors));
-    println!("{roles} roles and {databases} databases from empty (medians of {rounds} interleaved rounds):");
+    println!("{roles} roles and {databases} databases from empty (medians of {rounds} interleaved rounds; load average {load_before} before, {} after):", load_average());
     println!("  compute_ctl catalog step (config_ms):        {step_m:.0} ms  (runs: {step:.0?})");
     println!(
         "    privileged role + migrations + read + template1 + plan {:.0} ms, roles {:.0} ms, databases {:.0} ms, grants {:.0} ms, per-database default privileges {:.0} ms",

@@ -27,6 +27,8 @@ mod tests_batch;
 #[cfg(test)]
 mod tests_reference;
 #[cfg(test)]
+mod tests_start;
+#[cfg(test)]
 mod tests_template;
 
 pub use apply::{apply, ApplyReport};
@@ -69,15 +71,18 @@ fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result
 /// sets them in each new database, whereas [`reconcile`] first gives them
 /// to template1 (see [`Catalog::template_defaults`]).
 pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
-    read_and_plan(connector, spec, false).await
+    read_and_plan(connector, spec, false, None).await
 }
 
 /// [`dry_run`]; with `prepare`, template1 is first given the privileged
-/// role's default privileges if databases are to be created and it lacks them.
+/// role's default privileges if databases are to be created and it lacks
+/// them. `template_ready` is what the start found out about template1 beside
+/// the migrations, if it did: then it is not looked at again.
 async fn read_and_plan(
     connector: &Connector,
     spec: &ComputeSpec,
     prepare: bool,
+    template_ready: Option<bool>,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
     let conn = connector.open(connector.maintenance_db()).await?;
@@ -98,8 +103,10 @@ async fn read_and_plan(
             .privileged_role()
             .filter(|r| creates && template_open && catalog.role(r).is_some());
         if let Some(role) = role {
-            catalog.template_defaults =
-                template::inherits_defaults(connector, &conn.client, role, prepare).await;
+            catalog.template_defaults = match template_ready {
+                Some(ready) => ready,
+                None => template::inherits_defaults(connector, &conn.client, role, prepare).await,
+            };
         }
         anyhow::Ok((catalog, spec))
     }
@@ -123,12 +130,22 @@ pub async fn reconcile(
     spec: &ComputeSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
+    reconcile_with(connector, spec, concurrency, None).await
+}
+
+/// [`reconcile`], told whether template1 is ready (see [`read_and_plan`]).
+async fn reconcile_with(
+    connector: &Connector,
+    spec: &ComputeSpec,
+    concurrency: usize,
+    template_ready: Option<bool>,
+) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
         return Ok(ApplyReport::default());
     }
     let start = std::time::Instant::now();
-    let plan = read_and_plan(connector, spec, true).await?;
+    let plan = read_and_plan(connector, spec, true, template_ready).await?;
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
         return Ok(ApplyReport {
@@ -169,18 +186,40 @@ pub async fn start(
             .context("dropping subscriptions before start")?;
         info!(dropped, "drop_subscriptions_before_start done");
     }
+    let mut template_ready = None;
     if let Some(role) = connector.privileged_role() {
         let conn = connector.open(connector.maintenance_db()).await?;
         let migrated = async {
-            privileged::ensure(&conn.client, role).await?;
-            migrations::run(&conn.client, role).await
+            // One WAL flush for both: the last migration's commit, or, when
+            // none was left to apply, a flush of the role's creation.
+            let created = privileged::ensure_unflushed(&conn.client, role).await?;
+            // A spec that lists databases may create some: template1 gets
+            // the role's default privileges meanwhile, on its own
+            // connection, so the reconcile need not look at it.
+            let template = async {
+                match spec.cluster.databases.is_empty() {
+                    true => None,
+                    false => template::prepare_at_start(connector, role).await,
+                }
+            };
+            let (migrated, template) =
+                tokio::join!(migrations::run_all(&conn.client, role), template);
+            if let Some((pid, ready)) = template {
+                template::wait_gone(&conn.client, pid).await;
+                template_ready = Some(ready);
+            }
+            let migrated = migrated?;
+            if created && migrated.applied == 0 {
+                privileged::flush(&conn.client).await?;
+            }
+            anyhow::Ok(migrated.reached)
         }
         .await;
         conn.close().await;
         let id = migrated.context("running the catalog migrations")?;
         info!(migration_id = id, "catalog migrations done");
     }
-    let report = reconcile(connector, spec, concurrency).await?;
+    let report = reconcile_with(connector, spec, concurrency, template_ready).await?;
     spawn_extension_count(connector);
     Ok(report)
 }

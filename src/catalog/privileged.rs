@@ -47,6 +47,17 @@ pub fn check_privileged_role_name(name: &str) -> Result<(), String> {
 /// BYPASSRLS, member of pg_read_all_data and pg_write_all_data. (The
 /// migrations make sure of the attributes and the other memberships.)
 pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
+    if ensure_unflushed(client, name).await? {
+        flush(client).await?;
+    }
+    Ok(())
+}
+
+/// [`ensure`], without waiting for the WAL flush of the creation (a
+/// commit's fsync, tens of ms on a busy disk); true when it created the
+/// role, whose creation then becomes durable with the next durable commit
+/// (see [`flush`]).
+pub(crate) async fn ensure_unflushed(client: &Client, name: &str) -> anyhow::Result<bool> {
     check_privileged_role_name(name).map_err(anyhow::Error::msg)?;
     let exists = client
         .query_opt(
@@ -57,16 +68,28 @@ pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
         .context("looking for the privileged role")?
         .is_some();
     if exists {
-        return Ok(());
+        return Ok(false);
     }
     let sql = format!(
-        "CREATE ROLE {} {CREATE_ATTRIBUTES}",
+        "BEGIN; SET LOCAL synchronous_commit = off; CREATE ROLE {} {CREATE_ATTRIBUTES}; COMMIT",
         escape_identifier(name)
     );
-    client
-        .batch_execute(&sql)
-        .await
-        .with_context(|| format!("creating the privileged role {name:?}"))?;
+    if let Err(e) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(e).with_context(|| format!("creating the privileged role {name:?}"));
+    }
     info!(role = name, "created the privileged role");
-    Ok(())
+    Ok(true)
+}
+
+/// Waits until everything committed so far is on disk: a durable commit
+/// that writes (an empty transaction commits without waiting).
+pub(crate) async fn flush(client: &Client) -> anyhow::Result<()> {
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL synchronous_commit = on; \
+             CREATE TEMPORARY TABLE IF NOT EXISTS compute_ctl_flush () ON COMMIT DROP; COMMIT",
+        )
+        .await
+        .context("flushing the WAL")
 }

@@ -75,6 +75,25 @@ pub(crate) async fn inherits_defaults(
     }
 }
 
+/// At a start, beside the migrations: gives `template1` the privileged
+/// role's default privileges it lacks (the role exists), and answers
+/// whether databases made from it now inherit them, with the pid of the
+/// backend that looked (see [`wait_gone`]: it must be gone before a
+/// `CREATE DATABASE`). `None` when it could not look (logged): the
+/// reconcile then looks itself.
+pub(crate) async fn prepare_at_start(
+    connector: &Connector,
+    privileged: &str,
+) -> Option<(i32, bool)> {
+    match look(connector, privileged, true).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            warn!("template1's default privileges, at start: {e:#}");
+            None
+        }
+    }
+}
+
 async fn look(
     connector: &Connector,
     privileged: &str,
@@ -113,7 +132,7 @@ async fn look(
 }
 
 /// Waits (at most a second) until backend `pid` has left.
-async fn wait_gone(client: &Client, pid: i32) {
+pub(crate) async fn wait_gone(client: &Client, pid: i32) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) {
         let present = client

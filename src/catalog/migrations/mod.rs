@@ -103,34 +103,74 @@ pub async fn run(client: &Client, privileged_role: &str) -> anyhow::Result<i64> 
     run_list(client, privileged_role, MIGRATIONS, failpoint()).await
 }
 
+/// [`run`], saying how many it applied.
+pub(crate) async fn run_all(client: &Client, privileged_role: &str) -> anyhow::Result<Migrated> {
+    run_counted(client, privileged_role, MIGRATIONS, failpoint()).await
+}
+
 pub(crate) async fn run_list(
     client: &Client,
     privileged_role: &str,
     migrations: &[Migration],
     fail_at: Option<i64>,
 ) -> anyhow::Result<i64> {
-    client
-        .batch_execute(PREPARE)
-        .await
-        .context("preparing neon_migration.migration_id")?;
-    let current: i64 = client
-        .query_one(
-            "SELECT id FROM neon_migration.migration_id WHERE key = 0",
-            &[],
-        )
-        .await
-        .context("reading neon_migration.migration_id")?
-        .try_get(0)?;
-    let version: i32 = client
-        .query_one(
-            "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
-            &[],
-        )
-        .await
-        .context("reading server_version_num")?
-        .try_get(0)?;
-    let mut reached = current;
+    Ok(run_counted(client, privileged_role, migrations, fail_at)
+        .await?
+        .reached)
+}
+
+/// What [`run_counted`] did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migrated {
+    /// The id reached.
+    pub(crate) reached: i64,
+    /// How many migrations it applied (or skipped for the server version)
+    /// now; when more than none, the last one's commit was durable.
+    pub(crate) applied: usize,
+}
+
+/// [`run_list`], saying how many it applied. A cluster whose migrations are
+/// all recorded already costs one round trip and no write.
+pub(crate) async fn run_counted(
+    client: &Client,
+    privileged_role: &str,
+    migrations: &[Migration],
+    fail_at: Option<i64>,
+) -> anyhow::Result<Migrated> {
     let last = migrations.last().map_or(0, |m| m.id);
+    let row = client
+        .query_one(STATE, &[])
+        .await
+        .context("reading neon_migration.migration_id")?;
+    let (exists, version): (bool, i32) = (row.try_get(0)?, row.try_get(1)?);
+    let found = match exists {
+        true => recorded(client).await?,
+        false => None,
+    };
+    let current = match found {
+        Some(id) => id,
+        None => {
+            // Not flushed at its commit: the last migration's commit is,
+            // which flushes this first.
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; {PREPARE} COMMIT"
+                ))
+                .await
+                .context("preparing neon_migration.migration_id")?;
+            recorded(client)
+                .await?
+                .context("neon_migration.migration_id has no row after PREPARE")?
+        }
+    };
+    if current >= last {
+        return Ok(Migrated {
+            reached: current,
+            applied: 0,
+        });
+    }
+    let mut reached = current;
+    let mut applied = 0;
     for m in migrations.iter().filter(|m| m.id > current) {
         let durable = m.id == last;
         let result = apply_one(client, m, privileged_role, version, fail_at, durable).await;
@@ -148,10 +188,33 @@ pub(crate) async fn run_list(
             return Err(e.context(format!("migration id={} ({}) failed", m.id, m.name)));
         }
         reached = m.id;
+        applied += 1;
     }
-    Ok(reached)
+    Ok(Migrated { reached, applied })
 }
 
+/// Whether the table of ids exists (a cluster never migrated has none),
+/// and the server version.
+const STATE: &str = "SELECT pg_catalog.to_regclass('neon_migration.migration_id') IS NOT NULL, \
+    pg_catalog.current_setting('server_version_num')::pg_catalog.int4";
+
+/// The id recorded, if the table has its row.
+async fn recorded(client: &Client) -> anyhow::Result<Option<i64>> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM neon_migration.migration_id WHERE key = 0",
+            &[],
+        )
+        .await
+        .context("reading neon_migration.migration_id")?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// One migration in its own transaction: one round trip (begin, the SQL,
+/// the recorded id, commit in one message), or several when the failpoint
+/// names it (it fails after the SQL ran). Only the last one waits for the
+/// WAL flush at commit, which makes those before it durable too (a failure
+/// flushes those applied).
 async fn apply_one(
     client: &Client,
     m: &Migration,
@@ -160,13 +223,9 @@ async fn apply_one(
     fail_at: Option<i64>,
     durable: bool,
 ) -> anyhow::Result<()> {
-    // Only the last one waits for the WAL flush at commit, which makes
-    // those before it durable too (a failure flushes those applied).
-    client.batch_execute("BEGIN").await?;
+    let mut sql = String::from("BEGIN;");
     if !durable {
-        client
-            .batch_execute("SET LOCAL synchronous_commit = off")
-            .await?;
+        sql.push_str(" SET LOCAL synchronous_commit = off;");
     }
     match m.min_server_version() {
         Some(min) if server_version < min => {
@@ -177,22 +236,24 @@ async fn apply_one(
         }
         _ => {
             info!("Running migration id={} ({})", m.id, m.name);
-            client.batch_execute(&m.render(privileged_role)).await?;
+            sql.push('\n');
+            sql.push_str(&m.render(privileged_role));
+            sql.push_str("\n;");
         }
     }
     if fail_at == Some(m.id) {
+        client.batch_execute(&sql).await?;
         return Err(anyhow!(
             "failpoint compute-migration made migration id={} fail",
             m.id
         ));
     }
-    client
-        .execute(
-            "UPDATE neon_migration.migration_id SET id = $1 WHERE key = 0",
-            &[&m.id],
-        )
-        .await?;
-    client.batch_execute("COMMIT").await?;
+    // The id is ours (an integer), not outside input.
+    sql.push_str(&format!(
+        " UPDATE neon_migration.migration_id SET id = {} WHERE key = 0; COMMIT",
+        m.id
+    ));
+    client.batch_execute(&sql).await?;
     Ok(())
 }
 
