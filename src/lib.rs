@@ -12,6 +12,7 @@ pub mod config;
 pub mod control_plane;
 pub mod driver;
 pub mod http;
+mod launch;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
@@ -24,3 +25,5 @@ pub mod secret;
 pub mod signals;
 pub mod spec;
 pub mod storage;
+
+pub use launch::main;
