@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod options;
 pub mod pgbin;
 pub mod pgdata;
 pub mod postgres;
