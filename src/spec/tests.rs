@@ -281,3 +281,31 @@ fn a_password_that_is_not_a_hash_is_refused_naming_the_role() {
         }
     }
 }
+
+#[test]
+fn the_only_way_to_a_valid_spec_is_through_validation() {
+    // A hostile spec that serde reads as the wire type...
+    let mut v = minimal();
+    v["cluster"]["roles"] = serde_json::json!([{"name": "ok"}, {"name": "evil\u{0}"}]);
+    let raw: ComputeSpec = serde_json::from_value(v.clone()).unwrap();
+    // ...is refused at every door to a ValidSpec, naming the field.
+    let expected = "invalid compute spec: cluster.roles[1].name: must not contain a NUL character";
+    let e = ValidSpec::try_from(raw).unwrap_err();
+    assert_eq!(e.field, "cluster.roles[1].name");
+    assert_eq!(e.to_string(), expected);
+    assert_eq!(ValidSpec::from_json(&v.to_string()).unwrap_err(), e);
+    let config = serde_json::json!({"spec": v}).to_string();
+    let e = ComputeConfig::from_json(&config).unwrap_err();
+    assert_eq!(e.field, "spec.cluster.roles[1].name");
+    // A valid spec taken back to be changed is checked again: a setting
+    // that would write a second line into postgresql.conf is refused.
+    let mut raw = parse(minimal()).unwrap().into_raw();
+    raw.cluster.settings = Some(vec![GenericOption {
+        name: "fsync".into(),
+        value: Some("off\nshared_preload_libraries = 'evil'".into()),
+        vartype: VarType::Bool,
+    }]);
+    let e = ValidSpec::try_from(raw).unwrap_err();
+    assert_eq!(e.field, "cluster.settings[0].value");
+    assert!(e.reason.contains("control character"), "{e}");
+}

@@ -30,6 +30,21 @@ pub enum Storage<'a> {
 /// A [`ComputeSpec`] that passed validation. Made only by
 /// [`ValidSpec::try_from`] or [`ValidSpec::from_json`]; read through
 /// [`Deref`]; immutable.
+///
+/// Neither made around the checks:
+/// ```compile_fail
+/// use compute_ctl::spec::{ComputeSpec, ValidSpec};
+/// fn sneak(raw: ComputeSpec) -> ValidSpec {
+///     ValidSpec(raw)
+/// }
+/// ```
+/// nor changed after them:
+/// ```compile_fail
+/// use compute_ctl::spec::ValidSpec;
+/// fn edit(spec: &mut ValidSpec) {
+///     spec.cluster.roles.clear();
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSpec(ComputeSpec);
 
