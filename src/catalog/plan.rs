@@ -6,10 +6,11 @@
 //! databases (`create.rs`). This file holds the entry points, the planner's
 //! state and what the passes share.
 //!
-//! Identifiers are always written with [`escape_identifier`] and literals with
-//! [`escape_literal`](postgres_protocol::escape::escape_literal); SQL text is only ever built through [`Sql`], which
-//! accepts fixed keywords, escaped names, escaped literals and the already
-//! escaped renderings of [`crate::options`].
+//! Identifiers are always written with [`escape_identifier`] and literals
+//! with [`escape_literal`](postgres_protocol::escape::escape_literal); SQL
+//! text is only ever built through [`Sql`], which accepts fixed keywords,
+//! escaped names, escaped literals and the already escaped renderings of
+//! [`crate::options`].
 
 use super::model::{Catalog, RoleInfo};
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, ValidSpec};

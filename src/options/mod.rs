@@ -3,11 +3,12 @@
 //! both `spec` (which checks a spec with it) and `catalog` (which renders
 //! SQL with it), so that neither needs the other.
 //!
-//! Two dialects: role and database options become SQL clauses ([`sql`]:
+//! Two dialects: role and database options become SQL clauses (`sql.rs`:
 //! names map to fixed keywords, values are escaped by their kind); settings
-//! become `postgresql.conf` lines ([`setting`]: a checked name, a quoted or
-//! a bare-safe value). Each dialect's check is its renderer run dry, so what
-//! is accepted is exactly what can be written.
+//! become `postgresql.conf` lines (`setting.rs`: a checked name, a quoted or
+//! a bare-safe value). An option's check is its renderer run dry, and a
+//! setting's renderer trusts only what its check let by, so what validation
+//! accepts is exactly what can be written.
 
 use serde::{Deserialize, Serialize};
 

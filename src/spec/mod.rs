@@ -1,8 +1,8 @@
 //! The compute specification: what the control plane asks of this compute.
 //!
-//! Two forms: [`ComputeSpec`] is the JSON as received ([`wire`]: serde
+//! Two forms: [`ComputeSpec`] is the JSON as received (`wire.rs`: serde
 //! types compatible with the contract, unchecked); [`ValidSpec`] is one that
-//! passed every check of [`validate`] and is the only form the driver, the
+//! passed every check of `validate.rs` and is the only form the driver, the
 //! configuration and the catalog take. Every error names the field it is
 //! about. The option grammar the checks use lives below, in
 //! [`crate::options`]: `spec` imports nothing that uses it.

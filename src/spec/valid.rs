@@ -1,7 +1,7 @@
 //! A spec that passed every check ([`ValidSpec`]): the only form the rest of
 //! compute_ctl takes. Its one door is [`ValidSpec::try_from`] (which
 //! [`ValidSpec::from_json`] goes through): the setting fallbacks are applied,
-//! then every check of [`super::validate`]. It reads as the wire type
+//! then every check of `validate.rs`. It reads as the wire type
 //! ([`Deref`] to [`ComputeSpec`]) but cannot be changed afterwards.
 
 use super::validate::validate;
@@ -51,8 +51,8 @@ pub struct ValidSpec(ComputeSpec);
 impl TryFrom<ComputeSpec> for ValidSpec {
     type Error = SpecError;
 
-    /// Applies the setting fallbacks (see
-    /// [`ComputeSpec::apply_setting_fallbacks`]), then validates.
+    /// Applies the setting fallbacks (the storage fields taken from the
+    /// `neon.*` settings where absent), then validates.
     fn try_from(mut spec: ComputeSpec) -> Result<Self, SpecError> {
         spec.apply_setting_fallbacks();
         validate(&spec)?;
