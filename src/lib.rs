@@ -16,6 +16,7 @@ mod launch;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod options;
 pub mod pgbin;
 pub mod pgdata;
 pub mod postgres;
