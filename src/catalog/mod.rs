@@ -13,7 +13,6 @@ pub mod dump;
 pub mod extensions;
 pub mod migrations;
 mod model;
-mod options;
 mod plan;
 pub mod privileged;
 mod read;
@@ -31,23 +30,25 @@ mod tests_start;
 #[cfg(test)]
 mod tests_template;
 
+pub use crate::options::{
+    check_database_option, check_role_option, database_option_sql, role_option_sql,
+};
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
 pub use model::{Catalog, DatabaseInfo, RoleInfo, DATCONNLIMIT_INVALID_DB};
-pub use options::{check_database_option, check_role_option, database_option_sql, role_option_sql};
 pub use plan::{plan, plan_with, stored_password, Phase, Plan, PlanError, Step, REDACTED};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
 pub use subscriptions::drop_before_start;
 
-use crate::spec::ComputeSpec;
+use crate::spec::ValidSpec;
 use anyhow::Context;
 use tracing::info;
 
 /// Refuses delta operations that would drop or rename the maintenance
 /// database (compute_ctl's own connections use it) or a template database
 /// (`CREATE DATABASE` copies template1).
-fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result<()> {
+fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<()> {
     use crate::spec::DeltaAction;
     for op in spec.delta_operations.iter().flatten() {
         if !matches!(op.action, DeltaAction::DeleteDb | DeltaAction::RenameDb) {
@@ -70,7 +71,7 @@ fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result
 /// where template1 lacks the privileged role's default privileges, the plan
 /// sets them in each new database, whereas [`reconcile`] first gives them
 /// to template1 (see [`Catalog::template_defaults`]).
-pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
+pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     read_and_plan(connector, spec, false, None).await
 }
 
@@ -80,7 +81,7 @@ pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Resul
 /// the migrations, if it did: then it is not looked at again.
 async fn read_and_plan(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     prepare: bool,
     template_ready: Option<bool>,
 ) -> anyhow::Result<Plan> {
@@ -127,7 +128,7 @@ async fn read_and_plan(
 /// nothing.
 pub async fn reconcile(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
     reconcile_with(connector, spec, concurrency, None).await
@@ -136,7 +137,7 @@ pub async fn reconcile(
 /// [`reconcile`], told whether template1 is ready (see [`read_and_plan`]).
 async fn reconcile_with(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     concurrency: usize,
     template_ready: Option<bool>,
 ) -> anyhow::Result<ApplyReport> {
@@ -171,7 +172,7 @@ async fn reconcile_with(
 /// the background.
 pub async fn start(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {
