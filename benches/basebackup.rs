@@ -12,7 +12,7 @@
 //!
 //! Run: `cargo bench --bench basebackup` (ROUNDS=N, default 3). Asserts nothing.
 
-#[path = "../tests/fake_pageserver/mod.rs"]
+#[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
 use compute_ctl::process::RunAs;

@@ -7,8 +7,10 @@
 //! Run: `cargo bench --bench container` as root with podman, runc and
 //! mmdebstrap (ITERATIONS=N to change the sample size, default 5).
 
-#[path = "../tests/container_support/mod.rs"]
+#[path = "../tests/it/container/support.rs"]
 mod container_support;
+#[path = "../tests/it/ports.rs"]
+mod ports;
 use container_support::*;
 
 use std::os::unix::fs::PermissionsExt;

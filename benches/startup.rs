@@ -16,7 +16,7 @@
 mod common;
 use common::*;
 
-#[path = "../tests/fake_pageserver/mod.rs"]
+#[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
 use nix::unistd::{Uid, User};
