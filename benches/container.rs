@@ -9,6 +9,8 @@
 
 #[path = "../tests/it/container/support.rs"]
 mod container_support;
+#[path = "../tests/it/needs.rs"]
+mod needs;
 #[path = "../tests/it/ports.rs"]
 mod ports;
 use container_support::*;

@@ -127,11 +127,7 @@ async fn a_refusing_control_plane_is_reported_and_the_api_stays_closed() {
         "pulling the spec from the control plane",
         Duration::from_secs(20),
     );
-    assert!(
-        c.log().contains("spec.cluster.roles[0].name"),
-        "{}",
-        c.log()
-    );
+    c.assert_logged("spec.cluster.roles[0].name");
     // Without the control plane's keys nobody may configure the compute.
     let (code, body) = c.configure(&spec(json!([]), json!([]))).await;
     assert_eq!(code, 503, "{body}");

@@ -10,8 +10,10 @@
 mod common;
 mod fake_pageserver;
 mod hostile;
+mod needs;
 mod neon_support;
 mod ports;
+mod wait;
 
 // The areas.
 mod architecture;

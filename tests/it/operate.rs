@@ -208,6 +208,7 @@ async fn a_query_keeps_the_compute_awake_and_the_flag_is_off_by_default() {
     // Without --suspend-when-idle the spec's timeout is the control plane's.
     let off = Compute::start(Some(suspending_spec(1)));
     off.wait_status("running", Duration::from_secs(60)).await;
+    // Four times the timeout idle: the test is that it does not suspend.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(off.get("/status").await.1["status"], "running");
 }
@@ -241,6 +242,7 @@ async fn a_standby_streaming_keeps_its_primary_awake() {
     // Now a short timeout, and three times that with nothing but replication.
     let (code, body) = primary.configure(&suspending_spec(2)).await;
     assert_eq!(code, 200, "{body}");
+    // The sleep is the test: awake for three times the timeout.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(primary.get("/status").await.1["status"], "running");
     assert_eq!(replica.get("/status").await.1["status"], "running");

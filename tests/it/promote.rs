@@ -3,17 +3,9 @@
 //! (issue 14), against a real primary and replica.
 
 use crate::common::*;
+use crate::wait::until;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-/// Waits until `cond` holds, or panics with `what` after `timeout`.
-async fn until(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use std::time::Duration;
 
 fn primary_spec(roles: Value) -> Value {
     let mut s = spec(roles, json!([{"name": "db1", "owner": "bob"}]));

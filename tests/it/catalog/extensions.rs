@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::common::*;
+use crate::wait::until;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The value of the `compute_installed_extensions` sample for plpgsql 1.0.
 fn plpgsql_count(text: &str) -> Option<String> {
@@ -33,15 +34,11 @@ async fn neon_scenario_25_installed_extensions_metric() {
     let wait_for = |want: &'static str| {
         let c = &c;
         async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let text = metrics(c).await;
-                if plpgsql_count(&text).as_deref() == Some(want) {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "no plpgsql = {want}:\n{text}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let what = format!("the metric to count plpgsql = {want}");
+            until(&what, Duration::from_secs(60), async || {
+                plpgsql_count(&metrics(c).await).as_deref() == Some(want)
+            })
+            .await;
         }
     };
     // postgres and template1 (template0 takes no connections).
@@ -58,16 +55,13 @@ async fn neon_scenario_25_installed_extensions_metric() {
         .batch_execute("CREATE EXTENSION hstore VERSION '1.8'")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
     let sample = "compute_installed_extensions{extension_name=\"hstore\",owned_by_superuser=\"1\",version=\"1.8\"} 1";
-    loop {
-        let text = metrics(&c).await;
-        if text.lines().any(|l| l == sample) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no {sample}:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        &format!("{sample} in /metrics"),
+        Duration::from_secs(60),
+        async || metrics(&c).await.lines().any(|l| l == sample),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,7 @@ async fn neon_scenario_23_the_next_start_resumes_the_migrations() {
         ..Opts::default()
     });
     assert_eq!(failed.wait_exit(Duration::from_secs(60)).code(), Some(1));
-    assert!(failed.log().contains("migration id=3"), "{}", failed.log());
+    failed.assert_logged("migration id=3");
 
     let tools = test_dir();
     let (mut c, _ps) = restart_on(&failed.pgdata(), spec(json!([]), json!([])), tools.path()).await;

@@ -36,11 +36,31 @@ pub struct Compute {
     pub port: u16,
     pub http_port: u16,
     pub internal_port: u16,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Log,
     pub exit: Option<ExitStatus>,
     pub superuser: String,
     /// How it was started, for [`Compute::respawn`].
     launch: Launch,
+}
+
+/// What compute_ctl wrote to stderr, line by line, read by a thread.
+#[derive(Clone, Default)]
+struct Log {
+    lines: Arc<Mutex<Vec<String>>>,
+    /// The reader saw the end of the pipe: every line is in.
+    drained: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Log {
+    /// Waits until the reader has read the pipe to its end, after
+    /// compute_ctl exited. At most a few seconds and no failure then: a
+    /// process it left behind (killed outright) may hold the pipe open.
+    fn drain(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.drained.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// A compute_ctl command line: program, arguments, environment.
@@ -52,7 +72,7 @@ struct Launch {
 }
 
 impl Launch {
-    fn spawn(&self) -> (Child, Arc<Mutex<Vec<String>>>) {
+    fn spawn(&self) -> (Child, Log) {
         let mut cmd = Command::new(&self.program[0]);
         cmd.args(&self.program[1..])
             .args(&self.args)
@@ -62,14 +82,16 @@ impl Launch {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn compute_ctl");
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Log::default();
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
+                sink.lines.lock().unwrap().push(line);
             }
+            sink.drained
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         });
         (child, log)
     }
@@ -206,7 +228,7 @@ impl Compute {
 
     /// Everything compute_ctl logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.lines.lock().unwrap().join("\n")
     }
 
     /// Waits until the log contains `needle`; panics with the log after `timeout`.
@@ -217,8 +239,7 @@ impl Compute {
                 return;
             }
             if let Some(status) = self.try_exit() {
-                // Let the reader thread drain the pipe.
-                std::thread::sleep(Duration::from_millis(100));
+                self.log.drain();
                 if self.log().contains(needle) {
                     return;
                 }
@@ -254,7 +275,7 @@ impl Compute {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.try_exit() {
-                std::thread::sleep(Duration::from_millis(50));
+                self.log.drain();
                 return status;
             }
             assert!(
@@ -264,6 +285,21 @@ impl Compute {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits for compute_ctl to exit with `code`; the log shows otherwise.
+    pub fn expect_exit(&mut self, code: i32, timeout: Duration) {
+        let status = self.wait_exit(timeout);
+        assert_eq!(status.code(), Some(code), "{}", self.log());
+    }
+
+    /// Asserts that compute_ctl logged `needle`; the log shows otherwise.
+    pub fn assert_logged(&self, needle: &str) {
+        assert!(
+            self.log().contains(needle),
+            "no {needle:?} in:\n{}",
+            self.log()
+        );
     }
 
     pub fn signal(&self, sig: i32) {
@@ -368,15 +404,10 @@ pub async fn wait_for_count(
     timeout: Duration,
     what: &str,
 ) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        if n == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::wait::until(what, timeout, async || {
+        client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) == want
+    })
+    .await
 }
 
 pub fn http() -> reqwest::Client {

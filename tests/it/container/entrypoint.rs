@@ -3,6 +3,7 @@
 //! behind. (container/image.rs runs the image in a real container runtime.)
 
 use crate::common::*;
+use crate::wait::until;
 
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -13,15 +14,6 @@ use std::time::{Duration, Instant};
 fn with_settings(mut spec: Value, settings: Value) -> Value {
     spec["cluster"]["settings"] = settings;
     spec
-}
-
-/// Waits until `cond` holds, or panics with `what` after `timeout`.
-async fn until(what: &str, timeout: Duration, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "{what}: not after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The pid of `backend_type` in the compute's postgres.
@@ -304,17 +296,8 @@ async fn the_stop_timeout_escalates_a_stuck_fast_shutdown() {
     unsafe_kill(checkpointer, 19); // SIGSTOP
     let stopping = Instant::now();
     c.signal(15);
-    assert_eq!(
-        c.wait_exit(Duration::from_secs(20)).code(),
-        Some(0),
-        "{}",
-        c.log()
-    );
-    assert!(
-        c.log().contains("did not stop within the stop timeout"),
-        "{}",
-        c.log()
-    );
+    c.expect_exit(0, Duration::from_secs(20));
+    c.assert_logged("did not stop within the stop timeout");
     // 1 s of budget, then postgres' own 5 s before it kills a stuck child.
     assert!(stopping.elapsed() < Duration::from_secs(12));
     assert!(!process_alive(postmaster) && !process_alive(checkpointer));
@@ -333,12 +316,7 @@ async fn a_second_sigterm_escalates_at_once() {
     c.signal(15);
     c.wait_for_log("mode=fast", Duration::from_secs(10));
     c.signal(15);
-    assert_eq!(
-        c.wait_exit(Duration::from_secs(20)).code(),
-        Some(0),
-        "{}",
-        c.log()
-    );
+    c.expect_exit(0, Duration::from_secs(20));
     assert!(c
         .log()
         .contains("immediate shutdown requested while stopping"));

@@ -44,24 +44,12 @@ pub fn available() -> bool {
                 .is_ok_and(|s| s.success())
         })
         .collect();
-    let is_root = nix::unistd::Uid::effective().is_root();
-    if missing.is_empty() && is_root {
-        return true;
-    }
+    let is_root = crate::needs::is_root();
     let why = format!(
         "the container tests need root and podman, runc, mmdebstrap (missing: {missing:?}, root: {is_root}); \
          .ci/run installs them"
     );
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    if ci {
-        panic!("CI is set and {why}");
-    }
-    // Straight to the stderr handle: libtest hides what eprintln! prints.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("\n{0}\n!!! SKIPPED: {why}\n{0}\n", "!".repeat(78)).as_bytes(),
-    );
-    false
+    crate::needs::needs(missing.is_empty() && is_root, &why)
 }
 
 /// Runs podman (runc, cgroupfs: what works on these machines) with `args`.

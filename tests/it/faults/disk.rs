@@ -27,15 +27,12 @@ exec "$@"
 "#;
 
 fn usable() -> bool {
-    let ok = nix::unistd::Uid::effective().is_root()
+    let ok = crate::needs::is_root()
         && std::process::Command::new("unshare")
             .args(["--mount", "true"])
             .status()
             .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: needs root and unshare --mount");
-    }
-    ok
+    crate::needs::needs(ok, "the disk-full tests need root and unshare --mount")
 }
 
 fn opts(spec: Value, size: &str, cache: Option<&Path>) -> Opts {

@@ -59,6 +59,50 @@ fn assert_death_reported(status: &Value) {
     );
 }
 
+/// Waits for the phase the kills land in: a catalog apply under way.
+fn wait_applying(c: &mut Compute) {
+    c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
+}
+
+/// SIGKILLs postgres once a catalog apply is under way.
+fn kill_postgres_applying(c: &mut Compute) {
+    wait_applying(c);
+    unsafe_kill(c.postmaster_pid().unwrap(), 9);
+}
+
+/// A `/configure` of `dbs` databases, sent in the background.
+fn configure_in_background(
+    c: &Compute,
+    dbs: usize,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let url = c.url("/configure");
+    tokio::spawn(async move {
+        http()
+            .post(url)
+            .json(&json!({"spec": many(dbs)}))
+            .send()
+            .await
+    })
+}
+
+/// After postgres' death: Failed, the death reported; a `/configure` of
+/// `dbs` databases runs it again with the catalog exactly the spec.
+async fn fails_then_configure_recovers(c: &Compute, dbs: usize) {
+    let status = c.wait_status("failed", Duration::from_secs(60)).await;
+    assert_death_reported(&status);
+    let (code, body) = c.configure(&many(dbs)).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+    assert_eq!(
+        spec_dbs(c).await,
+        want_dbs(dbs),
+        "the catalog is exactly the spec"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_while_running_fails_then_configure_recovers_else_exit_1() {
     let small = spec(
@@ -72,27 +116,14 @@ async fn postgres_killed_while_running_fails_then_configure_recovers_else_exit_1
     });
     c.wait_running();
     unsafe_kill(c.postmaster_pid().unwrap(), 9);
-    let status = c.wait_status("failed", Duration::from_secs(20)).await;
-    assert_death_reported(&status);
-
     // A new spec starts it again.
-    let (code, body) = c.configure(&many(3)).await;
-    assert_eq!(
-        (code, body["status"].as_str()),
-        (200, Some("running")),
-        "{body}"
-    );
-    assert_eq!(spec_dbs(&c).await, want_dbs(3));
+    fails_then_configure_recovers(&c, 3).await;
 
     // Killed again and left alone: exit 1 after the failure delay.
     unsafe_kill(c.postmaster_pid().unwrap(), 9);
     let code = c.wait_exit(Duration::from_secs(60)).code();
     assert_eq!(code, Some(1), "{}", c.log());
-    assert!(
-        c.log().contains("exiting in 3s unless a new spec arrives"),
-        "{}",
-        c.log()
-    );
+    c.assert_logged("exiting in 3s unless a new spec arrives");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,36 +134,12 @@ async fn postgres_killed_during_a_catalog_apply_fails_then_configure_recovers() 
         ..Opts::default()
     });
     c.wait_running();
-    let url = c.url("/configure");
-    let configure = tokio::spawn(async move {
-        into_pair(
-            http()
-                .post(url)
-                .json(&json!({"spec": many(40)}))
-                .send()
-                .await,
-        )
-        .await
-    });
-    c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
-    unsafe_kill(c.postmaster_pid().unwrap(), 9);
-    let (code, body) = configure.await.unwrap();
+    let configure = configure_in_background(&c, 40);
+    kill_postgres_applying(&mut c);
+    let (code, body) = into_pair(configure.await.unwrap()).await;
     assert_eq!(code, 500, "{body}");
     assert_death_reported(&json!({"error": body["error"]}));
-    let status = c.wait_status("failed", Duration::from_secs(20)).await;
-    assert_death_reported(&status);
-
-    let (code, body) = c.configure(&many(40)).await;
-    assert_eq!(
-        (code, body["status"].as_str()),
-        (200, Some("running")),
-        "{body}"
-    );
-    assert_eq!(
-        spec_dbs(&c).await,
-        want_dbs(40),
-        "the catalog is exactly the spec"
-    );
+    fails_then_configure_recovers(&c, 40).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,17 +149,8 @@ async fn postgres_killed_during_the_start_catalog_apply_fails_then_configure_rec
         failure_exit_delay: 600,
         ..Opts::default()
     });
-    c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
-    unsafe_kill(c.postmaster_pid().unwrap(), 9);
-    let status = c.wait_status("failed", Duration::from_secs(20)).await;
-    assert_death_reported(&status);
-    let (code, body) = c.configure(&many(40)).await;
-    assert_eq!(
-        (code, body["status"].as_str()),
-        (200, Some("running")),
-        "{body}"
-    );
-    assert_eq!(spec_dbs(&c).await, want_dbs(40));
+    kill_postgres_applying(&mut c);
+    fails_then_configure_recovers(&c, 40).await;
 }
 
 /// SIGKILLs compute_ctl, leaving whatever it started; returns the orphaned
@@ -170,7 +168,7 @@ fn restarts_clean(c: &mut Compute, orphan: Option<i32>) {
     c.wait_running();
     if let Some(pm) = orphan {
         assert!(!process_alive(pm), "the orphaned postmaster still runs");
-        assert!(c.log().contains("orphaned postmaster"), "{}", c.log());
+        c.assert_logged("orphaned postmaster");
         assert_ne!(c.postmaster_pid(), Some(pm));
     }
 }
@@ -178,7 +176,7 @@ fn restarts_clean(c: &mut Compute, orphan: Option<i32>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compute_ctl_killed_during_the_start_catalog_apply_restarts_clean() {
     let mut c = Compute::start(Some(many(40)));
-    c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
+    wait_applying(&mut c);
     let orphan = kill_compute_ctl(&mut c);
     assert!(orphan.is_some(), "postgres was running during the apply");
     restarts_clean(&mut c, orphan);
@@ -189,15 +187,8 @@ async fn compute_ctl_killed_during_the_start_catalog_apply_restarts_clean() {
 async fn compute_ctl_killed_during_a_reconfiguration_restarts_clean() {
     let mut c = Compute::start(Some(many(2)));
     c.wait_running();
-    let url = c.url("/configure");
-    let configure = tokio::spawn(async move {
-        http()
-            .post(url)
-            .json(&json!({"spec": many(40)}))
-            .send()
-            .await
-    });
-    c.wait_for_log("applying the catalog plan", Duration::from_secs(60));
+    let configure = configure_in_background(&c, 40);
+    wait_applying(&mut c);
     let orphan = kill_compute_ctl(&mut c);
     assert!(
         configure.await.unwrap().is_err(),
@@ -219,11 +210,11 @@ async fn compute_ctl_killed_during_a_basebackup_restarts_clean() {
     c.wait_for_log("requesting basebackup", Duration::from_secs(30));
     // Killed once the archive has started to land in PGDATA.
     let entries = || std::fs::read_dir(c.pgdata()).map_or(0, |d| d.count());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while entries() == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(entries() > 0, "the basebackup never started writing");
+    crate::wait::until_blocking(
+        "the basebackup to start writing",
+        Duration::from_secs(60),
+        || entries() > 0,
+    );
     let orphan = kill_compute_ctl(&mut c);
     assert!(orphan.is_none(), "no postgres during a basebackup");
     assert!(

@@ -211,6 +211,8 @@ fn in_termination_pending_while_the_stop_is_stuck() {
             "from=running to=termination_pending",
             Duration::from_secs(20),
         );
+        // Not a wait for something: the test is that it is still stopping
+        // (held by the stopped checkpointer) a moment later.
         std::thread::sleep(Duration::from_millis(300));
         assert!(c.child.as_mut().unwrap().try_wait().unwrap().is_none());
         c.signal(sig);

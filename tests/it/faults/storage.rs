@@ -45,11 +45,7 @@ async fn a_stalled_basebackup_times_out_and_is_retried_then_fails() {
         "stalled",
     )
     .await;
-    assert!(
-        c.log().contains("basebackup failed after 2 attempts"),
-        "{}",
-        c.log()
-    );
+    c.assert_logged("basebackup failed after 2 attempts");
     assert_eq!(ps.recorded().connections, 2, "each attempt connects anew");
 }
 

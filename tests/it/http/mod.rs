@@ -279,7 +279,13 @@ async fn a_second_terminate_during_shutdown_gets_201() {
     c.wait_status("running", Duration::from_secs(60)).await;
     let empty = json!({});
     let (a, b) = tokio::join!(c.post("/terminate", &empty), async {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The second once the first has started the shutdown.
+        crate::wait::until(
+            "the shutdown to start",
+            Duration::from_secs(60),
+            async || c.get("/status").await.1["status"] != "running",
+        )
+        .await;
         c.post("/terminate", &empty).await
     });
     let mut codes = [a.0, b.0];

@@ -118,18 +118,9 @@ async fn a_client_leaving_a_schema_dump_leaves_no_pg_dump_behind() {
         assert!(!first.is_empty());
         // Dropped here, mid-stream.
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let dumps = processes_mentioning(std::path::Path::new("--schema-only"));
-        if dumps.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pg_dump still running: {dumps:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::wait::until_blocking("the pg_dump to end", Duration::from_secs(30), || {
+        processes_mentioning(std::path::Path::new("--schema-only")).is_empty()
+    });
     // And a whole dump still works.
     let (code, body) = c.get("/database_schema?database=db1").await;
     assert_eq!(code, 200);
@@ -159,6 +150,7 @@ async fn a_postgres_that_stops_answering_counts_as_downtime() {
     )
     .await
     .unwrap();
+    // The outage itself (the test: over a second of it must be counted).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     unsafe_kill(postmaster, 18); // SIGCONT
     let (_, body) = c.get("/metrics").await;

@@ -147,7 +147,8 @@ async fn a_failed_start_keeps_its_error_in_status_until_exit() {
     assert_eq!(code, 500, "{body}");
     let status = c.wait_status("failed", Duration::from_secs(5)).await;
     assert!(status["error"].as_str().unwrap().contains("ghost"));
-    // Still there a moment later; a good spec then starts it.
+    // Still there a moment later (the sleep is the test: it does not exit
+    // or forget the error by itself); a good spec then starts it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.get("/status").await.1["status"], "failed");
     let (code, body) = c.configure(&small_spec()).await;

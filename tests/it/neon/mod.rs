@@ -177,7 +177,7 @@ async fn an_error_after_the_archive_fails_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_mid_stream_fails_after_retries() {
     let c = fails_with(Behaviour::DropAfter(100_000), Sync::Ok, "basebackup").await;
-    assert!(c.log().contains("2 attempts"), "{}", c.log());
+    c.assert_logged("2 attempts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,18 +221,23 @@ async fn a_slow_pageserver_still_works() {
 async fn terminates_promptly(behaviour: Behaviour, sync: Sync, wait_for: &str) {
     let ps = pageserver(behaviour).await;
     let tools = test_dir();
+    let hangs_in_sync = matches!(sync, Sync::Hang);
     let pgbin = wrapper_pgbin(tools.path(), sync);
     let mut c = start(neon_spec(&ps, json!("Primary")), &pgbin, &[]);
-    c.wait_for_log(wait_for, Duration::from_secs(30));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.wait_for_log(wait_for, Duration::from_secs(60));
+    // The signal must find the step hanging: the script's pid written, or the
+    // basebackup asked for.
+    let state_pid = pgbin.with_file_name("state.pid");
+    crate::wait::until_blocking("the step to hang", Duration::from_secs(60), || {
+        if hangs_in_sync {
+            std::fs::read_to_string(&state_pid).is_ok_and(|p| !p.trim().is_empty())
+        } else {
+            !ps.recorded().commands.is_empty()
+        }
+    });
     let t = Instant::now();
     c.signal(15);
-    assert_eq!(
-        c.wait_exit(Duration::from_secs(10)).code(),
-        Some(0),
-        "{}",
-        c.log()
-    );
+    c.expect_exit(0, Duration::from_secs(10));
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "termination took {:?}",
@@ -241,8 +246,12 @@ async fn terminates_promptly(behaviour: Behaviour, sync: Sync, wait_for: &str) {
     assert!(c.log().contains("from=init to=termination_pending"));
     if let Ok(pid) = std::fs::read_to_string(pgbin.with_file_name("state.pid")) {
         let pid: i32 = pid.trim().parse().unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!process_alive(pid), "the hanging sync-safekeepers survived");
+        // It sleeps 1000 s: gone within the deadline, it was killed.
+        crate::wait::until_blocking(
+            "the hanging sync-safekeepers to be killed",
+            Duration::from_secs(60),
+            || !process_alive(pid),
+        );
     }
 }
 
@@ -306,15 +315,12 @@ async fn a_vanilla_replica_follows_its_primary() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let after = primary.get("/status").await.1["last_active"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        after > before,
-        "a walsender is activity: {before} -> {after}"
-    );
+    crate::wait::until(
+        "the primary's last_active to move on (a walsender is activity)",
+        Duration::from_secs(60),
+        async || primary.get("/status").await.1["last_active"].as_str() > Some(&before),
+    )
+    .await;
 }
 
 fn with_settings(mut s: Value, settings: Value) -> Value {

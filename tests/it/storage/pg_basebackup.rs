@@ -32,18 +32,12 @@ async fn pg_basebackup_makes_a_streaming_standby() {
     assert_eq!(standby.query("SELECT pg_is_in_recovery()").await, ["t"]);
     assert_eq!(standby.query("SELECT v FROM t").await, ["before"]);
     primary.query("INSERT INTO t VALUES ('after')").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let rows = standby.query("SELECT v FROM t ORDER BY v").await;
-        if rows == ["after", "before"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "standby never saw the new row: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::wait::until(
+        "the standby to see the new row",
+        Duration::from_secs(60),
+        async || standby.query("SELECT v FROM t ORDER BY v").await == ["after", "before"],
+    )
+    .await;
 }
 
 #[tokio::test]
