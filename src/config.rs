@@ -2,7 +2,9 @@
 //! written; the reload, and the barrier that waits until it took effect.
 
 use crate::catalog::Connector;
-use crate::spec::{ComputeMode, ComputeSpec, GenericOption, Storage, VarType};
+pub use crate::options::quote_conf_value;
+use crate::options::setting_line;
+use crate::spec::{ComputeMode, Storage, ValidSpec};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::Path;
@@ -28,20 +30,6 @@ pub struct ConfigParams<'a> {
     pub privileged_role: Option<&'a str>,
 }
 
-/// Quotes a value for postgresql.conf: single quotes, `'` and `\` doubled.
-pub fn quote_conf_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-fn setting_line(s: &GenericOption) -> String {
-    // Validation guarantees a value, a safe name, and bare-safe values for non-strings.
-    let value = s.value.as_deref().unwrap_or_default();
-    match s.vartype {
-        VarType::String => format!("{} = {}", s.name, quote_conf_value(value)),
-        _ => format!("{} = {}", s.name, value),
-    }
-}
-
 /// The full postgresql.conf for `spec`.
 ///
 /// Order: compute_ctl's own defaults (lowest precedence), the spec's raw
@@ -49,7 +37,7 @@ fn setting_line(s: &GenericOption) -> String {
 /// `hot_standby`/`recovery_target_lsn` for read-only computes), the locales
 /// on Neon storage, `port`, the spec's settings between the markers, and
 /// the include of the override file last.
-pub fn postgresql_conf(spec: &ComputeSpec, p: &ConfigParams) -> String {
+pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     let mut out = String::new();
     out.push_str("# Written by compute_ctl from the compute spec; rewritten at every start.\n");
     out.push_str("# Defaults of compute_ctl (anything below overrides them):\n");
@@ -165,7 +153,7 @@ fn hba_quote(name: &str) -> String {
 
 /// Writes both files into `pgdata`, each through a temporary file and a
 /// rename, so postgres never reads a half-written file on reload.
-pub fn write(pgdata: &Path, spec: &ComputeSpec, p: &ConfigParams) -> Result<()> {
+pub fn write(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
     write_atomic(&pgdata.join("postgresql.conf"), &postgresql_conf(spec, p))?;
     write_atomic(&pgdata.join("pg_hba.conf"), &pg_hba_conf(p))?;
     Ok(())
@@ -281,8 +269,8 @@ pub async fn reload_and_wait(
 mod tests {
     use super::*;
 
-    fn spec(json: serde_json::Value) -> ComputeSpec {
-        ComputeSpec::from_json(&json.to_string()).unwrap()
+    fn spec(json: serde_json::Value) -> ValidSpec {
+        ValidSpec::from_json(&json.to_string()).unwrap()
     }
 
     fn params() -> ConfigParams<'static> {

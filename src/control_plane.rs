@@ -6,7 +6,7 @@
 use crate::driver::{Handle, Request};
 use crate::http::auth::{Authenticator, Gate};
 use crate::secret::Secret;
-use crate::spec::{ComputeConfig, ComputeSpec};
+use crate::spec::{ComputeConfig, ValidSpec};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Pulled {
     /// The spec, when the compute is attached to one.
-    pub spec: Option<ComputeSpec>,
+    pub spec: Option<ValidSpec>,
     /// compute_ctl's own settings (JWKS, ...).
     pub compute_ctl_config: Option<serde_json::Value>,
 }
@@ -219,7 +219,7 @@ impl SpecSource {
                 let text = tokio::fs::read_to_string(path)
                     .await
                     .with_context(|| format!("reading spec file {}", path.display()))?;
-                let spec = ComputeSpec::from_json(&text)
+                let spec = ValidSpec::from_json(&text)
                     .with_context(|| format!("in {}", path.display()))?;
                 Ok(Pulled {
                     spec: Some(spec),

@@ -12,9 +12,11 @@ pub mod config;
 pub mod control_plane;
 pub mod driver;
 pub mod http;
+mod launch;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod options;
 pub mod pgbin;
 pub mod pgdata;
 pub mod postgres;
@@ -24,3 +26,5 @@ pub mod secret;
 pub mod signals;
 pub mod spec;
 pub mod storage;
+
+pub use launch::main;

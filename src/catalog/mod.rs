@@ -13,7 +13,6 @@ pub mod dump;
 pub mod extensions;
 pub mod migrations;
 mod model;
-mod options;
 mod plan;
 pub mod privileged;
 mod read;
@@ -29,23 +28,25 @@ mod tests_reference;
 #[cfg(test)]
 mod tests_template;
 
+pub use crate::options::{
+    check_database_option, check_role_option, database_option_sql, role_option_sql,
+};
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
 pub use model::{Catalog, DatabaseInfo, RoleInfo, DATCONNLIMIT_INVALID_DB};
-pub use options::{check_database_option, check_role_option, database_option_sql, role_option_sql};
 pub use plan::{plan, plan_with, stored_password, Phase, Plan, PlanError, Step, REDACTED};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
 pub use subscriptions::drop_before_start;
 
-use crate::spec::ComputeSpec;
+use crate::spec::ValidSpec;
 use anyhow::Context;
 use tracing::info;
 
 /// Refuses delta operations that would drop or rename the maintenance
 /// database (compute_ctl's own connections use it) or a template database
 /// (`CREATE DATABASE` copies template1).
-fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result<()> {
+fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<()> {
     use crate::spec::DeltaAction;
     for op in spec.delta_operations.iter().flatten() {
         if !matches!(op.action, DeltaAction::DeleteDb | DeltaAction::RenameDb) {
@@ -68,7 +69,7 @@ fn protect_databases(spec: &ComputeSpec, maintenance_db: &str) -> anyhow::Result
 /// where template1 lacks the privileged role's default privileges, the plan
 /// sets them in each new database, whereas [`reconcile`] first gives them
 /// to template1 (see [`Catalog::template_defaults`]).
-pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Result<Plan> {
+pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     read_and_plan(connector, spec, false).await
 }
 
@@ -76,7 +77,7 @@ pub async fn dry_run(connector: &Connector, spec: &ComputeSpec) -> anyhow::Resul
 /// role's default privileges if databases are to be created and it lacks them.
 async fn read_and_plan(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     prepare: bool,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
@@ -120,7 +121,7 @@ async fn read_and_plan(
 /// nothing.
 pub async fn reconcile(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {
@@ -154,7 +155,7 @@ pub async fn reconcile(
 /// the background.
 pub async fn start(
     connector: &Connector,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {

@@ -1,17 +1,23 @@
 //! The pure planner: from a catalog snapshot and a spec, the ordered SQL
 //! statements that make the catalog match the spec. No I/O here.
 //!
-//! Identifiers are always written with [`escape_identifier`] and literals with
-//! [`escape_literal`]; SQL text is only ever built through [`Sql`], which
-//! accepts fixed keywords, escaped names, escaped literals and the already
-//! escaped renderings of [`super::options`].
+//! The planner simulates each statement on its copy of the snapshot, pass
+//! by pass ([`Phase`]): the delta operations (`delta.rs`), then roles and
+//! databases (`create.rs`). This file holds the entry points, the planner's
+//! state and what the passes share.
+//!
+//! Identifiers are always written with [`escape_identifier`] and literals
+//! with [`escape_literal`](postgres_protocol::escape::escape_literal); SQL
+//! text is only ever built through [`Sql`], which accepts fixed keywords,
+//! escaped names, escaped literals and the already escaped renderings of
+//! [`crate::options`].
 
-use super::model::{Catalog, DatabaseInfo, RoleInfo};
-use super::options::{database_option_sql, role_attribute, RoleAttr};
-use crate::secret::Secret;
-use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, Role};
-use postgres_protocol::escape::{escape_identifier, escape_literal};
+use super::model::{Catalog, RoleInfo};
+use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, ValidSpec};
+use postgres_protocol::escape::escape_identifier;
 
+mod create;
+mod delta;
 mod sql;
 mod step;
 
@@ -104,6 +110,7 @@ pub fn stored_password(spec_password: &str) -> String {
     }
 }
 
+/// The plan under construction and the catalog as it will be after it.
 struct Planner<'a> {
     sim: Catalog,
     superuser: &'a str,
@@ -114,6 +121,7 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// Appends a statement to the current phase and group.
     fn push(&mut self, database: Option<&str>, object: String, sql: Sql) {
         self.steps.push(Step {
             database: database.map(str::to_string),
@@ -133,6 +141,7 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Refuses to touch the superuser, the privileged role and `pg_*` roles.
     fn protect(&self, role: &str, action: &'static str) -> Result<(), PlanError> {
         let why = if role == self.superuser {
             "it is the superuser compute_ctl connects as"
@@ -149,388 +158,6 @@ impl<'a> Planner<'a> {
             why,
         })
     }
-
-    fn delta(&mut self, op: &DeltaOp) -> Result<(), PlanError> {
-        match op.action {
-            DeltaAction::RenameRole => {
-                let to = op.new_name.as_deref().unwrap_or_default();
-                self.protect(&op.name, "rename")?;
-                self.protect(to, "rename a role to")?;
-                self.rename_role(&op.name, to)
-            }
-            DeltaAction::RenameDb => {
-                let to = op.new_name.as_deref().unwrap_or_default();
-                self.rename_db(&op.name, to)
-            }
-            DeltaAction::DeleteRole => {
-                self.protect(&op.name, "delete")?;
-                self.delete_role(&op.name);
-                Ok(())
-            }
-            DeltaAction::DeleteDb => {
-                self.delete_db(&op.name);
-                Ok(())
-            }
-        }
-    }
-
-    fn rename_role(&mut self, from: &str, to: &str) -> Result<(), PlanError> {
-        if self.sim.role(from).is_none() || from == to {
-            return Ok(());
-        }
-        if self.sim.role(to).is_some() {
-            return Err(PlanError::RenameTargetExists {
-                kind: "role",
-                from: from.into(),
-                to: to.into(),
-            });
-        }
-        let sql = Sql::new("ALTER ROLE ")
-            .ident(from)
-            .kw(" RENAME TO ")
-            .ident(to);
-        self.push(None, object("role", from), sql);
-        for role in self.sim.roles.iter_mut().filter(|r| r.name == from) {
-            role.name = to.to_string();
-            // Postgres clears an md5 password on rename: it is salted with the name.
-            if role
-                .password
-                .as_ref()
-                .is_some_and(|p| p.expose().starts_with("md5"))
-            {
-                role.password = None;
-            }
-        }
-        for db in self.sim.databases.iter_mut().filter(|d| d.owner == from) {
-            db.owner = to.to_string();
-        }
-        Ok(())
-    }
-
-    fn rename_db(&mut self, from: &str, to: &str) -> Result<(), PlanError> {
-        if self.sim.database(from).is_none() || from == to {
-            return Ok(());
-        }
-        if self.sim.database(to).is_some() {
-            return Err(PlanError::RenameTargetExists {
-                kind: "database",
-                from: from.into(),
-                to: to.into(),
-            });
-        }
-        let sql = Sql::new("ALTER DATABASE ")
-            .ident(from)
-            .kw(" RENAME TO ")
-            .ident(to);
-        self.push(None, object("database", from), sql);
-        for db in self.sim.databases.iter_mut().filter(|d| d.name == from) {
-            db.name = to.to_string();
-        }
-        Ok(())
-    }
-
-    fn delete_role(&mut self, name: &str) {
-        if self.sim.role(name).is_none() {
-            return;
-        }
-        let obj = object("role", name);
-        // In every database that can be connected to, not only the spec's:
-        // hand over what the role owns, and revoke what was granted to it.
-        let mut dbs: Vec<String> = self
-            .sim
-            .databases
-            .iter()
-            .filter(|d| d.accepts_connections())
-            .map(|d| d.name.clone())
-            .collect();
-        dbs.sort();
-        self.barrier();
-        for db in &dbs {
-            // Privileges granted to it by others than the objects' owners
-            // (say, through the privileged role's grant option) are not
-            // revoked by DROP OWNED: revoke them as their grantors.
-            let revoke = Sql::new("SELECT pg_catalog.set_config('compute_ctl.dropped_role', ")
-                .lit(name)
-                .kw(", true); ")
-                .kw(REVOKE_FOREIGN_GRANTS);
-            self.push(Some(db), obj.clone(), revoke);
-            let reassign = Sql::new("REASSIGN OWNED BY ")
-                .ident(name)
-                .kw(" TO ")
-                .ident(self.superuser);
-            self.push(Some(db), obj.clone(), reassign);
-            self.push(
-                Some(db),
-                obj.clone(),
-                Sql::new("DROP OWNED BY ").ident(name),
-            );
-        }
-        self.barrier();
-        self.push(None, obj, Sql::new("DROP ROLE ").ident(name));
-        self.sim.roles.retain(|r| r.name != name);
-        let superuser = self.superuser.to_string();
-        for db in self.sim.databases.iter_mut().filter(|d| d.owner == name) {
-            db.owner.clone_from(&superuser);
-        }
-    }
-
-    fn delete_db(&mut self, name: &str) {
-        let Some(db) = self.sim.database(name).cloned() else {
-            return;
-        };
-        let obj = object("database", name);
-        if db.is_template {
-            let sql = Sql::new("ALTER DATABASE ")
-                .ident(name)
-                .kw(" IS_TEMPLATE false");
-            self.push(None, obj.clone(), sql);
-        }
-        if !db.subscriptions.is_empty() && !db.is_invalid() {
-            if !db.allow_connections {
-                let sql = Sql::new("ALTER DATABASE ")
-                    .ident(name)
-                    .kw(" ALLOW_CONNECTIONS true");
-                self.push(None, obj.clone(), sql);
-            }
-            // A database with subscriptions cannot be dropped; detached from
-            // their slot, they can be dropped without reaching the publisher.
-            self.barrier();
-            for sub in &db.subscriptions {
-                let sobj = format!("subscription {} in {obj}", escape_identifier(sub));
-                let disable = Sql::new("ALTER SUBSCRIPTION ").ident(sub).kw(" DISABLE");
-                let detach = Sql::new("ALTER SUBSCRIPTION ")
-                    .ident(sub)
-                    .kw(" SET (slot_name = NONE)");
-                let drop = Sql::new("DROP SUBSCRIPTION ").ident(sub);
-                for sql in [disable, detach, drop] {
-                    self.push(Some(name), sobj.clone(), sql);
-                }
-            }
-            self.barrier();
-        }
-        self.drop_database(name);
-    }
-
-    fn drop_database(&mut self, name: &str) {
-        let sql = Sql::new("DROP DATABASE ").ident(name).kw(" WITH (FORCE)");
-        self.push(None, object("database", name), sql);
-        self.sim.databases.retain(|d| d.name != name);
-    }
-
-    fn role(&mut self, role: &Role) -> Result<(), PlanError> {
-        self.protect(&role.name, "create or alter")?;
-        let obj = object("role", &role.name);
-        // Desired attributes: LOGIN unless the options say otherwise; for a
-        // repeated option, the last one wins.
-        let mut attrs = vec![RoleAttr::Flag("LOGIN", "NOLOGIN", true)];
-        for opt in role.options.iter().flatten() {
-            let attr = role_attribute(opt).map_err(|reason| PlanError::BadOption {
-                object: obj.clone(),
-                reason,
-            })?;
-            match attrs.iter_mut().find(|a| same_attr(a, &attr)) {
-                Some(existing) => *existing = attr,
-                None => attrs.push(attr),
-            }
-        }
-        let password = role
-            .encrypted_password
-            .as_ref()
-            .map(|p| Secret::new(stored_password(p.expose())));
-        match self.sim.role(&role.name).cloned() {
-            None => {
-                let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
-                let mut created = RoleInfo::new(&role.name);
-                if self.privileged.is_some() {
-                    // The reference's attributes for a member of the
-                    // privileged role, unless the spec's options say otherwise.
-                    for kw in MEMBER_ATTRIBUTES {
-                        if !attrs
-                            .iter()
-                            .any(|a| matches!(a, RoleAttr::Flag(k, _, _) if *k == kw))
-                        {
-                            attrs.push(RoleAttr::Flag(kw, "", true));
-                        }
-                    }
-                }
-                let (login, rest) = attrs.split_at(1);
-                sql = render_attr(sql, &login[0]);
-                if let Some(pw) = &password {
-                    sql = sql.kw(" PASSWORD ").secret(pw.expose());
-                }
-                for attr in rest {
-                    sql = render_attr(sql, attr);
-                }
-                if let Some(privileged) = self.privileged {
-                    sql = sql.kw(" IN ROLE ").ident(privileged);
-                }
-                for attr in &attrs {
-                    set_attr(&mut created, attr);
-                }
-                created.password = password;
-                self.push(None, obj, sql);
-                self.sim.roles.push(created);
-            }
-            Some(current) => {
-                let changed: Vec<&RoleAttr> =
-                    attrs.iter().filter(|a| !has_attr(&current, a)).collect();
-                let password_changed = password != current.password;
-                if changed.is_empty() && !password_changed {
-                    return Ok(());
-                }
-                let mut sql = Sql::new("ALTER ROLE ").ident(&role.name).kw(" WITH");
-                for attr in &changed {
-                    sql = render_attr(sql, attr);
-                }
-                if password_changed {
-                    sql = match &password {
-                        Some(pw) => sql.kw(" PASSWORD ").secret(pw.expose()),
-                        None => sql.kw(" PASSWORD NULL"),
-                    };
-                }
-                self.push(None, obj, sql);
-                if let Some(r) = self.sim.roles.iter_mut().find(|r| r.name == role.name) {
-                    for attr in &attrs {
-                        set_attr(r, attr);
-                    }
-                    r.password = password;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn database(
-        &mut self,
-        spec: &ComputeSpec,
-        db: &crate::spec::Database,
-    ) -> Result<(), PlanError> {
-        let owner_known = db.owner == self.superuser
-            || self.sim.role(&db.owner).is_some()
-            || spec.cluster.roles.iter().any(|r| r.name == db.owner);
-        if !owner_known {
-            return Err(PlanError::UnknownOwner {
-                database: db.name.clone(),
-                owner: db.owner.clone(),
-            });
-        }
-        let obj = object("database", &db.name);
-        match self.sim.database(&db.name).cloned() {
-            None => {
-                let mut sql = Sql::new("CREATE DATABASE ")
-                    .ident(&db.name)
-                    .kw(" WITH OWNER ")
-                    .ident(&db.owner);
-                for opt in db.options.iter().flatten() {
-                    let rendered =
-                        database_option_sql(opt).map_err(|reason| PlanError::BadOption {
-                            object: obj.clone(),
-                            reason,
-                        })?;
-                    sql = sql.kw(" ").safe(&rendered);
-                }
-                self.push(None, obj, sql);
-                self.sim
-                    .databases
-                    .push(DatabaseInfo::new(&db.name, &db.owner));
-            }
-            Some(current) if current.owner != db.owner => {
-                let sql = Sql::new("ALTER DATABASE ")
-                    .ident(&db.name)
-                    .kw(" OWNER TO ")
-                    .ident(&db.owner);
-                self.push(None, obj, sql);
-                for d in self.sim.databases.iter_mut().filter(|d| d.name == db.name) {
-                    d.owner.clone_from(&db.owner);
-                }
-            }
-            Some(_) => {}
-        }
-        Ok(())
-    }
-}
-
-/// Whether the spec makes this database from a template of its choosing
-/// (whose default privileges compute_ctl does not know).
-fn names_template(db: &crate::spec::Database) -> bool {
-    db.options
-        .iter()
-        .flatten()
-        .any(|o| o.name.trim().eq_ignore_ascii_case("template"))
-}
-
-/// Attributes of a role created as a member of the privileged role.
-const MEMBER_ATTRIBUTES: [&str; 5] = [
-    "INHERIT",
-    "CREATEROLE",
-    "CREATEDB",
-    "BYPASSRLS",
-    "REPLICATION",
-];
-
-/// Revokes, in the current database, every privilege granted to the role
-/// named by the setting `compute_ctl.dropped_role` by a grantor other than
-/// the object's owner, as that grantor. Fixed text: the name only ever
-/// travels as a setting's value.
-const REVOKE_FOREIGN_GRANTS: &str = "DO $compute_ctl$ \
-    DECLARE \
-    dropped pg_catalog.text := pg_catalog.current_setting('compute_ctl.dropped_role'); \
-    r record; \
-    BEGIN \
-    FOR r IN \
-    SELECT DISTINCT a.grantor::pg_catalog.regrole::pg_catalog.text AS grantor, o.kind, o.name \
-    FROM ( \
-    SELECT 'TABLE' AS kind, c.oid::pg_catalog.regclass::pg_catalog.text AS name, c.relacl AS acl, c.relowner AS owner \
-    FROM pg_catalog.pg_class c WHERE c.relacl IS NOT NULL \
-    UNION ALL \
-    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), n.nspacl, n.nspowner \
-    FROM pg_catalog.pg_namespace n WHERE n.nspacl IS NOT NULL \
-    UNION ALL \
-    SELECT 'ROUTINE', p.oid::pg_catalog.regprocedure::pg_catalog.text, p.proacl, p.proowner \
-    FROM pg_catalog.pg_proc p WHERE p.proacl IS NOT NULL \
-    ) o, pg_catalog.aclexplode(o.acl) a \
-    WHERE a.grantee OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) dropped) \
-    AND a.grantor OPERATOR(pg_catalog.<>) o.owner \
-    LOOP \
-    EXECUTE pg_catalog.format('SET LOCAL ROLE %s', r.grantor); \
-    EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %I CASCADE', r.kind, r.name, dropped); \
-    END LOOP; \
-    SET LOCAL ROLE NONE; \
-    END \
-    $compute_ctl$";
-
-fn same_attr(a: &RoleAttr, b: &RoleAttr) -> bool {
-    match (a, b) {
-        (RoleAttr::Flag(x, _, _), RoleAttr::Flag(y, _, _)) => x == y,
-        (RoleAttr::ConnectionLimit(_), RoleAttr::ConnectionLimit(_))
-        | (RoleAttr::ValidUntil(_), RoleAttr::ValidUntil(_)) => true,
-        _ => false,
-    }
-}
-
-fn has_attr(role: &RoleInfo, attr: &RoleAttr) -> bool {
-    match attr {
-        RoleAttr::Flag(kw, _, v) => role.flag(kw) == Some(*v),
-        RoleAttr::ConnectionLimit(n) => role.connlimit == *n,
-        RoleAttr::ValidUntil(t) => role.valid_until.as_deref() == Some(t.as_str()),
-    }
-}
-
-fn set_attr(role: &mut RoleInfo, attr: &RoleAttr) {
-    match attr {
-        RoleAttr::Flag(kw, _, v) => role.set_flag(kw, *v),
-        RoleAttr::ConnectionLimit(n) => role.connlimit = *n,
-        RoleAttr::ValidUntil(t) => role.valid_until = Some(t.clone()),
-    }
-}
-
-fn render_attr(sql: Sql, attr: &RoleAttr) -> Sql {
-    match attr {
-        RoleAttr::Flag(yes, _, true) => sql.kw(" ").kw(yes),
-        RoleAttr::Flag(_, no, false) => sql.kw(" ").kw(no),
-        RoleAttr::ConnectionLimit(n) => sql.kw(" CONNECTION LIMIT ").safe(&n.to_string()),
-        RoleAttr::ValidUntil(t) => sql.kw(" VALID UNTIL ").safe(&escape_literal(t)),
-    }
 }
 
 /// Plans the statements that make `catalog` match `spec`, in the contract's
@@ -539,7 +166,7 @@ fn render_attr(sql: Sql, attr: &RoleAttr) -> Sql {
 /// `superuser` is the role compute_ctl connects as; it and the `pg_*` roles
 /// are never altered or dropped. A spec that matches the catalog gives an
 /// empty plan.
-pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Plan, PlanError> {
+pub fn plan(catalog: &Catalog, spec: &ValidSpec, superuser: &str) -> Result<Plan, PlanError> {
     plan_with(catalog, spec, superuser, None)
 }
 
@@ -551,6 +178,18 @@ pub fn plan(catalog: &Catalog, spec: &ComputeSpec, superuser: &str) -> Result<Pl
 /// template1 when [`Catalog::template_defaults`] says it has them, else set
 /// in the new database); it is never altered, renamed or dropped.
 pub fn plan_with(
+    catalog: &Catalog,
+    spec: &ValidSpec,
+    superuser: &str,
+    privileged: Option<&str>,
+) -> Result<Plan, PlanError> {
+    plan_unchecked(catalog, spec, superuser, privileged)
+}
+
+/// [`plan_with`] on any spec. The planner does not rely on validation: it
+/// escapes every name and value and refuses bad options itself (the tests
+/// give it specs the validator would refuse).
+fn plan_unchecked(
     catalog: &Catalog,
     spec: &ComputeSpec,
     superuser: &str,
@@ -629,7 +268,9 @@ pub fn plan_with(
         // The default privileges come with the template when template1 has
         // them and the database is made from it; else they are set in it.
         for db in spec.cluster.databases.iter() {
-            if !created.contains(&db.name) || (p.sim.template_defaults && !names_template(db)) {
+            if !created.contains(&db.name)
+                || (p.sim.template_defaults && !create::names_template(db))
+            {
                 continue;
             }
             let sql = Sql::new("").safe(&super::template::default_privileges_sql(privileged));

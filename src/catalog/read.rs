@@ -1,9 +1,9 @@
 //! Reading the catalog snapshot from postgres.
 
 use super::model::{Catalog, DatabaseInfo, RoleInfo};
-use super::options::{role_attribute, RoleAttr};
+use crate::options::{role_attribute, RoleAttr};
 use crate::secret::Secret;
-use crate::spec::ComputeSpec;
+use crate::spec::ValidSpec;
 use anyhow::Context;
 use tokio_postgres::Client;
 
@@ -84,9 +84,9 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
 
 /// The spec with every role's `valid_until` option written the way the
 /// catalog shows it (`rolvaliduntil::text` in this session), so that the pure
-/// planner can compare them as text.
-pub async fn normalize_spec(client: &Client, spec: &ComputeSpec) -> anyhow::Result<ComputeSpec> {
-    let mut spec = spec.clone();
+/// planner can compare them as text. The changed spec is checked again.
+pub async fn normalize_spec(client: &Client, spec: &ValidSpec) -> anyhow::Result<ValidSpec> {
+    let mut spec = spec.clone().into_raw();
     for role in &mut spec.cluster.roles {
         for opt in role.options.iter_mut().flatten() {
             if let Ok(RoleAttr::ValidUntil(text)) = role_attribute(opt) {
@@ -106,5 +106,5 @@ pub async fn normalize_spec(client: &Client, spec: &ComputeSpec) -> anyhow::Resu
             }
         }
     }
-    Ok(spec)
+    ValidSpec::try_from(spec).context("the spec with its valid_until normalized")
 }

@@ -4,7 +4,7 @@
 
 use super::plan::tests::{spec, tricky_names};
 use super::*;
-use crate::spec::ComputeSpec;
+use crate::spec::{ComputeSpec, ValidSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs::File;
@@ -143,7 +143,7 @@ impl Pg {
         read_catalog(&self.client("postgres").await).await.unwrap()
     }
 
-    async fn plan(&self, spec: &ComputeSpec) -> Plan {
+    async fn plan(&self, spec: &ValidSpec) -> Plan {
         let client = self.client("postgres").await;
         let catalog = read_catalog(&client).await.unwrap();
         let spec = normalize_spec(&client, spec).await.unwrap();
@@ -214,7 +214,7 @@ fn stored_for(i: usize) -> String {
     stored_password(password_for(i))
 }
 
-fn tricky_spec(names: &[String], deltas: Value) -> ComputeSpec {
+fn tricky_spec(names: &[String], deltas: Value) -> ValidSpec {
     let roles: Vec<Value> = names
         .iter()
         .enumerate()
@@ -627,8 +627,11 @@ async fn failures_are_named_redacted_and_a_rerun_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_pg_catalog_updates_does_nothing() {
     let pg = Pg::start().await;
-    let mut s = spec(json!({"roles": [{"name": "r"}]}));
-    s.skip_pg_catalog_updates = true;
+    let s = ValidSpec::try_from(ComputeSpec {
+        skip_pg_catalog_updates: true,
+        ..spec(json!({"roles": [{"name": "r"}]})).into_raw()
+    })
+    .unwrap();
     let report = reconcile(&pg.connector(), &s, 1).await.unwrap();
     assert_eq!(report.statements, 0);
     assert!(pg.catalog().await.role("r").is_none());

@@ -5,7 +5,7 @@ pub use crate::logging::LogFormat;
 use crate::pgbin::PgBin;
 use crate::pgdata;
 use crate::process::RunAs;
-use crate::spec::{ComputeConfig, ComputeSpec};
+use crate::spec::{ComputeConfig, ValidSpec};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -409,7 +409,7 @@ pub async fn print_plan(
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading spec file {}", spec_path.display()))?;
     let spec =
-        ComputeSpec::from_json(&text).with_context(|| format!("in {}", spec_path.display()))?;
+        ValidSpec::from_json(&text).with_context(|| format!("in {}", spec_path.display()))?;
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
@@ -426,7 +426,7 @@ pub async fn print_plan(
 impl Cli {
     /// The spec given with `-S` or `-c`, parsed and validated, and the
     /// `compute_ctl_config` of a `-c` file.
-    pub fn load_spec(&self) -> Result<(Option<ComputeSpec>, Option<serde_json::Value>)> {
+    pub fn load_spec(&self) -> Result<(Option<ValidSpec>, Option<serde_json::Value>)> {
         let (mut spec, compute_ctl_config) = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -448,7 +448,7 @@ impl Cli {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading spec file {}", path.display()))?;
             spec = Some(
-                ComputeSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?,
+                ValidSpec::from_json(&text).with_context(|| format!("in {}", path.display()))?,
             );
         }
         Ok((spec, compute_ctl_config))

@@ -30,7 +30,7 @@ use crate::config::ConfigParams;
 use crate::pgbin::PgBin;
 use crate::postgres::Postgres;
 use crate::process::RunAs;
-use crate::spec::{ComputeSpec, SpecError};
+use crate::spec::{SpecError, ValidSpec};
 use crate::storage;
 use anyhow::Result;
 use chrono::Utc;
@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 pub struct Ctx;
 
 impl Compute for Ctx {
-    type Spec = Arc<ComputeSpec>;
+    type Spec = Arc<ValidSpec>;
     type Postgres = Postgres;
     type Error = String;
     type Stopped = crate::postgres::Stopped;
@@ -110,7 +110,7 @@ struct Env {
 impl Env {
     /// Checks a spec against what this postgres knows, before anything is
     /// written: plain setting names postgres does not know are refused.
-    async fn check_spec(&self, spec: &ComputeSpec) -> Result<(), SpecError> {
+    async fn check_spec(&self, spec: &ValidSpec) -> Result<(), SpecError> {
         let known = self
             .known_settings
             .get_or_try_init(|| self.params.pgbin.known_settings())
@@ -200,7 +200,7 @@ impl Driver {
     }
 
     /// Runs the machine to its end. `spec` is the spec available at launch, if any.
-    pub async fn run(mut self, spec: Option<Arc<ComputeSpec>>) -> Exited {
+    pub async fn run(mut self, spec: Option<Arc<ValidSpec>>) -> Exited {
         let empty = Empty::spawn();
         let mut state: State = match spec {
             Some(spec) => {
@@ -236,7 +236,7 @@ impl Driver {
         }
     }
 
-    fn spec_arrived(&self, spec: &ComputeSpec) {
+    fn spec_arrived(&self, spec: &ValidSpec) {
         let mut snap = self.snapshot.write();
         if snap.spec.is_none() {
             snap.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
@@ -287,8 +287,8 @@ impl Driver {
     /// the spec it runs: `running`); a bad one is answered 400 and changes nothing.
     async fn accept_spec(
         &self,
-        spec: &ComputeSpec,
-        running: Option<&ComputeSpec>,
+        spec: &ValidSpec,
+        running: Option<&ValidSpec>,
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
         let checked = match running {
@@ -310,7 +310,7 @@ impl Driver {
 
     /// What an event asks of a state that waits for requests (Empty,
     /// Running, Failed). Replies that come later are parked here.
-    async fn triage(&mut self, event: Option<Event>, running: Option<&ComputeSpec>) -> Ask {
+    async fn triage(&mut self, event: Option<Event>, running: Option<&ValidSpec>) -> Ask {
         match event {
             // Every sender is gone: nobody can reach us any more; stop.
             None => Ask::Terminate(TerminationMode::Fast),
@@ -545,7 +545,7 @@ enum Ask {
     /// Stop postgres and end.
     Terminate(TerminationMode),
     /// Apply this (accepted) spec.
-    Configure(Arc<ComputeSpec>),
+    Configure(Arc<ValidSpec>),
     /// Hand out a connector, if postgres is up.
     Connect(oneshot::Sender<Result<Connector, RequestError>>),
     /// Restart postgres in place (Running only).
@@ -558,7 +558,7 @@ enum Ask {
     /// Promote a replica (Running only).
     Promote {
         /// The spec to run as a primary.
-        spec: Arc<ComputeSpec>,
+        spec: Arc<ValidSpec>,
         /// How far the replica must have replayed first.
         wal_flush_lsn: Lsn,
         /// Answered once promoted, or not.

@@ -5,7 +5,7 @@ use super::ComputeStatus;
 use super::{interruptible, Ctx, Driver, Env, State};
 use crate::catalog;
 use crate::postgres::Postgres;
-use crate::spec::{ComputeMode, ComputeSpec};
+use crate::spec::{ComputeMode, ValidSpec};
 use anyhow::{Context, Result};
 use compute_states::{Restarting, Status, TerminationMode};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl Driver {
 }
 
 /// Starts postgres on the existing PGDATA and reconciles the catalog.
-async fn restart_postgres(env: Arc<Env>, spec: Arc<ComputeSpec>) -> Result<Postgres> {
+async fn restart_postgres(env: Arc<Env>, spec: Arc<ValidSpec>) -> Result<Postgres> {
     let params = &env.params;
     let pg = Postgres::start(
         &params.pgbin,

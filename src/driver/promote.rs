@@ -9,7 +9,7 @@
 //! the compute is Failed with postgres serving (a new spec recovers it).
 
 use super::{interruptible, start, ComputeStatus, Ctx, Driver, Env, RequestError, State};
-use crate::spec::{ComputeMode, ComputeSpec, Storage};
+use crate::spec::{ComputeMode, Storage, ValidSpec};
 use anyhow::{anyhow, Context};
 use compute_states::{Lsn, Promoting, Status};
 use serde::Serialize;
@@ -59,10 +59,10 @@ impl Driver {
     /// is refused; otherwise the spec to promote with (the reply is parked).
     pub(super) async fn accept_promotion(
         &mut self,
-        running: &ComputeSpec,
-        spec: Arc<ComputeSpec>,
+        running: &ValidSpec,
+        spec: Arc<ValidSpec>,
         reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
-    ) -> Option<Arc<ComputeSpec>> {
+    ) -> Option<Arc<ValidSpec>> {
         let refused = match (&running.mode, running.storage()) {
             (ComputeMode::Primary, _) => {
                 tracing::info!("/promote on a primary: already promoted, nothing to do");

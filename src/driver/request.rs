@@ -7,7 +7,7 @@
 
 use super::{ComputeStatus, PromoteTimings, Snapshot};
 use crate::catalog::Connector;
-use crate::spec::ComputeSpec;
+use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
 use compute_states::{Lsn, Status, TerminationMode};
 use parking_lot::RwLock;
@@ -35,7 +35,7 @@ pub enum Request {
     /// Apply this spec: start the compute from Empty, or reconfigure it.
     Configure {
         /// The new spec, parsed and validated on its own.
-        spec: Arc<ComputeSpec>,
+        spec: Arc<ValidSpec>,
         /// Answered once Running (Ok) or Failed (Err).
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
@@ -63,7 +63,7 @@ pub enum Request {
     /// `wal_flush_lsn`, `pg_promote()`, then apply `spec` as a primary.
     Promote {
         /// The spec to run as a primary.
-        spec: Arc<ComputeSpec>,
+        spec: Arc<ValidSpec>,
         /// The old primary's last flushed WAL position.
         wal_flush_lsn: Lsn,
         /// Answered once promoted (or not).

@@ -3,7 +3,7 @@
 //! `/metrics.json` reports.
 
 use super::ComputeStatus;
-use crate::spec::ComputeSpec;
+use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
 use compute_states::{Lsn, Status};
 use serde::Serialize;
@@ -85,5 +85,5 @@ pub struct Snapshot {
     pub replication: Option<crate::replication::Replication>,
     /// The spec in effect (roles and databases for `/dbs_and_roles`).
     #[serde(skip)]
-    pub spec: Option<Arc<ComputeSpec>>,
+    pub spec: Option<Arc<ValidSpec>>,
 }

@@ -8,7 +8,7 @@ use crate::config;
 use crate::pgdata;
 use crate::postgres::Postgres;
 use crate::secret::Secret;
-use crate::spec::{ComputeMode, ComputeSpec, Storage};
+use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
 use anyhow::{Context, Result};
 use compute_states::TerminationMode;
@@ -19,7 +19,7 @@ use tracing::Instrument;
 /// From a clean slate to a running, reconciled postgres.
 pub(super) async fn start_compute(
     env: Arc<Env>,
-    spec: Arc<ComputeSpec>,
+    spec: Arc<ValidSpec>,
     mut timings: Timings,
 ) -> Result<(Postgres, Timings)> {
     let began = Instant::now();
@@ -74,7 +74,7 @@ pub(super) async fn start_compute(
 }
 
 /// Local storage: a copy of the cached initdb template.
-async fn prepare_local(env: &Arc<Env>, spec: &Arc<ComputeSpec>) -> Result<()> {
+async fn prepare_local(env: &Arc<Env>, spec: &Arc<ValidSpec>) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let (checked, template) = tokio::join!(
@@ -119,7 +119,7 @@ struct Remote<'a> {
 /// just before it.
 async fn prepare_neon(
     env: &Arc<Env>,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     remote: Remote<'_>,
     timings: &mut Timings,
 ) -> Result<()> {
@@ -195,7 +195,7 @@ async fn prepare_neon(
 /// `standby.signal` and `primary_conninfo`).
 async fn prepare_replica_of(
     env: &Arc<Env>,
-    spec: &ComputeSpec,
+    spec: &ValidSpec,
     primary: &str,
     timings: &mut Timings,
 ) -> Result<()> {
@@ -247,7 +247,7 @@ async fn startup_concurrency(connector: &Connector) -> usize {
 /// Returns the settings that need a restart.
 pub(super) async fn reconfigure(
     env: Arc<Env>,
-    spec: Arc<ComputeSpec>,
+    spec: Arc<ValidSpec>,
     postmaster: i32,
     first_as_primary: bool,
 ) -> Result<Vec<String>> {

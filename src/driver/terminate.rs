@@ -12,7 +12,7 @@
 //! anyway, with the error logged and `lsn: null`.
 
 use super::{reject, ComputeStatus, Ctx, Driver, Env, Event, Request, RequestError, State};
-use crate::spec::{ComputeMode, ComputeSpec, Storage};
+use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
 use compute_states::{Exited, Lsn, Status, Terminated, TerminationMode, TerminationPending};
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub(super) enum LsnSource {
 
 impl LsnSource {
     /// The source for a compute running `spec` (None: never started).
-    pub(super) fn of(spec: Option<&ComputeSpec>) -> Self {
+    pub(super) fn of(spec: Option<&ValidSpec>) -> Self {
         match spec {
             Some(s) if s.mode == ComputeMode::Primary => match s.storage() {
                 Storage::Neon { .. } => Self::Safekeepers,
@@ -87,7 +87,7 @@ pub(super) async fn flush_lsn_before_stop(env: &Env, source: LsnSource) -> Optio
 /// `before` the flush LSN read before the stop.
 pub(super) async fn final_lsn(
     env: &Env,
-    spec: Option<&ComputeSpec>,
+    spec: Option<&ValidSpec>,
     source: LsnSource,
     stopped: Option<Lsn>,
     before: Option<Lsn>,

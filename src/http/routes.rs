@@ -85,7 +85,7 @@ pub(super) async fn configure(api: Api, body: Bytes) -> Handled {
 /// driver, as `/configure` does; answers the status once running.
 async fn apply(
     api: &Api,
-    spec: crate::spec::ComputeSpec,
+    spec: crate::spec::ValidSpec,
     compute_ctl_config: Option<&serde_json::Value>,
 ) -> Handled {
     let new_auth = match compute_ctl_config {

@@ -1,13 +1,16 @@
 //! Spec parsing and validation: every error names its field.
 
 use super::*;
+use crate::secret::Secret;
+use compute_states::Lsn;
+use std::collections::HashSet;
 
 fn minimal() -> serde_json::Value {
     serde_json::json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}})
 }
 
-fn parse(v: serde_json::Value) -> Result<ComputeSpec, SpecError> {
-    ComputeSpec::from_json(&v.to_string())
+fn parse(v: serde_json::Value) -> Result<ValidSpec, SpecError> {
+    ValidSpec::from_json(&v.to_string())
 }
 
 #[test]
@@ -96,9 +99,9 @@ fn type_errors_name_the_field() {
     v["cluster"]["roles"] = serde_json::json!([{"name": "a"}, {"name": 5}]);
     let e = parse(v).unwrap_err();
     assert_eq!(e.field, "cluster.roles[1].name");
-    let e = ComputeSpec::from_json("{\"format_version\": 1.0").unwrap_err();
+    let e = ValidSpec::from_json("{\"format_version\": 1.0").unwrap_err();
     assert!(e.to_string().contains("EOF"), "{e}");
-    let e = ComputeSpec::from_json("{\"format_version\": 1.0}").unwrap_err();
+    let e = ValidSpec::from_json("{\"format_version\": 1.0}").unwrap_err();
     assert!(e.reason.contains("cluster"), "{e}");
 }
 
@@ -234,7 +237,7 @@ fn passwords_are_not_in_debug_output_or_errors() {
     let mut v = minimal();
     v["cluster"]["roles"] = serde_json::json!([{"name": "a", "encrypted_password": "md5a4f3a4c1f6a0b5f7d2b8a9c3e6d1f0b2"}]);
     v["storage_auth_token"] = serde_json::json!("tok3n-s3cr3t");
-    let mut spec = parse(v).unwrap();
+    let mut spec = parse(v).unwrap().into_raw();
     spec.primary_connstring = Some(Secret::new("host=p password=pw-s3cr3t"));
     spec.pageserver_connstring = Some(Secret::new("postgresql://u:ps-s3cr3t@ps:6400"));
     let debug = format!("{spec:?}");
@@ -277,4 +280,32 @@ fn a_password_that_is_not_a_hash_is_refused_naming_the_role() {
             }
         }
     }
+}
+
+#[test]
+fn the_only_way_to_a_valid_spec_is_through_validation() {
+    // A hostile spec that serde reads as the wire type...
+    let mut v = minimal();
+    v["cluster"]["roles"] = serde_json::json!([{"name": "ok"}, {"name": "evil\u{0}"}]);
+    let raw: ComputeSpec = serde_json::from_value(v.clone()).unwrap();
+    // ...is refused at every door to a ValidSpec, naming the field.
+    let expected = "invalid compute spec: cluster.roles[1].name: must not contain a NUL character";
+    let e = ValidSpec::try_from(raw).unwrap_err();
+    assert_eq!(e.field, "cluster.roles[1].name");
+    assert_eq!(e.to_string(), expected);
+    assert_eq!(ValidSpec::from_json(&v.to_string()).unwrap_err(), e);
+    let config = serde_json::json!({"spec": v}).to_string();
+    let e = ComputeConfig::from_json(&config).unwrap_err();
+    assert_eq!(e.field, "spec.cluster.roles[1].name");
+    // A valid spec taken back to be changed is checked again: a setting
+    // that would write a second line into postgresql.conf is refused.
+    let mut raw = parse(minimal()).unwrap().into_raw();
+    raw.cluster.settings = Some(vec![GenericOption {
+        name: "fsync".into(),
+        value: Some("off\nshared_preload_libraries = 'evil'".into()),
+        vartype: VarType::Bool,
+    }]);
+    let e = ValidSpec::try_from(raw).unwrap_err();
+    assert_eq!(e.field, "cluster.settings[0].value");
+    assert!(e.reason.contains("control character"), "{e}");
 }

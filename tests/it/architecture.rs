@@ -206,3 +206,22 @@ fn the_catalog_knows_nothing_of_the_driver() {
         found.join("\n")
     );
 }
+
+#[test]
+fn spec_imports_neither_catalog_nor_driver() {
+    // The option grammar both spec and catalog use lies below them, in
+    // src/options, which imports none of the three.
+    let mut found = offending_lines(
+        &root().join("src/spec"),
+        &["crate::catalog", "crate::driver"],
+    );
+    found.extend(offending_lines(
+        &root().join("src/options"),
+        &["crate::spec", "crate::catalog", "crate::driver"],
+    ));
+    assert!(
+        found.is_empty(),
+        "src/spec and src/options sit below the catalog and the driver (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}

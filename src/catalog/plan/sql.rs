@@ -31,7 +31,7 @@ impl Sql {
         self
     }
 
-    /// SQL produced by [`super::options`] or from integers: already safe.
+    /// SQL produced by [`crate::options`] or from integers: already safe.
     pub(super) fn safe(mut self, rendered: &str) -> Self {
         self.push(rendered);
         self

@@ -1,8 +1,8 @@
-//! Role and database options of the spec: which are accepted, and how they
-//! are written as SQL. Option names are never pasted into SQL: each known
-//! option maps to a fixed keyword, and values are escaped by their kind.
+//! Role and database options: which are accepted, and how they are written
+//! as SQL. Option names are never pasted into SQL: each known option maps to
+//! a fixed keyword, and values are escaped by their kind.
 
-use crate::spec::GenericOption;
+use super::GenericOption;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 /// How an option's value is written.
@@ -179,71 +179,4 @@ pub(crate) fn role_attribute(opt: &GenericOption) -> Result<RoleAttr, String> {
         Some(Kind::Literal(_)) => RoleAttr::ValidUntil(opt.value.clone().unwrap_or_default()),
         _ => return Err(format!("unknown role option {:?}", opt.name)),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::VarType;
-
-    fn opt(name: &str, value: Option<&str>, vartype: VarType) -> GenericOption {
-        GenericOption {
-            name: name.into(),
-            value: value.map(Into::into),
-            vartype,
-        }
-    }
-
-    #[test]
-    fn role_options_render() {
-        assert_eq!(
-            role_option_sql(&opt("LOGIN", None, VarType::Bool)).unwrap(),
-            "LOGIN"
-        );
-        assert_eq!(
-            role_option_sql(&opt("createdb", Some("false"), VarType::Bool)).unwrap(),
-            "NOCREATEDB"
-        );
-        assert_eq!(
-            role_option_sql(&opt("connection limit", Some("5"), VarType::Integer)).unwrap(),
-            "CONNECTION LIMIT 5"
-        );
-        assert_eq!(
-            role_option_sql(&opt(
-                "valid_until",
-                Some("2030-01-01'; DROP"),
-                VarType::String
-            ))
-            .unwrap(),
-            "VALID UNTIL '2030-01-01''; DROP'"
-        );
-    }
-
-    #[test]
-    fn database_options_render_escaped() {
-        assert_eq!(
-            database_option_sql(&opt("template", Some("tpl\"x"), VarType::String)).unwrap(),
-            "TEMPLATE \"tpl\"\"x\""
-        );
-        assert_eq!(
-            database_option_sql(&opt("LC_COLLATE", Some("C"), VarType::String)).unwrap(),
-            "LC_COLLATE 'C'"
-        );
-        assert_eq!(
-            database_option_sql(&opt("is_template", Some("on"), VarType::Bool)).unwrap(),
-            "IS_TEMPLATE true"
-        );
-    }
-
-    #[test]
-    fn unknown_or_malformed_options_are_refused() {
-        let e = role_option_sql(&opt("LOGIN; DROP ROLE x", None, VarType::Bool)).unwrap_err();
-        assert!(e.contains("unknown role option"), "{e}");
-        assert!(
-            database_option_sql(&opt("connection_limit", Some("1; x"), VarType::Integer)).is_err()
-        );
-        assert!(database_option_sql(&opt("strategy", Some("fast"), VarType::Enum)).is_err());
-        assert!(database_option_sql(&opt("encoding", None, VarType::String)).is_err());
-        assert!(role_option_sql(&opt("login", Some("maybe"), VarType::Bool)).is_err());
-    }
 }

@@ -1,0 +1,137 @@
+//! Databases, and the names of every object: created with their options,
+//! half-dropped ones dropped first, every identifier and literal escaped.
+
+use super::*;
+
+#[test]
+fn invalid_databases_are_dropped_and_recreated_if_listed() {
+    let invalid = |name: &str| DatabaseInfo {
+        connlimit: DATCONNLIMIT_INVALID_DB,
+        ..DatabaseInfo::new(name, SU)
+    };
+    let cat = catalog(
+        vec![role("o", None)],
+        vec![invalid("listed"), invalid("unlisted")],
+    );
+    let s = spec(json!({"databases": [{"name": "listed", "owner": "o"}]}));
+    let p = check(
+        &cat,
+        &s,
+        &[
+            "DROP DATABASE \"listed\" WITH (FORCE)",
+            "DROP DATABASE \"unlisted\" WITH (FORCE)",
+            "CREATE DATABASE \"listed\" WITH OWNER \"o\"",
+        ],
+    );
+    assert!(p.steps.iter().all(|s| s.phase() == Phase::Databases));
+}
+
+#[test]
+fn database_options_are_rendered() {
+    let s = spec(json!({"databases": [{"name": "d", "owner": SU, "options": [
+        {"name": "template", "value": "template0", "vartype": "string"},
+        {"name": "encoding", "value": "UTF8", "vartype": "string"},
+        {"name": "connection_limit", "value": "7", "vartype": "integer"}]}]}));
+    check(
+        &catalog(vec![], vec![]),
+        &s,
+        &["CREATE DATABASE \"d\" WITH OWNER \"cloud_admin\" TEMPLATE \"template0\" ENCODING 'UTF8' CONNECTION LIMIT 7"],
+    );
+}
+
+#[test]
+fn tricky_names_are_escaped() {
+    let names = tricky_names();
+    assert_eq!(names.len(), 22);
+    let quoted = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let roles: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "encrypted_password": HASH}))
+        .collect();
+    let dbs: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"name": n, "owner": n}))
+        .collect();
+    let s = spec(json!({"roles": roles, "databases": dbs}));
+    let creates: Vec<String> = names
+        .iter()
+        .map(|n| format!("CREATE ROLE {} WITH LOGIN PASSWORD 'md5{HASH}'", quoted(n)))
+        .chain(
+            names
+                .iter()
+                .map(|n| format!("CREATE DATABASE {} WITH OWNER {}", quoted(n), quoted(n))),
+        )
+        .collect();
+    let p = check(&catalog(vec![], vec![]), &s, &creates);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(p.steps[i].object(), format!("role {}", quoted(name)));
+    }
+    // The quoting itself, written out for the worst names.
+    assert_eq!(
+        creates[3],
+        format!("CREATE ROLE \"'; SELECT pg_sleep(1000);\" WITH LOGIN PASSWORD 'md5{HASH}'")
+    );
+    assert_eq!(
+        creates[22 + 7],
+        r#"CREATE DATABASE """;with ';injections $$ $x$ $ %I !/\&#@" WITH OWNER """;with ';injections $$ $x$ $ %I !/\&#@""#
+    );
+    assert_eq!(
+        creates[22 + 8],
+        r#"CREATE DATABASE """double quoted""" WITH OWNER """double quoted""""#
+    );
+    // Renames and deletes quote both names; role renames come before
+    // database renames, whatever the spec's order.
+    let cat = catalog(
+        vec![role("$x$", None)],
+        vec![DatabaseInfo::new("'q'", "$x$")],
+    );
+    let s = spec(json!({"delta_operations": [
+        {"action": "rename_db", "name": "'q'", "new_name": "a\"b"},
+        {"action": "rename_role", "name": "$x$", "new_name": "role$$"},
+        {"action": "delete_role", "name": "role$$"}]}));
+    let h = handover("role$$");
+    assert!(h[0].contains("'role$$'") && h[1] == r#"REASSIGN OWNED BY "role$$" TO "cloud_admin""#);
+    let p = check(
+        &cat,
+        &s,
+        &[
+            r#"ALTER ROLE "$x$" RENAME TO "role$$""#,
+            r#"ALTER DATABASE "'q'" RENAME TO "a""b""#,
+            &h[0],
+            &h[1],
+            &h[2],
+            &h[0],
+            &h[1],
+            &h[2],
+            &h[0],
+            &h[1],
+            &h[2],
+            r#"DROP ROLE "role$$""#,
+        ],
+    );
+    assert_eq!(p.steps[2].database(), Some("a\"b"));
+    // One statement per line even with control characters in a database name.
+    let cat = catalog(
+        vec![role("r", None)],
+        vec![DatabaseInfo::new("tab\t\nnl", SU)],
+    );
+    let s = spec(json!({"delta_operations": [{"action": "delete_role", "name": "r"}]}));
+    let h = handover("r");
+    let p = check(
+        &cat,
+        &s,
+        &[
+            &h[0],
+            &h[1],
+            &h[2],
+            &h[0],
+            &h[1],
+            &h[2],
+            &h[0],
+            &h[1],
+            &h[2],
+            "DROP ROLE \"r\"",
+        ],
+    );
+    assert_eq!(p.to_string().lines().count(), p.len());
+}

@@ -1,0 +1,131 @@
+//! Unit tests of the pure planner: no database. Each case is a catalog
+//! snapshot and a spec in, the exact SQL out, through [`check`] (or
+//! [`refused`] for a spec the planner must refuse); the other properties of
+//! a plan (phases, groups, redaction) are asserted on the plan it returns.
+
+use super::*;
+use crate::catalog::model::{DatabaseInfo, DATCONNLIMIT_INVALID_DB};
+use serde_json::{json, Value};
+
+mod databases;
+mod delta;
+mod roles;
+
+const SU: &str = "cloud_admin";
+const HASH: &str = "0123456789abcdef0123456789abcdef";
+const SCRAM: &str = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy";
+
+/// The tricky names the product must survive.
+pub(crate) fn tricky_names() -> Vec<String> {
+    vec![
+        "name with spaces".into(),
+        "name%20with%20".into(),
+        "trailing tab\t".into(),
+        "'; SELECT pg_sleep(1000);".into(),
+        "hash#tag".into(),
+        "amp&ersand".into(),
+        "emoji 🐘🚀".into(),
+        r#"";with ';injections $$ $x$ $ %I !/\&#@"#.into(),
+        "\"double quoted\"".into(),
+        "'single quoted'".into(),
+        "role$".into(),
+        "role$$".into(),
+        "$x$".into(),
+        "x".into(),
+        "$xx$".into(),
+        "a".repeat(63),
+        format!("{}x", "é".repeat(31)),
+        "UPPER Case".into(),
+        "back\\slash".into(),
+        "semi;colon--comment".into(),
+        "/* c */ star".into(),
+        "ünïcødé-ñame".into(),
+    ]
+}
+
+/// The raw spec with these roles, databases and delta operations.
+fn raw_spec(v: Value) -> ComputeSpec {
+    spec(v).into_raw()
+}
+
+/// A spec with these roles, databases and delta operations.
+pub(crate) fn spec(v: Value) -> ValidSpec {
+    let mut doc = json!({"format_version": 1.0, "cluster": {"roles": [], "databases": []}});
+    for key in ["roles", "databases"] {
+        if let Some(x) = v.get(key) {
+            doc["cluster"][key] = x.clone();
+        }
+    }
+    if let Some(d) = v.get("delta_operations") {
+        doc["delta_operations"] = d.clone();
+    }
+    ValidSpec::from_json(&doc.to_string()).expect("valid spec")
+}
+
+/// A role that can log in, with this stored password.
+fn role(name: &str, password: Option<&str>) -> RoleInfo {
+    RoleInfo {
+        login: true,
+        password: password.map(crate::secret::Secret::new),
+        ..RoleInfo::new(name)
+    }
+}
+
+/// A fresh cluster's catalog (the superuser; postgres, template1 and
+/// template0) with these roles and databases besides.
+fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
+    let mut all = vec![RoleInfo {
+        superuser: true,
+        ..role(SU, None)
+    }];
+    all.extend(roles);
+    let mut databases = vec![
+        DatabaseInfo::new("postgres", SU),
+        DatabaseInfo::new("template1", SU),
+        DatabaseInfo {
+            allow_connections: false,
+            is_template: true,
+            ..DatabaseInfo::new("template0", SU)
+        },
+    ];
+    databases.extend(dbs);
+    Catalog {
+        roles: all,
+        databases,
+        template_defaults: false,
+    }
+}
+
+/// Plans `spec` on `catalog` as the superuser [`SU`], without a privileged
+/// role, and checks the exact statements in order; returns the plan.
+fn check(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]) -> Plan {
+    let plan = plan_unchecked(catalog, spec, SU, None)
+        .unwrap_or_else(|e| panic!("refused: {e}\nspec: {spec:?}"));
+    let got: Vec<&str> = plan.steps.iter().map(Step::sql).collect();
+    let expected: Vec<&str> = expected_sql.iter().map(AsRef::as_ref).collect();
+    assert_eq!(got, expected, "spec: {spec:?}");
+    plan
+}
+
+/// Plans `spec` on `catalog` as [`check`] does, and returns the error.
+fn refused(catalog: &Catalog, spec: &ComputeSpec) -> PlanError {
+    match plan_unchecked(catalog, spec, SU, None) {
+        Ok(plan) => panic!("planned instead of refusing:\n{plan}spec: {spec:?}"),
+        Err(e) => e,
+    }
+}
+
+/// The statements that hand over, in one database, what role `r` owns and
+/// what was granted to it, before `DROP ROLE` (the database is the step's).
+fn handover(r: &str) -> [String; 3] {
+    let quoted = escape_identifier(r);
+    [
+        format!(
+            "SELECT pg_catalog.set_config('compute_ctl.dropped_role', {}, true); {}",
+            postgres_protocol::escape::escape_literal(r),
+            crate::catalog::plan::delta::REVOKE_FOREIGN_GRANTS
+        ),
+        format!("REASSIGN OWNED BY {quoted} TO \"{SU}\""),
+        format!("DROP OWNED BY {quoted}"),
+    ]
+}
