@@ -1,4 +1,4 @@
-//! Basebackup throughput and memory: the fake pageserver (tests/fake_pageserver)
+//! Basebackup throughput and memory: the fake pageserver (tests/it/fake_pageserver)
 //! streams generated archives of 64 MiB and 512 MiB of data (about 2:1 gzip)
 //! over loopback; compute_ctl's `storage::basebackup` unpacks them into a
 //! temporary PGDATA. Prints MB/s and the growth of this process' peak RSS

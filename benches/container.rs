@@ -1,4 +1,4 @@
-//! Container start benchmark: the image (tests/container_support builds it
+//! Container start benchmark: the image (tests/it/container/support.rs builds it
 //! from the Dockerfile, with the release binary) from `podman run` to
 //! Running, beside the same binary and spec started on the host (its
 //! template cache warm, as the image's is). Prints the medians and the

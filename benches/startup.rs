@@ -3,7 +3,7 @@
 //! and the floor (copy a ready PGDATA, start postgres, run the same SQL).
 //! The floor copies with compute_ctl's own copy routine, the fastest we have.
 //!
-//! Also a start on Neon storage: the test pageserver (tests/fake_pageserver)
+//! Also a start on Neon storage: the test pageserver (tests/it/fake_pageserver)
 //! serves a basebackup of a fresh initdb, a stand-in `postgres` answers
 //! `--sync-safekeepers` (it checks postgresql.conf names the safekeepers, as
 //! Neon's does), and the share of each step (sync, basebackup, postgres

@@ -1,7 +1,7 @@
 //! The checked-in diagrams are exactly what the machine generates.
 //!
 //! Regenerate after changing a transition:
-//! `UPDATE_DIAGRAMS=1 cargo test --test diagram`
+//! `UPDATE_DIAGRAMS=1 cargo test --test it diagram::`
 
 use std::path::Path;
 
@@ -25,7 +25,7 @@ fn embed(text: &str, diagram: &str) -> Option<String> {
 fn checked_in_diagrams_match_the_code() {
     let diagram = compute_states::mermaid();
     let update = std::env::var_os("UPDATE_DIAGRAMS").is_some();
-    let hint = "regenerate with: UPDATE_DIAGRAMS=1 cargo test --test diagram";
+    let hint = "regenerate with: UPDATE_DIAGRAMS=1 cargo test --test it diagram::";
 
     let mmd = root().join(MMD);
     if update {

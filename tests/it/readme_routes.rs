@@ -1,7 +1,7 @@
 //! The README's route table is exactly what the route table generates.
 //!
 //! Regenerate after changing a route:
-//! `UPDATE_README=1 cargo test --test readme_routes`
+//! `UPDATE_README=1 cargo test --test it readme_routes::`
 
 use std::path::Path;
 
@@ -26,7 +26,7 @@ fn readme_route_table_matches_the_code() {
     } else {
         assert_eq!(
             text, expected,
-            "README's route table differs from src/http/table.rs; regenerate with: UPDATE_README=1 cargo test --test readme_routes"
+            "README's route table differs from src/http/table.rs; regenerate with: UPDATE_README=1 cargo test --test it readme_routes::"
         );
     }
 }
