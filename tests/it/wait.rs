@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 /// How often a condition is polled.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Waits until `holds` answers true; panics after `timeout` naming `what`
-/// (what it waited for).
+/// Waits until `holds` answers true, polling it without blocking the
+/// runtime (a stand-in served in-process must go on meanwhile); panics after
+/// `timeout` naming `what` (what it waited for).
 pub async fn until(what: &str, timeout: Duration, mut holds: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !holds().await {
@@ -18,17 +19,5 @@ pub async fn until(what: &str, timeout: Duration, mut holds: impl AsyncFnMut() -
             "waited {timeout:?} for {what}, in vain"
         );
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// [`until`] for a condition that needs no `.await`, outside a runtime.
-pub fn until_blocking(what: &str, timeout: Duration, mut holds: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !holds() {
-        assert!(
-            Instant::now() < deadline,
-            "waited {timeout:?} for {what}, in vain"
-        );
-        std::thread::sleep(POLL);
     }
 }

@@ -210,11 +210,12 @@ async fn compute_ctl_killed_during_a_basebackup_restarts_clean() {
     c.wait_for_log("requesting basebackup", Duration::from_secs(30));
     // Killed once the archive has started to land in PGDATA.
     let entries = || std::fs::read_dir(c.pgdata()).map_or(0, |d| d.count());
-    crate::wait::until_blocking(
+    crate::wait::until(
         "the basebackup to start writing",
         Duration::from_secs(60),
-        || entries() > 0,
-    );
+        async || entries() > 0,
+    )
+    .await;
     let orphan = kill_compute_ctl(&mut c);
     assert!(orphan.is_none(), "no postgres during a basebackup");
     assert!(

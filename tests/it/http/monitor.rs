@@ -118,9 +118,10 @@ async fn a_client_leaving_a_schema_dump_leaves_no_pg_dump_behind() {
         assert!(!first.is_empty());
         // Dropped here, mid-stream.
     }
-    crate::wait::until_blocking("the pg_dump to end", Duration::from_secs(30), || {
+    crate::wait::until("the pg_dump to end", Duration::from_secs(30), async || {
         processes_mentioning(std::path::Path::new("--schema-only")).is_empty()
-    });
+    })
+    .await;
     // And a whole dump still works.
     let (code, body) = c.get("/database_schema?database=db1").await;
     assert_eq!(code, 200);

@@ -228,13 +228,14 @@ async fn terminates_promptly(behaviour: Behaviour, sync: Sync, wait_for: &str) {
     // The signal must find the step hanging: the script's pid written, or the
     // basebackup asked for.
     let state_pid = pgbin.with_file_name("state.pid");
-    crate::wait::until_blocking("the step to hang", Duration::from_secs(60), || {
+    crate::wait::until("the step to hang", Duration::from_secs(60), async || {
         if hangs_in_sync {
             std::fs::read_to_string(&state_pid).is_ok_and(|p| !p.trim().is_empty())
         } else {
             !ps.recorded().commands.is_empty()
         }
-    });
+    })
+    .await;
     let t = Instant::now();
     c.signal(15);
     c.expect_exit(0, Duration::from_secs(10));
@@ -247,11 +248,12 @@ async fn terminates_promptly(behaviour: Behaviour, sync: Sync, wait_for: &str) {
     if let Ok(pid) = std::fs::read_to_string(pgbin.with_file_name("state.pid")) {
         let pid: i32 = pid.trim().parse().unwrap();
         // It sleeps 1000 s: gone within the deadline, it was killed.
-        crate::wait::until_blocking(
+        crate::wait::until(
             "the hanging sync-safekeepers to be killed",
             Duration::from_secs(60),
-            || !process_alive(pid),
-        );
+            async || !process_alive(pid),
+        )
+        .await;
     }
 }
 

@@ -361,9 +361,10 @@ async fn dropping_the_future_during_a_hang_returns_promptly() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(ps.recorded().commands.len(), 1);
     // The connection was closed with the future.
-    crate::wait::until_blocking(
+    crate::wait::until(
         "the connection to end with the future",
         Duration::from_secs(30),
-        || ps.recorded().ended > 0,
-    );
+        async || ps.recorded().ended > 0,
+    )
+    .await;
 }

@@ -160,7 +160,8 @@ wait"#,
     drop(fut);
     // The sleep would last 1000 s: gone within the deadline, it was killed.
     let what = format!("script {pid} and its sleep {sleep_pid} to end with the future");
-    crate::wait::until_blocking(&what, Duration::from_secs(60), || {
+    crate::wait::until(&what, Duration::from_secs(60), async || {
         dead(pid) && dead(sleep_pid)
-    });
+    })
+    .await;
 }
