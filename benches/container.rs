@@ -9,6 +9,7 @@
 
 #[path = "../tests/it/container/support.rs"]
 mod container_support;
+#[allow(dead_code)] // the bench needs only part of what the tests do
 #[path = "../tests/it/needs.rs"]
 mod needs;
 #[path = "../tests/it/ports.rs"]
