@@ -470,16 +470,7 @@ fn run_once(pgdata: &std::path::Path, spec: &std::path::Path) -> std::process::O
 async fn sigquit_turns_a_stuck_fast_shutdown_into_an_immediate_one() {
     let mut c = Compute::start(Some(spec(json!([]), json!([]))));
     c.wait_running();
-    let checkpointer: i32 = c
-        .client("postgres")
-        .await
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let checkpointer = c.backend_pid("checkpointer").await;
     // A checkpointer that cannot run makes the fast shutdown hang.
     unsafe_kill(checkpointer, 19); // SIGSTOP
     c.signal(15);

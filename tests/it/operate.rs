@@ -278,16 +278,7 @@ async fn a_configure_interrupted_by_sigterm_is_answered_at_once() {
         ..Opts::default()
     });
     c.wait_running();
-    let checkpointer: i32 = c
-        .client("postgres")
-        .await
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let checkpointer = c.backend_pid("checkpointer").await;
     let url = c.url("/configure");
     let configure = tokio::spawn(async move {
         into_pair(

@@ -287,6 +287,19 @@ impl Compute {
         }
     }
 
+    /// The pid of postgres' `backend_type` process (e.g. `checkpointer`).
+    pub async fn backend_pid(&self, backend_type: &str) -> i32 {
+        self.client("postgres")
+            .await
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = $1",
+                &[&backend_type],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Waits for compute_ctl to exit with `code`; the log shows otherwise.
     pub fn expect_exit(&mut self, code: i32, timeout: Duration) {
         let status = self.wait_exit(timeout);

@@ -16,19 +16,6 @@ fn with_settings(mut spec: Value, settings: Value) -> Value {
     spec
 }
 
-/// The pid of `backend_type` in the compute's postgres.
-async fn backend_pid(c: &Compute, backend_type: &str) -> i32 {
-    c.client("postgres")
-        .await
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = $1",
-            &[&backend_type],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn probes_answer_without_authentication_and_follow_the_state() {
     // Keys configured: every other external route needs a token.
@@ -290,7 +277,7 @@ async fn the_stop_timeout_escalates_a_stuck_fast_shutdown() {
         ..Opts::default()
     });
     c.wait_running();
-    let checkpointer = backend_pid(&c, "checkpointer").await;
+    let checkpointer = c.backend_pid("checkpointer").await;
     let postmaster = c.postmaster_pid().unwrap();
     // A checkpointer that cannot run makes the fast shutdown hang.
     unsafe_kill(checkpointer, 19); // SIGSTOP
@@ -311,7 +298,7 @@ async fn a_second_sigterm_escalates_at_once() {
         ..Opts::default()
     });
     c.wait_running();
-    let checkpointer = backend_pid(&c, "checkpointer").await;
+    let checkpointer = c.backend_pid("checkpointer").await;
     unsafe_kill(checkpointer, 19); // SIGSTOP
     c.signal(15);
     c.wait_for_log("mode=fast", Duration::from_secs(10));

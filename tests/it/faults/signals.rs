@@ -157,19 +157,6 @@ fn in_running_with_no_zombie() {
     });
 }
 
-/// The pid of postgres' checkpointer.
-async fn checkpointer(c: &Compute) -> i32 {
-    c.client("postgres")
-        .await
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 fn stuck_stop_opts() -> Opts {
     Opts {
         spec: Some(spec(json!([]), json!([]))),
@@ -185,7 +172,7 @@ fn in_restarting_while_the_stop_is_stuck() {
         c.wait_running();
         let postmaster = c.postmaster_pid();
         // A stopped checkpointer holds the restart's fast shutdown.
-        unsafe_kill(checkpointer(&c).await, 19);
+        unsafe_kill(c.backend_pid("checkpointer").await, 19);
         let url = c.url("/restart");
         let restart = tokio::spawn(async move { http().post(url).send().await });
         c.wait_for_log("to=restarting", Duration::from_secs(20));
@@ -205,7 +192,7 @@ fn in_termination_pending_while_the_stop_is_stuck() {
         });
         c.wait_running();
         let postmaster = c.postmaster_pid();
-        unsafe_kill(checkpointer(&c).await, 19);
+        unsafe_kill(c.backend_pid("checkpointer").await, 19);
         c.signal(15);
         c.wait_for_log(
             "from=running to=termination_pending",
