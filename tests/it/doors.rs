@@ -260,14 +260,7 @@ async fn pg_dump_gets_the_password_in_a_passfile_not_in_argv() {
         })
         .collect();
     client.batch_execute(&ddl).await.unwrap();
-    let mut resp = http()
-        .get(c.url("/database_schema?database=dumped"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let first = resp.chunk().await.unwrap().unwrap();
-    assert!(!first.is_empty());
+    let resp = c.start_schema_dump("dumped").await;
     let dumps = processes_mentioning(std::path::Path::new("dbname='dumped'"));
     assert_eq!(dumps.len(), 1, "pg_dump is running");
     let proc = std::path::PathBuf::from(format!("/proc/{}", dumps[0]));

@@ -23,6 +23,19 @@ fn test_dbs() -> Vec<(String, String)> {
         .collect()
 }
 
+/// How many of the database `db` and the role `role` exist (0, 1 or 2).
+async fn db_and_role_count(admin: &tokio_postgres::Client, db: &str, role: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) \
+             + (SELECT count(*) FROM pg_roles WHERE rolname = $2)",
+            &[&db, &role],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 fn hostile_spec() -> Value {
     let mut s = spec(
         Value::Array(
@@ -129,15 +142,7 @@ async fn neon_scenario_10_to_13_catalog_with_hostile_names() {
     // Row 12: each name exists exactly, and can be connected to.
     let admin = c.client("postgres").await;
     for (db, owner) in test_dbs() {
-        let n: i64 = admin
-            .query_one(
-                "SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) \
-                 + (SELECT count(*) FROM pg_roles WHERE rolname = $2)",
-                &[&db, &owner],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let n = db_and_role_count(&admin, &db, &owner).await;
         assert_eq!(n, 2, "{db:?} / {owner:?}");
         let current: String = c
             .client(&db)
@@ -164,15 +169,7 @@ async fn neon_scenario_10_to_13_catalog_with_hostile_names() {
     let (code, body) = c.configure(&drop).await;
     assert_eq!(code, 200, "{body}");
     for (db, owner) in test_dbs() {
-        let n: i64 = admin
-            .query_one(
-                "SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) \
-                 + (SELECT count(*) FROM pg_roles WHERE rolname = $2)",
-                &[&db, &owner],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let n = db_and_role_count(&admin, &db, &owner).await;
         assert_eq!(n, 0, "{db:?} / {owner:?} still there");
     }
 }

@@ -287,6 +287,17 @@ impl Compute {
         }
     }
 
+    /// Starts a `/database_schema` dump of `db` and reads its first chunk:
+    /// the pg_dump behind it is running; the rest is left unread.
+    pub async fn start_schema_dump(&self, db: &str) -> reqwest::Response {
+        let url = self.url(&format!("/database_schema?database={db}"));
+        let mut resp = http().get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let first = resp.chunk().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        resp
+    }
+
     /// The pid of postgres' `backend_type` process (e.g. `checkpointer`).
     pub async fn backend_pid(&self, backend_type: &str) -> i32 {
         self.client("postgres")
