@@ -369,6 +369,11 @@ fn unique() -> u64 {
     (u64::from(nanos) << 16) | N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// initdb's stderr lines, as they come (its stdout is its progress, unread).
+fn log_initdb(line: &str) {
+    tracing::info!(target: "initdb", "{line}");
+}
+
 async fn run_initdb(
     pgbin: &PgBin,
     superuser: &str,
@@ -388,15 +393,15 @@ async fn run_initdb(
         .args(INITDB_ARGS);
     cmd.current_dir(dir.parent().unwrap_or(Path::new("/")));
     process::run_as(&mut cmd, owner);
-    let out = process::output(&mut cmd)
+    let done = process::Child::run(&mut cmd, process::LogAs(log_initdb))
         .await
         .with_context(|| format!("running {}", initdb.display()))?;
-    if !out.status.success() {
+    if !done.status.success() {
         bail!(
             "initdb into {} failed ({}): {}",
             dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            done.status,
+            done.stderr_tail.join("\n")
         );
     }
     Ok(())

@@ -2,50 +2,27 @@
 //! ours, wait until it accepts connections, stop it.
 
 use crate::pgbin::PgBin;
-use crate::process::{self, RunAs};
+use crate::process::{self, Child, Lines, Options, RunAs};
 use anyhow::{bail, Context, Result};
 use compute_states::{Lsn, TerminationMode};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::process::ExitStatus;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// How many of postgres' last log lines are kept for error messages.
 const LOG_TAIL: usize = 20;
 
-/// The last lines postgres logged, for error messages.
-#[derive(Clone, Default)]
-pub struct LogTail(Arc<Mutex<VecDeque<String>>>);
-
-impl LogTail {
-    fn push(&self, line: String) {
-        let mut q = self.0.lock();
-        if q.len() == LOG_TAIL {
-            q.pop_front();
-        }
-        q.push_back(line);
-    }
-    /// The kept lines, oldest first, joined by newlines.
-    pub fn text(&self) -> String {
-        self.0.lock().iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-/// A running postmaster, started by us. Dropping it without [`Postgres::stop`]
-/// asks postgres for an immediate shutdown, so no postgres outlives an
-/// abandoned start.
+/// A running postmaster, started by us (a [`Child`] leading its own process
+/// group). Dropping it without [`Postgres::stop`] asks postgres for an
+/// immediate shutdown, so no postgres outlives an abandoned start.
 pub struct Postgres {
     child: Child,
     pid: Pid,
     pgdata: PathBuf,
-    log: LogTail,
-    exited: Option<ExitStatus>,
     stop_timeout: Duration,
 }
 
@@ -84,14 +61,8 @@ impl Postgres {
         cmd.arg("-D")
             .arg(pgdata)
             .current_dir(pgdata)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // Postgres' messages in English whatever the container's locale.
-            .env("LC_MESSAGES", "C")
-            // Its own process group: a Ctrl-C on compute_ctl's terminal reaches
-            // compute_ctl only, which then stops postgres in order.
-            .process_group(0);
+            .env("LC_MESSAGES", "C");
         if crate::logging::format() == crate::logging::LogFormat::Json {
             // Lines the JSON log can take apart (see logging::parse_pg_line).
             cmd.arg("-c").arg(format!(
@@ -100,28 +71,27 @@ impl Postgres {
             ));
         }
         process::run_as(&mut cmd, owner);
-        let mut child = process::spawn_postmaster(&mut cmd)
-            .with_context(|| format!("starting {}", pgbin.postgres().display()))?;
-        let pid = Pid::from_raw(child.id().context("postgres exited at once")? as i32);
-        let log = LogTail::default();
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward_log(BufReader::new(out), log.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_log(BufReader::new(err), log.clone()));
-        }
+        // Its own process group (every Child's): a Ctrl-C on compute_ctl's
+        // terminal reaches compute_ctl only, which then stops postgres in
+        // order. No parent-death signal: see `Options::die_with_us`.
+        let options = Options {
+            die_with_us: false,
+            tail_lines: LOG_TAIL,
+            line_bytes: MAX_LOG_LINE,
+        };
+        let mut child = Child::spawn(&mut cmd, options, PgLines::default())?;
+        child.follow_stdout(PgLines::default());
+        let pid = Pid::from_raw(child.pid());
         let mut pg = Postgres {
             child,
             pid,
             pgdata: pgdata.to_path_buf(),
-            log,
-            exited: None,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
         };
         if let Err(e) = pg.wait_ready(timeout).await {
-            if pg.exited.is_none() {
+            if pg.child.exit_status().is_none() {
                 // Not ready in time: stop it before reporting.
-                let _ = kill(pg.pid, Signal::SIGQUIT);
+                pg.child.signal(Signal::SIGQUIT);
                 let _ = pg.wait().await;
             }
             return Err(e);
@@ -144,7 +114,7 @@ impl Postgres {
 
     /// The last lines postgres logged.
     pub fn log_tail(&self) -> String {
-        self.log.text()
+        self.child.tail().text()
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
@@ -162,28 +132,21 @@ impl Postgres {
             () = tokio::time::sleep(timeout) => {
                 bail!(
                     "postgres did not accept connections within {timeout:?}; its last log lines:\n{}",
-                    self.log.text()
+                    self.log_tail()
                 )
             }
             status = self.child.wait() => {
                 let status = status.context("waiting for postgres")?;
-                self.exited = Some(status);
                 // Give the log forwarders a moment to read the last lines.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                bail!("postgres exited during startup ({status}); its last log lines:\n{}", self.log.text())
+                bail!("postgres exited during startup ({status}); its last log lines:\n{}", self.log_tail())
             }
         }
     }
 
     /// Waits until postgres exits on its own; cancel-safe.
     pub async fn wait(&mut self) -> Result<ExitStatus> {
-        if let Some(status) = self.exited {
-            return Ok(status);
-        }
-        let status = self.child.wait().await.context("waiting for postgres")?;
-        self.exited = Some(status);
-        process::forget(Some(self.pid.as_raw() as u32));
-        Ok(status)
+        self.child.wait().await
     }
 
     /// Stops postgres: fast (SIGINT: shutdown checkpoint) or immediate
@@ -202,9 +165,9 @@ impl Postgres {
             TerminationMode::Fast => Signal::SIGINT,
             TerminationMode::Immediate => Signal::SIGQUIT,
         };
-        if self.exited.is_none() {
+        if self.child.exit_status().is_none() {
             tracing::info!(pid = self.pid.as_raw(), %mode, "stopping postgres");
-            let _ = kill(self.pid, signal);
+            self.child.signal(signal);
         }
         let mut clean = mode == TerminationMode::Fast;
         let budget = self.stop_timeout;
@@ -213,7 +176,7 @@ impl Postgres {
                 pid = self.pid.as_raw(),
                 "postgres did not stop within the stop timeout ({budget:?}): immediate shutdown"
             );
-            let _ = kill(self.pid, Signal::SIGQUIT);
+            self.child.signal(Signal::SIGQUIT);
             clean = false;
         }
         if tokio::time::timeout(IMMEDIATE_GRACE, self.wait())
@@ -224,7 +187,7 @@ impl Postgres {
                 pid = self.pid.as_raw(),
                 "postgres ignored the immediate shutdown for {IMMEDIATE_GRACE:?}: killing its process group"
             );
-            let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+            self.child.kill_group();
         }
         let status = self.wait().await?;
         tracing::info!(%status, "postgres stopped");
@@ -243,14 +206,14 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if self.exited.is_none() {
+        if self.child.exit_status().is_none() {
             // Abandoned (e.g. a start interrupted by a signal): immediate
-            // shutdown. tokio reaps the child in the background; whoever ends
-            // the process waits for it with [`wait_abandoned`].
-            let _ = kill(self.pid, Signal::SIGQUIT);
-            ABANDONED.lock().push(self.pid);
+            // shutdown rather than the Child's group kill, so postgres stops
+            // its own backends. The child is reaped in the background;
+            // whoever ends the process waits for it with [`wait_abandoned`].
+            let pid = self.child.abandon(Signal::SIGQUIT);
+            ABANDONED.lock().push(pid);
         }
-        process::forget(Some(self.pid.as_raw() as u32));
     }
 }
 
@@ -310,55 +273,26 @@ fn postmaster_ready(pidfile: &Path, pid: i32) -> bool {
 /// and the line marked as cut.
 pub const MAX_LOG_LINE: usize = 64 * 1024;
 
-async fn forward_log<R: tokio::io::AsyncRead + Unpin>(mut reader: BufReader<R>, tail: LogTail) {
+/// Postgres' output lines (stdout and stderr each have their own):
+/// redacted, forwarded into our log, and kept for the tail.
+#[derive(Default)]
+struct PgLines {
     // `PASSWORD '...'` in statements (also over several lines), `password=...`
     // in connection strings (e.g. a changed primary_conninfo).
-    let mut redactor = crate::secret::PasswordRedactor::default();
-    while let Ok(Some((line, cut))) = read_capped_line(&mut reader, MAX_LOG_LINE).await {
-        let text = String::from_utf8_lossy(&line);
-        let mut line = redactor.line(&text);
+    redactor: crate::secret::PasswordRedactor,
+}
+
+impl Lines for PgLines {
+    fn line(&mut self, text: &str, cut: usize) -> Option<String> {
+        let line = self.redactor.line(text);
         if cut > 0 {
             // What followed is unseen: a password it opened cannot leak, and
             // one it closed must not redact the next line.
-            redactor.reset();
-            line.push_str(&format!(" [line cut: {cut} more bytes not shown]"));
+            self.redactor.reset();
         }
+        let line = process::marked(line, cut);
         crate::logging::forward_pg_line(&line);
-        tail.push(line);
-    }
-}
-
-/// The next line (without its newline) of at most `cap` bytes, and how many
-/// bytes of it were dropped beyond the cap; None at the end. Memory stays
-/// bounded whatever the line's length.
-pub async fn read_capped_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    cap: usize,
-) -> std::io::Result<Option<(Vec<u8>, usize)>> {
-    let mut line = Vec::new();
-    let mut dropped = 0;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            let at_end = line.is_empty() && dropped == 0;
-            return Ok((!at_end).then_some((line, dropped)));
-        }
-        let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => (&buf[..i], Some(i + 1)),
-            None => (buf, None),
-        };
-        let room = cap.saturating_sub(line.len());
-        let kept = chunk.len().min(room);
-        line.extend_from_slice(&chunk[..kept]);
-        dropped += chunk.len() - kept;
-        let consumed = found.unwrap_or(chunk.len());
-        reader.consume(consumed);
-        if found.is_some() {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(Some((line, dropped)));
-        }
+        Some(line)
     }
 }
 
@@ -403,9 +337,12 @@ mod tests {
     async fn long_lines_are_capped_and_marked() {
         let long = "x".repeat(MAX_LOG_LINE + 10);
         let input = format!("short\r\n{long}\nlast");
-        let mut reader = BufReader::with_capacity(1000, input.as_bytes());
+        let mut reader = tokio::io::BufReader::with_capacity(1000, input.as_bytes());
         let mut lines = Vec::new();
-        while let Some(l) = read_capped_line(&mut reader, MAX_LOG_LINE).await.unwrap() {
+        while let Some(l) = process::read_capped_line(&mut reader, MAX_LOG_LINE)
+            .await
+            .unwrap()
+        {
             lines.push((l.0.len(), l.1));
         }
         assert_eq!(lines, [(5, 0), (MAX_LOG_LINE, 10), (4, 0)]);

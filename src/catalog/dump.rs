@@ -12,14 +12,12 @@
 //! and is left out.
 
 use super::Connector;
-use crate::process;
+use crate::process::{Child, LogAs, Options};
 use crate::secret::PassFile;
 use anyhow::anyhow;
 use bytes::Bytes;
 use std::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, ChildStderr};
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// How much of pg_dump's output is read at a time.
@@ -71,11 +69,7 @@ pub async fn schema(
         .arg("--exclude-table=public.health_check")
         .arg("--no-password")
         .arg("--dbname")
-        .arg(connector.libpq_connstring(database))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .arg(connector.libpq_connstring(database));
     // Removed when the stream's task ends, after pg_dump has.
     let passfile = connector
         .password()
@@ -84,15 +78,15 @@ pub async fn schema(
     if let Some(f) = &passfile {
         cmd.env("PGPASSFILE", f.path());
     }
-    let mut child = process::spawn(&mut cmd).map_err(|e| anyhow!("starting pg_dump: {e}"))?;
-    let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(anyhow!("pg_dump has no pipes").into());
+    // Its stderr is followed on its own task, so pg_dump never blocks on it.
+    let mut child = Child::spawn(&mut cmd, Options::HELPER, LogAs(log_stderr))?;
+    let Some(mut stdout) = child.take_stdout() else {
+        return Err(anyhow!("pg_dump has no stdout").into());
     };
-    let stderr = drain(stderr);
 
     let first = read_chunk(&mut stdout).await.unwrap_or_default();
     if first.is_empty() {
-        let (ok, err) = finish(child, stderr).await;
+        let (ok, err) = finish(child).await;
         return if ok {
             let (_, rx) = tokio::sync::mpsc::channel(1);
             Ok(ReceiverStream::new(rx))
@@ -119,9 +113,9 @@ pub async fn schema(
         };
         if !delivered {
             drop(stdout);
-            let _ = child.start_kill();
+            child.kill_group();
         }
-        let (ok, err) = finish(child, stderr).await;
+        let (ok, err) = finish(child).await;
         if delivered && !ok {
             tracing::error!(stderr = err, "pg_dump failed");
             let e = std::io::Error::other(format!("pg_dump failed: {err}"));
@@ -139,25 +133,14 @@ async fn read_chunk(out: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u
     Ok(buf)
 }
 
-/// Collects stderr on its own task, so pg_dump never blocks writing it.
-fn drain(stderr: ChildStderr) -> JoinHandle<String> {
-    tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = tokio::io::BufReader::new(stderr)
-            .read_to_string(&mut text)
-            .await;
-        text
-    })
+fn log_stderr(line: &str) {
+    tracing::info!(target: "pg_dump", "{line}");
 }
 
-/// Waits for pg_dump to end: whether it succeeded, and its stderr.
-async fn finish(mut child: Child, stderr: JoinHandle<String>) -> (bool, String) {
-    let pid = child.id();
-    let status = child.wait().await;
-    process::forget(pid);
-    let err = stderr.await.unwrap_or_default();
-    (
-        matches!(status, Ok(s) if s.success()),
-        err.trim().to_string(),
-    )
+/// Waits for pg_dump to end: whether it succeeded, and its last stderr lines.
+async fn finish(child: Child) -> (bool, String) {
+    match child.output().await {
+        Ok(done) => (done.status.success(), done.stderr_tail.join("\n")),
+        Err(e) => (false, format!("{e:#}")),
+    }
 }

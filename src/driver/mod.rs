@@ -35,8 +35,8 @@ use crate::storage;
 use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
-    AnyState, Compute, Configuration, Empty, Exited, Failed, Init, Lsn, Reconfiguration, Running,
-    Status, TerminationMode,
+    AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Lsn,
+    Reconfiguration, Running, Status, TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -56,7 +56,7 @@ impl Compute for Ctx {
     type ExitStatus = Result<std::process::ExitStatus>;
 
     fn exited(postgres: &Postgres, status: Self::ExitStatus) -> String {
-        exit_reason(status, Some(postgres))
+        exit_reason(&status, Some(postgres))
     }
 }
 
@@ -221,13 +221,23 @@ impl Driver {
                 AnyState::Configuration(s) => self.on_configuration(s).await,
                 AnyState::Reconfiguration(s) => self.on_reconfiguration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
-                AnyState::Restarting(s) => self.on_restarting(s).await,
+                AnyState::RestartPending(s) => self.on_restarting(s).await,
+                // The restart's handler holds Restarting from the handover
+                // to the end of the restart; never returned to the loop.
+                AnyState::Restarting(s) => s
+                    .fail("a restart was left half-way (the driver lost its postgres)".into())
+                    .into(),
                 AnyState::Promoting(s) => self.on_promoting(s).await,
-                AnyState::TerminationPending(s) => self.on_termination(s).await,
+                AnyState::TerminationPending(s) => {
+                    let (postgres, s) = s.begin();
+                    self.stop_and_terminate(s, postgres).await
+                }
+                AnyState::Terminating(s) => self.nothing_to_stop(s).await,
                 AnyState::Failed(s) => match self.on_failed(s).await {
                     Ok(next) => next,
                     Err(exited) => return exited,
                 },
+                AnyState::FailedServing(s) => self.on_failed_serving(s).await,
                 AnyState::Terminated(s) => return self.on_terminated(s).await,
             };
             let to = state.status();
@@ -260,11 +270,13 @@ impl Driver {
         snap.status = state.status();
         let mode = match state {
             AnyState::TerminationPending(t) => Some(t.mode()),
+            AnyState::Terminating(t) => Some(t.mode()),
             _ => None,
         };
         snap.compute_status = ComputeStatus::of(snap.status, mode);
         match state {
             AnyState::Failed(f) => snap.error = Some(f.error().clone()),
+            AnyState::FailedServing(f) => snap.error = Some(f.error().clone()),
             AnyState::Running(r) => {
                 snap.error = None;
                 snap.spec = Some(r.spec().clone());
@@ -464,50 +476,57 @@ impl Driver {
         }
     }
 
-    /// A failed compute: with postgres still serving, it waits for a new spec
-    /// or a termination; without, it lingers `failure_exit_delay` (so the
-    /// control plane can read the error, or send a new spec), then exits.
-    async fn on_failed(&mut self, mut s: Failed<Ctx>) -> Result<State, Exited> {
-        tracing::error!(error = %s.error(), serving = s.postgres().is_some(), "compute failed");
-        // A postgres still serving runs the last spec that reached Running.
-        let running = self.snapshot.read().spec.clone();
+    /// A failed compute without postgres lingers `failure_exit_delay` (so
+    /// the control plane can read the error, or send a new spec, which
+    /// starts afresh), then exits.
+    async fn on_failed(&mut self, s: Failed<Ctx>) -> Result<State, Exited> {
+        tracing::error!(error = %s.error(), serving = false, "compute failed");
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
-        if s.postgres().is_none() {
-            tracing::info!("exiting in {delay:?} unless a new spec arrives");
-        }
+        tracing::info!("exiting in {delay:?} unless a new spec arrives");
         loop {
-            let serving = s.postgres().is_some();
-            let postgres_exit = async {
-                match s.postgres_mut() {
-                    Some(pg) => pg.wait().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                status = postgres_exit => {
-                    tracing::error!("{}", exit_reason(status, s.postgres()));
-                    drop(s.take_postgres());
-                    deadline.as_mut().reset(tokio::time::Instant::now() + delay);
-                }
-                () = &mut deadline, if !serving => {
+                () = &mut deadline => {
                     self.replies.exiting(ComputeStatus::Failed);
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match self.triage(ev, running.as_deref().filter(|_| serving)).await {
+                ev = self.events.recv() => match self.triage(ev, None).await {
                     Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
-                    Ask::Configure(spec) => return Ok(match s.take_postgres() {
-                        Some(pg) => s.reconfigure(spec, pg).into(),
-                        None => s.configure(spec).into(),
-                    }),
+                    Ask::Configure(spec) => return Ok(s.configure(spec).into()),
                     Ask::Connect(reply) => {
-                        let answer = if serving {
-                            Ok(self.env.connector())
-                        } else {
-                            Err(RequestError::InvalidState(ComputeStatus::Failed))
-                        };
-                        let _ = reply.send(answer);
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
+                    }
+                    Ask::Restart { reply, .. } => {
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
+                    }
+                    Ask::Promote { reply, .. } => {
+                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
+                    }
+                    Ask::Nothing => {}
+                },
+            }
+        }
+    }
+
+    /// A failed reconfiguration with postgres still serving (the last spec
+    /// that reached Running): it waits for a new spec (reconfigured in
+    /// place) or a termination; if postgres dies, the compute is Failed
+    /// without it (and exits after `failure_exit_delay`).
+    async fn on_failed_serving(&mut self, mut s: FailedServing<Ctx>) -> State {
+        tracing::error!(error = %s.error(), serving = true, "compute failed");
+        let running = self.snapshot.read().spec.clone();
+        loop {
+            tokio::select! {
+                status = s.postgres_mut().wait() => {
+                    tracing::error!("{}", exit_reason(&status, Some(s.postgres())));
+                    return s.postgres_exited(status).into();
+                }
+                ev = self.events.recv() => match self.triage(ev, running.as_deref()).await {
+                    Ask::Terminate(mode) => return s.terminate(mode).into(),
+                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
+                    Ask::Connect(reply) => {
+                        let _ = reply.send(Ok(self.env.connector()));
                     }
                     Ask::Restart { reply, .. } => {
                         let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
@@ -522,7 +541,7 @@ impl Driver {
     }
 }
 
-fn exit_reason(status: Result<std::process::ExitStatus>, pg: Option<&Postgres>) -> String {
+fn exit_reason(status: &Result<std::process::ExitStatus>, pg: Option<&Postgres>) -> String {
     let tail = pg.map(Postgres::log_tail).unwrap_or_default();
     match status {
         Ok(st) => format!("postgres exited unexpectedly ({st}); its last log lines:\n{tail}"),
@@ -537,7 +556,7 @@ async fn death_of(pg: &mut Postgres) -> Option<String> {
     let status = tokio::time::timeout(Duration::from_millis(200), pg.wait())
         .await
         .ok()?;
-    Some(exit_reason(status, Some(pg)))
+    Some(exit_reason(&status, Some(pg)))
 }
 
 /// What an event asks of a state that waits for requests.

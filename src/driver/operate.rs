@@ -7,36 +7,35 @@ use crate::catalog;
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, ValidSpec};
 use anyhow::{Context, Result};
-use compute_states::{Restarting, Status, TerminationMode};
+use compute_states::{RestartPending, Status, TerminationMode};
 use std::sync::Arc;
 use tracing::Instrument;
 
 impl Driver {
-    /// Stops postgres fast, starts it again on the same PGDATA with the
-    /// configuration on disk, re-checks the catalog; Running again, or
-    /// Failed with postgres' last log lines.
-    pub(super) async fn on_restarting(&mut self, mut s: Restarting<Ctx>) -> State {
+    /// Takes the serving postgres over, stops it fast, starts it again on
+    /// the same PGDATA with the configuration on disk, re-checks the
+    /// catalog; Running again, or Failed with postgres' last log lines.
+    pub(super) async fn on_restarting(&mut self, s: RestartPending<Ctx>) -> State {
+        let (pg, s) = s.begin();
         let spec = s.spec().clone();
-        if let Some(pg) = s.take_postgres() {
-            let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
-            match interruptible(
-                &mut self.events,
-                ComputeStatus::of(Status::Restarting, None),
-                stop,
-            )
-            .await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return s
-                        .fail(format!("stopping postgres to restart: {e:#}"))
-                        .into()
-                }
-                // The stop was dropped half-way: the postgres it held is
-                // killed on drop; nothing is left to stop.
-                Err(mode) => return s.terminate(mode).into(),
+        let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
+        let stopped = match interruptible(
+            &mut self.events,
+            ComputeStatus::of(Status::Restarting, None),
+            stop,
+        )
+        .await
+        {
+            Ok(Ok(stopped)) => stopped,
+            Ok(Err(e)) => {
+                return s
+                    .fail(format!("stopping postgres to restart: {e:#}"))
+                    .into()
             }
-        }
+            // The stop was dropped half-way: the postgres it held is
+            // abandoned (immediate shutdown); nothing is left to stop.
+            Err(mode) => return s.terminate(mode).into(),
+        };
         let work = restart_postgres(self.env.clone(), spec);
         match interruptible(
             &mut self.events,
@@ -47,7 +46,7 @@ impl Driver {
         {
             Ok(Ok(pg)) => {
                 self.snapshot.write().pending_restart.clear();
-                s.restarted(pg).into()
+                s.restarted(stopped, pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
             Err(mode) => s.terminate(mode).into(),

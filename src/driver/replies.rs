@@ -11,7 +11,7 @@
 //! did not happen); one still parked when the state moves on is refused.
 
 use super::{ComputeStatus, PromoteTimings, RequestError, Snapshot, State};
-use compute_states::{AnyState, Lsn};
+use compute_states::{AnyState, Lsn, TerminationMode};
 use tokio::sync::oneshot;
 
 /// A reply channel for requests answered with `T`.
@@ -109,13 +109,11 @@ impl Replies {
             AnyState::Failed(f) => {
                 self.answer_snapshot(|_| Err(RequestError::ConfigurationFailed(f.error().clone())))
             }
-            AnyState::TerminationPending(t) => self.answer_snapshot(|waiting| {
-                Err(RequestError::ConfigurationFailed(format!(
-                    "a termination ({} shutdown) interrupted the {}; the compute is stopping",
-                    t.mode(),
-                    waiting.what()
-                )))
-            }),
+            AnyState::FailedServing(f) => {
+                self.answer_snapshot(|_| Err(RequestError::ConfigurationFailed(f.error().clone())))
+            }
+            AnyState::TerminationPending(t) => self.interrupted_by(t.mode()),
+            AnyState::Terminating(t) => self.interrupted_by(t.mode()),
             AnyState::Terminated(t) => {
                 for reply in self.terminate.drain(..) {
                     let _ = reply.send(Ok(t.lsn()));
@@ -126,6 +124,16 @@ impl Replies {
             }
             _ => {}
         }
+    }
+
+    /// A termination in `mode` interrupted the configuration or restart waiting.
+    fn interrupted_by(&mut self, mode: TerminationMode) {
+        self.answer_snapshot(|waiting| {
+            Err(RequestError::ConfigurationFailed(format!(
+                "a termination ({mode} shutdown) interrupted the {}; the compute is stopping",
+                waiting.what()
+            )))
+        })
     }
 
     fn answer_snapshot(&mut self, answer: impl FnOnce(Waiting) -> Result<Snapshot, RequestError>) {

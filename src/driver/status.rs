@@ -1,7 +1,8 @@
 //! The status as the API names it: the reference's `ComputeStatus`.
 //!
-//! The typed machine has one `TerminationPending` state carrying its mode;
-//! Neon's control plane knows two names for it (`termination_pending_fast`,
+//! The typed machine has one `termination_pending` status (its states
+//! `TerminationPending` and `Terminating` carry the mode); Neon's control
+//! plane knows two names for it (`termination_pending_fast`,
 //! `termination_pending_immediate`) and fails to parse anything else. This
 //! is the one place where a typed [`Status`] becomes the wire name, used by
 //! `/status`, the 412 messages and the `compute_ctl_up` metric.

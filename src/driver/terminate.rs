@@ -12,9 +12,10 @@
 //! anyway, with the error logged and `lsn: null`.
 
 use super::{reject, ComputeStatus, Ctx, Driver, Env, Event, Request, RequestError, State};
+use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
-use compute_states::{Exited, Lsn, Status, Terminated, TerminationMode, TerminationPending};
+use compute_states::{Exited, Lsn, Status, Terminated, Terminating, TerminationMode};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -188,17 +189,21 @@ impl Driver {
         s.exit()
     }
 
-    /// Stops postgres as asked (a repeated request or signal can make a
-    /// fast stop immediate) and records the LSN `/terminate` answers.
-    pub(super) async fn on_termination(&mut self, mut s: TerminationPending<Ctx>) -> State {
+    /// A termination with no postgres handed over: a start (or restart)
+    /// it interrupted dropped its postgres, which is waited for; no LSN.
+    pub(super) async fn nothing_to_stop(&mut self, s: Terminating<Ctx>) -> State {
+        crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
+        s.nothing_to_stop().into()
+    }
+
+    /// Stops the postgres handed over as asked (a repeated request or signal
+    /// can make a fast stop immediate) and records the LSN `/terminate` answers.
+    pub(super) async fn stop_and_terminate(&mut self, s: Terminating<Ctx>, pg: Postgres) -> State {
         let mode = s.mode();
-        // A start interrupted by this termination dropped its postgres.
+        // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let spec = self.snapshot.read().spec.clone();
         let source = LsnSource::of(spec.as_deref());
-        let Some(pg) = s.take_postgres() else {
-            return s.nothing_to_stop().into();
-        };
         let before = flush_lsn_before_stop(&self.env, source).await;
         let pid = nix::unistd::Pid::from_raw(pg.pid());
         let stop = pg.stop(mode, &self.env.params.pgbin);

@@ -13,7 +13,6 @@
 //! strings are logged through [`mask_connstring`] (in [`crate::secret`]).
 
 mod basebackup;
-mod child;
 mod pg_basebackup;
 mod safekeepers;
 

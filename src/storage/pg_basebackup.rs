@@ -1,8 +1,8 @@
 //! A vanilla replica (no Neon): copy the primary with `pg_basebackup`.
 
-use super::{child, clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
+use super::{clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
 use crate::pgbin::PgBin;
-use crate::process::{self, RunAs};
+use crate::process::{self, Child, LogAs, RunAs};
 use crate::secret::{blank_password, PassFile, Secret};
 use crate::storage::BasebackupStats;
 use anyhow::{bail, Result};
@@ -65,7 +65,7 @@ pub async fn pg_basebackup(
                 if let Some(f) = &passfile {
                     cmd.env("PGPASSFILE", f.path());
                 }
-                let result = match child::run(&mut cmd, log_stderr).await {
+                let result = match Child::run(&mut cmd, LogAs(log_stderr)).await {
                     Ok(done) if done.status.success() => match &passfile {
                         Some(f) => keep_passfile(pgdata, f, owner),
                         None => Ok(()),

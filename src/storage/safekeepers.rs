@@ -1,8 +1,8 @@
 //! The commit LSN from the safekeepers: `postgres --sync-safekeepers`.
 
-use super::{child, Backoff};
+use super::Backoff;
 use crate::pgbin::PgBin;
-use crate::process::{self, RunAs};
+use crate::process::{self, Child, LogAs, RunAs};
 use anyhow::{bail, Context, Result};
 use compute_states::Lsn;
 use std::path::Path;
@@ -96,7 +96,7 @@ async fn sync_once(
         None => cmd.env_remove("NEON_AUTH_TOKEN"),
     };
     process::run_as(&mut cmd, owner);
-    let done = child::run(&mut cmd, log_stderr).await?;
+    let done = Child::run(&mut cmd, LogAs(log_stderr)).await?;
     if !done.status.success() {
         bail!(
             "postgres --sync-safekeepers exited with {} ({})",

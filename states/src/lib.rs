@@ -14,6 +14,12 @@
 //! type (two types can report one status: a start and a reconfiguration are
 //! both `configuration`), and the [`EDGES`] table that [`mermaid`] renders.
 //!
+//! Whether a postgres serves is a fact of the type, never an `Option`: a
+//! state either holds it by value (`Running`, `FailedServing`,
+//! `TerminationPending`, ...) or has none (`Failed`, `Terminating`,
+//! `Restarting`, ...). A *handover* consumes a state holding postgres and
+//! returns the postgres, for the driver to stop, with the next state.
+//!
 //! This crate is pure: no I/O, no async runtime. The driver in the
 //! `compute_ctl` binary supplies the concrete types through [`Compute`].
 
@@ -25,6 +31,7 @@ use std::marker::PhantomData;
 
 #[macro_use]
 mod machine;
+mod access;
 mod diagram;
 mod lsn;
 
@@ -163,11 +170,20 @@ pub struct Running<C: Compute> {
     postgres: C::Postgres,
 }
 
-/// A restart was requested (`POST /restart`): postgres is stopped fast and
-/// started again on the same PGDATA, so settings pending a restart go live.
+/// A restart was requested (`POST /restart`): the serving postgres is still
+/// here; the driver takes it up at once with [`RestartPending::begin`],
+/// which hands the postgres over to be stopped. Reported as `restarting`.
+pub struct RestartPending<C: Compute> {
+    spec: C::Spec,
+    postgres: C::Postgres,
+}
+
+/// A restart under way: the old postgres was handed to the driver, which
+/// stops it fast and starts a new one on the same PGDATA, so settings
+/// pending a restart go live. The state holds no postgres; the move back to
+/// [`Running`] needs both the proof the old one stopped and the new one.
 pub struct Restarting<C: Compute> {
     spec: C::Spec,
-    postgres: Option<C::Postgres>,
 }
 
 /// A promotion was requested (`POST /promote`): the replica waits until it
@@ -181,149 +197,43 @@ pub struct Promoting<C: Compute> {
     postgres: C::Postgres,
 }
 
-/// A termination was requested; postgres is being stopped.
+/// A termination was requested while postgres serves: the driver takes it up
+/// at once with [`TerminationPending::begin`], which hands the postgres over
+/// to be stopped.
 pub struct TerminationPending<C: Compute> {
     mode: TerminationMode,
-    postgres: Option<C::Postgres>,
+    postgres: C::Postgres,
 }
 
-/// Something went wrong; the error says what. A failed reconfiguration
-/// leaves postgres serving (the previous configuration), so a later spec can
-/// recover; a failed start has no postgres.
+/// The compute is terminating and the state holds no postgres: the driver
+/// is stopping the one handed over (the proof it stopped leads to
+/// [`Terminated`]), or none was serving (a termination before a start
+/// finished, or after postgres died). Reported as `termination_pending`.
+pub struct Terminating<C: Compute> {
+    mode: TerminationMode,
+    _compute: PhantomData<fn() -> C>,
+}
+
+/// Something went wrong and no postgres serves (a failed start, postgres
+/// exited, a restart that did not come back); the error says what. A new
+/// spec starts afresh; without one the compute exits.
 pub struct Failed<C: Compute> {
     error: C::Error,
-    postgres: Option<C::Postgres>,
+}
+
+/// A reconfiguration (or the reconfiguration after a promotion) failed and
+/// postgres still serves the previous configuration, so a later spec can
+/// recover it in place. Reported as `failed`; the compute does not exit
+/// while postgres serves.
+pub struct FailedServing<C: Compute> {
+    error: C::Error,
+    postgres: C::Postgres,
 }
 
 /// Postgres has been stopped on request.
 pub struct Terminated<C: Compute> {
     lsn: Option<Lsn>,
     _compute: PhantomData<fn() -> C>,
-}
-
-impl<C: Compute> ConfigurationPending<C> {
-    /// The spec waiting to be applied.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-}
-
-impl<C: Compute> ReconfigurationPending<C> {
-    /// The spec waiting to be applied.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-}
-
-impl<C: Compute> Configuration<C> {
-    /// The spec being applied.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-}
-
-impl<C: Compute> Reconfiguration<C> {
-    /// The spec being applied.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-    /// The serving postgres being reconfigured.
-    pub fn postgres(&self) -> &C::Postgres {
-        &self.postgres
-    }
-    /// The serving postgres, mutably (to learn whether it died).
-    pub fn postgres_mut(&mut self) -> &mut C::Postgres {
-        &mut self.postgres
-    }
-}
-
-impl<C: Compute> Init<C> {
-    /// The spec the compute starts from.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-}
-
-impl<C: Compute> Running<C> {
-    /// The spec the compute runs with.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-    /// The running postgres.
-    pub fn postgres(&self) -> &C::Postgres {
-        &self.postgres
-    }
-    /// The running postgres, mutably (to wait on it, say).
-    pub fn postgres_mut(&mut self) -> &mut C::Postgres {
-        &mut self.postgres
-    }
-}
-
-impl<C: Compute> Restarting<C> {
-    /// The spec the compute restarts with.
-    pub fn spec(&self) -> &C::Spec {
-        &self.spec
-    }
-    /// Takes the postgres to stop (None once taken).
-    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
-        self.postgres.take()
-    }
-}
-
-impl<C: Compute> Promoting<C> {
-    /// The spec the compute runs as a replica until it is promoted.
-    pub fn replica_spec(&self) -> &C::Spec {
-        &self.replica
-    }
-    /// The spec it takes as a primary.
-    pub fn primary_spec(&self) -> &C::Spec {
-        &self.primary
-    }
-    /// How far the replica must have replayed before it is promoted.
-    pub fn wal_flush_lsn(&self) -> Lsn {
-        self.wal_flush_lsn
-    }
-    /// The postgres being promoted.
-    pub fn postgres(&self) -> &C::Postgres {
-        &self.postgres
-    }
-}
-
-impl<C: Compute> TerminationPending<C> {
-    /// How postgres is to be stopped.
-    pub fn mode(&self) -> TerminationMode {
-        self.mode
-    }
-    /// Takes the postgres to stop, if one is running.
-    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
-        self.postgres.take()
-    }
-}
-
-impl<C: Compute> Failed<C> {
-    /// Why the compute failed.
-    pub fn error(&self) -> &C::Error {
-        &self.error
-    }
-    /// The postgres still serving, if any.
-    pub fn postgres(&self) -> Option<&C::Postgres> {
-        self.postgres.as_ref()
-    }
-    /// The postgres still serving, mutably (to wait on it).
-    pub fn postgres_mut(&mut self) -> Option<&mut C::Postgres> {
-        self.postgres.as_mut()
-    }
-    /// Takes the postgres out (it died, or is about to be stopped).
-    pub fn take_postgres(&mut self) -> Option<C::Postgres> {
-        self.postgres.take()
-    }
-}
-
-impl<C: Compute> Terminated<C> {
-    /// The last flushed LSN of a primary stopped with a shutdown checkpoint.
-    pub fn lsn(&self) -> Option<Lsn> {
-        self.lsn
-    }
 }
 
 machine! {
@@ -341,7 +251,8 @@ machine! {
     }
 
     // Each state type and the status it reports: a start and a
-    // reconfiguration are distinct types, one status to the API.
+    // reconfiguration are distinct types, one status to the API; so are a
+    // state that holds the serving postgres and its twin that holds none.
     states {
         Empty: Empty,
         ConfigurationPending: ConfigurationPending,
@@ -350,10 +261,13 @@ machine! {
         Reconfiguration: Configuration,
         Init: Init,
         Running: Running,
+        RestartPending: Restarting,
         Restarting: Restarting,
         Promoting: Promoting,
         TerminationPending: TerminationPending,
+        Terminating: TerminationPending,
         Failed: Failed,
+        FailedServing: Failed,
         Terminated: Terminated,
     }
 
@@ -374,7 +288,7 @@ machine! {
 
         Configuration -> Failed "Failed to configure the compute"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: None }
+            Failed { error }
         }
 
         Configuration -> Running "Compute has been configured"
@@ -387,14 +301,14 @@ machine! {
             Init { spec }
         }
 
-        Empty -> TerminationPending "Requested termination"
+        Empty -> Terminating "Requested termination"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: None }
+            Terminating { mode, _compute: PhantomData }
         }
 
         Init -> Failed "Failed to start Postgres"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: None }
+            Failed { error }
         }
 
         Init -> Running "Started Postgres"
@@ -404,20 +318,20 @@ machine! {
 
         Running -> TerminationPending "Requested termination"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: Some(self.postgres) }
+            TerminationPending { mode, postgres: self.postgres }
         }
 
-        // The postgres taken out of the state was stopped: the proof is
-        // what stopping it returned.
-        TerminationPending -> Terminated "Terminated compute"
+        // The postgres handed over was stopped: the proof is what stopping
+        // it returned.
+        Terminating -> Terminated "Terminated compute"
         fn terminated(self, stopped: C::Stopped, lsn: Option<Lsn>) {
             let _proof = stopped;
             Terminated { lsn, _compute: PhantomData }
         }
 
-        // No postgres was running (the termination came before one started),
-        // or a stop that failed abandoned it to the reaper.
-        TerminationPending -> Terminated "No postgres left to stop"
+        // No postgres was running (the termination came before one started,
+        // or after it died), or a stop that failed abandoned it to the reaper.
+        Terminating -> Terminated "No postgres left to stop"
         fn nothing_to_stop(self) {
             Terminated { lsn: None, _compute: PhantomData }
         }
@@ -437,49 +351,53 @@ machine! {
             Running { spec: self.spec, postgres: self.postgres }
         }
 
-        Reconfiguration -> Failed "Failed to reconfigure the compute"
+        Reconfiguration -> FailedServing "Failed to reconfigure the compute"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: Some(self.postgres) }
+            FailedServing { error, postgres: self.postgres }
         }
 
         Reconfiguration -> TerminationPending "Signal during reconfiguration"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: Some(self.postgres) }
+            TerminationPending { mode, postgres: self.postgres }
         }
 
         Running -> Failed "Postgres exited on its own"
         fn postgres_exited(self, status: C::ExitStatus) {
-            Failed { error: C::exited(&self.postgres, status), postgres: None }
+            Failed { error: C::exited(&self.postgres, status) }
         }
 
-        Init -> TerminationPending "Signal during startup"
+        Init -> Terminating "Signal during startup"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: None }
+            Terminating { mode, _compute: PhantomData }
         }
 
-        Configuration -> TerminationPending "Signal during configuration"
+        Configuration -> Terminating "Signal during configuration"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: None }
+            Terminating { mode, _compute: PhantomData }
         }
 
-        Running -> Restarting "Requested restart"
+        Running -> RestartPending "Requested restart"
         fn restart(self) {
-            Restarting { spec: self.spec, postgres: Some(self.postgres) }
+            RestartPending { spec: self.spec, postgres: self.postgres }
         }
 
+        // Back to serving only with the proof the old postgres stopped and
+        // the new one in hand.
         Restarting -> Running "Postgres restarted"
-        fn restarted(self, postgres: C::Postgres) {
+        fn restarted(self, stopped: C::Stopped, postgres: C::Postgres) {
+            let _proof = stopped;
             Running { spec: self.spec, postgres }
         }
 
         Restarting -> Failed "Postgres did not come back"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: None }
+            Failed { error }
         }
 
-        Restarting -> TerminationPending "Signal during restart"
+        // The postgres being stopped or started was dropped with the work.
+        Restarting -> Terminating "Signal during restart"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+            Terminating { mode, _compute: PhantomData }
         }
 
         Running -> Promoting "Requested promotion"
@@ -497,36 +415,63 @@ machine! {
             Running { spec: self.replica, postgres: self.postgres }
         }
 
-        Promoting -> Failed "Promoted, but not reconfigured"
+        Promoting -> FailedServing "Promoted, but not reconfigured"
         fn fail(self, error: C::Error) {
-            Failed { error, postgres: Some(self.postgres) }
+            FailedServing { error, postgres: self.postgres }
         }
 
         Promoting -> TerminationPending "Signal during promotion"
         fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: Some(self.postgres) }
+            TerminationPending { mode, postgres: self.postgres }
         }
 
-        // The driver takes out a postgres still serving first and
-        // reconfigures it; `configure` is for a failed start.
         Failed -> ConfigurationPending "New spec after a failed start"
         fn configure(self, spec: C::Spec) {
             ConfigurationPending { spec }
         }
 
-        Failed -> ReconfigurationPending "New spec for the postgres still serving"
-        fn reconfigure(self, spec: C::Spec, postgres: C::Postgres) {
-            ReconfigurationPending { spec, postgres }
+        Failed -> Terminating "Requested termination"
+        fn terminate(self, mode: TerminationMode) {
+            Terminating { mode, _compute: PhantomData }
         }
 
-        Failed -> TerminationPending "Requested termination"
+        FailedServing -> ReconfigurationPending "New spec for the postgres still serving"
+        fn reconfigure(self, spec: C::Spec) {
+            ReconfigurationPending { spec, postgres: self.postgres }
+        }
+
+        FailedServing -> TerminationPending "Requested termination"
         fn terminate(self, mode: TerminationMode) {
             TerminationPending { mode, postgres: self.postgres }
+        }
+
+        // The error stays the one that failed the reconfiguration (the
+        // driver logs the exit); the exit status is the evidence that the
+        // postgres dropped here is gone.
+        FailedServing -> Failed "Postgres exited on its own"
+        fn postgres_exited(self, status: C::ExitStatus) {
+            let _exited = status;
+            Failed { error: self.error }
+        }
+    }
+
+    // The postgres leaves the machine: the method returns it with the next
+    // state, which holds none, so it cannot be taken twice or left behind.
+    handovers {
+        TerminationPending -> Terminating "Postgres handed over to be stopped"
+        fn begin(self) -> C::Postgres {
+            (self.postgres, Terminating { mode: self.mode, _compute: PhantomData })
+        }
+
+        RestartPending -> Restarting "Postgres handed over to be stopped"
+        fn begin(self) -> C::Postgres {
+            (self.postgres, Restarting { spec: self.spec })
         }
     }
 
     exits {
-        // The driver stops a postgres still serving before it exits.
+        // Only without postgres: a compute whose postgres serves stops it
+        // (through TerminationPending) before it exits.
         Failed "Compute exited" fn exit(self) {
             Exited { code: 1 }
         }

@@ -5,7 +5,8 @@
 
 /// Declares the machine: the statuses, the states (each a type, with the
 /// status it reports: two types can report one status), the entry, every
-/// transition and the exits, each exactly once. Generates the methods,
+/// transition, the handovers (transitions that also return what the state
+/// held) and the exits, each exactly once. Generates the methods,
 /// [`Status`], [`Kind`], [`AnyState`] and [`EDGES`].
 macro_rules! machine {
     (
@@ -15,6 +16,10 @@ macro_rules! machine {
         edges {
             $( $from:ident -> $to:ident $label:literal
                fn $method:ident($self_:ident $(, $arg:ident : $ty:ty)*) $body:block )*
+        }
+        handovers {
+            $( $hfrom:ident -> $hto:ident $hlabel:literal
+               fn $hmethod:ident($hself:ident) -> $hout:ty $hbody:block )*
         }
         exits {
             $( $xfrom:ident $xlabel:literal fn $xmethod:ident($xself:ident) $xbody:block )*
@@ -121,6 +126,15 @@ macro_rules! machine {
         )*
 
         $(
+            impl<C: Compute> $hfrom<C> {
+                #[doc = concat!("`", stringify!($hfrom), " --> ", stringify!($hto), "`: ", $hlabel, ".")]
+                #[doc = ""]
+                #[doc = concat!("Returns the `", stringify!($hout), "` the state held, with the next state, which holds none.")]
+                pub fn $hmethod($hself) -> ($hout, $hto<C>) $hbody
+            }
+        )*
+
+        $(
             impl<C: Compute> $xfrom<C> {
                 #[doc = concat!("`", stringify!($xfrom), " --> [*]`: ", $xlabel, ".")]
                 pub fn $xmethod($xself) -> Exited $xbody
@@ -141,6 +155,14 @@ macro_rules! machine {
                     to: Node::State(Kind::$to),
                     method: stringify!($method),
                     label: $label,
+                },
+            )*
+            $(
+                Edge {
+                    from: Node::State(Kind::$hfrom),
+                    to: Node::State(Kind::$hto),
+                    method: stringify!($hmethod),
+                    label: $hlabel,
                 },
             )*
             $(

@@ -35,6 +35,23 @@ impl Walk {
             .insert((Node::State(from_status), Node::State(to.probe()), method));
         to
     }
+    /// A handover: the step also returns what the state held.
+    fn hand<A, B, P>(
+        &mut self,
+        from: A,
+        method: &'static str,
+        f: impl FnOnce(A) -> (P, B),
+    ) -> (P, B)
+    where
+        A: Into<AnyState<T>> + Probe,
+        B: Into<AnyState<T>> + Probe,
+    {
+        let from_status = from.probe();
+        let (held, to) = f(from);
+        self.0
+            .insert((Node::State(from_status), Node::State(to.probe()), method));
+        (held, to)
+    }
     fn exit<A: Probe>(&mut self, from: A, f: impl FnOnce(A) -> Exited) -> u8 {
         let from_status = from.probe();
         self.0.insert((Node::State(from_status), Node::End, "exit"));
@@ -57,10 +74,13 @@ probe!(
     Reconfiguration,
     Init,
     Running,
+    RestartPending,
     Restarting,
     Promoting,
     TerminationPending,
+    Terminating,
     Failed,
+    FailedServing,
     Terminated
 );
 
@@ -69,15 +89,18 @@ fn every_declared_edge_is_walked() {
     let mut w = Walk::default();
     w.0.insert((Node::Start, Node::State(Kind::Empty), "spawn"));
 
-    // Spec at launch: Empty -> Init -> Running -> TerminationPending -> Terminated -> [*].
+    // Spec at launch: Empty -> Init -> Running -> TerminationPending ->
+    // Terminating -> Terminated -> [*].
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
     assert_eq!(*init.spec(), "spec");
     let running = w.step(init, "started", |s| s.started(42));
     assert_eq!(*running.postgres(), 42);
-    let mut pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
-    assert_eq!(pending.take_postgres(), Some(42));
+    let pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
+    assert_eq!(pending.mode(), TerminationMode::Fast);
+    let (pg, terminating) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((pg, terminating.mode()), (42, TerminationMode::Fast));
     let lsn = Some(Lsn(0x1_0000_0010));
-    let terminated = w.step(pending, "terminated", |s| s.terminated(Stopped, lsn));
+    let terminated = w.step(terminating, "terminated", |s| s.terminated(Stopped, lsn));
     assert_eq!(terminated.lsn(), lsn);
     assert_eq!(w.exit(terminated, |s| s.exit()), 0);
 
@@ -87,13 +110,12 @@ fn every_declared_edge_is_walked() {
     assert_eq!(failed.error(), "boom");
     assert_eq!(w.exit(failed, |s| s.exit()), 1);
 
-    // Signal during startup.
+    // Signal during startup: nothing to stop.
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
-    let mut pending = w.step(init, "terminate", |s| {
+    let terminating = w.step(init, "terminate", |s| {
         s.terminate(TerminationMode::Immediate)
     });
-    assert_eq!(pending.mode(), TerminationMode::Immediate);
-    assert_eq!(pending.take_postgres(), None);
+    assert_eq!(terminating.mode(), TerminationMode::Immediate);
 
     // Spec over the API: Empty -> ConfigurationPending -> Configuration -> Running.
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
@@ -118,30 +140,43 @@ fn every_declared_edge_is_walked() {
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "fail", |s| s.fail("bad".into()));
-    // A failed reconfiguration keeps postgres; a new spec recovers, and a
-    // termination stops it.
+    // A failed reconfiguration keeps postgres serving; a new spec recovers
+    // it in place, and a termination stops it.
     let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("a"));
     let running = w.step(running, "started", |s| s.started(9));
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("bad"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     let mut failed = w.step(cfg, "fail", |s| s.fail("rejected".into()));
-    assert_eq!(failed.postgres(), Some(&9));
-    assert_eq!(failed.postgres_mut().copied(), Some(9));
-    let pg = failed.take_postgres().expect("still serving");
-    let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good", pg));
+    assert_eq!(
+        (failed.error().as_str(), *failed.postgres()),
+        ("rejected", 9)
+    );
+    assert_eq!(*failed.postgres_mut(), 9);
+    let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good"));
     let cfg = w.step(cp, "begin", |s| s.begin());
+    assert_eq!(*cfg.postgres(), 9);
     let running = w.step(cfg, "configured", |s| s.configured());
     let failed = w.step(running, "postgres_exited", |s| s.postgres_exited(1));
-    assert!(failed.postgres().is_none());
-    let mut pending = w.step(failed, "terminate", |s| s.terminate(TerminationMode::Fast));
-    assert_eq!(pending.take_postgres(), None);
-    let mut failed = {
+    let terminating = w.step(failed, "terminate", |s| s.terminate(TerminationMode::Fast));
+    w.step(terminating, "nothing_to_stop", |s| s.nothing_to_stop());
+    // The postgres of a failed reconfiguration can die too: Failed, with the
+    // error that failed the reconfiguration.
+    let running = Empty::<T>::spawn().start("a").started(11);
+    let failed = running.reconfigure("bad").begin().fail("rejected".into());
+    let failed = w.step(failed, "postgres_exited", |s| s.postgres_exited(9));
+    assert_eq!(failed.error(), "rejected");
+    let running = Empty::<T>::spawn().start("a").started(12);
+    let failed = running.reconfigure("bad").begin().fail("rejected".into());
+    let pending = w.step(failed, "terminate", |s| {
+        s.terminate(TerminationMode::Immediate)
+    });
+    assert_eq!(pending.begin().0, 12);
+    // A failed start takes a new spec as a start.
+    let failed = {
         let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
         let cfg = w.step(cp, "begin", |s| s.begin());
         w.step(cfg, "fail", |s| s.fail("x".into()))
     };
-    assert_eq!(failed.take_postgres(), None);
-    // A failed start takes a new spec as a start.
     let cp = w.step(failed, "configure", |s| s.configure("again"));
     assert_eq!(*cp.spec(), "again");
     // A signal during a reconfiguration stops the postgres it kept.
@@ -149,32 +184,33 @@ fn every_declared_edge_is_walked() {
     let running = w.step(running, "started", |s| s.started(10));
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
     let cfg = w.step(cp, "begin", |s| s.begin());
-    let mut pending = w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
-    assert_eq!(pending.take_postgres(), Some(10));
+    let pending = w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
+    assert_eq!(pending.begin().0, 10);
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
     w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
 
-    // Restart in place: Running -> Restarting -> Running; a postgres that
-    // does not come back fails; a signal during the restart terminates.
+    // Restart in place: Running -> RestartPending -> Restarting -> Running;
+    // a postgres that does not come back fails; a signal during the restart
+    // terminates.
     let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("r"));
     let running = w.step(running, "started", |s| s.started(3));
-    let mut restarting = w.step(running, "restart", |s| s.restart());
-    assert_eq!(*restarting.spec(), "r");
-    assert_eq!(restarting.take_postgres(), Some(3));
-    let running = w.step(restarting, "restarted", |s| s.restarted(4));
+    let pending = w.step(running, "restart", |s| s.restart());
+    assert_eq!(*pending.spec(), "r");
+    let (old, restarting) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((old, *restarting.spec()), (3, "r"));
+    let running = w.step(restarting, "restarted", |s| s.restarted(Stopped, 4));
     assert_eq!(*running.postgres(), 4);
-    let mut restarting = w.step(running, "restart", |s| s.restart());
-    assert_eq!(restarting.take_postgres(), Some(4));
-    let failed = w.step(restarting, "fail", |s| s.fail("gone".into()));
-    assert!(failed.postgres().is_none());
+    let pending = w.step(running, "restart", |s| s.restart());
+    let (old, restarting) = pending.begin();
+    assert_eq!(old, 4);
+    w.step(restarting, "fail", |s| s.fail("gone".into()));
     let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("r"));
     let running = w.step(running, "started", |s| s.started(5));
-    let restarting = w.step(running, "restart", |s| s.restart());
-    let mut pending = w.step(restarting, "terminate", |s| {
+    let (_, restarting) = running.restart().begin();
+    w.step(restarting, "terminate", |s| {
         s.terminate(TerminationMode::Fast)
     });
-    assert_eq!(pending.take_postgres(), Some(5));
 
     // Promotion: Running (replica) -> Promoting -> Running (primary); the
     // WAL not arriving in time leaves the replica running with its spec; a
@@ -193,20 +229,20 @@ fn every_declared_edge_is_walked() {
     assert_eq!((*running.spec(), *running.postgres()), ("primary", 6));
     let promoting = w.step(running, "promote", |s| s.promote("again", Lsn(0x20)));
     let failed = w.step(promoting, "fail", |s| s.fail("catalog".into()));
-    assert_eq!(failed.postgres(), Some(&6));
+    assert_eq!(*failed.postgres(), 6);
     let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("replica"));
     let running = w.step(running, "started", |s| s.started(8));
     let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
-    let mut pending = w.step(promoting, "terminate", |s| {
+    let pending = w.step(promoting, "terminate", |s| {
         s.terminate(TerminationMode::Fast)
     });
-    assert_eq!(pending.take_postgres(), Some(8));
+    assert_eq!(pending.begin().0, 8);
 
     // Termination from Empty.
-    let pending = w.step(Empty::<T>::spawn(), "terminate", |s| {
+    let terminating = w.step(Empty::<T>::spawn(), "terminate", |s| {
         s.terminate(TerminationMode::Fast)
     });
-    let terminated = w.step(pending, "nothing_to_stop", |s| s.nothing_to_stop());
+    let terminated = w.step(terminating, "nothing_to_stop", |s| s.nothing_to_stop());
     assert_eq!(terminated.lsn(), None);
 
     let declared: HashSet<_> = EDGES.iter().map(|e| (e.from, e.to, e.method)).collect();
@@ -227,11 +263,12 @@ fn edges_cover_the_seed_diagram_and_label_everything() {
         (Node::State(Configuration), Node::State(Failed)),
         (Node::State(Configuration), Node::State(Running)),
         (Node::State(Empty), Node::State(Init)),
-        (Node::State(Empty), Node::State(TerminationPending)),
+        (Node::State(Empty), Node::State(Terminating)),
         (Node::State(Init), Node::State(Failed)),
         (Node::State(Init), Node::State(Running)),
         (Node::State(Running), Node::State(TerminationPending)),
-        (Node::State(TerminationPending), Node::State(Terminated)),
+        (Node::State(TerminationPending), Node::State(Terminating)),
+        (Node::State(Terminating), Node::State(Terminated)),
         (Node::State(Failed), Node::End),
         (Node::State(Terminated), Node::End),
         (Node::State(Running), Node::State(ReconfigurationPending)),
@@ -317,4 +354,22 @@ fn a_start_and_a_reconfiguration_report_one_status() {
     let live = mermaid_highlighted(Status::Configuration);
     assert!(live.contains("    class Configuration current\n"));
     assert!(live.contains("    class Reconfiguration current\n"));
+}
+
+#[test]
+fn a_state_with_postgres_and_its_twin_without_report_one_status() {
+    for (with, without, status) in [
+        (Kind::FailedServing, Kind::Failed, Status::Failed),
+        (
+            Kind::TerminationPending,
+            Kind::Terminating,
+            Status::TerminationPending,
+        ),
+        (Kind::RestartPending, Kind::Restarting, Status::Restarting),
+    ] {
+        assert_eq!((with.status(), without.status()), (status, status));
+    }
+    let live = mermaid_highlighted(Status::Failed);
+    assert!(live.contains("    class Failed current\n"));
+    assert!(live.contains("    class FailedServing current\n"));
 }

@@ -1,20 +1,7 @@
-use compute_states::*;
-
-struct T;
-impl Compute for T {
-    type Spec = &'static str;
-    type Postgres = u32;
-    type Error = String;
-    type Stopped = Stopped;
-    type ExitStatus = i32;
-    fn exited(_: &u32, _: i32) -> String {
-        String::new()
-    }
-}
-pub struct Stopped;
+include!("common/stand_in.rs");
 
 // A restart ends Running only with the new postgres in hand.
 fn main() {
-    let restarting = Empty::<T>::spawn().start("spec").started(1).restart();
-    let _running: Running<T> = restarting.restarted();
+    let (_old, restarting) = Empty::<T>::spawn().start("spec").started(1).restart().begin();
+    let _running: Running<T> = restarting.restarted(Stopped);
 }
