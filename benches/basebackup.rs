@@ -15,9 +15,9 @@
 #[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
-use compute_ctl::process::RunAs;
-use compute_ctl::secret::Secret;
-use compute_ctl::storage::{self, Backoff, BasebackupRequest};
+use compute_ctl::testing::process::RunAs;
+use compute_ctl::testing::secret::Secret;
+use compute_ctl::testing::storage::{self, Backoff, BasebackupRequest};
 use compute_states::Lsn;
 use fake_pageserver::{Archive, FakePageserver, GeneratedStream, Options};
 use std::io::Write;

@@ -520,14 +520,14 @@ fn floor_way(
     let dir = run_dir(work);
     let pgdata = dir.join("pgdata");
     let port = free_port();
-    let run_as = compute_ctl::process::RunAs::detect("postgres").unwrap();
+    let run_as = compute_ctl::testing::process::RunAs::detect("postgres").unwrap();
     let started = Instant::now();
     // The fastest copy we have (compute_ctl's own: parallel copy_file_range);
     // `cp -a` is several times slower here.
     std::fs::create_dir(&pgdata).unwrap();
     chmod(&pgdata, 0o700);
     chown_r(&pgdata, user);
-    compute_ctl::pgdata::copy_template(ready, &pgdata, run_as.as_ref()).unwrap();
+    compute_ctl::testing::pgdata::copy_template(ready, &pgdata, run_as.as_ref()).unwrap();
     let copied = started.elapsed();
     let pg = start_postgres(bindir, &pgdata, port, &dir, user);
     loop {

@@ -11,7 +11,7 @@ mod fake_pageserver;
 #[path = "it/storage/support.rs"]
 mod support;
 
-use compute_ctl::storage;
+use compute_ctl::testing::storage;
 use compute_states::Lsn;
 use fake_pageserver::{Archive, FakePageserver, Options};
 use support::*;

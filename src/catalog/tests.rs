@@ -2,6 +2,8 @@
 //! own temporary directory on a free port (as the `postgres` user when run as
 //! root), stopped with SIGQUIT and removed on drop.
 
+use super::model::Catalog;
+use super::plan::plan;
 use super::plan::tests::{spec, tricky_names};
 use super::*;
 use crate::spec::{ComputeSpec, ValidSpec};

@@ -56,10 +56,6 @@ pub struct Api {
 pub struct Servers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    /// Where the external API listens.
-    pub external: SocketAddr,
-    /// Where the internal API listens.
-    pub internal: SocketAddr,
 }
 
 impl Servers {
@@ -100,7 +96,5 @@ pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Resu
     Ok(Servers {
         stop,
         tasks: vec![tokio::spawn(ext), tokio::spawn(int)],
-        external,
-        internal,
     })
 }

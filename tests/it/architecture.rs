@@ -225,3 +225,31 @@ fn spec_imports_neither_catalog_nor_driver() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_library_exports_only_main_and_the_testing_seams() {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let public: Vec<&str> = lib
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("pub ") || l.starts_with("pub("))
+        .collect();
+    assert_eq!(
+        public,
+        ["pub use launch::main;", "pub mod testing;"],
+        "src/lib.rs must keep every module private (ARCHITECTURE.md, Code map)"
+    );
+    // The seams are re-exports only: no code of its own hides in `testing`.
+    let testing = std::fs::read_to_string(root().join("src/testing.rs")).unwrap();
+    let code: Vec<&str> = testing
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .filter(|l| !l.starts_with("pub use ") && !l.starts_with("pub mod ") && *l != "}")
+        .filter(|l| !l.ends_with(',') && !l.ends_with("};"))
+        .collect();
+    assert!(
+        code.is_empty(),
+        "src/testing.rs holds more than re-exports: {code:?}"
+    );
+}

@@ -2,7 +2,7 @@
 //! `/refresh_configuration`.
 
 use crate::common::*;
-use compute_ctl::http::table::{Ports, ROUTES};
+use compute_ctl::testing::http::table::{Ports, ROUTES};
 use serde_json::json;
 use std::time::Duration;
 
@@ -190,10 +190,10 @@ touch "$2/standby.signal""#,
             rec = rec.display()
         ),
     );
-    let pgbin = compute_ctl::pgbin::PgBin::resolve(Some(&bin.join("postgres")))
+    let pgbin = compute_ctl::testing::pgbin::PgBin::resolve(Some(&bin.join("postgres")))
         .await
         .unwrap();
-    let backoff = compute_ctl::storage::Backoff {
+    let backoff = compute_ctl::testing::storage::Backoff {
         attempts: 1,
         ..Default::default()
     };
@@ -203,7 +203,7 @@ touch "$2/standby.signal""#,
     ] {
         let pgdata = dir.path().join("pgdata");
         let _ = std::fs::remove_dir_all(&pgdata);
-        compute_ctl::storage::pg_basebackup(&pgbin, connstring, &pgdata, None, &backoff)
+        compute_ctl::testing::storage::pg_basebackup(&pgbin, connstring, &pgdata, None, &backoff)
             .await
             .unwrap();
         let read = |f: &str| std::fs::read_to_string(rec.join(f)).unwrap();
@@ -333,10 +333,17 @@ async fn a_plaintext_role_password_is_400_naming_the_role() {
 #[tokio::test]
 async fn a_template_that_lost_files_or_writes_is_rebuilt() {
     let cache = test_dir();
-    let pgbin = compute_ctl::pgbin::PgBin::resolve(None).await.unwrap();
-    let owner = compute_ctl::process::RunAs::detect("postgres").unwrap();
+    let pgbin = compute_ctl::testing::pgbin::PgBin::resolve(None)
+        .await
+        .unwrap();
+    let owner = compute_ctl::testing::process::RunAs::detect("postgres").unwrap();
     let ensure = || {
-        compute_ctl::pgdata::ensure_template(&pgbin, "cloud_admin", cache.path(), owner.as_ref())
+        compute_ctl::testing::pgdata::ensure_template(
+            &pgbin,
+            "cloud_admin",
+            cache.path(),
+            owner.as_ref(),
+        )
     };
     let dir = ensure().await.unwrap();
     let stamp = std::fs::read_to_string(dir.join("compute_ctl.template")).unwrap();

@@ -19,7 +19,7 @@ fn embed(text: &str, table: &str) -> Option<String> {
 fn readme_route_table_matches_the_code() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let text = std::fs::read_to_string(&path).expect("README.md");
-    let table = compute_ctl::http::table::markdown();
+    let table = compute_ctl::testing::http::table::markdown();
     let expected = embed(&text, &table).expect("README.md has the routes:begin/end markers");
     if std::env::var_os("UPDATE_README").is_some() {
         std::fs::write(&path, &expected).expect("writing README.md");

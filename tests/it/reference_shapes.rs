@@ -151,7 +151,7 @@ async fn status(c: &Compute, want: ComputeStatus) -> ComputeStatusResponse {
 
 #[test]
 fn every_status_name_is_the_references() {
-    for s in compute_ctl::driver::ComputeStatus::ALL {
+    for s in compute_ctl::testing::driver::ComputeStatus::ALL {
         let body = serde_json::to_value(s).unwrap();
         let _: ComputeStatus = parse("a status name", &body);
     }

@@ -79,7 +79,7 @@ async fn neon_scenario_23_the_next_start_resumes_the_migrations() {
         .await
         .unwrap()
         .get(0);
-    let last = compute_ctl::catalog::migrations::MIGRATIONS.len() as i64;
+    let last = compute_ctl::testing::catalog::migrations::MIGRATIONS.len() as i64;
     assert_eq!(id, last, "every migration applied");
 }
 

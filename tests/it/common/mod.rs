@@ -488,7 +488,7 @@ pub async fn connect(connstr: &str) -> Result<tokio_postgres::Client, tokio_post
 }
 
 pub fn process_alive(pid: i32) -> bool {
-    compute_ctl::process::alive(pid)
+    compute_ctl::testing::process::alive(pid)
 }
 
 /// Pids of processes whose command line mentions `needle`.

@@ -7,7 +7,7 @@
 //! .ci/run installs it, or from PATH; without it the test is skipped with a
 //! loud message, or fails when `CI` is set.
 
-use compute_ctl::spec::{ComputeConfig, ComputeSpec};
+use compute_ctl::testing::spec::{ComputeConfig, ComputeSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,7 +141,7 @@ fn kubernetes_manifests_agree_with_compute_ctl() {
         ("readinessProbe", "/readyz"),
     ] {
         assert_eq!(container[probe]["httpGet"]["path"], path);
-        assert!(compute_ctl::http::probes::PATHS.contains(&path));
+        assert!(compute_ctl::testing::http::probes::PATHS.contains(&path));
     }
     // The spec from the ConfigMap and the JWKS config from the Secret are
     // what compute_ctl accepts.

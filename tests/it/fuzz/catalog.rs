@@ -10,8 +10,8 @@
 
 use super::cases::*;
 use crate::common::*;
-use compute_ctl::catalog::{dry_run, stored_password, Connector};
-use compute_ctl::spec::ComputeSpec;
+use compute_ctl::testing::catalog::{dry_run, stored_password, Connector};
+use compute_ctl::testing::spec::ComputeSpec;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

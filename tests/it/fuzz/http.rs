@@ -7,8 +7,8 @@
 //! `COMPUTE_CTL_FUZZ_CASES=N` sets the number of cases of each property.
 
 use crate::common::*;
-use compute_ctl::catalog::api::{ExtensionRequest, GrantRequest};
-use compute_ctl::spec::{ComputeConfig, ComputeSpec};
+use compute_ctl::testing::catalog::api::{ExtensionRequest, GrantRequest};
+use compute_ctl::testing::spec::{ComputeConfig, ComputeSpec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};

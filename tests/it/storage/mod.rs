@@ -3,8 +3,8 @@
 //! shell scripts standing in for `postgres --sync-safekeepers`.
 
 use crate::fake_pageserver::{self, Archive, Behaviour, FakePageserver, Options};
-use compute_ctl::pgbin::PgBin;
-use compute_ctl::storage::{self, Backoff};
+use compute_ctl::testing::pgbin::PgBin;
+use compute_ctl::testing::storage::{self, Backoff};
 use compute_states::Lsn;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;

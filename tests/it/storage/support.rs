@@ -2,9 +2,9 @@
 //! which includes this file) share: the ids, the owner, a quick backoff, a
 //! basebackup request.
 
-use compute_ctl::process::RunAs;
-use compute_ctl::secret::Secret;
-use compute_ctl::storage::{Backoff, BasebackupRequest};
+use compute_ctl::testing::process::RunAs;
+use compute_ctl::testing::secret::Secret;
+use compute_ctl::testing::storage::{Backoff, BasebackupRequest};
 use compute_states::Lsn;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
