@@ -7,7 +7,6 @@
 //! `/metrics`), the internal port, on loopback by default, only what local
 //! helpers need (`/extensions`, `/grants`, `/refresh_configuration`).
 
-pub mod auth;
 mod error;
 mod operate;
 pub mod probes;
@@ -17,9 +16,9 @@ pub mod table;
 
 pub use error::ApiError;
 
+use crate::auth::Gate;
 use crate::driver::Handle;
 use anyhow::{Context, Result};
-use auth::Gate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -253,3 +253,22 @@ fn the_library_exports_only_main_and_the_testing_seams() {
         "src/testing.rs holds more than re-exports: {code:?}"
     );
 }
+
+#[test]
+fn auth_and_the_control_plane_pull_import_no_http() {
+    // The API and the control-plane pull share the gate; neither side's code
+    // may reach into the other's (it made http and control_plane a cycle).
+    let mut found = offending_lines(&root().join("src/auth"), &["crate::http", "warp"]);
+    let pull = std::fs::read_to_string(root().join("src/control_plane.rs")).unwrap();
+    found.extend(
+        pull.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//") && l.contains("crate::http"))
+            .map(|(i, l)| format!("src/control_plane.rs:{}: {}", i + 1, l.trim())),
+    );
+    assert!(
+        found.is_empty(),
+        "src/auth and src/control_plane.rs sit below src/http (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}
