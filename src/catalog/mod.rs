@@ -24,6 +24,8 @@ mod tests;
 #[cfg(test)]
 mod tests_batch;
 #[cfg(test)]
+mod tests_names;
+#[cfg(test)]
 mod tests_reference;
 #[cfg(test)]
 mod tests_template;
