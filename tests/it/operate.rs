@@ -217,12 +217,7 @@ async fn a_query_keeps_the_compute_awake_and_the_flag_is_off_by_default() {
 async fn a_standby_streaming_keeps_its_primary_awake() {
     // Never while the standby copies the primary (its time is the machine's).
     let primary = start_suspending(suspending_spec(-1));
-    let mut replica_spec = spec(json!([]), json!([]));
-    replica_spec["mode"] = json!("Replica");
-    replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name=keeps_awake",
-        primary.port
-    ));
+    let mut replica_spec = replica_spec_of(&primary, "keeps_awake");
     // -1: never, even with the flag.
     replica_spec["suspend_timeout_seconds"] = json!(-1);
     let mut replica = Compute::start_with(Opts {

@@ -20,12 +20,7 @@ fn primary_and_replica(replica_args: &[&str]) -> (Compute, Compute) {
         json!([{"name": "bob", "encrypted_password": null}]),
     )));
     primary.wait_running();
-    let mut replica_spec = spec(json!([]), json!([]));
-    replica_spec["mode"] = json!("Replica");
-    replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name=the_replica",
-        primary.port
-    ));
+    let replica_spec = replica_spec_of(&primary, "the_replica");
     let mut replica = Compute::start_with(Opts {
         spec: Some(replica_spec),
         extra_args: replica_args.iter().map(|a| a.to_string()).collect(),

@@ -101,12 +101,7 @@ async fn neon_scenario_26_role_grants() {
         .await
         .unwrap();
     // A role that lacks nothing needs no write: fine on a replica.
-    let mut replica_spec = spec(json!([]), json!([]));
-    replica_spec["mode"] = json!("Replica");
-    replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name=replica",
-        primary.port
-    ));
+    let replica_spec = replica_spec_of(&primary, "replica");
     let mut replica = Compute::start(Some(replica_spec));
     replica.wait_running();
     let (code, body) = internal_post(&replica, "/grants", &grant).await;

@@ -522,3 +522,15 @@ pub fn spec(roles: serde_json::Value, databases: serde_json::Value) -> serde_jso
         "cluster": {"roles": roles, "databases": databases, "settings": []}
     })
 }
+
+/// An empty replica's spec that streams from `primary` as
+/// `application_name` (how the primary's `pg_stat_replication` names it).
+pub fn replica_spec_of(primary: &Compute, application_name: &str) -> serde_json::Value {
+    let mut replica = spec(serde_json::json!([]), serde_json::json!([]));
+    replica["mode"] = serde_json::json!("Replica");
+    replica["primary_connstring"] = serde_json::json!(format!(
+        "host=127.0.0.1 port={} user={SUPERUSER} application_name={application_name}",
+        primary.port
+    ));
+    replica
+}

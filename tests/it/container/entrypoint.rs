@@ -92,12 +92,7 @@ async fn readyz_with_lag_fails_a_replica_whose_replay_is_behind() {
                {"name": "wal_level", "value": "replica", "vartype": "enum"}]),
     )));
     primary.wait_running();
-    let mut replica_spec = spec(json!([]), json!([]));
-    replica_spec["mode"] = json!("Replica");
-    replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name=replica",
-        primary.port
-    ));
+    let replica_spec = replica_spec_of(&primary, "replica");
     let mut replica = Compute::start(Some(replica_spec));
     replica.wait_running();
     until("the replica streams", Duration::from_secs(20), async || {

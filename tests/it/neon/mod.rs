@@ -283,12 +283,7 @@ async fn a_vanilla_replica_follows_its_primary() {
         .await
         .unwrap();
 
-    let mut replica_spec = spec(json!([]), json!([]));
-    replica_spec["mode"] = json!("Replica");
-    replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name=replica",
-        primary.port
-    ));
+    let replica_spec = replica_spec_of(&primary, "replica");
     let mut replica = Compute::start(Some(replica_spec));
     replica.wait_running();
     let r = replica.client("app").await;
