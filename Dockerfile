@@ -5,7 +5,7 @@
 #   docker build --build-arg PG_MAJOR=17 \
 #       --build-arg RUNTIME_IMAGE=debian:trixie-slim .    # another Debian postgres
 #
-# The base images are build arguments so that a test (tests/container.rs) can build
+# The base images are build arguments so that a test (tests/it/container/image.rs) can build
 # offline from a local Debian base and a binary built on the host:
 #   BUILDER_IMAGE  image that compiles the release binary (stage "build"); if it
 #                  already holds a /compute_ctl, that binary is used as it is

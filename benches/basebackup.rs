@@ -1,4 +1,4 @@
-//! Basebackup throughput and memory: the fake pageserver (tests/fake_pageserver)
+//! Basebackup throughput and memory: the fake pageserver (tests/it/fake_pageserver)
 //! streams generated archives of 64 MiB and 512 MiB of data (about 2:1 gzip)
 //! over loopback; compute_ctl's `storage::basebackup` unpacks them into a
 //! temporary PGDATA. Prints MB/s and the growth of this process' peak RSS
@@ -12,12 +12,12 @@
 //!
 //! Run: `cargo bench --bench basebackup` (ROUNDS=N, default 3). Asserts nothing.
 
-#[path = "../tests/fake_pageserver/mod.rs"]
+#[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
-use compute_ctl::process::RunAs;
-use compute_ctl::secret::Secret;
-use compute_ctl::storage::{self, Backoff, BasebackupRequest};
+use compute_ctl::testing::process::RunAs;
+use compute_ctl::testing::secret::Secret;
+use compute_ctl::testing::storage::{self, Backoff, BasebackupRequest};
 use compute_states::Lsn;
 use fake_pageserver::{Archive, FakePageserver, GeneratedStream, Options};
 use std::io::Write;

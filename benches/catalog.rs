@@ -123,10 +123,10 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
         .port(c.port)
         .user("cloud_admin")
         .dbname("postgres");
-    let connector = compute_ctl::catalog::Connector::new(config);
-    let spec = compute_ctl::spec::ComputeSpec::from_json(&spec.to_string()).unwrap();
+    let connector = compute_ctl::testing::catalog::Connector::new(config);
+    let spec = compute_ctl::testing::spec::ComputeSpec::from_json(&spec.to_string()).unwrap();
     let t = Instant::now();
-    compute_ctl::catalog::reconcile(&connector, &spec, 10)
+    compute_ctl::testing::catalog::reconcile(&connector, &spec, 10)
         .await
         .unwrap();
     let took = ms(t.elapsed());

@@ -1,4 +1,4 @@
-//! Container start benchmark: the image (tests/container_support builds it
+//! Container start benchmark: the image (tests/it/container/support.rs builds it
 //! from the Dockerfile, with the release binary) from `podman run` to
 //! Running, beside the same binary and spec started on the host (its
 //! template cache warm, as the image's is). Prints the medians and the
@@ -7,8 +7,13 @@
 //! Run: `cargo bench --bench container` as root with podman, runc and
 //! mmdebstrap (ITERATIONS=N to change the sample size, default 5).
 
-#[path = "../tests/container_support/mod.rs"]
+#[path = "../tests/it/container/support.rs"]
 mod container_support;
+#[allow(dead_code)] // the bench needs only part of what the tests do
+#[path = "../tests/it/needs.rs"]
+mod needs;
+#[path = "../tests/it/ports.rs"]
+mod ports;
 use container_support::*;
 
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! and the floor (copy a ready PGDATA, start postgres, run the same SQL).
 //! The floor copies with compute_ctl's own copy routine, the fastest we have.
 //!
-//! Also a start on Neon storage: the test pageserver (tests/fake_pageserver)
+//! Also a start on Neon storage: the test pageserver (tests/it/fake_pageserver)
 //! serves a basebackup of a fresh initdb, a stand-in `postgres` answers
 //! `--sync-safekeepers` (it checks postgresql.conf names the safekeepers, as
 //! Neon's does), and the share of each step (sync, basebackup, postgres
@@ -16,7 +16,7 @@
 mod common;
 use common::*;
 
-#[path = "../tests/fake_pageserver/mod.rs"]
+#[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
 use nix::unistd::{Uid, User};
@@ -520,14 +520,14 @@ fn floor_way(
     let dir = run_dir(work);
     let pgdata = dir.join("pgdata");
     let port = free_port();
-    let run_as = compute_ctl::process::RunAs::detect("postgres").unwrap();
+    let run_as = compute_ctl::testing::process::RunAs::detect("postgres").unwrap();
     let started = Instant::now();
     // The fastest copy we have (compute_ctl's own: parallel copy_file_range);
     // `cp -a` is several times slower here.
     std::fs::create_dir(&pgdata).unwrap();
     chmod(&pgdata, 0o700);
     chown_r(&pgdata, user);
-    compute_ctl::pgdata::copy_template(ready, &pgdata, run_as.as_ref()).unwrap();
+    compute_ctl::testing::pgdata::copy_template(ready, &pgdata, run_as.as_ref()).unwrap();
     let copied = started.elapsed();
     let pg = start_postgres(bindir, &pgdata, port, &dir, user);
     loop {

@@ -3,8 +3,8 @@
 //! `NEON_CONTROL_PLANE_TOKEN` when set. The answer is
 //! `{"status": "empty"|"attached", "spec": ..., "compute_ctl_config": ...}`.
 
+use crate::auth::{Authenticator, Gate};
 use crate::driver::{Handle, Request};
-use crate::http::auth::{Authenticator, Gate};
 use crate::secret::Secret;
 use crate::spec::{ComputeConfig, ValidSpec};
 use anyhow::{bail, Context, Result};

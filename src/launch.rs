@@ -7,10 +7,10 @@
 //! the API answers `/status` before anything slow; and no postgres we started
 //! outlives us.
 
+use crate::auth::{Authenticator, Gate};
 use crate::catalog::Connector;
 use crate::cli::{Cli, Command};
 use crate::driver::Driver;
-use crate::http::auth::{Authenticator, Gate};
 use crate::http::{self, Api};
 use crate::{control_plane, logging, monitor, process, signals};
 use anyhow::{Context, Result};

@@ -1,30 +1,48 @@
 //! compute_ctl: the supervisor of a PostgreSQL compute node.
 //!
-//! The binary (`src/main.rs`) is a thin shell over this library; the pure
-//! lifecycle machine lives in the `compute_states` crate.
+//! The binary (`src/main.rs`) is one line over [`main`]; the pure lifecycle
+//! machine lives in the `compute_states` crate (`states/`). Every module is
+//! private, so the compiler reports any item that nothing reaches; `testing`
+//! re-exports the few seams the integration tests and benches drive.
+//!
+//! The map, from the launch down to the leaves (a module imports only
+//! modules below it; the driver and the HTTP API meet through requests and
+//! snapshots, never calls). `ARCHITECTURE.md` tells how they work together.
+//!
+//! | layer | modules |
+//! |---|---|
+//! | launch | `launch` (the start sequence `main` runs), `cli` (flags and environment), `control_plane` (pulling the spec) |
+//! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals` |
+//! | owner of the machine | `driver` (advances the typed states of `compute_states`) |
+//! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
+//! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `secret`, `logging` |
 
 #![warn(missing_docs)]
 
-pub mod catalog;
-pub mod cli;
-pub mod collector;
-pub mod config;
-pub mod control_plane;
-pub mod driver;
-pub mod http;
+mod auth;
+mod catalog;
+mod cli;
+mod collector;
+mod config;
+mod control_plane;
+mod driver;
+mod http;
 mod launch;
-pub mod logging;
-pub mod metrics;
-pub mod monitor;
-pub mod options;
-pub mod pgbin;
-pub mod pgdata;
-pub mod postgres;
-pub mod process;
-pub mod replication;
-pub mod secret;
-pub mod signals;
-pub mod spec;
-pub mod storage;
+mod logging;
+mod metrics;
+mod monitor;
+mod options;
+mod pgbin;
+mod pgdata;
+mod postgres;
+mod process;
+mod replication;
+mod secret;
+mod signals;
+mod spec;
+mod storage;
 
 pub use launch::main;
+
+#[doc(hidden)]
+pub mod testing;

@@ -408,7 +408,7 @@ async fn run_initdb(
 }
 
 /// Copies the template into the (empty) `pgdata`, giving every file to
-/// `owner` (see [`copy`]: the data ranges only, byte for byte the same).
+/// `owner` (see `copy`: the data ranges only, byte for byte the same).
 pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     let started = std::time::Instant::now();
     let copied = copy::copy_tree(template, pgdata, owner).with_context(|| {

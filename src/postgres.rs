@@ -339,7 +339,7 @@ mod tests {
         let input = format!("short\r\n{long}\nlast");
         let mut reader = tokio::io::BufReader::with_capacity(1000, input.as_bytes());
         let mut lines = Vec::new();
-        while let Some(l) = process::read_capped_line(&mut reader, MAX_LOG_LINE)
+        while let Some(l) = crate::process::lines::read_capped_line(&mut reader, MAX_LOG_LINE)
             .await
             .unwrap()
         {

@@ -4,7 +4,7 @@
 //! Alone in its binary: reaping takes any exited child that compute_ctl did
 //! not spawn, and other tests' children would be such.
 
-use compute_ctl::process::{self, alive};
+use compute_ctl::testing::process::{self, alive};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

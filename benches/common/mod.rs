@@ -9,13 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[path = "../../tests/it/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// An environment variable as a number, or `default`.
 pub fn env_or(name: &str, default: usize) -> usize {

@@ -49,7 +49,7 @@ impl Connector {
         }
     }
 
-    /// The same, with a privileged role (see [`super::privileged`]): the
+    /// The same, with a privileged role (see `privileged`): the
     /// spec's roles are made its members and its databases grant it ALL.
     /// Without one, roles and databases are created as plain postgres would.
     pub fn with_privileged_role(mut self, name: &str) -> Self {

@@ -1,7 +1,7 @@
 //! The catalog: roles and databases, reconciled with the spec.
 //!
-//! [`read_catalog`] takes a snapshot, [`plan()`] (pure) computes the ordered
-//! statements, [`apply`] runs them; [`reconcile`] does all three. The order is
+//! [`read_catalog`] takes a snapshot, [`plan_with()`] (pure) computes the ordered
+//! statements, [`apply()`] runs them; [`reconcile`] does all three. The order is
 //! the contract's: delta operations, then roles, then databases. At a
 //! primary's start, [`start`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
@@ -24,19 +24,18 @@ mod tests;
 #[cfg(test)]
 mod tests_batch;
 #[cfg(test)]
+mod tests_names;
+#[cfg(test)]
 mod tests_reference;
 #[cfg(test)]
 mod tests_start;
 #[cfg(test)]
 mod tests_template;
 
-pub use crate::options::{
-    check_database_option, check_role_option, database_option_sql, role_option_sql,
-};
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
-pub use model::{Catalog, DatabaseInfo, RoleInfo, DATCONNLIMIT_INVALID_DB};
-pub use plan::{plan, plan_with, stored_password, Phase, Plan, PlanError, Step, REDACTED};
+pub use model::DatabaseInfo;
+pub use plan::{plan_with, stored_password, Plan};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
 pub use subscriptions::drop_before_start;
@@ -70,7 +69,7 @@ fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<(
 /// [`reconcile`] would execute (`compute_ctl plan` prints it), except that
 /// where template1 lacks the privileged role's default privileges, the plan
 /// sets them in each new database, whereas [`reconcile`] first gives them
-/// to template1 (see [`Catalog::template_defaults`]).
+/// to template1 (see `Catalog::template_defaults`).
 pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     read_and_plan(connector, spec, false, None).await
 }

@@ -166,11 +166,12 @@ impl<'a> Planner<'a> {
 /// `superuser` is the role compute_ctl connects as; it and the `pg_*` roles
 /// are never altered or dropped. A spec that matches the catalog gives an
 /// empty plan.
+#[cfg(test)]
 pub fn plan(catalog: &Catalog, spec: &ValidSpec, superuser: &str) -> Result<Plan, PlanError> {
     plan_with(catalog, spec, superuser, None)
 }
 
-/// [`plan()`] with a privileged role (the reference's `neon_superuser`):
+/// `plan()` with a privileged role (the reference's `neon_superuser`):
 /// roles are created as its members with `INHERIT CREATEROLE CREATEDB
 /// BYPASSRLS REPLICATION` (unless their options say otherwise), each new
 /// database grants it ALL and, in schema public, ALL on the tables and

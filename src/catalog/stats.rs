@@ -30,6 +30,7 @@ pub fn migration_failed(id: i64) {
 }
 
 /// How many times migration `id` failed.
+#[cfg(test)]
 pub fn migration_failures_of(id: i64) -> u64 {
     MIGRATION_FAILURES.lock().get(&id).copied().unwrap_or(0)
 }
@@ -37,11 +38,6 @@ pub fn migration_failures_of(id: i64) -> u64 {
 /// Replaces the installed extensions with a new collection.
 pub fn set_installed_extensions(counts: BTreeMap<ExtensionKey, u64>) {
     *INSTALLED_EXTENSIONS.lock() = Some(counts);
-}
-
-/// The last collection of installed extensions, if any.
-pub fn installed_extensions() -> Option<BTreeMap<ExtensionKey, u64>> {
-    INSTALLED_EXTENSIONS.lock().clone()
 }
 
 /// Adds `compute_ctl_db_migration_failed_total{migration_id}` and

@@ -2,10 +2,12 @@
 //! own temporary directory on a free port (as the `postgres` user when run as
 //! root), stopped with SIGQUIT and removed on drop.
 
-use super::plan::tests::{spec, tricky_names};
+use super::model::Catalog;
+use super::plan::plan;
+use super::plan::tests::spec;
 use super::*;
 use crate::spec::{ComputeSpec, ValidSpec};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -16,9 +18,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 const SU: &str = "cloud_admin";
-const HASH: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const HASH: &str = "0123456789abcdef0123456789abcdef";
 /// A well-formed SCRAM secret (32-byte keys), so postgres stores it verbatim.
-const SCRAM: &str = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$\
+pub(super) const SCRAM: &str = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0$\
     AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn bindir() -> PathBuf {
@@ -130,20 +132,20 @@ impl Pg {
         self.connector().connect(db).await.unwrap()
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
     }
 
     /// Statements postgres logged (log_statement = ddl).
-    fn logged_statements(&self) -> usize {
+    pub(super) fn logged_statements(&self) -> usize {
         self.log().matches("LOG:  statement: ").count()
     }
 
-    async fn catalog(&self) -> Catalog {
+    pub(super) async fn catalog(&self) -> Catalog {
         read_catalog(&self.client("postgres").await).await.unwrap()
     }
 
-    async fn plan(&self, spec: &ValidSpec) -> Plan {
+    pub(super) async fn plan(&self, spec: &ValidSpec) -> Plan {
         let client = self.client("postgres").await;
         let catalog = read_catalog(&client).await.unwrap();
         let spec = normalize_spec(&client, spec).await.unwrap();
@@ -151,7 +153,7 @@ impl Pg {
     }
 
     /// datname -> owner
-    async fn owners(&self) -> HashMap<String, String> {
+    pub(super) async fn owners(&self) -> HashMap<String, String> {
         self.client("postgres")
             .await
             .query(
@@ -188,141 +190,6 @@ impl Drop for Pg {
         }
         let _ = self.child.wait();
     }
-}
-
-/// A new name for `name`: at most 63 bytes, different from every tricky name.
-fn renamed(name: &str) -> String {
-    let mut base = String::new();
-    for c in name.chars() {
-        if base.len() + c.len_utf8() > 61 {
-            break;
-        }
-        base.push(c);
-    }
-    format!("{base}~2")
-}
-
-fn password_for(i: usize) -> &'static str {
-    if i.is_multiple_of(2) {
-        HASH
-    } else {
-        SCRAM
-    }
-}
-
-fn stored_for(i: usize) -> String {
-    stored_password(password_for(i))
-}
-
-fn tricky_spec(names: &[String], deltas: Value) -> ValidSpec {
-    let roles: Vec<Value> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| json!({"name": n, "encrypted_password": password_for(i)}))
-        .collect();
-    let dbs: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"name": n, "owner": n}))
-        .collect();
-    spec(json!({"roles": roles, "databases": dbs, "delta_operations": deltas}))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tricky_names_create_rename_delete() {
-    let pg = Pg::start().await;
-    let names = tricky_names();
-    let s = tricky_spec(&names, json!([]));
-    let report = reconcile(&pg.connector(), &s, 4).await.unwrap();
-    assert_eq!(report.statements, 44);
-
-    let owners = pg.owners().await;
-    let catalog = pg.catalog().await;
-    for (i, name) in names.iter().enumerate() {
-        assert_eq!(owners.get(name), Some(name), "owner of database {name:?}");
-        let role = catalog
-            .role(name)
-            .unwrap_or_else(|| panic!("role {name:?}"));
-        assert!(role.login, "{name:?}");
-        assert_eq!(
-            role.password.as_ref().map(|p| p.expose()),
-            Some(stored_for(i).as_str()),
-            "password of {name:?}"
-        );
-    }
-
-    // Re-applying: empty plan, no DDL at all.
-    assert!(pg.plan(&s).await.is_empty());
-    let before = pg.logged_statements();
-    assert!(
-        before >= 22,
-        "log_statement = ddl must log the CREATE DATABASEs"
-    );
-    let report = reconcile(&pg.connector(), &s, 4).await.unwrap();
-    assert_eq!(report.statements, 0);
-    assert_eq!(pg.logged_statements(), before);
-    // The log has the DDL, never a password.
-    let log = pg.log();
-    assert!(log.contains("CREATE DATABASE"), "{log}");
-    assert!(!log.contains(HASH) && !log.contains("AQIDBAUG"), "{log}");
-
-    // Rename every role and database.
-    let new_names: Vec<String> = names.iter().map(|n| renamed(n)).collect();
-    let deltas: Vec<Value> = names
-        .iter()
-        .zip(&new_names)
-        .flat_map(|(old, new)| {
-            [
-                json!({"action": "rename_role", "name": old, "new_name": new}),
-                json!({"action": "rename_db", "name": old, "new_name": new}),
-            ]
-        })
-        .collect();
-    let s = tricky_spec(&new_names, json!(deltas));
-    reconcile(&pg.connector(), &s, 4).await.unwrap();
-    let owners = pg.owners().await;
-    let catalog = pg.catalog().await;
-    for (i, (old, new)) in names.iter().zip(&new_names).enumerate() {
-        assert!(
-            catalog.role(old).is_none() && catalog.database(old).is_none(),
-            "{old:?}"
-        );
-        assert_eq!(
-            owners.get(new),
-            Some(new),
-            "owner of renamed database {new:?}"
-        );
-        // md5 passwords, cleared by the rename, are set again.
-        assert_eq!(
-            catalog
-                .role(new)
-                .unwrap()
-                .password
-                .as_ref()
-                .map(|p| p.expose()),
-            Some(stored_for(i).as_str()),
-            "{new:?}"
-        );
-    }
-    // The same spec again (renames now no-ops) changes nothing.
-    assert!(pg.plan(&s).await.is_empty());
-
-    // Delete them all.
-    let deltas: Vec<Value> = new_names
-        .iter()
-        .flat_map(|n| {
-            [
-                json!({"action": "delete_db", "name": n}),
-                json!({"action": "delete_role", "name": n}),
-            ]
-        })
-        .collect();
-    let s = spec(json!({"delta_operations": deltas}));
-    reconcile(&pg.connector(), &s, 4).await.unwrap();
-    let catalog = pg.catalog().await;
-    assert_eq!(catalog.roles.len(), 1, "{:?}", catalog.roles);
-    let dbs: Vec<&str> = catalog.databases.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(dbs, ["postgres", "template0", "template1"]);
-    assert!(pg.plan(&s).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

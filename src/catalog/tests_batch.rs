@@ -3,6 +3,7 @@
 //! is replayed statement by statement so the error names the culprit; the
 //! work inside new databases is done by the creation workers.
 
+use super::plan::plan;
 use super::plan::tests::spec;
 use super::tests::Pg;
 use super::*;

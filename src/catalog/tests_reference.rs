@@ -2,6 +2,7 @@
 //! subscriptions, role drops with grants from others), against a real
 //! PostgreSQL started per test (see `tests::Pg`).
 
+use super::model::{Catalog, RoleInfo};
 use super::plan::tests::spec;
 use super::tests::Pg;
 use super::*;

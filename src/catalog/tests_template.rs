@@ -3,7 +3,9 @@
 //! reconcile that creates a database), or set in the database when it is
 //! made from another template or template1 cannot be used.
 
+use super::model::{Catalog, RoleInfo};
 use super::plan::tests::spec;
+use super::plan::Step;
 use super::tests::Pg;
 use super::*;
 use serde_json::json;

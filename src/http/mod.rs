@@ -7,7 +7,6 @@
 //! `/metrics`), the internal port, on loopback by default, only what local
 //! helpers need (`/extensions`, `/grants`, `/refresh_configuration`).
 
-pub mod auth;
 mod error;
 mod operate;
 pub mod probes;
@@ -17,9 +16,9 @@ pub mod table;
 
 pub use error::ApiError;
 
+use crate::auth::Gate;
 use crate::driver::Handle;
 use anyhow::{Context, Result};
-use auth::Gate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,10 +55,6 @@ pub struct Api {
 pub struct Servers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    /// Where the external API listens.
-    pub external: SocketAddr,
-    /// Where the internal API listens.
-    pub internal: SocketAddr,
 }
 
 impl Servers {
@@ -100,7 +95,5 @@ pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Resu
     Ok(Servers {
         stop,
         tasks: vec![tokio::spawn(ext), tokio::spawn(int)],
-        external,
-        internal,
     })
 }

@@ -1,9 +1,9 @@
 //! The handlers of the route table ([`super::table`]): each reads the
 //! snapshot or sends a request to the driver.
 
-use super::auth::Authenticator;
 use super::error::ApiError;
 use super::Api;
+use crate::auth::Authenticator;
 use crate::catalog::dump::DumpError;
 use crate::catalog::{self, Connector};
 use crate::driver::{Request, RequestError};

@@ -18,7 +18,7 @@ mod sql;
 mod tests;
 
 pub use setting::{check_setting, quote_conf_value, setting_line, SettingFault};
-pub use sql::{check_database_option, check_role_option, database_option_sql, role_option_sql};
+pub use sql::{check_database_option, check_role_option, database_option_sql};
 pub(crate) use sql::{role_attribute, RoleAttr};
 
 /// A named value with a type, used for settings and options.

@@ -1,5 +1,6 @@
 //! The option grammar: rendering, escaping and refusals.
 
+use super::sql::role_option_sql;
 use super::*;
 
 fn opt(name: &str, value: Option<&str>, vartype: VarType) -> GenericOption {

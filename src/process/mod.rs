@@ -10,13 +10,13 @@
 //! 0600 file, see [`crate::secret::PassFile`]).
 
 mod child;
-mod lines;
+pub(crate) mod lines;
 mod reaper;
 #[cfg(test)]
 mod tests;
 
-pub use child::{Child, Finished, Options};
-pub use lines::{marked, read_capped_line, Lines, LogAs, Tail};
+pub use child::{Child, Options};
+pub use lines::{marked, Lines, LogAs};
 pub use reaper::{alive, forget, reap_orphans, spawn, spawn_reaper};
 
 use anyhow::{Context, Result};

@@ -24,7 +24,7 @@ static OWN_CHILDREN: LazyLock<Mutex<HashSet<i32>>> = LazyLock::new(Default::defa
 /// Spawns `cmd` and records the child as ours, so the reaper leaves it to
 /// whoever waits for it; [`forget`] it once reaped. Our settings (some read
 /// from secret files) are none of a child's business: they are removed from
-/// its environment. Use [`crate::process::Child`], which does the rest.
+/// its environment. Use `Child`, which does the rest.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<tokio::process::Child> {
     for (name, _) in std::env::vars_os() {
         let name_str = name.to_string_lossy();

@@ -7,9 +7,7 @@
 
 mod redact;
 
-pub use redact::{
-    blank_password, mask_connstring, redact_passwords, PasswordRedactor, PasswordState, REDACTED,
-};
+pub use redact::{blank_password, mask_connstring, PasswordRedactor, REDACTED};
 
 use serde::Deserialize;
 use std::fmt;

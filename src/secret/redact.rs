@@ -44,6 +44,7 @@ impl PasswordRedactor {
 /// Replaces the literal after every `PASSWORD` keyword with `'<redacted>'`, so
 /// a statement postgres logs (e.g. with `log_statement`) never shows a
 /// password, whatever its quoting. One line, on its own.
+#[cfg(test)]
 pub fn redact_passwords(line: &str) -> String {
     redact_from(line, PasswordState::Normal).0
 }

@@ -13,10 +13,8 @@ mod valid;
 mod validate;
 mod wire;
 
-pub use crate::options::{GenericOption, VarType};
 pub use valid::{Storage, ValidSpec};
-pub use validate::MAX_IDENTIFIER_BYTES;
-pub use wire::{Cluster, ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, Role};
+pub use wire::{ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, Role};
 
 use serde::Deserialize;
 

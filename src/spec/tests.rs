@@ -1,6 +1,7 @@
 //! Spec parsing and validation: every error names its field.
 
 use super::*;
+use crate::options::{GenericOption, VarType};
 use crate::secret::Secret;
 use compute_states::Lsn;
 use std::collections::HashSet;

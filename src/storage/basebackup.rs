@@ -102,14 +102,14 @@ impl BasebackupRequest<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BasebackupStats {
     /// Compressed bytes received in the successful attempt (for
-    /// [`super::pg_basebackup`]: the size of the copied files).
+    /// [`super::pg_basebackup()`]: the size of the copied files).
     pub bytes: u64,
     /// Time from the call to the end, retries included.
     pub duration: Duration,
     /// Attempts made, the successful one included.
     pub attempts: u32,
     /// Time to connect to the pageserver in the successful attempt, in
-    /// microseconds (0 for [`super::pg_basebackup`]).
+    /// microseconds (0 for [`super::pg_basebackup()`]).
     pub connect_micros: u64,
 }
 

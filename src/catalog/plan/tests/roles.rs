@@ -213,10 +213,10 @@ fn password_literals_are_escaped() {
 fn bad_options_name_the_object() {
     // The spec validator refuses them too; the planner must not trust that.
     let mut s = raw_spec(json!({"roles": [{"name": "r"}]}));
-    s.cluster.roles[0].options = Some(vec![crate::spec::GenericOption {
+    s.cluster.roles[0].options = Some(vec![crate::options::GenericOption {
         name: "SUPERUSER; DROP".into(),
         value: None,
-        vartype: crate::spec::VarType::Bool,
+        vartype: crate::options::VarType::Bool,
     }]);
     let e = refused(&catalog(vec![], vec![]), &s);
     assert!(

@@ -1,0 +1,36 @@
+//! The integration tests, as one test binary (`cargo test --test it`; one area:
+//! `cargo test --test it lifecycle::`). Each area is a module; the harness and
+//! the stand-ins are modules beside them. One binary links the library once,
+//! where a binary per file linked it some thirty times (slow links, gigabytes of
+//! target/). Only tests whose process-wide effects would reach the others stay
+//! binaries of their own (tests/reaper.rs: it reaps any exited child of the test
+//! process, so other tests' children would be taken from them).
+
+// The harness and the stand-ins.
+mod common;
+mod fake_pageserver;
+mod hostile;
+mod needs;
+mod neon_support;
+mod ports;
+mod wait;
+
+// The areas.
+mod architecture;
+mod catalog;
+mod container;
+mod control_plane;
+mod diagram;
+mod doors;
+mod faults;
+mod fuzz;
+mod http;
+mod lifecycle;
+mod load;
+mod neon;
+mod operate;
+mod promote;
+mod readme_routes;
+mod reference_shapes;
+mod soak;
+mod storage;
