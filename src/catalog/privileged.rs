@@ -46,6 +46,7 @@ pub fn check_privileged_role_name(name: &str) -> Result<(), String> {
 /// attributes: not a superuser, no LOGIN, CREATEROLE, CREATEDB, REPLICATION,
 /// BYPASSRLS, member of pg_read_all_data and pg_write_all_data. (The
 /// migrations make sure of the attributes and the other memberships.)
+#[cfg(test)]
 pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
     if ensure_unflushed(client, name).await? {
         flush(client).await?;
@@ -53,7 +54,7 @@ pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`ensure`], without waiting for the WAL flush of the creation (a
+/// `ensure`, without waiting for the WAL flush of the creation (a
 /// commit's fsync, tens of ms on a busy disk); true when it created the
 /// role, whose creation then becomes durable with the next durable commit
 /// (see [`flush`]).

@@ -99,15 +99,17 @@ fn failpoint_in(value: &str) -> Option<i64> {
 /// database, as the superuser). Returns the id reached. A failure names the
 /// migration, is counted in `compute_ctl_db_migration_failed_total`, and
 /// leaves the id at the last one that succeeded, so the next run resumes there.
+#[cfg(test)]
 pub async fn run(client: &Client, privileged_role: &str) -> anyhow::Result<i64> {
     run_list(client, privileged_role, MIGRATIONS, failpoint()).await
 }
 
-/// [`run`], saying how many it applied.
+/// Applies the migrations not applied yet (as `run`), saying how many it applied.
 pub(crate) async fn run_all(client: &Client, privileged_role: &str) -> anyhow::Result<Migrated> {
     run_counted(client, privileged_role, MIGRATIONS, failpoint()).await
 }
 
+#[cfg(test)]
 pub(crate) async fn run_list(
     client: &Client,
     privileged_role: &str,
@@ -129,7 +131,7 @@ pub(crate) struct Migrated {
     pub(crate) applied: usize,
 }
 
-/// [`run_list`], saying how many it applied. A cluster whose migrations are
+/// The migrations in `migrations` not applied yet, saying how many it applied. A cluster whose migrations are
 /// all recorded already costs one round trip and no write.
 pub(crate) async fn run_counted(
     client: &Client,
