@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 pub mod copy;
+pub mod spare;
 pub use copy::Copied;
 
 /// Written into a finished template; its content must match for the template to be used.
@@ -28,12 +29,7 @@ const STAMP: &str = "compute_ctl.template";
 
 /// Removes `pgdata` (if present) and creates it empty, mode 0700, owned by `owner`.
 pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
-    let canonical = pgdata
-        .canonicalize()
-        .unwrap_or_else(|_| pgdata.to_path_buf());
-    if canonical.parent().is_none() {
-        bail!("refusing to wipe {} as PGDATA", pgdata.display());
-    }
+    check_not_root(pgdata)?;
     stop_orphan(pgdata, ORPHAN_STOP_LIMIT)?;
     match std::fs::remove_dir_all(pgdata) {
         Ok(()) => {}
@@ -42,11 +38,31 @@ pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
             return Err(e).with_context(|| format!("removing old PGDATA {}", pgdata.display()))
         }
     }
-    // Missing parents get the usual 0755: postgres must be able to pass through them.
+    create_parent(pgdata)?;
+    create_empty(pgdata, owner)
+}
+
+fn check_not_root(pgdata: &Path) -> Result<()> {
+    let canonical = pgdata
+        .canonicalize()
+        .unwrap_or_else(|_| pgdata.to_path_buf());
+    if canonical.parent().is_none() {
+        bail!("refusing to wipe {} as PGDATA", pgdata.display());
+    }
+    Ok(())
+}
+
+/// Missing parents get the usual 0755: postgres must be able to pass through them.
+fn create_parent(pgdata: &Path) -> Result<()> {
     if let Some(parent) = pgdata.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating the parent of PGDATA {}", parent.display()))?;
     }
+    Ok(())
+}
+
+/// Creates the missing `pgdata`, empty, mode 0700, owned by `owner`.
+fn create_empty(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(pgdata)
@@ -56,6 +72,96 @@ pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
         check_reachable(pgdata, u)?;
     }
     Ok(())
+}
+
+/// Takes the old `pgdata` out of the way without waiting for its removal:
+/// renamed to a sibling `.<name>.old-<n>`, removed on a thread of its own
+/// (with any such sibling an earlier, interrupted removal left). Leaves
+/// `pgdata` missing and its parent present.
+fn clear_aside(pgdata: &Path) -> Result<()> {
+    check_not_root(pgdata)?;
+    stop_orphan(pgdata, ORPHAN_STOP_LIMIT)?;
+    create_parent(pgdata)?;
+    let absolute = std::path::absolute(pgdata).unwrap_or_else(|_| pgdata.to_path_buf());
+    let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        bail!("PGDATA {} has no parent", pgdata.display());
+    };
+    let prefix = format!(".{}.old-", name.to_string_lossy());
+    let aside = parent.join(format!("{prefix}{}", unique()));
+    match std::fs::rename(pgdata, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("moving old PGDATA {} aside", pgdata.display()))
+        }
+    }
+    let parent = parent.to_path_buf();
+    std::thread::spawn(move || {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix));
+            if old {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!("removing old PGDATA {}: {e}", entry.path().display());
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// How PGDATA was made from the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// A spare was renamed into place.
+    Claimed,
+    /// The template was copied.
+    Copied(Copied),
+}
+
+/// Replaces `pgdata` with a fresh copy of `template`: a spare claimed by a
+/// rename when one is ready (see `spare`), else a copy made now. With
+/// `spares` (and PGDATA on the cache's file system), the next spare is then
+/// made in the background: its thread is returned, for tests to join; a
+/// start does not wait for it.
+pub fn from_template(
+    template: &Path,
+    pgdata: &Path,
+    owner: Option<&RunAs>,
+    spares: bool,
+) -> Result<(Prepared, Option<std::thread::JoinHandle<()>>)> {
+    if !(spares && spare::same_device(template, pgdata)) {
+        wipe(pgdata, owner)?;
+        let copied = copy_template(template, pgdata, owner)?;
+        return Ok((Prepared::Copied(copied), None));
+    }
+    clear_aside(pgdata)?;
+    let started = std::time::Instant::now();
+    let claim = spare::claim(template, pgdata, owner).unwrap_or_else(|e| {
+        tracing::warn!("claiming a spare PGDATA: {e:#}; copying the template");
+        spare::Claim::NoSpare
+    });
+    let prepared = if claim == spare::Claim::Claimed {
+        if let Some(u) = owner {
+            check_reachable(pgdata, u)?;
+        }
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "PGDATA claimed from a spare"
+        );
+        Prepared::Claimed
+    } else {
+        create_empty(pgdata, owner)?;
+        Prepared::Copied(copy_template(template, pgdata, owner)?)
+    };
+    let maker = (claim != spare::Claim::CrossDevice)
+        .then(|| spare::make_in_background(template.to_path_buf(), owner.cloned()));
+    Ok((prepared, maker))
 }
 
 /// How long an orphaned postmaster gets for its immediate shutdown before
@@ -269,6 +375,13 @@ fn reuse_or_clear(
         if std::fs::rename(dir, &stale).is_ok() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("removing stale template {}", stale.display()))?;
+        }
+        // Its spares are copies of what was there: they go too.
+        let spares = spare::spares_dir(dir);
+        let stale = cache_dir.join(format!(".stale-{}-{}", std::process::id(), unique()));
+        if std::fs::rename(&spares, &stale).is_ok() {
+            std::fs::remove_dir_all(&stale)
+                .with_context(|| format!("removing stale spares {}", stale.display()))?;
         }
     }
     std::fs::create_dir_all(cache_dir)
