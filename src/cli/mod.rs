@@ -127,6 +127,14 @@ pub struct Cli {
     #[arg(long, env = "COMPUTE_CTL_TEMPLATE_CACHE", value_name = "DIR")]
     pub template_cache: Option<PathBuf>,
 
+    /// Do not keep a spare copy of the template ready in the template cache.
+    /// By default, after each local start a copy is made in the background
+    /// (while postgres starts), and the next local start renames it into
+    /// place instead of copying the template while it waits.
+    #[arg(long, env = "COMPUTE_CTL_NO_SPARE_PGDATA",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_spare_pgdata: bool,
+
     /// After a failure with postgres down, keep answering `/status` (and accept
     /// a new spec) for this many seconds, then exit with code 1.
     #[arg(
@@ -515,6 +523,7 @@ impl Cli {
             pgbin,
             run_as,
             template_cache,
+            spare_pgdata: !self.no_spare_pgdata,
             socket_dir: self.socket_dir.clone(),
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
             terminate_linger: self.terminate_linger,

@@ -79,6 +79,9 @@ pub struct Params {
     pub run_as: Option<RunAs>,
     /// Where initdb templates are cached.
     pub template_cache: PathBuf,
+    /// Keep a spare copy of the template ready beside it, so that a local
+    /// start renames it into place instead of copying (`--no-spare-pgdata`).
+    pub spare_pgdata: bool,
     /// Where postgres puts its Unix socket (unless the spec says otherwise).
     pub socket_dir: PathBuf,
     /// How long a failed compute without postgres keeps answering `/status`

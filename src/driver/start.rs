@@ -73,7 +73,8 @@ pub(super) async fn start_compute(
     Ok((pg, timings))
 }
 
-/// Local storage: a copy of the cached initdb template.
+/// Local storage: a copy of the cached initdb template (a spare copy made
+/// ahead of time and renamed into place, when there is one).
 async fn prepare_local(env: &Arc<Env>, spec: &Arc<ValidSpec>) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
@@ -92,8 +93,9 @@ async fn prepare_local(env: &Arc<Env>, spec: &Arc<ValidSpec>) -> Result<()> {
     tokio::task::spawn_blocking(move || -> Result<()> {
         let params = &env.params;
         let owner = params.run_as.as_ref();
-        pgdata::wipe(&params.pgdata, owner)?;
-        pgdata::copy_template(&template, &params.pgdata, owner)?;
+        // The next spare's maker is not waited for (nor at exit).
+        let _maker =
+            pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?.1;
         config::write(&params.pgdata, &spec, &env.config_params())
     })
     .await
