@@ -96,7 +96,7 @@ fn main() {
     let load_after = load_average();
     let (o, f, m) = (median(&mut ours), median(&mut official), median(&mut floor));
     println!("cold start, spawn to Running with 1 role and 1 database ({iterations} interleaved runs, medians; load average {load_before} before, {load_after} after):");
-    println!("  compute_ctl (template copy):       {:8.1} ms", ms(o));
+    println!("  compute_ctl (spare or copy):       {:8.1} ms", ms(o));
     println!("  official-image way (initdb+start): {:8.1} ms", ms(f));
     println!("  floor (copy ready PGDATA + start): {:8.1} ms", ms(m));
     println!(
@@ -129,8 +129,15 @@ fn main() {
         );
     }
     println!(
-        "    (compute_ctl: prepare holds the spec's and the template's checks and the copy; \
-         catalog holds its first connection)"
+        "    (compute_ctl: prepare holds the spec's and the template's checks and the copy, \
+         or the claim of a spare copy; catalog holds its first connection)"
+    );
+    println!(
+        "  compute_ctl runs that claimed a spare: {} of {}; that left a spare made for the next: {} of {}",
+        our_phases.iter().filter(|p| p.claimed).count(),
+        our_phases.len(),
+        our_phases.iter().filter(|p| p.spare_made).count(),
+        our_phases.len()
     );
     if neon.is_empty() {
         return;
@@ -332,8 +339,13 @@ struct Phases {
     /// compute_ctl: spawn until the start began (flags, logger, HTTP
     /// listeners, `postgres --version`).
     init: f64,
-    /// Copying the template (compute_ctl: within `prepare`).
+    /// Copying the template, or claiming a spare copy made by the run
+    /// before (compute_ctl: within `prepare`).
     copy: f64,
+    /// compute_ctl: PGDATA was a spare claimed by a rename (not a copy).
+    claimed: bool,
+    /// compute_ctl: the next spare was complete before compute_ctl exited.
+    spare_made: bool,
     /// compute_ctl: the spec's check and the template's (together), then
     /// wipe, copy and configuration.
     prepare: f64,
@@ -373,6 +385,11 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
                 seen.push(line.clone());
                 if line.contains("PGDATA copied from the template") {
                     phases.copy = field(&line, " ms").unwrap_or(0.0);
+                } else if line.contains("PGDATA claimed from a spare") {
+                    phases.copy = field(&line, " ms").unwrap_or(0.0);
+                    phases.claimed = true;
+                } else if line.contains("made a spare PGDATA") {
+                    phases.spare_made = true;
                 } else if line.contains("PGDATA prepared") {
                     phases.prepare = field(&line, " ms").unwrap_or(0.0);
                 } else if line.contains("compute is running") {
@@ -390,7 +407,12 @@ fn compute_ctl_start(work: &Path, cache: &Path) -> (Duration, Phases) {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    for _ in lines.by_ref() {}
+    // The next spare, made in the background: done before the exit, or abandoned.
+    for line in lines.by_ref().map_while(Result::ok) {
+        if line.contains("made a spare PGDATA") {
+            phases.spare_made = true;
+        }
+    }
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     (elapsed, phases)
