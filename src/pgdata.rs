@@ -10,6 +10,9 @@
 //! place, and the cache directory is fsynced after; the stamp also records the tree's file
 //! count and size, so a template that lost files or writes in a crash does not
 //! match and is rebuilt.
+//!
+//! A start does not even wait for the copy when a spare one is ready: see
+//! `spare` (copies made in the background, claimed by a rename).
 
 use crate::pgbin::PgBin;
 use crate::process::{self, RunAs};
