@@ -5,7 +5,7 @@
 //! The copy is the same work as before; it only moves: right after a start
 //! has its PGDATA, the next spare is made in the background, while postgres
 //! starts and the catalog runs. A spare lives beside its template, in
-//! `<template>.spares/`, a directory owned by us (root, or the invoking
+//! `.<template>.spares/`, a directory owned by us (root, or the invoking
 //! user) and writable by nobody else, so the run-as user cannot plant one:
 //!
 //! - `.tmp-<boot>-<pid>-<n>`: being made (a `copy_tree` of the template,
@@ -32,7 +32,10 @@ use std::path::{Path, PathBuf};
 
 /// Where the spares of `template` live.
 pub fn spares_dir(template: &Path) -> PathBuf {
-    let mut name = template.file_name().unwrap_or_default().to_os_string();
+    // Hidden, as the cache's other work directories: the templates are
+    // what is not hidden.
+    let mut name = std::ffi::OsString::from(".");
+    name.push(template.file_name().unwrap_or_default());
     name.push(".spares");
     template.with_file_name(name)
 }
