@@ -124,7 +124,7 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
         .user("cloud_admin")
         .dbname("postgres");
     let connector = compute_ctl::testing::catalog::Connector::new(config);
-    let spec = compute_ctl::testing::spec::ComputeSpec::from_json(&spec.to_string()).unwrap();
+    let spec = compute_ctl::testing::spec::ValidSpec::from_json(&spec.to_string()).unwrap();
     let t = Instant::now();
     compute_ctl::testing::catalog::reconcile(&connector, &spec, 10)
         .await

@@ -27,7 +27,7 @@ pub enum Storage<'a> {
     Primary(&'a str),
 }
 
-/// A [`ComputeSpec`] that passed validation. Made only by
+/// A `ComputeSpec` that passed validation. Made only by
 /// [`ValidSpec::try_from`] or [`ValidSpec::from_json`]; read through
 /// [`Deref`]; immutable.
 ///

@@ -162,13 +162,6 @@ pub enum DeltaAction {
 }
 
 impl ComputeSpec {
-    /// Parses and validates a spec from JSON text: the same as
-    /// [`ValidSpec::from_json`](super::ValidSpec::from_json). A spec is only
-    /// ever read to be used, so reading one gives the checked form.
-    pub fn from_json(text: &str) -> Result<super::ValidSpec, super::SpecError> {
-        super::ValidSpec::from_json(text)
-    }
-
     /// Like the reference: the storage fields fall back to the settings
     /// `neon.pageserver_connstring`, `neon.safekeepers` (comma-separated),
     /// `neon.tenant_id` and `neon.timeline_id` when absent.

@@ -7,7 +7,8 @@
 /// status it reports: two types can report one status), the entry, every
 /// transition, the handovers (transitions that also return what the state
 /// held) and the exits, each exactly once. Generates the methods,
-/// [`Status`], [`Kind`], [`AnyState`] and [`EDGES`].
+/// [`Status`](crate::Status), [`Kind`](crate::Kind), [`AnyState`](crate::AnyState) and
+/// [`EDGES`](crate::EDGES).
 macro_rules! machine {
     (
         statuses { $( $status:ident = $snake:literal ),* $(,)? }

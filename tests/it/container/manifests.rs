@@ -7,7 +7,7 @@
 //! .ci/run installs it, or from PATH; without it the test is skipped with a
 //! loud message, or fails when `CI` is set.
 
-use compute_ctl::testing::spec::{ComputeConfig, ComputeSpec};
+use compute_ctl::testing::spec::{ComputeConfig, ValidSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,7 +146,7 @@ fn kubernetes_manifests_agree_with_compute_ctl() {
     // The spec from the ConfigMap and the JWKS config from the Secret are
     // what compute_ctl accepts.
     let spec = find("ConfigMap")["data"]["spec.json"].as_str().unwrap();
-    ComputeSpec::from_json(spec).expect("the ConfigMap's spec");
+    ValidSpec::from_json(spec).expect("the ConfigMap's spec");
     let config = find("Secret")["stringData"]["config.json"]
         .as_str()
         .unwrap();
@@ -171,7 +171,7 @@ fn the_compose_file_runs_a_primary_and_its_replica() {
         let mount = s["volumes"][0].as_str().unwrap();
         let file = mount.split(':').next().unwrap();
         let text = std::fs::read_to_string(root().join("deploy").join(file)).unwrap();
-        let spec = ComputeSpec::from_json(&text).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        let spec = ValidSpec::from_json(&text).unwrap_or_else(|e| panic!("{file}: {e:#}"));
         let json: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["mode"].as_str(), mode, "{name}");
         drop(spec);

@@ -11,7 +11,7 @@
 use super::cases::*;
 use crate::common::*;
 use compute_ctl::testing::catalog::{dry_run, stored_password, Connector};
-use compute_ctl::testing::spec::ComputeSpec;
+use compute_ctl::testing::spec::ValidSpec;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -252,7 +252,7 @@ async fn run_case(c: &Compute, base: &Baseline, case: &Case) -> Result<(), TestC
     prop_assert_eq!(status, 200, "configure answered {}", body);
     check_catalog(c, base, &d).await?;
     // The same spec again plans nothing.
-    let spec = ComputeSpec::from_json(&d.spec.to_string()).map_err(fail("spec"))?;
+    let spec = ValidSpec::from_json(&d.spec.to_string()).map_err(fail("spec"))?;
     let config: tokio_postgres::Config = format!(
         "host=127.0.0.1 port={} user={SUPERUSER} dbname=postgres",
         c.port

@@ -8,7 +8,7 @@
 
 use crate::common::*;
 use compute_ctl::testing::catalog::api::{ExtensionRequest, GrantRequest};
-use compute_ctl::testing::spec::{ComputeConfig, ComputeSpec};
+use compute_ctl::testing::spec::{ComputeConfig, ValidSpec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
@@ -171,7 +171,7 @@ fn the_spec_parser_never_panics() {
         .run(&strategy, |bytes| {
             let text = String::from_utf8_lossy(&bytes);
             // Errors are fine; a panic fails the property.
-            let _ = ComputeSpec::from_json(&text);
+            let _ = ValidSpec::from_json(&text);
             let _ = ComputeConfig::from_json(&text);
             Ok(())
         })
