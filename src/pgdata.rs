@@ -523,18 +523,26 @@ async fn run_initdb(
     Ok(())
 }
 
+/// Copies the template into the empty directory `dir` as a PGDATA is made
+/// from it (for a start, or a spare): every file to `owner`, the template's
+/// stamp left out.
+fn copy_as_pgdata(template: &Path, dir: &Path, owner: Option<&RunAs>) -> Result<Copied> {
+    let copied = copy::copy_tree(template, dir, owner).with_context(|| {
+        format!(
+            "copying template {} into {}",
+            template.display(),
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(dir.join(STAMP));
+    Ok(copied)
+}
+
 /// Copies the template into the (empty) `pgdata`, giving every file to
 /// `owner` (see `copy`: the data ranges only, byte for byte the same).
 pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     let started = std::time::Instant::now();
-    let copied = copy::copy_tree(template, pgdata, owner).with_context(|| {
-        format!(
-            "copying template {} into {}",
-            template.display(),
-            pgdata.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(pgdata.join(STAMP));
+    let copied = copy_as_pgdata(template, pgdata, owner)?;
     tracing::info!(
         files = copied.files,
         bytes = copied.bytes,

@@ -23,7 +23,7 @@
 //! template that nothing ever started, so the PGDATA it gives is the one a
 //! fresh copy would give.
 
-use super::copy::{self, Copied};
+use super::copy::Copied;
 use crate::process::{self, RunAs};
 use anyhow::{bail, Context, Result};
 use std::os::fd::{AsFd, OwnedFd};
@@ -212,10 +212,7 @@ fn fill(template: &Path, tmp: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     if let Some(u) = owner {
         u.chown(tmp)?;
     }
-    let copied = copy::copy_tree(template, tmp, owner)
-        .with_context(|| format!("copying template {} into a spare", template.display()))?;
-    let _ = std::fs::remove_file(tmp.join(super::STAMP));
-    Ok(copied)
+    super::copy_as_pgdata(template, tmp, owner)
 }
 
 /// Makes the next spare on a thread of its own, not waited for: at exit it
