@@ -132,19 +132,7 @@ async fn a_refusing_control_plane_is_reported_and_the_api_stays_closed() {
     let (code, body) = c.configure(&spec(json!([]), json!([]))).await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(c.get("/status").await.0, 503);
-    assert!(metrics(&c).await.contains("status=\"empty\""));
-}
-
-/// The Prometheus text of the external port (open while the rest is closed).
-async fn metrics(c: &Compute) -> String {
-    http()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    assert!(c.metrics().await.contains("status=\"empty\""));
 }
 
 /// A control plane that answers `answer` only once `release` is notified;
@@ -192,7 +180,7 @@ async fn a_configure_before_the_control_plane_answers_gets_503_and_changes_nothi
     );
     assert_eq!(c.get("/status").await.0, 503);
     assert!(
-        metrics(&c).await.contains("status=\"empty\""),
+        c.metrics().await.contains("status=\"empty\""),
         "still empty"
     );
     release.notify_one();

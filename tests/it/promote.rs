@@ -35,17 +35,6 @@ async fn promote(c: &Compute, spec: &Value, lsn: &str) -> (u16, Value) {
         .await
 }
 
-async fn metrics(c: &Compute) -> String {
-    http()
-        .get(c.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn in_recovery(c: &Compute) -> bool {
     c.client("postgres")
         .await
@@ -109,11 +98,11 @@ async fn a_promoted_replica_has_the_data_and_takes_writes() {
     assert_eq!(standby["state"], "streaming", "{standby}");
     assert_eq!(standby["client_addr"], "127.0.0.1", "{standby}");
     assert!(standby["replay_lsn"].is_string(), "{standby}");
-    let text = metrics(&replica).await;
+    let text = replica.metrics().await;
     assert!(text.contains("compute_replication_streaming 1"), "{text}");
     assert!(text.contains("compute_replication_lag_bytes "), "{text}");
     assert!(text.contains("compute_replication_lag_seconds "), "{text}");
-    let text = metrics(&primary).await;
+    let text = primary.metrics().await;
     assert!(text.contains("compute_replication_standbys 1"), "{text}");
     assert!(
         text.contains("compute_replication_standby_lag_bytes{application_name=\"the_replica\""),
@@ -208,7 +197,7 @@ async fn a_promoted_replica_has_the_data_and_takes_writes() {
         async || replica.get("/status").await.1["replication"]["role"] == "primary",
     )
     .await;
-    assert!(metrics(&replica).await.contains("to=\"promoting\""));
+    assert!(replica.metrics().await.contains("to=\"promoting\""));
 
     // A second promote of what is now a primary: completed, nothing done.
     let (code, again) = promote(&replica, &new_spec, &lsn).await;

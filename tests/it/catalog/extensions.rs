@@ -36,7 +36,7 @@ async fn neon_scenario_25_installed_extensions_metric() {
         async move {
             let what = format!("the metric to count plpgsql = {want}");
             until(&what, Duration::from_secs(60), async || {
-                plpgsql_count(&metrics(c).await).as_deref() == Some(want)
+                plpgsql_count(&c.metrics().await).as_deref() == Some(want)
             })
             .await;
         }
@@ -59,7 +59,7 @@ async fn neon_scenario_25_installed_extensions_metric() {
     until(
         &format!("{sample} in /metrics"),
         Duration::from_secs(60),
-        async || metrics(&c).await.lines().any(|l| l == sample),
+        async || c.metrics().await.lines().any(|l| l == sample),
     )
     .await;
 }

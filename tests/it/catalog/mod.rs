@@ -13,9 +13,3 @@ use serde_json::Value;
 async fn internal_post(c: &Compute, path: &str, body: &Value) -> (u16, Value) {
     into_pair(http().post(c.internal_url(path)).json(body).send().await).await
 }
-
-async fn metrics(c: &Compute) -> String {
-    let (code, body) = c.get("/metrics").await;
-    assert_eq!(code, 200);
-    body.as_str().unwrap_or_default().to_string()
-}

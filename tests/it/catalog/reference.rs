@@ -2,7 +2,6 @@
 //! NEON_SCENARIOS.md) against real computes: hostile names end to end, the
 //! catalog routes, subscriptions, database settings, the migrations.
 
-use super::*;
 use crate::common::*;
 use crate::hostile::reference_role_names;
 use serde_json::{json, Value};
@@ -301,7 +300,7 @@ async fn neon_scenario_23_migration_failure_fails_the_start() {
     let status = c.wait_status("failed", Duration::from_secs(60)).await;
     let error = status["error"].as_str().unwrap_or_default();
     assert!(error.contains("migration id=3"), "{error}");
-    let text = metrics(&c).await;
+    let text = c.metrics().await;
     let samples: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("compute_ctl_db_migration_failed_total"))

@@ -387,6 +387,18 @@ impl Compute {
         into_pair(http().get(self.url(path)).send().await).await
     }
 
+    /// The Prometheus text of `/metrics` on the external port (open even
+    /// while the authenticated routes are closed); it must answer 200.
+    pub async fn metrics(&self) -> String {
+        let resp = http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200, "GET /metrics");
+        resp.text().await.expect("the body of /metrics")
+    }
+
     /// POST a JSON body to `path` on the external port.
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
         into_pair(http().post(self.url(path)).json(body).send().await).await

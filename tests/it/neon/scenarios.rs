@@ -22,12 +22,6 @@ fn lsn(text: &str) -> u64 {
     (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
 }
 
-async fn metrics(c: &Compute) -> String {
-    let (code, body) = c.get("/metrics").await;
-    assert_eq!(code, 200);
-    body.as_str().unwrap().to_string()
-}
-
 /// The value of an unlabelled sample in a Prometheus text.
 fn sample(text: &str, name: &str) -> f64 {
     text.lines()
@@ -47,7 +41,7 @@ async fn neon_scenario_5_compute_ctl_up_has_one_sample() {
         json!([{"name": "log_line_prefix", "vartype": "string", "value": prefix}]);
     let (code, body) = c.configure(&s).await;
     assert_eq!(code, 200, "{body}");
-    let text = metrics(&c).await;
+    let text = c.metrics().await;
     let samples: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("compute_ctl_up"))
@@ -149,7 +143,7 @@ async fn neon_scenario_22_a_fast_terminate_lingers_and_answers_201() {
     let (code, body) = c.configure(&small_spec()).await;
     assert_eq!(code, 412, "{body}");
     assert_eq!(body["error"], "invalid compute status: terminated");
-    assert!(metrics(&c).await.contains("status=\"terminated\"} 1"));
+    assert!(c.metrics().await.contains("status=\"terminated\"} 1"));
     // A signal during the linger exits at once.
     let t = Instant::now();
     c.signal(15);
@@ -186,7 +180,7 @@ async fn neon_scenario_24_downtime_metrics() {
         "a current downtime in /metrics",
         Duration::from_secs(60),
         async || {
-            let text = metrics(&c).await;
+            let text = c.metrics().await;
             let down = sample(&text, "compute_pg_current_downtime_ms") > 0.0;
             assert!(
                 !down || sample(&text, "compute_pg_downtime_ms_total") > 0.0,
@@ -204,7 +198,7 @@ async fn neon_scenario_24_downtime_metrics() {
         "the outage to end in /metrics",
         Duration::from_secs(60),
         async || {
-            let text = metrics(&c).await;
+            let text = c.metrics().await;
             let up = sample(&text, "compute_pg_current_downtime_ms") == 0.0;
             assert!(
                 !up || sample(&text, "compute_pg_downtime_ms_total") > 0.0,
