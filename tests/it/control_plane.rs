@@ -223,13 +223,7 @@ async fn the_token_file_is_read_at_each_use_and_refresh_pulls_again() {
     c.wait_status("running", Duration::from_secs(60)).await;
     // A rotated token is picked up by the next pull.
     std::fs::write(&token_file, "second-token").unwrap();
-    let (code, body) = into_pair(
-        http()
-            .post(c.internal_url("/refresh_configuration"))
-            .send()
-            .await,
-    )
-    .await;
+    let (code, body) = c.refresh_configuration().await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         *seen.lock().unwrap(),

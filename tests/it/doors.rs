@@ -53,13 +53,7 @@ async fn refresh_configuration_reapplies_the_spec_file() {
         json!([{"name": "refreshed db", "owner": "refreshed"}]),
     );
     std::fs::write(&path, new.to_string()).unwrap();
-    let (code, body) = into_pair(
-        http()
-            .post(c.internal_url("/refresh_configuration"))
-            .send()
-            .await,
-    )
-    .await;
+    let (code, body) = c.refresh_configuration().await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "running");
     assert_eq!(c.db_owner("refreshed db").await, "refreshed");
@@ -70,13 +64,7 @@ async fn refresh_configuration_reapplies_the_spec_file() {
         "{\"format_version\": 1.0, \"cluster\": {\"roles\": 5}}",
     )
     .unwrap();
-    let (code, body) = into_pair(
-        http()
-            .post(c.internal_url("/refresh_configuration"))
-            .send()
-            .await,
-    )
-    .await;
+    let (code, body) = c.refresh_configuration().await;
     assert_eq!(code, 502, "{body}");
     assert!(body["error"].as_str().unwrap().contains("roles"), "{body}");
     assert_eq!(c.get("/status").await.1["status"], "running");

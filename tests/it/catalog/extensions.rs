@@ -1,7 +1,6 @@
 //! The reference's extension scenarios (rows 25-27 of NEON_SCENARIOS.md):
 //! the installed-extensions metric, `/grants`, `/extensions`.
 
-use super::*;
 use crate::common::*;
 use crate::wait::until;
 use serde_json::json;
@@ -91,7 +90,7 @@ async fn neon_scenario_26_role_grants() {
         .is_err());
     let grant = json!({"database": "test_role_grants", "schema": "test_schema",
                        "role": "test_role", "privileges": ["CREATE", "USAGE"]});
-    let (code, body) = internal_post(&primary, "/grants", &grant).await;
+    let (code, body) = primary.internal_post("/grants", &grant).await;
     assert_eq!((code, &body), (201, &grant));
     as_role
         .batch_execute(
@@ -104,12 +103,12 @@ async fn neon_scenario_26_role_grants() {
     let replica_spec = replica_spec_of(&primary, "replica");
     let mut replica = Compute::start(Some(replica_spec));
     replica.wait_running();
-    let (code, body) = internal_post(&replica, "/grants", &grant).await;
+    let (code, body) = replica.internal_post("/grants", &grant).await;
     assert_eq!(code, 201, "{body}");
     // Naming what does not exist is a 400 naming the field.
     let mut bad = grant.clone();
     bad["role"] = json!("nobody");
-    let (code, body) = internal_post(&primary, "/grants", &bad).await;
+    let (code, body) = primary.internal_post("/grants", &bad).await;
     assert_eq!(code, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().starts_with("role:"),
@@ -122,7 +121,7 @@ async fn neon_scenario_27_extensions() {
     let c = Compute::start(None);
     c.wait_status("empty", Duration::from_secs(10)).await;
     let req = json!({"extension": "hstore", "version": "1.8", "database": "test_extensions"});
-    let (code, body) = internal_post(&c, "/extensions", &req).await;
+    let (code, body) = c.internal_post("/extensions", &req).await;
     assert_eq!(code, 412, "{body}");
     let (code, body) = c
         .configure(&spec(
@@ -143,8 +142,8 @@ async fn neon_scenario_27_extensions() {
     let req = json!({"extension": "hstore", "version": version, "database": "test_extensions"});
     // Two at once: both succeed.
     let (a, b) = tokio::join!(
-        internal_post(&c, "/extensions", &req),
-        internal_post(&c, "/extensions", &req)
+        c.internal_post("/extensions", &req),
+        c.internal_post("/extensions", &req)
     );
     for (code, body) in [a, b] {
         assert_eq!(

@@ -387,6 +387,26 @@ impl Compute {
         into_pair(http().get(self.url(path)).send().await).await
     }
 
+    /// POST a JSON body to `path` on the internal port.
+    pub async fn internal_post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        into_pair(http().post(self.internal_url(path)).json(body).send().await).await
+    }
+
+    /// POST `/refresh_configuration` (no body) on the internal port.
+    pub async fn refresh_configuration(&self) -> (u16, serde_json::Value) {
+        into_pair(
+            http()
+                .post(self.internal_url("/refresh_configuration"))
+                .send()
+                .await,
+        )
+        .await
+    }
+
     /// The Prometheus text of `/metrics` on the external port (open even
     /// while the authenticated routes are closed); it must answer 200.
     pub async fn metrics(&self) -> String {

@@ -115,14 +115,7 @@ async fn configure_from_empty_then_every_route() {
     let ext = json!({"extension": "hstore", "database": "db1", "version": "1.8"});
     let (code, _) = c.post("/extensions", &ext).await;
     assert_eq!(code, 404);
-    let (code, body) = into_pair(
-        http()
-            .post(c.internal_url("/extensions"))
-            .json(&ext)
-            .send()
-            .await,
-    )
-    .await;
+    let (code, body) = c.internal_post("/extensions", &ext).await;
     assert_eq!(
         (code, body),
         (201, json!({"extension": "hstore", "version": "1.8"}))
@@ -137,14 +130,7 @@ async fn configure_from_empty_then_every_route() {
         .get(0);
     assert_eq!(installed, "1.8");
     let grant = json!({"database": "db1", "schema": "public", "privileges": ["USAGE", "CREATE"], "role": "bob"});
-    let (code, body) = into_pair(
-        http()
-            .post(c.internal_url("/grants"))
-            .json(&grant)
-            .send()
-            .await,
-    )
-    .await;
+    let (code, body) = c.internal_post("/grants", &grant).await;
     assert_eq!((code, body), (201, grant));
     let ok: bool = client
         .query_one(
@@ -156,14 +142,7 @@ async fn configure_from_empty_then_every_route() {
         .get(0);
     assert!(ok);
     let bad = json!({"database": "db1", "schema": "public", "privileges": ["USAGE; DROP"], "role": "bob"});
-    let (code, _) = into_pair(
-        http()
-            .post(c.internal_url("/grants"))
-            .json(&bad)
-            .send()
-            .await,
-    )
-    .await;
+    let (code, _) = c.internal_post("/grants", &bad).await;
     assert_eq!(code, 400);
 
     // Terminate from Running: 200 with the shutdown checkpoint's LSN, then exit 0.
