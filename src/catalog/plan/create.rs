@@ -112,13 +112,19 @@ impl Planner<'_> {
                     .ident(&db.name)
                     .kw(" WITH OWNER ")
                     .ident(&db.owner);
+                // The spec's own strategy, if it names one, wins.
+                let mut strategy_given = false;
                 for opt in db.options.iter().flatten() {
                     let rendered =
                         database_option_sql(opt).map_err(|reason| PlanError::BadOption {
                             object: obj.clone(),
                             reason,
                         })?;
+                    strategy_given |= rendered.starts_with("STRATEGY ");
                     sql = sql.kw(" ").safe(&rendered);
+                }
+                if self.file_copy && !strategy_given {
+                    sql = sql.kw(" STRATEGY FILE_COPY");
                 }
                 self.push(None, obj, sql);
                 self.sim

@@ -27,6 +27,52 @@ fn invalid_databases_are_dropped_and_recreated_if_listed() {
 }
 
 #[test]
+fn several_creations_on_local_storage_are_file_copies() {
+    let two = json!([{"name": "a", "owner": SU}, {"name": "b", "owner": SU, "options": [
+        {"name": "Strategy", "value": "WAL_LOG", "vartype": "string"}]}, {"name": "c", "owner": SU}]);
+    // The spec's own strategy is kept; the others are copies.
+    check(
+        &catalog(vec![], vec![]),
+        &spec(json!({"databases": two})),
+        &[
+            "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
+            "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\" STRATEGY wal_log",
+            "CREATE DATABASE \"c\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
+        ],
+    );
+    // A lone creation (the others exist) keeps postgres' default.
+    check(
+        &catalog(
+            vec![],
+            vec![DatabaseInfo::new("a", SU), DatabaseInfo::new("b", SU)],
+        ),
+        &spec(json!({"databases": two})),
+        &["CREATE DATABASE \"c\" WITH OWNER \"cloud_admin\""],
+    );
+    // On Neon storage the compute's files are not the database's.
+    let neon = ValidSpec::from_json(
+        &json!({
+            "format_version": 1.0,
+            "cluster": {"roles": [], "databases": [{"name": "a", "owner": SU}, {"name": "c", "owner": SU}]},
+            "pageserver_connstring": "postgresql://ps:6400",
+            "tenant_id": "0123456789abcdef0123456789abcdef",
+            "timeline_id": "0123456789abcdef0123456789abcdef",
+            "safekeeper_connstrings": ["sk1:5454"]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    check(
+        &catalog(vec![], vec![]),
+        &neon,
+        &[
+            "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\"",
+            "CREATE DATABASE \"c\" WITH OWNER \"cloud_admin\"",
+        ],
+    );
+}
+
+#[test]
 fn database_options_are_rendered() {
     let s = spec(json!({"databases": [{"name": "d", "owner": SU, "options": [
         {"name": "template", "value": "template0", "vartype": "string"},
@@ -59,7 +105,14 @@ fn tricky_names_are_escaped() {
         .chain(
             names
                 .iter()
-                .map(|n| format!("CREATE DATABASE {} WITH OWNER {}", quoted(n), quoted(n))),
+                // Several at once on local storage: file copies.
+                .map(|n| {
+                    format!(
+                        "CREATE DATABASE {} WITH OWNER {} STRATEGY FILE_COPY",
+                        quoted(n),
+                        quoted(n)
+                    )
+                }),
         )
         .collect();
     let p = check(&catalog(vec![], vec![]), &s, &creates);
@@ -73,11 +126,11 @@ fn tricky_names_are_escaped() {
     );
     assert_eq!(
         creates[22 + 7],
-        r#"CREATE DATABASE """;with ';injections $$ $x$ $ %I !/\&#@" WITH OWNER """;with ';injections $$ $x$ $ %I !/\&#@""#
+        r#"CREATE DATABASE """;with ';injections $$ $x$ $ %I !/\&#@" WITH OWNER """;with ';injections $$ $x$ $ %I !/\&#@" STRATEGY FILE_COPY"#
     );
     assert_eq!(
         creates[22 + 8],
-        r#"CREATE DATABASE """double quoted""" WITH OWNER """double quoted""""#
+        r#"CREATE DATABASE """double quoted""" WITH OWNER """double quoted""" STRATEGY FILE_COPY"#
     );
     // Renames and deletes quote both names; role renames come before
     // database renames, whatever the spec's order.

@@ -1,0 +1,95 @@
+//! Databases created several at once on local storage are file copies of
+//! their template (`STRATEGY FILE_COPY`, see the planner's `file_copy`); a
+//! lone creation keeps postgres' default. Either way a new database is the
+//! template as it is at that moment, with what the start gave template1.
+
+use crate::common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// The `CREATE DATABASE` statements postgres logged (`log_statement = ddl`),
+/// as (database, with `STRATEGY FILE_COPY`).
+fn creations(log: &str) -> Vec<(String, bool)> {
+    log.lines()
+        .filter_map(|l| l.split("statement: CREATE DATABASE ").nth(1))
+        .map(|rest| {
+            let name = rest.split(" WITH OWNER").next().unwrap_or(rest);
+            (name.to_string(), rest.contains("STRATEGY FILE_COPY"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_creations_are_file_copies_and_a_lone_one_is_not() {
+    let settings = json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
+    let roles = json!([{"name": "alice", "encrypted_password": null},
+                       {"name": "bob", "encrypted_password": null}]);
+    let mut first = spec(
+        roles.clone(),
+        json!([{"name": "app", "owner": "alice"}, {"name": "app two", "owner": "bob"},
+               {"name": "walled", "owner": "bob", "options": [
+                   {"name": "strategy", "value": "wal_log", "vartype": "string"}]}]),
+    );
+    first["cluster"]["settings"] = settings.clone();
+    let mut c = Compute::start_with(Opts {
+        spec: Some(first.clone()),
+        ..Opts::default()
+    });
+    c.wait_running();
+    c.wait_for_log(
+        "statement: CREATE DATABASE \"walled\"",
+        Duration::from_secs(10),
+    );
+    // The spec's own strategy is kept.
+    let mut made = creations(&c.log());
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            ("\"app two\"".to_string(), true),
+            ("\"app\"".to_string(), true),
+            ("\"walled\"".to_string(), false),
+        ],
+        "{}",
+        c.log()
+    );
+    // A copy is a whole database: its owner, and the privileged role's
+    // default privileges, which the start put in template1 just before.
+    let admin = c.client("postgres").await;
+    for (db, owner) in [("app", "alice"), ("app two", "bob"), ("walled", "bob")] {
+        let row = admin
+            .query_one(
+                "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), owner, "{db}");
+        let acls: i64 = c
+            .client(db)
+            .await
+            .query_one("SELECT count(*) FROM pg_default_acl", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(acls > 0, "{db} has template1's default privileges");
+        c.client(db)
+            .await
+            .batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+    }
+    // One more database later: postgres' default strategy.
+    let mut second = first.clone();
+    second["cluster"]["databases"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "later", "owner": "alice"}));
+    let (code, body) = c.configure(&second).await;
+    assert_eq!(code, 200, "{body}");
+    c.wait_for_log(
+        "statement: CREATE DATABASE \"later\"",
+        Duration::from_secs(10),
+    );
+    assert!(creations(&c.log()).contains(&("\"later\"".to_string(), false)));
+}
