@@ -275,18 +275,20 @@ pub fn default_cache_dir() -> PathBuf {
         .join("compute_ctl")
 }
 
-/// What shapes a template: initdb's output depends on all of these.
+/// What shapes a template: initdb's output depends on all of these, and
+/// what the finishing step then did to it.
 struct TemplateKey<'a> {
     version: &'a str,
     superuser: &'a str,
     args: &'a [&'a str],
+    finish: &'a str,
 }
 
 impl TemplateKey<'_> {
     fn stamp(&self) -> String {
         format!(
-            "version={}\nsuperuser={:?}\nargs={:?}\n",
-            self.version, self.superuser, self.args
+            "version={}\nsuperuser={:?}\nargs={:?}\nfinish={:?}\n",
+            self.version, self.superuser, self.args, self.finish
         )
     }
     fn dir_name(&self, major: u32) -> String {
@@ -305,18 +307,44 @@ const INITDB_ARGS: &[&str] = &[
     "--no-sync",
 ];
 
+/// How a fresh template is finished after initdb, before it is stamped:
+/// `run` gets the new tree (it may start postgres on it, and must leave it
+/// stopped cleanly); `key` names what `run` does, and is part of the
+/// template's key, so a template finished another way is another template.
+pub struct Finish<F> {
+    /// What `run` does, in words that change whenever its work changes.
+    pub key: String,
+    /// The step, given the fresh tree's path.
+    pub run: F,
+}
+
+/// A template left as initdb made it.
+pub fn unfinished() -> Finish<impl FnOnce(PathBuf) -> std::future::Ready<Result<()>>> {
+    Finish {
+        key: String::new(),
+        run: |_| std::future::ready(Ok(())),
+    }
+}
+
 /// Returns a pristine template cluster for this postgres and superuser,
-/// running initdb into the cache when it is missing or stale.
-pub async fn ensure_template(
+/// running initdb into the cache (then `finish` on it) when it is missing
+/// or stale.
+pub async fn ensure_template<F, Fut>(
     pgbin: &PgBin,
     superuser: &str,
     cache_dir: &Path,
     owner: Option<&RunAs>,
-) -> Result<PathBuf> {
+    finish: Finish<F>,
+) -> Result<PathBuf>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     let key = TemplateKey {
         version: &pgbin.version,
         superuser,
         args: INITDB_ARGS,
+        finish: &finish.key,
     };
     let dir = cache_dir.join(key.dir_name(pgbin.major));
     let stamp = key.stamp();
@@ -335,7 +363,12 @@ pub async fn ensure_template(
     }
     let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
     let started = std::time::Instant::now();
-    let result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    let mut result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    if result.is_ok() {
+        result = (finish.run)(tmp.clone())
+            .await
+            .context("finishing the initdb template");
+    }
     if let Err(e) = result {
         let _ = off_thread(move || std::fs::remove_dir_all(&tmp)).await;
         return Err(e);

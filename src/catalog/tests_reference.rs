@@ -164,7 +164,14 @@ async fn neon_scenario_15_drop_role_with_table_privileges_from_neon_superuser() 
         "roles": [{"name": "neon", "encrypted_password": "0123456789abcdef0123456789abcdef", "options": []}],
         "databases": [{"name": "db_with_permissions", "owner": "neon"}]
     });
-    start(&connector, &spec(base.clone()), 2).await.unwrap();
+    start(
+        &connector,
+        &spec(base.clone()),
+        Concurrency::Fixed(2),
+        Origin::Unknown,
+    )
+    .await
+    .unwrap();
     let admin = pg.client("db_with_permissions").await;
     admin
         .batch_execute(
@@ -224,7 +231,14 @@ async fn neon_scenario_16_drop_role_with_table_privileges_from_non_neon_superuse
         "roles": [{"name": owner, "encrypted_password": "0123456789abcdef0123456789abcdef"}],
         "databases": [{"name": "neondb", "owner": owner}]
     });
-    start(&connector, &spec(base.clone()), 2).await.unwrap();
+    start(
+        &connector,
+        &spec(base.clone()),
+        Concurrency::Fixed(2),
+        Origin::Unknown,
+    )
+    .await
+    .unwrap();
     let grantee = "'$$; RAISE EXCEPTION 'SQL injection detected;'";
     let quoted = postgres_protocol::escape::escape_identifier(grantee);
     let as_owner = client_as(&pg, owner, "neondb").await;

@@ -405,7 +405,7 @@ pub enum Command {
 /// `compute_ctl template`: the template's directory.
 pub async fn make_template(cli: &Cli) -> Result<PathBuf> {
     let p = cli.params().await?;
-    pgdata::ensure_template(&p.pgbin, &p.superuser, &p.template_cache, p.run_as.as_ref()).await
+    crate::driver::template::ensure(&p).await
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.

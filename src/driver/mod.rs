@@ -13,6 +13,7 @@ mod request;
 mod snapshot;
 mod start;
 mod status;
+pub(crate) mod template;
 mod terminate;
 
 pub use promote::PromoteTimings;

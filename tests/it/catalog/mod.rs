@@ -1,8 +1,9 @@
 //! The reference's catalog scenarios against real computes: on one compute
 //! (`reference`, `extensions`, `privileged`), and across a restart on the same
-//! data (`restart`).
+//! data (`restart`); the local template that comes finished (`template`).
 
 mod extensions;
 mod privileged;
 mod reference;
 mod restart;
+mod template;
