@@ -1,11 +1,12 @@
 //! The data directory: wiped and recreated at every start, then filled from
-//! a cached, pristine initdb template (local storage).
+//! a cached initdb template (local storage).
 //!
 //! `initdb` costs about a second; copying a ready cluster costs a few tens of
 //! milliseconds. So the first start of a given postgres version and superuser
-//! runs initdb into the template cache, and every start copies from there.
-//! The cache entry is keyed by everything that shapes initdb's output and is
-//! stamped last, so a half-made entry is never used. It is durable: the tree
+//! runs initdb into the template cache (then the caller's finishing step,
+//! see [`Finish`]), and every start copies from there. The cache entry is
+//! keyed by everything that shapes initdb's output and the finishing step's
+//! work, and is stamped last, so a half-made entry is never used. It is durable: the tree
 //! and its stamp are synced (`syncfs`) before the directory is renamed into
 //! place, and the cache directory is fsynced after; the stamp also records the tree's file
 //! count and size, so a template that lost files or writes in a crash does not
@@ -326,7 +327,7 @@ pub fn unfinished() -> Finish<impl FnOnce(PathBuf) -> std::future::Ready<Result<
     }
 }
 
-/// Returns a pristine template cluster for this postgres and superuser,
+/// Returns a template cluster for this postgres and superuser,
 /// running initdb into the cache (then `finish` on it) when it is missing
 /// or stale.
 pub async fn ensure_template<F, Fut>(
