@@ -66,11 +66,6 @@ async fn start_on(
     (c, ps)
 }
 
-fn stop(c: &mut Compute) {
-    c.signal(15);
-    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_23_the_next_start_resumes_the_migrations() {
     // A cluster never migrated (a local template comes migrated), served
@@ -141,7 +136,7 @@ async fn neon_scenario_19_subscriptions_dropped_once_per_timeline() {
     let mut parent = Compute::start(Some(cluster.clone()));
     parent.wait_running();
     subscribe(&parent, "sub").await;
-    stop(&mut parent);
+    parent.terminate();
 
     // The branch's first start drops the copied subscription and records it.
     let mut branch = cluster.clone();
@@ -163,7 +158,7 @@ async fn neon_scenario_19_subscriptions_dropped_once_per_timeline() {
 
     // A subscription made since survives the next start on the same timeline.
     subscribe(&child, "sub_new").await;
-    stop(&mut child);
+    child.terminate();
     let tools = test_dir();
     let (mut again, _ps) = restart_on(&child.pgdata(), branch, tools.path()).await;
     again.wait_running();

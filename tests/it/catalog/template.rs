@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::time::Duration;
 
 fn templates_in(cache: &std::path::Path) -> usize {
     std::fs::read_dir(cache)
@@ -28,11 +27,6 @@ fn start(cache: &std::path::Path, extra_args: Vec<String>) -> Compute {
     c
 }
 
-fn stop(c: &mut Compute) {
-    c.signal(15);
-    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_template_comes_with_the_privileged_role_and_migrations() {
     let cache = test_dir();
@@ -43,7 +37,7 @@ async fn the_local_template_comes_with_the_privileged_role_and_migrations() {
         log.contains("catalog migrations done in the template"),
         "{log}"
     );
-    stop(&mut first);
+    first.terminate();
     assert_eq!(templates_in(cache.path()), 1);
 
     // The next start copies it: nothing to migrate, and the spec's
@@ -84,7 +78,7 @@ async fn the_local_template_comes_with_the_privileged_role_and_migrations() {
     assert_eq!(defaults, 2, "on tables and sequences, from template1");
     // The template's own run left no trace of itself in the copy.
     assert!(!second.pgdata().join("pg_stat/pgstat.stat").exists());
-    stop(&mut second);
+    second.terminate();
 
     // Another privileged role is another template.
     let mut other = start(
@@ -92,6 +86,6 @@ async fn the_local_template_comes_with_the_privileged_role_and_migrations() {
         vec!["--privileged-role-name".into(), "other_superuser".into()],
     );
     assert!(other.log().contains("Running migration id=1 ("));
-    stop(&mut other);
+    other.terminate();
     assert_eq!(templates_in(cache.path()), 2);
 }
