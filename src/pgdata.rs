@@ -130,15 +130,15 @@ pub enum Prepared {
 
 /// Replaces `pgdata` with a fresh copy of `template`: a spare claimed by a
 /// rename when one is ready (see `spare`), else a copy made now. With
-/// `spares` (and PGDATA on the cache's file system), the next spare is then
-/// made in the background: its thread is returned, for tests to join; a
-/// start does not wait for it.
+/// `spares` (and PGDATA on the cache's file system), returns the next spare
+/// to make: a start makes it once its catalog step is done, so that the
+/// copy does not compete with postgres' start and the catalog.
 pub fn from_template(
     template: &Path,
     pgdata: &Path,
     owner: Option<&RunAs>,
     spares: bool,
-) -> Result<(Prepared, Option<std::thread::JoinHandle<()>>)> {
+) -> Result<(Prepared, Option<spare::NextSpare>)> {
     if !(spares && spare::same_device(template, pgdata)) {
         wipe(pgdata, owner)?;
         let copied = copy_template(template, pgdata, owner)?;
@@ -163,9 +163,9 @@ pub fn from_template(
         create_empty(pgdata, owner)?;
         Prepared::Copied(copy_template(template, pgdata, owner)?)
     };
-    let maker = (claim != spare::Claim::CrossDevice)
-        .then(|| spare::make_in_background(template.to_path_buf(), owner.cloned()));
-    Ok((prepared, maker))
+    let next = (claim != spare::Claim::CrossDevice)
+        .then(|| spare::NextSpare::new(template.to_path_buf(), owner.cloned()));
+    Ok((prepared, next))
 }
 
 /// How long an orphaned postmaster gets for its immediate shutdown before

@@ -25,8 +25,9 @@ pub(super) async fn start_compute(
     let began = Instant::now();
     let params = &env.params;
     let owner = params.run_as.as_ref();
+    let mut next_spare = None;
     match spec.storage() {
-        Storage::Local => prepare_local(&env, &spec).await?,
+        Storage::Local => next_spare = prepare_local(&env, &spec).await?,
         Storage::Neon {
             pageserver,
             tenant,
@@ -75,24 +76,33 @@ pub(super) async fn start_compute(
     timings.config_ms = config_began.elapsed().as_millis() as u64;
     timings.total_startup_ms = began.elapsed().as_millis() as u64;
     tracing::info!(?timings, "compute is running");
+    // Now that the start is done: the copy no longer competes with it. Not
+    // waited for (nor at exit).
+    if let Some(next) = next_spare {
+        let _maker = next.make_in_background();
+    }
     Ok((pg, timings))
 }
 
 /// Local storage: a copy of the cached initdb template (a spare copy made
-/// ahead of time and renamed into place, when there is one).
-async fn prepare_local(env: &Arc<Env>, spec: &Arc<ValidSpec>) -> Result<()> {
+/// ahead of time and renamed into place, when there is one). Returns the
+/// next spare to make, when spares are on.
+async fn prepare_local(
+    env: &Arc<Env>,
+    spec: &Arc<ValidSpec>,
+) -> Result<Option<pgdata::spare::NextSpare>> {
     let params = &env.params;
     let (checked, template) = tokio::join!(env.check_spec(spec), super::template::ensure(params));
     checked?;
     let template = template.context("preparing the initdb template")?;
     let (env, spec) = (env.clone(), spec.clone());
-    tokio::task::spawn_blocking(move || -> Result<()> {
+    tokio::task::spawn_blocking(move || {
         let params = &env.params;
         let owner = params.run_as.as_ref();
-        // The next spare's maker is not waited for (nor at exit).
-        let _maker =
-            pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?.1;
-        config::write(&params.pgdata, &spec, &env.config_params())
+        let (_, next) =
+            pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?;
+        config::write(&params.pgdata, &spec, &env.config_params())?;
+        Ok(next)
     })
     .await
     .context("preparing PGDATA")?

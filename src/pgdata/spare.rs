@@ -215,9 +215,30 @@ fn fill(template: &Path, tmp: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     super::copy_as_pgdata(template, tmp, owner)
 }
 
-/// Makes the next spare on a thread of its own, not waited for: at exit it
-/// is abandoned (its `.tmp-` directory is removed by a later maker).
-pub fn make_in_background(template: PathBuf, owner: Option<RunAs>) -> std::thread::JoinHandle<()> {
+/// The next spare, to be made once the start no longer needs the machine
+/// (see [`NextSpare::make_in_background`]).
+#[derive(Debug)]
+#[must_use = "a spare is made only when asked to"]
+pub struct NextSpare {
+    template: PathBuf,
+    owner: Option<RunAs>,
+}
+
+impl NextSpare {
+    /// The spare of `template` for `owner`.
+    pub(super) fn new(template: PathBuf, owner: Option<RunAs>) -> NextSpare {
+        NextSpare { template, owner }
+    }
+
+    /// Makes the spare on a thread of its own, not waited for: at exit it
+    /// is abandoned (its `.tmp-` directory is removed by a later maker).
+    /// Its thread is returned, for tests to join.
+    pub fn make_in_background(self) -> std::thread::JoinHandle<()> {
+        make_in_background(self.template, self.owner)
+    }
+}
+
+fn make_in_background(template: PathBuf, owner: Option<RunAs>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         lower_priority();
         let started = std::time::Instant::now();
@@ -234,8 +255,8 @@ pub fn make_in_background(template: PathBuf, owner: Option<RunAs>) -> std::threa
 }
 
 /// Makes this thread (and the copy threads it starts, which inherit it) the
-/// last to get a CPU: the spare is made while postgres starts and the
-/// catalog runs, and must not slow them down. Best effort.
+/// last to get a CPU: the spare is made while the compute runs, and must
+/// not slow it down. Best effort.
 fn lower_priority() {
     let tid = nix::unistd::gettid().as_raw();
     // SAFETY: setpriority only reads its integer arguments; on Linux, a

@@ -78,7 +78,7 @@ fn a_claimed_spare_is_the_template_as_pgdata() {
     let pgdata = work.path().join("data/pgdata");
     let (prepared, maker) = from_template(&t, &pgdata, owner.as_ref(), true).unwrap();
     assert_eq!(prepared, Prepared::Claimed);
-    maker.unwrap().join().unwrap();
+    maker.unwrap().make_in_background().join().unwrap();
     let uid = uid_of(owner.as_ref());
     let meta = std::fs::symlink_metadata(&pgdata).unwrap();
     assert!(meta.is_dir());
