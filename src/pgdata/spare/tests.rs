@@ -212,3 +212,14 @@ fn pgdata_on_another_file_system_is_copied_and_makes_no_spare() {
     assert_eq!(std::fs::read_dir(spares_dir(&t)).unwrap().count(), spares);
     assert_eq!(ready_spares(&t).len(), 1, "the ready spare stays");
 }
+
+#[test]
+fn a_spare_being_made_is_finished_before_exit() {
+    let work = tempfile::tempdir().unwrap();
+    let t = template(&work.path().join("cache"));
+    let maker = super::NextSpare::new(t.clone(), None).make_in_background();
+    super::finish_before_exit(std::time::Duration::from_secs(60));
+    // Done by then: the thread has nothing left but to end.
+    assert_eq!(ready_spares(&t).len(), 1);
+    maker.join().unwrap();
+}
