@@ -13,7 +13,8 @@
 //!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
 //!
 //! The three are interleaved ROUNDS times (default 3) and the medians and
-//! their ratios printed: the machine may be shared, so compare ratios.
+//! their ratios printed: the machine may be shared, so compare ratios. Only
+//! our computes make spare PGDATAs, each before the next timed part begins.
 //!
 //! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to
 //! change; CATALOG_LOG=path keeps compute_ctl's and postgres' log of the
@@ -94,9 +95,21 @@ fn breakdown(log: &[String]) -> Breakdown {
 
 /// compute_ctl from Empty: `/configure` with the spec. Returns the catalog
 /// step (`config_ms`), its breakdown, and the compute (for the re-applies).
+/// Its start claims the spare PGDATA the one before made; it makes the next
+/// once Running, and is waited for, so that the copy does not overlap the
+/// floor's or the plain reconcile's timed part (those computes make none).
 async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
     let c = Compute::start(dir).await;
     c.configure(spec).await;
+    let made = Instant::now();
+    while made.elapsed() < Duration::from_secs(10)
+        && !c
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("made a spare PGDATA") || l.contains("making a spare PGDATA"))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base))
         .await
         .unwrap()
@@ -115,7 +128,7 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
 /// The same spec reconciled by the library without a privileged role, on a
 /// fresh Running compute, at the concurrency of a start (max_connections / 10).
 async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
-    let c = Compute::start(dir).await;
+    let c = Compute::start_with(dir, &["--no-spare-pgdata"]).await;
     c.configure(empty).await;
     let mut config = tokio_postgres::Config::new();
     config
@@ -136,7 +149,7 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
 
 /// The floor: the same DDL by `psql -f` on a fresh compute.
 async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
-    let f = Compute::start(dir).await;
+    let f = Compute::start_with(dir, &["--no-spare-pgdata"]).await;
     f.configure(empty).await;
     let file = dir.join("floor.sql");
     std::fs::write(&file, sql).unwrap();

@@ -20,6 +20,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long compute_ctl's exit waits for a spare PGDATA still being made.
+const SPARE_AT_EXIT: Duration = Duration::from_secs(1);
+
 /// Runs compute_ctl as the binary does: parses the command line (and the
 /// environment), runs the subcommand or the compute, and returns the exit code.
 pub fn main() -> ExitCode {
@@ -157,6 +160,10 @@ async fn run(cli: Cli) -> Result<u8> {
     let exited = driver.run(spec.map(Arc::new)).await;
     // No postgres we started outlives us.
     crate::postgres::wait_abandoned(stop_timeout).await;
+    // A compute stopped soon after its start still leaves a spare.
+    tokio::task::spawn_blocking(|| crate::pgdata::spare::finish_before_exit(SPARE_AT_EXIT))
+        .await
+        .ok();
     servers.shutdown(Duration::from_secs(2)).await;
     tracing::info!(code = exited.code(), "compute_ctl exits");
     Ok(exited.code())

@@ -68,6 +68,51 @@ impl PgBin {
         self.postgres.with_file_name(name)
     }
 
+    /// [`PgBin::known_settings`], remembered in `cache_dir` for this binary
+    /// (its version, size and modification time): describing them costs a
+    /// process of about 30 ms, on every start's path otherwise. A cache that
+    /// cannot be read or written only costs that process.
+    pub async fn known_settings_cached(&self, cache_dir: &Path) -> Result<HashSet<String>> {
+        let (file, header) = self.settings_cache_entry(cache_dir);
+        if let Ok(text) = tokio::fs::read_to_string(&file).await {
+            if let Some(names) = text.strip_prefix(&header) {
+                return Ok(names.lines().map(str::to_string).collect());
+            }
+        }
+        let known = self.known_settings().await?;
+        let mut text = header;
+        for name in &known {
+            text.push_str(name);
+            text.push('\n');
+        }
+        // Written aside and renamed: a reader sees all of it or none.
+        let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+        let written = async {
+            tokio::fs::write(&tmp, text).await?;
+            tokio::fs::rename(&tmp, &file).await
+        };
+        if let Err(e) = written.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            tracing::debug!("not caching postgres' settings in {}: {e}", file.display());
+        }
+        Ok(known)
+    }
+
+    /// Where the settings of this binary are cached, and the first line the
+    /// file must have.
+    fn settings_cache_entry(&self, cache_dir: &Path) -> (PathBuf, String) {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let identity = std::fs::metadata(&self.postgres)
+            .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+            .unwrap_or_default();
+        let header = format!("{} {identity:?}\n", self.version);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        header.hash(&mut h);
+        let name = format!("settings-pg{}-{:016x}", self.major, h.finish());
+        (cache_dir.join(name), header)
+    }
+
     /// The names of the settings this postgres knows (`postgres --describe-config`), lowercased.
     pub async fn known_settings(&self) -> Result<HashSet<String>> {
         let out = process::output(Command::new(&self.postgres).arg("--describe-config"))
@@ -176,5 +221,27 @@ mod tests {
         let known = bin.known_settings().await.unwrap();
         assert!(known.contains("work_mem") && known.contains("shared_buffers"));
         assert!(!known.contains("no_such_setting"));
+    }
+
+    #[tokio::test]
+    async fn the_settings_are_cached_per_binary() {
+        let bin = PgBin::resolve(None).await.unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let first = bin.known_settings_cached(cache.path()).await.unwrap();
+        assert_eq!(first, bin.known_settings().await.unwrap());
+        let (file, header) = bin.settings_cache_entry(cache.path());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with(&header), "{text}");
+        // Read back from the file (made different here, to tell).
+        std::fs::write(&file, format!("{header}only_this\n")).unwrap();
+        let cached = bin.known_settings_cached(cache.path()).await.unwrap();
+        assert_eq!(cached, HashSet::from(["only_this".to_string()]));
+        // A file for another binary (header) is not believed.
+        std::fs::write(&file, "postgres (PostgreSQL) 99.0 (0, 0)\nonly_this\n").unwrap();
+        let again = bin.known_settings_cached(cache.path()).await.unwrap();
+        assert_eq!(again, first);
+        // No cache directory: described each time.
+        let gone = cache.path().join("missing");
+        assert_eq!(bin.known_settings_cached(&gone).await.unwrap(), first);
     }
 }

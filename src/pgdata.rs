@@ -1,11 +1,12 @@
 //! The data directory: wiped and recreated at every start, then filled from
-//! a cached, pristine initdb template (local storage).
+//! a cached initdb template (local storage).
 //!
 //! `initdb` costs about a second; copying a ready cluster costs a few tens of
 //! milliseconds. So the first start of a given postgres version and superuser
-//! runs initdb into the template cache, and every start copies from there.
-//! The cache entry is keyed by everything that shapes initdb's output and is
-//! stamped last, so a half-made entry is never used. It is durable: the tree
+//! runs initdb into the template cache (then the caller's finishing step,
+//! see [`Finish`]), and every start copies from there. The cache entry is
+//! keyed by everything that shapes initdb's output and the finishing step's
+//! work, and is stamped last, so a half-made entry is never used. It is durable: the tree
 //! and its stamp are synced (`syncfs`) before the directory is renamed into
 //! place, and the cache directory is fsynced after; the stamp also records the tree's file
 //! count and size, so a template that lost files or writes in a crash does not
@@ -129,15 +130,15 @@ pub enum Prepared {
 
 /// Replaces `pgdata` with a fresh copy of `template`: a spare claimed by a
 /// rename when one is ready (see `spare`), else a copy made now. With
-/// `spares` (and PGDATA on the cache's file system), the next spare is then
-/// made in the background: its thread is returned, for tests to join; a
-/// start does not wait for it.
+/// `spares` (and PGDATA on the cache's file system), returns the next spare
+/// to make: a start makes it once its catalog step is done, so that the
+/// copy does not compete with postgres' start and the catalog.
 pub fn from_template(
     template: &Path,
     pgdata: &Path,
     owner: Option<&RunAs>,
     spares: bool,
-) -> Result<(Prepared, Option<std::thread::JoinHandle<()>>)> {
+) -> Result<(Prepared, Option<spare::NextSpare>)> {
     if !(spares && spare::same_device(template, pgdata)) {
         wipe(pgdata, owner)?;
         let copied = copy_template(template, pgdata, owner)?;
@@ -162,9 +163,9 @@ pub fn from_template(
         create_empty(pgdata, owner)?;
         Prepared::Copied(copy_template(template, pgdata, owner)?)
     };
-    let maker = (claim != spare::Claim::CrossDevice)
-        .then(|| spare::make_in_background(template.to_path_buf(), owner.cloned()));
-    Ok((prepared, maker))
+    let next = (claim != spare::Claim::CrossDevice)
+        .then(|| spare::NextSpare::new(template.to_path_buf(), owner.cloned()));
+    Ok((prepared, next))
 }
 
 /// How long an orphaned postmaster gets for its immediate shutdown before
@@ -275,18 +276,20 @@ pub fn default_cache_dir() -> PathBuf {
         .join("compute_ctl")
 }
 
-/// What shapes a template: initdb's output depends on all of these.
+/// What shapes a template: initdb's output depends on all of these, and
+/// what the finishing step then did to it.
 struct TemplateKey<'a> {
     version: &'a str,
     superuser: &'a str,
     args: &'a [&'a str],
+    finish: &'a str,
 }
 
 impl TemplateKey<'_> {
     fn stamp(&self) -> String {
         format!(
-            "version={}\nsuperuser={:?}\nargs={:?}\n",
-            self.version, self.superuser, self.args
+            "version={}\nsuperuser={:?}\nargs={:?}\nfinish={:?}\n",
+            self.version, self.superuser, self.args, self.finish
         )
     }
     fn dir_name(&self, major: u32) -> String {
@@ -305,18 +308,44 @@ const INITDB_ARGS: &[&str] = &[
     "--no-sync",
 ];
 
-/// Returns a pristine template cluster for this postgres and superuser,
-/// running initdb into the cache when it is missing or stale.
-pub async fn ensure_template(
+/// How a fresh template is finished after initdb, before it is stamped:
+/// `run` gets the new tree (it may start postgres on it, and must leave it
+/// stopped cleanly); `key` names what `run` does, and is part of the
+/// template's key, so a template finished another way is another template.
+pub struct Finish<F> {
+    /// What `run` does, in words that change whenever its work changes.
+    pub key: String,
+    /// The step, given the fresh tree's path.
+    pub run: F,
+}
+
+/// A template left as initdb made it.
+pub fn unfinished() -> Finish<impl FnOnce(PathBuf) -> std::future::Ready<Result<()>>> {
+    Finish {
+        key: String::new(),
+        run: |_| std::future::ready(Ok(())),
+    }
+}
+
+/// Returns a template cluster for this postgres and superuser,
+/// running initdb into the cache (then `finish` on it) when it is missing
+/// or stale.
+pub async fn ensure_template<F, Fut>(
     pgbin: &PgBin,
     superuser: &str,
     cache_dir: &Path,
     owner: Option<&RunAs>,
-) -> Result<PathBuf> {
+    finish: Finish<F>,
+) -> Result<PathBuf>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     let key = TemplateKey {
         version: &pgbin.version,
         superuser,
         args: INITDB_ARGS,
+        finish: &finish.key,
     };
     let dir = cache_dir.join(key.dir_name(pgbin.major));
     let stamp = key.stamp();
@@ -335,7 +364,12 @@ pub async fn ensure_template(
     }
     let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
     let started = std::time::Instant::now();
-    let result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    let mut result = run_initdb(pgbin, superuser, &tmp, owner).await;
+    if result.is_ok() {
+        result = (finish.run)(tmp.clone())
+            .await
+            .context("finishing the initdb template");
+    }
     if let Err(e) = result {
         let _ = off_thread(move || std::fs::remove_dir_all(&tmp)).await;
         return Err(e);

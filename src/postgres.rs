@@ -57,12 +57,27 @@ impl Postgres {
         owner: Option<&RunAs>,
         timeout: Duration,
     ) -> Result<Postgres> {
+        Postgres::start_with(pgbin, pgdata, owner, timeout, &[]).await
+    }
+
+    /// [`Postgres::start`] with `settings` given on the command line
+    /// (`-c name=value`), over those of the configuration files.
+    pub async fn start_with(
+        pgbin: &PgBin,
+        pgdata: &Path,
+        owner: Option<&RunAs>,
+        timeout: Duration,
+        settings: &[(&str, &str)],
+    ) -> Result<Postgres> {
         let mut cmd = Command::new(pgbin.postgres());
         cmd.arg("-D")
             .arg(pgdata)
             .current_dir(pgdata)
             // Postgres' messages in English whatever the container's locale.
             .env("LC_MESSAGES", "C");
+        for (name, value) in settings {
+            cmd.arg("-c").arg(format!("{name}={value}"));
+        }
         if crate::logging::format() == crate::logging::LogFormat::Json {
             // Lines the JSON log can take apart (see logging::parse_pg_line).
             cmd.arg("-c").arg(format!(

@@ -44,7 +44,7 @@ pub mod pgbin {
 
 /// The local template.
 pub mod pgdata {
-    pub use crate::pgdata::{copy_template, ensure_template};
+    pub use crate::pgdata::{copy_template, ensure_template, unfinished};
 }
 
 /// Child processes and the PID-1 reaper.

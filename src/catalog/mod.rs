@@ -16,6 +16,7 @@ mod model;
 mod plan;
 pub mod privileged;
 mod read;
+mod start;
 pub mod stats;
 mod subscriptions;
 mod template;
@@ -38,6 +39,7 @@ pub use model::DatabaseInfo;
 pub use plan::{plan_with, stored_password, Plan};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
+pub use start::{finish_template, start, template_finish_key, Concurrency, Origin};
 pub use subscriptions::drop_before_start;
 
 use crate::spec::ValidSpec;
@@ -71,24 +73,28 @@ fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<(
 /// sets them in each new database, whereas [`reconcile`] first gives them
 /// to template1 (see `Catalog::template_defaults`).
 pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
-    read_and_plan(connector, spec, false, None).await
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let plan = read_and_plan(connector, &conn.client, spec, false, None).await;
+    conn.close().await;
+    plan
 }
 
-/// [`dry_run`]; with `prepare`, template1 is first given the privileged
+/// [`dry_run`], reading through `client` (a connection to the maintenance
+/// database); with `prepare`, template1 is first given the privileged
 /// role's default privileges if databases are to be created and it lacks
 /// them. `template_ready` is what the start found out about template1 beside
 /// the migrations, if it did: then it is not looked at again.
 async fn read_and_plan(
     connector: &Connector,
+    client: &tokio_postgres::Client,
     spec: &ValidSpec,
     prepare: bool,
     template_ready: Option<bool>,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
-    let conn = connector.open(connector.maintenance_db()).await?;
     let read = async {
-        let mut catalog = read_catalog(&conn.client).await?;
-        let spec = normalize_spec(&conn.client, spec).await?;
+        let mut catalog = read_catalog(client).await?;
+        let spec = normalize_spec(client, spec).await?;
         let creates = spec
             .cluster
             .databases
@@ -105,13 +111,12 @@ async fn read_and_plan(
         if let Some(role) = role {
             catalog.template_defaults = match template_ready {
                 Some(ready) => ready,
-                None => template::inherits_defaults(connector, &conn.client, role, prepare).await,
+                None => template::inherits_defaults(connector, client, role, prepare).await,
             };
         }
         anyhow::Ok((catalog, spec))
     }
     .await;
-    conn.close().await;
     let (catalog, spec) = read?;
     plan_with(
         &catalog,
@@ -130,22 +135,24 @@ pub async fn reconcile(
     spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    reconcile_with(connector, spec, concurrency, None).await
-}
-
-/// [`reconcile`], told whether template1 is ready (see [`read_and_plan`]).
-async fn reconcile_with(
-    connector: &Connector,
-    spec: &ValidSpec,
-    concurrency: usize,
-    template_ready: Option<bool>,
-) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
         return Ok(ApplyReport::default());
     }
     let start = std::time::Instant::now();
-    let plan = read_and_plan(connector, spec, true, template_ready).await?;
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let plan = read_and_plan(connector, &conn.client, spec, true, None).await;
+    conn.close().await;
+    apply_plan(connector, plan?, concurrency, start).await
+}
+
+/// Applies `plan` (read and made since `start`), logging what it did.
+async fn apply_plan(
+    connector: &Connector,
+    plan: Plan,
+    concurrency: usize,
+    start: std::time::Instant,
+) -> anyhow::Result<ApplyReport> {
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
         return Ok(ApplyReport {
@@ -162,69 +169,4 @@ async fn reconcile_with(
         "catalog reconciled"
     );
     Ok(report)
-}
-
-/// The catalog step of a primary's start, unless the spec skips catalog
-/// updates: drops the subscriptions copied with the data when the spec asks
-/// (once per timeline), creates the privileged role, runs the migrations,
-/// reconciles roles and databases; then counts the installed extensions in
-/// the background.
-pub async fn start(
-    connector: &Connector,
-    spec: &ValidSpec,
-    concurrency: usize,
-) -> anyhow::Result<ApplyReport> {
-    if spec.skip_pg_catalog_updates {
-        info!("skip_pg_catalog_updates is set: no catalog step");
-        spawn_extension_count(connector);
-        return Ok(ApplyReport::default());
-    }
-    if spec.drop_subscriptions_before_start {
-        let timeline = spec.timeline_id.as_deref().unwrap_or_default();
-        let dropped = drop_before_start(connector, timeline)
-            .await
-            .context("dropping subscriptions before start")?;
-        info!(dropped, "drop_subscriptions_before_start done");
-    }
-    let mut template_ready = None;
-    if let Some(role) = connector.privileged_role() {
-        let conn = connector.open(connector.maintenance_db()).await?;
-        let migrated = async {
-            // One WAL flush for both: the last migration's commit, or, when
-            // none was left to apply, a flush of the role's creation.
-            let created = privileged::ensure_unflushed(&conn.client, role).await?;
-            // A spec that lists databases may create some: template1 gets
-            // the role's default privileges meanwhile, on its own
-            // connection, so the reconcile need not look at it.
-            let template = async {
-                match spec.cluster.databases.is_empty() {
-                    true => None,
-                    false => template::prepare_at_start(connector, role).await,
-                }
-            };
-            let (migrated, template) =
-                tokio::join!(migrations::run_all(&conn.client, role), template);
-            if let Some((pid, ready)) = template {
-                template::wait_gone(&conn.client, pid).await;
-                template_ready = Some(ready);
-            }
-            let migrated = migrated?;
-            if created && migrated.applied == 0 {
-                privileged::flush(&conn.client).await?;
-            }
-            anyhow::Ok(migrated.reached)
-        }
-        .await;
-        conn.close().await;
-        let id = migrated.context("running the catalog migrations")?;
-        info!(migration_id = id, "catalog migrations done");
-    }
-    let report = reconcile_with(connector, spec, concurrency, template_ready).await?;
-    spawn_extension_count(connector);
-    Ok(report)
-}
-
-fn spawn_extension_count(connector: &Connector) {
-    let connector = connector.clone();
-    tokio::spawn(async move { extensions::refresh(&connector).await });
 }

@@ -166,7 +166,7 @@ async fn neon_scenario_15_drop_role_with_table_privileges_from_neon_superuser() 
         "roles": [{"name": "neon", "encrypted_password": "0123456789abcdef0123456789abcdef", "options": []}],
         "databases": [{"name": "db_with_permissions", "owner": "neon"}]
     });
-    start(&connector, &spec(base.clone()), 2).await.unwrap();
+    start_as_at_a_restart(&connector, &base).await;
     let admin = pg.client("db_with_permissions").await;
     admin
         .batch_execute(
@@ -226,7 +226,7 @@ async fn neon_scenario_16_drop_role_with_table_privileges_from_non_neon_superuse
         "roles": [{"name": owner, "encrypted_password": "0123456789abcdef0123456789abcdef"}],
         "databases": [{"name": "neondb", "owner": owner}]
     });
-    start(&connector, &spec(base.clone()), 2).await.unwrap();
+    start_as_at_a_restart(&connector, &base).await;
     let grantee = "'$$; RAISE EXCEPTION 'SQL injection detected;'";
     let quoted = postgres_protocol::escape::escape_identifier(grantee);
     let as_owner = client_as(&pg, owner, "neondb").await;
@@ -262,4 +262,16 @@ async fn a_reconcile_without_the_start_step_creates_the_privileged_role() {
     assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1));
     // Applied again: nothing to do.
     assert!(dry_run(&connector, &s).await.unwrap().is_empty());
+}
+
+/// The catalog step of a start on data of unknown origin, two connections at once.
+async fn start_as_at_a_restart(connector: &Connector, cluster: &serde_json::Value) {
+    start(
+        connector,
+        &spec(cluster.clone()),
+        Concurrency::Fixed(2),
+        Origin::Unknown,
+    )
+    .await
+    .unwrap();
 }

@@ -122,7 +122,7 @@ pub struct Cli {
     )]
     pub pg_user: String,
 
-    /// Where pristine initdb templates are cached.
+    /// Where initdb templates (finished: see README) are cached.
     /// Default: /var/cache/compute_ctl as root, else ~/.cache/compute_ctl.
     #[arg(long, env = "COMPUTE_CTL_TEMPLATE_CACHE", value_name = "DIR")]
     pub template_cache: Option<PathBuf>,
@@ -377,8 +377,9 @@ pub enum Command {
               value_parser = parse_privileged_role)]
         privileged_role_name: String,
     },
-    /// Makes the initdb template for this postgres and superuser (`-C`) in
-    /// the template cache, and exits: an image built with it copies the
+    /// Makes the initdb template for this postgres, superuser (`-C`) and
+    /// privileged role in the template cache, finished (the privileged
+    /// role, the migrations), and exits: an image built with it copies the
     /// template at its first start instead of running initdb.
     Template,
     /// Health check for a container (no curl needed): GET a probe of the
@@ -405,7 +406,7 @@ pub enum Command {
 /// `compute_ctl template`: the template's directory.
 pub async fn make_template(cli: &Cli) -> Result<PathBuf> {
     let p = cli.params().await?;
-    pgdata::ensure_template(&p.pgbin, &p.superuser, &p.template_cache, p.run_as.as_ref()).await
+    crate::driver::template::ensure(&p).await
 }
 
 /// `compute_ctl plan`: prints the plan and returns how many statements it has.

@@ -13,6 +13,7 @@ mod request;
 mod snapshot;
 mod start;
 mod status;
+pub(crate) mod template;
 mod terminate;
 
 pub use promote::PromoteTimings;
@@ -116,7 +117,10 @@ impl Env {
     async fn check_spec(&self, spec: &ValidSpec) -> Result<(), SpecError> {
         let known = self
             .known_settings
-            .get_or_try_init(|| self.params.pgbin.known_settings())
+            .get_or_try_init(|| {
+                let params = &self.params;
+                params.pgbin.known_settings_cached(&params.template_cache)
+            })
             .await
             .map_err(|e| SpecError {
                 field: "cluster.settings".into(),

@@ -67,7 +67,10 @@ async fn restart_postgres(env: Arc<Env>, spec: Arc<ValidSpec>) -> Result<Postgre
     .await
     .context("restarting postgres")?;
     if spec.mode == ComputeMode::Primary {
-        if let Err(e) = catalog::start(&env.connector(), &spec, spec.reconfigure_concurrency)
+        let concurrency = catalog::Concurrency::Fixed(spec.reconfigure_concurrency);
+        // The same data, which anything may have changed since its start.
+        let origin = catalog::Origin::Unknown;
+        if let Err(e) = catalog::start(&env.connector(), &spec, concurrency, origin)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {

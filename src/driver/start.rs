@@ -3,7 +3,7 @@
 //! reconfigure a running one.
 
 use super::{Env, Timings};
-use crate::catalog::{self, Connector};
+use crate::catalog;
 use crate::config;
 use crate::pgdata;
 use crate::postgres::Postgres;
@@ -25,8 +25,9 @@ pub(super) async fn start_compute(
     let began = Instant::now();
     let params = &env.params;
     let owner = params.run_as.as_ref();
+    let mut next_spare = None;
     match spec.storage() {
-        Storage::Local => prepare_local(&env, &spec).await?,
+        Storage::Local => next_spare = prepare_local(&env, &spec).await?,
         Storage::Neon {
             pageserver,
             tenant,
@@ -52,8 +53,13 @@ pub(super) async fn start_compute(
     let config_began = Instant::now();
     if spec.mode == ComputeMode::Primary {
         let connector = env.connector();
-        let concurrency = startup_concurrency(&connector).await;
-        if let Err(e) = catalog::start(&connector, &spec, concurrency)
+        // A local start's PGDATA is a fresh copy of the finished template.
+        let origin = match spec.storage() {
+            Storage::Local => catalog::Origin::FinishedTemplate,
+            _ => catalog::Origin::Unknown,
+        };
+        let concurrency = catalog::Concurrency::ShareOfMaxConnections;
+        if let Err(e) = catalog::start(&connector, &spec, concurrency, origin)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
@@ -70,33 +76,33 @@ pub(super) async fn start_compute(
     timings.config_ms = config_began.elapsed().as_millis() as u64;
     timings.total_startup_ms = began.elapsed().as_millis() as u64;
     tracing::info!(?timings, "compute is running");
+    // Now that the start is done: the copy no longer competes with it. Not
+    // waited for (nor at exit).
+    if let Some(next) = next_spare {
+        let _maker = next.make_in_background();
+    }
     Ok((pg, timings))
 }
 
 /// Local storage: a copy of the cached initdb template (a spare copy made
-/// ahead of time and renamed into place, when there is one).
-async fn prepare_local(env: &Arc<Env>, spec: &Arc<ValidSpec>) -> Result<()> {
+/// ahead of time and renamed into place, when there is one). Returns the
+/// next spare to make, when spares are on.
+async fn prepare_local(
+    env: &Arc<Env>,
+    spec: &Arc<ValidSpec>,
+) -> Result<Option<pgdata::spare::NextSpare>> {
     let params = &env.params;
-    let owner = params.run_as.as_ref();
-    let (checked, template) = tokio::join!(
-        env.check_spec(spec),
-        pgdata::ensure_template(
-            &params.pgbin,
-            &params.superuser,
-            &params.template_cache,
-            owner
-        )
-    );
+    let (checked, template) = tokio::join!(env.check_spec(spec), super::template::ensure(params));
     checked?;
     let template = template.context("preparing the initdb template")?;
     let (env, spec) = (env.clone(), spec.clone());
-    tokio::task::spawn_blocking(move || -> Result<()> {
+    tokio::task::spawn_blocking(move || {
         let params = &env.params;
         let owner = params.run_as.as_ref();
-        // The next spare's maker is not waited for (nor at exit).
-        let _maker =
-            pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?.1;
-        config::write(&params.pgdata, &spec, &env.config_params())
+        let (_, next) =
+            pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?;
+        config::write(&params.pgdata, &spec, &env.config_params())?;
+        Ok(next)
     })
     .await
     .context("preparing PGDATA")?
@@ -230,19 +236,6 @@ async fn wipe(env: &Arc<Env>) -> Result<()> {
     .context("wiping PGDATA")?
 }
 
-/// Parallel connections for the startup apply: a share of `max_connections`.
-async fn startup_concurrency(connector: &Connector) -> usize {
-    let max = async {
-        let client = connector.connect(connector.maintenance_db()).await?;
-        let row = client.query_one("SHOW max_connections", &[]).await?;
-        anyhow::Ok(row.get::<_, String>(0).parse::<usize>()?)
-    };
-    match max.await {
-        Ok(max) => (max / 10).clamp(1, 16),
-        Err(_) => 1,
-    }
-}
-
 /// Reconfigures a running postgres: new postgresql.conf, reload, wait until
 /// the reload has taken effect, then the catalog (`first_as_primary`: a
 /// replica just promoted, the whole catalog step of a primary's start).
@@ -281,7 +274,8 @@ pub(super) async fn reconfigure(
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
         let applied = if first_as_primary {
-            catalog::start(&connector, &spec, concurrency)
+            let concurrency = catalog::Concurrency::Fixed(concurrency);
+            catalog::start(&connector, &spec, concurrency, catalog::Origin::Unknown)
                 .instrument(tracing::info_span!("apply_catalog"))
                 .await
         } else {

@@ -215,27 +215,83 @@ fn fill(template: &Path, tmp: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     super::copy_as_pgdata(template, tmp, owner)
 }
 
-/// Makes the next spare on a thread of its own, not waited for: at exit it
-/// is abandoned (its `.tmp-` directory is removed by a later maker).
-pub fn make_in_background(template: PathBuf, owner: Option<RunAs>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        lower_priority();
-        let started = std::time::Instant::now();
-        match make(&template, owner.as_ref()) {
-            Ok(Some(spare)) => tracing::info!(
-                spare = %spare.display(),
-                ms = started.elapsed().as_millis() as u64,
-                "made a spare PGDATA for the next start"
-            ),
-            Ok(None) => tracing::debug!("a spare PGDATA is ready or being made"),
-            Err(e) => tracing::warn!("making a spare PGDATA: {e:#}"),
+/// The next spare, to be made once the start no longer needs the machine
+/// (see [`NextSpare::make_in_background`]).
+#[derive(Debug)]
+#[must_use = "a spare is made only when asked to"]
+pub struct NextSpare {
+    template: PathBuf,
+    owner: Option<RunAs>,
+}
+
+impl NextSpare {
+    /// The spare of `template` for `owner`.
+    pub(super) fn new(template: PathBuf, owner: Option<RunAs>) -> NextSpare {
+        NextSpare { template, owner }
+    }
+
+    /// Makes the spare on a thread of its own, not waited for by the start;
+    /// at exit, [`finish_before_exit`] gives it a little time, then it is
+    /// abandoned (its `.tmp-` directory is removed by a later maker). Its
+    /// thread is returned, for tests to join.
+    pub fn make_in_background(self) -> std::thread::JoinHandle<()> {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        MAKERS.lock().push(done.clone());
+        let (template, owner) = (self.template, self.owner);
+        std::thread::spawn(move || {
+            make_now(&template, owner.as_ref());
+            done.store(true, std::sync::atomic::Ordering::Release);
+        })
+    }
+}
+
+/// The spares this process is making (whether each is done).
+static MAKERS: parking_lot::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+/// At exit: waits up to `limit` for the spares still being made, so that a
+/// compute stopped soon after its start still leaves one for the next
+/// start (a spare is made once the start is done: see `driver::start`).
+/// Then they are abandoned.
+pub fn finish_before_exit(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let pending = || {
+        MAKERS
+            .lock()
+            .iter()
+            .any(|d| !d.load(std::sync::atomic::Ordering::Acquire))
+    };
+    if !pending() {
+        return;
+    }
+    tracing::info!("finishing the spare PGDATA being made before exit");
+    while pending() {
+        if std::time::Instant::now() >= deadline {
+            tracing::info!("abandoning the spare PGDATA being made");
+            return;
         }
-    })
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Makes a spare on this thread, at the lowest priority, logging the outcome.
+fn make_now(template: &Path, owner: Option<&RunAs>) {
+    lower_priority();
+    let started = std::time::Instant::now();
+    match make(template, owner) {
+        Ok(Some(spare)) => tracing::info!(
+            spare = %spare.display(),
+            ms = started.elapsed().as_millis() as u64,
+            "made a spare PGDATA for the next start"
+        ),
+        Ok(None) => tracing::debug!("a spare PGDATA is ready or being made"),
+        Err(e) => tracing::warn!("making a spare PGDATA: {e:#}"),
+    }
 }
 
 /// Makes this thread (and the copy threads it starts, which inherit it) the
-/// last to get a CPU: the spare is made while postgres starts and the
-/// catalog runs, and must not slow them down. Best effort.
+/// last to get a CPU: the spare is made while the compute runs, and must
+/// not slow it down. Best effort.
 fn lower_priority() {
     let tid = nix::unistd::gettid().as_raw();
     // SAFETY: setpriority only reads its integer arguments; on Linux, a

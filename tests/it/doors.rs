@@ -331,6 +331,7 @@ async fn a_template_that_lost_files_or_writes_is_rebuilt() {
             "cloud_admin",
             cache.path(),
             owner.as_ref(),
+            compute_ctl::testing::pgdata::unfinished(),
         )
     };
     let dir = ensure().await.unwrap();

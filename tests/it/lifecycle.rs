@@ -296,7 +296,7 @@ async fn the_template_is_made_once_and_rebuilt_when_stale() {
     let entry = std::fs::read_dir(cache.path())
         .unwrap()
         .flatten()
-        .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .find(|e| e.file_name().to_string_lossy().starts_with("pg") && e.path().is_dir())
         .unwrap();
     std::fs::write(entry.path().join("compute_ctl.template"), "version=other").unwrap();
     let log = start(cache.path());

@@ -78,7 +78,7 @@ fn a_claimed_spare_is_the_template_as_pgdata() {
     let pgdata = work.path().join("data/pgdata");
     let (prepared, maker) = from_template(&t, &pgdata, owner.as_ref(), true).unwrap();
     assert_eq!(prepared, Prepared::Claimed);
-    maker.unwrap().join().unwrap();
+    maker.unwrap().make_in_background().join().unwrap();
     let uid = uid_of(owner.as_ref());
     let meta = std::fs::symlink_metadata(&pgdata).unwrap();
     assert!(meta.is_dir());
@@ -211,4 +211,15 @@ fn pgdata_on_another_file_system_is_copied_and_makes_no_spare() {
     assert!(maker.is_none(), "no spare is made for another file system");
     assert_eq!(std::fs::read_dir(spares_dir(&t)).unwrap().count(), spares);
     assert_eq!(ready_spares(&t).len(), 1, "the ready spare stays");
+}
+
+#[test]
+fn a_spare_being_made_is_finished_before_exit() {
+    let work = tempfile::tempdir().unwrap();
+    let t = template(&work.path().join("cache"));
+    let maker = super::NextSpare::new(t.clone(), None).make_in_background();
+    super::finish_before_exit(std::time::Duration::from_secs(60));
+    // Done by then: the thread has nothing left but to end.
+    assert_eq!(ready_spares(&t).len(), 1);
+    maker.join().unwrap();
 }

@@ -6,7 +6,11 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_28_privileged_role() {
+    // A template of its own: the migrations run (and are logged) when the
+    // template for this privileged role is made.
+    let cache = test_dir();
     let mut c = Compute::start_with(Opts {
+        template_cache: cache.path().to_path_buf(),
         spec: Some(spec(
             json!([{"name": "alice", "encrypted_password": null}]),
             json!([{"name": "app", "owner": "alice"}]),

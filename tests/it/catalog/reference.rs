@@ -291,7 +291,11 @@ async fn neon_scenario_17_db_with_custom_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_23_migration_failure_fails_the_start() {
+    // A template of its own: a local start's migrations run when its
+    // template is made, so the failure comes then (and none is published).
+    let cache = test_dir();
     let c = Compute::start_with(Opts {
+        template_cache: cache.path().to_path_buf(),
         spec: Some(spec(json!([]), json!([]))),
         env: vec![("FAILPOINTS".into(), "compute-migration=return(3)".into())],
         failure_exit_delay: 30,
@@ -314,4 +318,13 @@ async fn neon_scenario_23_migration_failure_fails_the_start() {
         assert!(log.contains(&format!("Running migration id={id}")), "{log}");
     }
     assert!(!log.contains("Running migration id=4"));
+    let published = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pg"))
+        .count();
+    assert_eq!(
+        published, 0,
+        "a template whose migration failed is not kept"
+    );
 }

@@ -3,7 +3,9 @@
 //! served by the test pageserver to the next compute, as Neon storage does.
 
 use crate::common::*;
-use crate::fake_pageserver::{archive_of, pg_bindir, Archive, FakePageserver, Options};
+use crate::fake_pageserver::{
+    archive_of, initdb_archive, pg_bindir, Archive, FakePageserver, Options,
+};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,8 +36,20 @@ fn wrapper_pgbin(dir: &Path) -> PathBuf {
 }
 
 /// A compute on the data of a stopped one (`pgdata`), with `spec`'s cluster.
-async fn restart_on(pgdata: &Path, mut spec: Value, tools: &Path) -> (Compute, FakePageserver) {
-    let mut opts = Options::new(Archive::Bytes(archive_of(pgdata)));
+async fn restart_on(pgdata: &Path, spec: Value, tools: &Path) -> (Compute, FakePageserver) {
+    start_on(archive_of(pgdata), spec, tools, SUPERUSER, vec![]).await
+}
+
+/// A compute on Neon storage serving `archive` (whose superuser is
+/// `superuser`), with `spec`'s cluster and `env` for compute_ctl.
+async fn start_on(
+    archive: std::sync::Arc<Vec<u8>>,
+    mut spec: Value,
+    tools: &Path,
+    superuser: &str,
+    env: Vec<(String, String)>,
+) -> (Compute, FakePageserver) {
+    let mut opts = Options::new(Archive::Bytes(archive));
     opts.require_password = false;
     let ps = FakePageserver::start(opts).await;
     spec["tenant_id"] = json!(TENANT);
@@ -45,28 +59,39 @@ async fn restart_on(pgdata: &Path, mut spec: Value, tools: &Path) -> (Compute, F
     let c = Compute::start_with(Opts {
         spec: Some(spec),
         extra_args: vec!["-b".into(), wrapper_pgbin(tools).display().to_string()],
+        env,
+        superuser: superuser.into(),
         ..Opts::default()
     });
     (c, ps)
 }
 
-fn stop(c: &mut Compute) {
-    c.signal(15);
-    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(0));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_23_the_next_start_resumes_the_migrations() {
-    let mut failed = Compute::start_with(Opts {
-        spec: Some(spec(json!([]), json!([]))),
-        env: vec![("FAILPOINTS".into(), "compute-migration=return(3)".into())],
-        ..Opts::default()
-    });
+    // A cluster never migrated (a local template comes migrated), served
+    // by the pageserver as Neon storage does.
+    let tools = test_dir();
+    let (mut failed, _ps) = start_on(
+        initdb_archive(),
+        spec(json!([]), json!([])),
+        tools.path(),
+        "postgres",
+        vec![("FAILPOINTS".into(), "compute-migration=return(3)".into())],
+    )
+    .await;
     assert_eq!(failed.wait_exit(Duration::from_secs(60)).code(), Some(1));
+    failed.assert_logged("Running migration id=1 (");
     failed.assert_logged("migration id=3");
 
     let tools = test_dir();
-    let (mut c, _ps) = restart_on(&failed.pgdata(), spec(json!([]), json!([])), tools.path()).await;
+    let (mut c, _ps) = start_on(
+        archive_of(&failed.pgdata()),
+        spec(json!([]), json!([])),
+        tools.path(),
+        "postgres",
+        vec![],
+    )
+    .await;
     c.wait_running();
     let log = c.log();
     assert!(log.contains("Running migration id=3 ("), "{log}");
@@ -111,7 +136,7 @@ async fn neon_scenario_19_subscriptions_dropped_once_per_timeline() {
     let mut parent = Compute::start(Some(cluster.clone()));
     parent.wait_running();
     subscribe(&parent, "sub").await;
-    stop(&mut parent);
+    parent.terminate();
 
     // The branch's first start drops the copied subscription and records it.
     let mut branch = cluster.clone();
@@ -133,7 +158,7 @@ async fn neon_scenario_19_subscriptions_dropped_once_per_timeline() {
 
     // A subscription made since survives the next start on the same timeline.
     subscribe(&child, "sub_new").await;
-    stop(&mut child);
+    child.terminate();
     let tools = test_dir();
     let (mut again, _ps) = restart_on(&child.pgdata(), branch, tools.path()).await;
     again.wait_running();

@@ -330,6 +330,12 @@ impl Compute {
         unsafe_kill(self.pid() as i32, sig);
     }
 
+    /// SIGTERM, then waits for compute_ctl to exit 0 (a clean stop).
+    pub fn terminate(&mut self) {
+        self.signal(15);
+        self.expect_exit(0, Duration::from_secs(30));
+    }
+
     /// The connection string of a role (superuser by default).
     pub fn connstr(&self, user: &str, db: &str) -> String {
         format!(

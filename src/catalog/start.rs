@@ -1,0 +1,201 @@
+//! The catalog step of a primary's start, and the same work done once in a
+//! local template instead (see `driver::template`).
+//!
+//! A start drops the subscriptions copied with the data when the spec asks
+//! (once per timeline), makes sure of the privileged role and the
+//! migrations, gives template1 the privileged role's default privileges,
+//! and reconciles roles and databases. Its critical path is connections
+//! and round trips to a postgres that has just started, so one maintenance
+//! connection serves the privileged role, the migrations, the apply's
+//! concurrency and the catalog read; and a cluster copied from a finished
+//! template is not asked what the template already holds.
+
+use super::{
+    apply_plan, extensions, migrations, privileged, read_and_plan, template, ApplyReport, Connector,
+};
+use crate::spec::ValidSpec;
+use anyhow::Context;
+use tokio_postgres::Client;
+use tracing::info;
+
+/// Where the cluster a start reconciles came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A fresh copy of a local template that [`finish_template`] finished
+    /// for this privileged role: template1 carries its default privileges.
+    FinishedTemplate,
+    /// Anything else (Neon storage, a restart on the same data): each step
+    /// looks for itself.
+    Unknown,
+}
+
+/// How many connections the start's apply may use at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// This many.
+    Fixed(usize),
+    /// A tenth of `max_connections` (1 to 16), read on the start's first
+    /// connection.
+    ShareOfMaxConnections,
+}
+
+/// The catalog step of a primary's start, unless the spec skips catalog
+/// updates: drops the subscriptions copied with the data when the spec asks
+/// (once per timeline), creates the privileged role, runs the migrations,
+/// reconciles roles and databases; then counts the installed extensions in
+/// the background.
+pub async fn start(
+    connector: &Connector,
+    spec: &ValidSpec,
+    concurrency: Concurrency,
+    origin: Origin,
+) -> anyhow::Result<ApplyReport> {
+    if spec.skip_pg_catalog_updates {
+        info!("skip_pg_catalog_updates is set: no catalog step");
+        spawn_extension_count(connector);
+        return Ok(ApplyReport::default());
+    }
+    let began = std::time::Instant::now();
+    if spec.drop_subscriptions_before_start {
+        let timeline = spec.timeline_id.as_deref().unwrap_or_default();
+        let dropped = super::drop_before_start(connector, timeline)
+            .await
+            .context("dropping subscriptions before start")?;
+        info!(dropped, "drop_subscriptions_before_start done");
+    }
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let prepared = prepare(connector, &conn.client, spec, concurrency, origin).await;
+    let planned = match prepared {
+        Ok((concurrency, template_ready)) => {
+            read_and_plan(connector, &conn.client, spec, true, template_ready)
+                .await
+                .map(|plan| (plan, concurrency))
+        }
+        Err(e) => Err(e),
+    };
+    conn.close().await;
+    let (plan, concurrency) = planned?;
+    let report = apply_plan(connector, plan, concurrency, began).await?;
+    spawn_extension_count(connector);
+    Ok(report)
+}
+
+/// What comes before the plan, on the start's maintenance connection: the
+/// apply's concurrency, the privileged role and the migrations (template1
+/// prepared beside them, on its own connection, unless the origin says it
+/// is). Returns the concurrency and what is known of template1.
+async fn prepare(
+    connector: &Connector,
+    client: &Client,
+    spec: &ValidSpec,
+    concurrency: Concurrency,
+    origin: Origin,
+) -> anyhow::Result<(usize, Option<bool>)> {
+    let concurrency = match concurrency {
+        Concurrency::Fixed(n) => n,
+        Concurrency::ShareOfMaxConnections => share_of_max_connections(client).await,
+    };
+    let Some(role) = connector.privileged_role() else {
+        return Ok((concurrency, None));
+    };
+    let mut template_ready = None;
+    let migrated = async {
+        // One WAL flush for both: the last migration's commit, or, when
+        // none was left to apply, a flush of the role's creation.
+        let created = privileged::ensure_unflushed(client, role).await?;
+        // A spec that lists databases may create some: template1 gets the
+        // role's default privileges meanwhile, on its own connection, so
+        // the reconcile need not look at it; a finished template's has them.
+        let template = async {
+            match (origin, spec.cluster.databases.is_empty()) {
+                (_, true) => None,
+                (Origin::FinishedTemplate, false) => Some((None, true)),
+                (Origin::Unknown, false) => template::prepare_at_start(connector, role)
+                    .await
+                    .map(|(pid, ready)| (Some(pid), ready)),
+            }
+        };
+        let (migrated, template) = tokio::join!(migrations::run_all(client, role), template);
+        if let Some((pid, ready)) = template {
+            if let Some(pid) = pid {
+                template::wait_gone(client, pid).await;
+            }
+            template_ready = Some(ready);
+        }
+        let migrated = migrated?;
+        if created && migrated.applied == 0 {
+            privileged::flush(client).await?;
+        }
+        anyhow::Ok(migrated.reached)
+    }
+    .await;
+    let id = migrated.context("running the catalog migrations")?;
+    info!(migration_id = id, "catalog migrations done");
+    Ok((concurrency, template_ready))
+}
+
+/// A tenth of the server's `max_connections`, 1 to 16 (1 if unreadable).
+pub(super) async fn share_of_max_connections(client: &Client) -> usize {
+    let max = async {
+        let row = client.query_one("SHOW max_connections", &[]).await?;
+        anyhow::Ok(row.try_get::<_, String>(0)?.parse::<usize>()?)
+    };
+    match max.await {
+        Ok(max) => (max / 10).clamp(1, 16),
+        Err(_) => 1,
+    }
+}
+
+/// Names what [`finish_template`] does for `privileged` (the role, its
+/// attributes, every migration's SQL, template1's default privileges), for
+/// the key of a local template: a change to any of it makes a new template.
+pub fn template_finish_key(privileged: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    privileged::CREATE_ATTRIBUTES.hash(&mut h);
+    template::default_privileges_sql(privileged).hash(&mut h);
+    for m in migrations::MIGRATIONS {
+        (m.id, m.render(privileged)).hash(&mut h);
+    }
+    format!(
+        "privileged_role={privileged:?} migrations={} sql={:016x}",
+        migrations::MIGRATIONS.len(),
+        h.finish()
+    )
+}
+
+/// Gives a fresh local template what every primary's start would otherwise
+/// do first (see [`start`]): the privileged role, the migrations, and
+/// template1's default privileges, so that a start from the template finds
+/// them done. Durability is the caller's: postgres' shutdown checkpoint and
+/// the template's sync.
+pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
+    let Some(role) = connector.privileged_role() else {
+        return Ok(());
+    };
+    let conn = connector.open(connector.maintenance_db()).await?;
+    let result = async {
+        privileged::ensure_unflushed(&conn.client, role).await?;
+        let migrated = migrations::run_all(&conn.client, role)
+            .await
+            .context("running the catalog migrations")?;
+        info!(
+            migration_id = migrated.reached,
+            "catalog migrations done in the template"
+        );
+        match template::inherits_defaults(connector, &conn.client, role, true).await {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(
+                "template1 did not take the privileged role's default privileges"
+            )),
+        }
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+fn spawn_extension_count(connector: &Connector) {
+    let connector = connector.clone();
+    tokio::spawn(async move { extensions::refresh(&connector).await });
+}

@@ -1,0 +1,120 @@
+//! The local template, finished once rather than at every start.
+//!
+//! A primary's start gives its cluster the privileged role, runs the
+//! migrations and gives template1 the role's default privileges (see
+//! `catalog::start`). On local storage every start copies the same initdb
+//! template, so that work would be done again each time, on the start's
+//! critical path (about 75 ms of a cold start). Instead the template gets it
+//! when it is made: postgres is started on the fresh initdb tree, on a
+//! private socket and no TCP, `catalog::finish_template` runs, postgres
+//! stops with its shutdown checkpoint, and only then is the template
+//! stamped and published (see `pgdata::ensure_template`). A start from it
+//! still checks each step and finds it done. The template's key names the
+//! privileged role and a hash of every migration, so a new migration or
+//! another `--privileged-role-name` makes a new template.
+
+use super::Params;
+use crate::catalog::{self, Connector};
+use crate::pgdata::{self, Finish};
+use crate::postgres::Postgres;
+use anyhow::{Context, Result};
+use compute_states::TerminationMode;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The finished template for these parameters, made (and finished) when
+/// the cache has none.
+pub(crate) async fn ensure(params: &Params) -> Result<PathBuf> {
+    let finish = Finish {
+        key: catalog::template_finish_key(&params.privileged_role),
+        run: |dir: PathBuf| finish(params, dir),
+    };
+    pgdata::ensure_template(
+        &params.pgbin,
+        &params.superuser,
+        &params.template_cache,
+        params.run_as.as_ref(),
+        finish,
+    )
+    .await
+}
+
+/// Starts postgres on the fresh template `dir` (reachable only through a
+/// socket in a private directory: initdb's authentication is `trust`),
+/// finishes its catalog, and stops it cleanly.
+async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
+    let owner = params.run_as.as_ref();
+    let socket_dir = private_socket_dir(params)?;
+    let socket = socket_dir.path.to_string_lossy().into_owned();
+    let port = params.port.to_string();
+    let settings = [
+        ("listen_addresses", ""),
+        ("unix_socket_directories", socket.as_str()),
+        ("port", port.as_str()),
+        // The template is made durable as a whole once stopped (syncfs).
+        ("fsync", "off"),
+        ("autovacuum", "off"),
+    ];
+    let pg = Postgres::start_with(&params.pgbin, &dir, owner, params.start_timeout, &settings)
+        .await
+        .context("starting postgres on the new template")?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(&socket_dir.path)
+        .port(params.port)
+        .user(&params.superuser)
+        .dbname("postgres");
+    let connector = Connector::new(config).with_privileged_role(&params.privileged_role);
+    let finished = catalog::finish_template(&connector).await;
+    let stopped = pg.stop(TerminationMode::Fast, &params.pgbin).await;
+    finished?;
+    let stopped = stopped.context("stopping postgres on the new template")?;
+    anyhow::ensure!(
+        stopped.checkpoint().is_some(),
+        "postgres on the new template did not stop with a shutdown checkpoint"
+    );
+    // What that run leaves that a never-started cluster has not: its
+    // command line and its statistics.
+    let _ = std::fs::remove_file(dir.join("postmaster.opts"));
+    remove_files_in(&dir.join("pg_stat"));
+    tracing::info!("template finished: privileged role, migrations, template1");
+    Ok(())
+}
+
+/// A directory only postgres' user can enter, removed when dropped.
+struct SocketDir {
+    path: PathBuf,
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A fresh mode-0700 directory under the temporary directory (a short path:
+/// a socket's path is limited to about 100 bytes), owned by postgres' user.
+fn private_socket_dir(params: &Params) -> Result<SocketDir> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let path = std::env::temp_dir().join(format!("cc-tpl-{}-{nanos}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&path)
+        .with_context(|| format!("creating the socket directory {}", path.display()))?;
+    let dir = SocketDir { path };
+    if let Some(u) = params.run_as.as_ref() {
+        u.chown(&dir.path)?;
+    }
+    Ok(dir)
+}
+
+fn remove_files_in(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
