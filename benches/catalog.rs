@@ -13,8 +13,10 @@
 //!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
 //!
 //! The three are interleaved ROUNDS times (default 3) and the medians and
-//! their ratios printed: the machine may be shared, so compare ratios. Only
-//! our computes make spare PGDATAs, each before the next timed part begins.
+//! their ratios printed: the machine may be shared, so compare ratios. Each
+//! compute runs on a spare PGDATA the one before made, and makes the next
+//! before the next timed part begins (the floor's and the plain reconcile's
+//! timed parts start on a settled compute; ours is a start's catalog step).
 //!
 //! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to
 //! change; CATALOG_LOG=path keeps compute_ctl's and postgres' log of the
@@ -93,16 +95,12 @@ fn breakdown(log: &[String]) -> Breakdown {
     }
 }
 
-/// compute_ctl from Empty: `/configure` with the spec. Returns the catalog
-/// step (`config_ms`), its breakdown, and the compute (for the re-applies).
-/// Its start claims the spare PGDATA the one before made; it makes the next
-/// once Running, and is waited for, so that the copy does not overlap the
-/// floor's or the plain reconcile's timed part (those computes make none).
-async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
-    let c = Compute::start(dir).await;
-    c.configure(spec).await;
-    let made = Instant::now();
-    while made.elapsed() < Duration::from_secs(10)
+/// Waits until `c` has made the spare PGDATA it makes once Running (at most
+/// 10 s), then lets the disk's writeback settle: no timed part overlaps a
+/// copy, and every variant's compute runs on a claimed spare, as ours does.
+async fn settle(c: &Compute) {
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(10)
         && !c
             .log_lines()
             .iter()
@@ -110,6 +108,16 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+/// compute_ctl from Empty: `/configure` with the spec. Returns the catalog
+/// step (`config_ms`), its breakdown, and the compute (for the re-applies).
+/// Its start claims the spare PGDATA the compute before made.
+async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
+    let c = Compute::start(dir).await;
+    c.configure(spec).await;
+    settle(&c).await;
     let metrics: Value = reqwest::get(format!("{}/metrics.json", c.base))
         .await
         .unwrap()
@@ -128,8 +136,9 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
 /// The same spec reconciled by the library without a privileged role, on a
 /// fresh Running compute, at the concurrency of a start (max_connections / 10).
 async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
-    let c = Compute::start_with(dir, &["--no-spare-pgdata"]).await;
+    let c = Compute::start(dir).await;
     c.configure(empty).await;
+    settle(&c).await;
     let mut config = tokio_postgres::Config::new();
     config
         .host("127.0.0.1")
@@ -149,8 +158,9 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
 
 /// The floor: the same DDL by `psql -f` on a fresh compute.
 async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
-    let f = Compute::start_with(dir, &["--no-spare-pgdata"]).await;
+    let f = Compute::start(dir).await;
     f.configure(empty).await;
+    settle(&f).await;
     let file = dir.join("floor.sql");
     std::fs::write(&file, sql).unwrap();
     let t = Instant::now();

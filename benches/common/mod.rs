@@ -49,14 +49,8 @@ pub struct Compute {
 impl Compute {
     /// Starts compute_ctl without a spec, with PGDATA and the socket in `dir`.
     pub async fn start(dir: &Path) -> Compute {
-        Compute::start_with(dir, &[]).await
-    }
-
-    /// [`Compute::start`] with more arguments.
-    pub async fn start_with(dir: &Path, args: &[&str]) -> Compute {
         let (port, http_port) = (free_port(), free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_compute_ctl"))
-            .args(args)
             .arg("-D")
             .arg(dir.join("pgdata"))
             .arg("-C")
