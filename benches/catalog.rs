@@ -7,7 +7,7 @@
 //!   compute_ctl's log;
 //! - the same spec reconciled without a privileged role (what the catalog
 //!   step did before it: no migrations, grants or default privileges), by
-//!   the library on a fresh Running compute;
+//!   the library on a compute whose postgres was just restarted;
 //! - the floor: the same DDL run by `psql -f` on a fresh compute;
 //! - a no-op re-apply of that spec through `/configure` (target: < 100 ms
 //!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
@@ -133,12 +133,20 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
     (config_ms, breakdown(&log), c)
 }
 
-/// The same spec reconciled by the library without a privileged role, on a
-/// fresh Running compute, at the concurrency of a start (max_connections / 10).
+/// The same spec reconciled by the library without a privileged role, at
+/// the concurrency of a start (max_connections / 10), on a compute whose
+/// postgres was just restarted (`/restart`): as ours, timed on a postgres
+/// that has just started, with no spare being copied beside it.
 async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
     let c = Compute::start(dir).await;
     c.configure(empty).await;
     settle(&c).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/restart", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
     let mut config = tokio_postgres::Config::new();
     config
         .host("127.0.0.1")
