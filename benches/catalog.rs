@@ -146,7 +146,12 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
     let mut config = tokio_postgres::Config::new();
     config
         .host("127.0.0.1")

@@ -74,7 +74,7 @@ fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<(
 /// to template1 (see `Catalog::template_defaults`).
 pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     let conn = connector.open(connector.maintenance_db()).await?;
-    let plan = read_and_plan(connector, &conn.client, spec, false, None).await;
+    let plan = read_and_plan(connector, &conn.client, spec, false, None, false).await;
     conn.close().await;
     plan
 }
@@ -83,17 +83,20 @@ pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<
 /// database); with `prepare`, template1 is first given the privileged
 /// role's default privileges if databases are to be created and it lacks
 /// them. `template_ready` is what the start found out about template1 beside
-/// the migrations, if it did: then it is not looked at again.
+/// the migrations, if it did: then it is not looked at again. `starting`:
+/// a start's catalog step (see [`model::Catalog::starting`]).
 async fn read_and_plan(
     connector: &Connector,
     client: &tokio_postgres::Client,
     spec: &ValidSpec,
     prepare: bool,
     template_ready: Option<bool>,
+    starting: bool,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
     let read = async {
         let mut catalog = read_catalog(client).await?;
+        catalog.starting = starting;
         let spec = normalize_spec(client, spec).await?;
         let creates = spec
             .cluster
@@ -141,7 +144,7 @@ pub async fn reconcile(
     }
     let start = std::time::Instant::now();
     let conn = connector.open(connector.maintenance_db()).await?;
-    let plan = read_and_plan(connector, &conn.client, spec, true, None).await;
+    let plan = read_and_plan(connector, &conn.client, spec, true, None, false).await;
     conn.close().await;
     apply_plan(connector, plan?, concurrency, start).await
 }

@@ -111,9 +111,9 @@ pub fn stored_password(spec_password: &str) -> String {
 }
 
 /// Whether the `creating` databases a plan creates are made with `STRATEGY
-/// FILE_COPY` rather than postgres' default `WAL_LOG`: on local storage,
-/// when there are at least [`FILE_COPY_FROM`] (a database whose options name
-/// a strategy keeps it).
+/// FILE_COPY` rather than postgres' default `WAL_LOG`: at a start (see
+/// [`Catalog::starting`]) on local storage, when there are at least
+/// [`FILE_COPY_FROM`] (a database whose options name a strategy keeps it).
 ///
 /// `WAL_LOG` reads every page of the template through shared buffers and
 /// writes it again as a full-page WAL record: for a 7 MB template1, ~4 MB
@@ -127,9 +127,11 @@ pub fn stored_password(spec_password: &str) -> String {
 /// `WAL_LOG`: its two checkpoints would be all its own, and on a busy
 /// compute a checkpoint writes out everything dirty. On Neon storage the
 /// compute's files are a cache of the pageserver's, not the database: a
-/// file copy there would copy the wrong thing, so `WAL_LOG` stays.
-fn file_copy(spec: &ComputeSpec, creating: usize) -> bool {
-    spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
+/// file copy there would copy the wrong thing, so `WAL_LOG` stays. Nor on a
+/// running compute (a reconfiguration): the two forced checkpoints write
+/// out everything its users dirtied, a burst postgres 15 moved away from.
+fn file_copy(spec: &ComputeSpec, catalog: &Catalog, creating: usize) -> bool {
+    catalog.starting && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
 }
 
 /// The fewest database creations in one plan that are made with `STRATEGY
@@ -281,7 +283,7 @@ fn plan_unchecked(
         .iter()
         .filter(|d| !before.contains(&d.name))
         .count();
-    p.file_copy = file_copy(spec, creating);
+    p.file_copy = file_copy(spec, catalog, creating);
     for db in &spec.cluster.databases {
         p.database(spec, db)?;
     }

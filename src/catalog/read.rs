@@ -79,6 +79,7 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
         roles,
         databases,
         template_defaults: false,
+        starting: false,
     })
 }
 

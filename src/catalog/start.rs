@@ -22,7 +22,8 @@ use tracing::info;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// A fresh copy of a local template that [`finish_template`] finished
-    /// for this privileged role: template1 carries its default privileges.
+    /// for this privileged role: template1 carries its default privileges,
+    /// and the cluster serves no one yet (see `Catalog::starting`).
     FinishedTemplate,
     /// Anything else (Neon storage, a restart on the same data): each step
     /// looks for itself.
@@ -67,9 +68,18 @@ pub async fn start(
     let prepared = prepare(connector, &conn.client, spec, concurrency, origin).await;
     let planned = match prepared {
         Ok((concurrency, template_ready)) => {
-            read_and_plan(connector, &conn.client, spec, true, template_ready)
-                .await
-                .map(|plan| (plan, concurrency))
+            // A fresh copy of the template serves no one yet.
+            let starting = origin == Origin::FinishedTemplate;
+            read_and_plan(
+                connector,
+                &conn.client,
+                spec,
+                true,
+                template_ready,
+                starting,
+            )
+            .await
+            .map(|plan| (plan, concurrency))
         }
         Err(e) => Err(e),
     };

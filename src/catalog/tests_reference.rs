@@ -30,10 +30,9 @@ fn the_privileged_plan_makes_members_and_grants_databases() {
                     REPLICATION BYPASSRLS IN ROLE pg_read_all_data, pg_write_all_data"),
             (None, "CREATE ROLE \"a\" WITH LOGIN INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
             (None, "CREATE ROLE \"b\" WITH LOGIN NOCREATEDB INHERIT CREATEROLE BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
-            // Local storage, two at once: file copies (the reference, on
-            // Neon storage, leaves the strategy to postgres, as we do there).
-            (None, "CREATE DATABASE \"d1\" WITH OWNER \"a\" STRATEGY FILE_COPY"),
-            (None, "CREATE DATABASE \"d2\" WITH OWNER \"b\" STRATEGY FILE_COPY"),
+            // Not a start (`Catalog::starting`): postgres' default strategy.
+            (None, "CREATE DATABASE \"d1\" WITH OWNER \"a\""),
+            (None, "CREATE DATABASE \"d2\" WITH OWNER \"b\""),
             (None, "GRANT ALL ON DATABASE \"d1\" TO \"neon_superuser\""),
             (None, "GRANT ALL ON DATABASE \"d2\" TO \"neon_superuser\""),
             (Some("d1"), defaults),

@@ -1,6 +1,6 @@
-//! Databases created several at once on local storage are file copies of
+//! Databases a local start creates several at once are file copies of
 //! their template (`STRATEGY FILE_COPY`, see the planner's `file_copy`); a
-//! lone creation keeps postgres' default. Either way a new database is the
+//! running compute's creations keep postgres' default. Either way a new database is the
 //! template as it is at that moment, with what the start gave template1.
 
 use crate::common::*;
@@ -20,7 +20,7 @@ fn creations(log: &str) -> Vec<(String, bool)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_creations_are_file_copies_and_a_lone_one_is_not() {
+async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not() {
     let settings = json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
     let roles = json!([{"name": "alice", "encrypted_password": null},
                        {"name": "bob", "encrypted_password": null}]);
@@ -79,17 +79,19 @@ async fn several_creations_are_file_copies_and_a_lone_one_is_not() {
             .await
             .unwrap();
     }
-    // One more database later: postgres' default strategy.
+    // Two more on the running compute (a reconfiguration): postgres'
+    // default strategy, whose creations force no checkpoint.
     let mut second = first.clone();
-    second["cluster"]["databases"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "later", "owner": "alice"}));
+    let dbs = second["cluster"]["databases"].as_array_mut().unwrap();
+    dbs.push(json!({"name": "later", "owner": "alice"}));
+    dbs.push(json!({"name": "later two", "owner": "bob"}));
     let (code, body) = c.configure(&second).await;
     assert_eq!(code, 200, "{body}");
-    c.wait_for_log(
-        "statement: CREATE DATABASE \"later\"",
-        Duration::from_secs(10),
-    );
-    assert!(creations(&c.log()).contains(&("\"later\"".to_string(), false)));
+    for db in ["later", "later two"] {
+        c.wait_for_log(
+            &format!("statement: CREATE DATABASE \"{db}\""),
+            Duration::from_secs(10),
+        );
+        assert!(creations(&c.log()).contains(&(format!("\"{db}\""), false)));
+    }
 }

@@ -188,3 +188,21 @@ fn tricky_names_are_escaped() {
     );
     assert_eq!(p.to_string().lines().count(), p.len());
 }
+
+#[test]
+fn a_running_compute_creates_with_postgres_default() {
+    // A reconfiguration: the two checkpoints of FILE_COPY would write out
+    // what the compute's users dirtied.
+    let running = Catalog {
+        starting: false,
+        ..catalog(vec![], vec![])
+    };
+    check(
+        &running,
+        &spec(json!({"databases": [{"name": "a", "owner": SU}, {"name": "b", "owner": SU}]})),
+        &[
+            "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\"",
+            "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\"",
+        ],
+    );
+}

@@ -93,6 +93,8 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
         roles: all,
         databases,
         template_defaults: false,
+        // A start's plan (a reconfiguration's: `starting: false`).
+        starting: true,
     }
 }
 
