@@ -5,9 +5,10 @@
 //!   ROLE` it, databases, their grants; the default privileges of each new
 //!   database come with template1), with the breakdown read from
 //!   compute_ctl's log;
-//! - the same spec reconciled without a privileged role (what the catalog
-//!   step did before it: no migrations, grants or default privileges), by
-//!   the library on a compute whose postgres was just restarted;
+//! - the same spec through the library's catalog step of a start without
+//!   a privileged role (what the step did before there was one: no
+//!   migrations, grants or default privileges), on a compute whose postgres
+//!   was just restarted;
 //! - the floor: the same DDL run by `psql -f` on a fresh compute;
 //! - a no-op re-apply of that spec through `/configure` (target: < 100 ms
 //!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
@@ -133,10 +134,10 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
     (config_ms, breakdown(&log), c)
 }
 
-/// The same spec reconciled by the library without a privileged role, at
-/// the concurrency of a start (max_connections / 10), on a compute whose
-/// postgres was just restarted (`/restart`): as ours, timed on a postgres
-/// that has just started, with no spare being copied beside it.
+/// The same spec through the library's catalog step of a start, without a
+/// privileged role, on a compute whose postgres was just restarted
+/// (`/restart`): as ours, timed on a postgres that has just started, with
+/// no spare being copied beside it.
 async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
     let c = Compute::start(dir).await;
     c.configure(empty).await;
@@ -158,12 +159,14 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
         .port(c.port)
         .user("cloud_admin")
         .dbname("postgres");
-    let connector = compute_ctl::testing::catalog::Connector::new(config);
+    use compute_ctl::testing::catalog::{start, Concurrency, Connector, Origin};
+    let connector = Connector::new(config);
     let spec = compute_ctl::testing::spec::ValidSpec::from_json(&spec.to_string()).unwrap();
     let t = Instant::now();
-    compute_ctl::testing::catalog::reconcile(&connector, &spec, 10)
-        .await
-        .unwrap();
+    // A start's catalog step (its strategy for new databases included),
+    // with no privileged role: what the step did before there was one.
+    let (concurrency, origin) = (Concurrency::ShareOfMaxConnections, Origin::FinishedTemplate);
+    start(&connector, &spec, concurrency, origin).await.unwrap();
     let took = ms(t.elapsed());
     c.stop().await;
     took

@@ -9,7 +9,9 @@
 
 /// The catalog: reading, planning and applying roles and databases.
 pub mod catalog {
-    pub use crate::catalog::{dry_run, reconcile, stored_password, Connector};
+    pub use crate::catalog::{
+        dry_run, reconcile, start, stored_password, Concurrency, Connector, Origin,
+    };
     /// The internal port's `/grants` and `/extensions` request bodies.
     pub mod api {
         pub use crate::catalog::api::{ExtensionRequest, GrantRequest};
