@@ -3,7 +3,7 @@
 //! [`read_catalog`] takes a snapshot, [`plan_with()`] (pure) computes the ordered
 //! statements, [`apply()`] runs them; [`reconcile`] does all three. The order is
 //! the contract's: delta operations, then roles, then databases. At a
-//! primary's start, [`start`] first drops copied subscriptions (when the
+//! primary's start, [`start()`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
 
 pub mod api;

@@ -21,7 +21,7 @@ use tracing::info;
 /// Where the cluster a start reconciles came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A fresh copy of a local template that [`finish_template`] finished
+    /// A fresh copy of a local template that `finish_template` finished
     /// for this privileged role: template1 carries its default privileges,
     /// and the cluster serves no one yet (see `Catalog::starting`).
     FinishedTemplate,
