@@ -65,24 +65,16 @@ pub async fn start(
         info!(dropped, "drop_subscriptions_before_start done");
     }
     let conn = connector.open(connector.maintenance_db()).await?;
-    let prepared = prepare(connector, &conn.client, spec, concurrency, origin).await;
-    let planned = match prepared {
-        Ok((concurrency, template_ready)) => {
-            // A fresh copy of the template serves no one yet.
-            let starting = origin == Origin::FinishedTemplate;
-            read_and_plan(
-                connector,
-                &conn.client,
-                spec,
-                true,
-                template_ready,
-                starting,
-            )
-            .await
-            .map(|plan| (plan, concurrency))
-        }
-        Err(e) => Err(e),
-    };
+    let planned = async {
+        let (concurrency, template_ready) =
+            prepare(connector, &conn.client, spec, concurrency, origin).await?;
+        // A fresh copy of the template serves no one yet.
+        let starting = origin == Origin::FinishedTemplate;
+        let client = &conn.client;
+        let plan = read_and_plan(connector, client, spec, true, template_ready, starting).await?;
+        anyhow::Ok((plan, concurrency))
+    }
+    .await;
     conn.close().await;
     let (plan, concurrency) = planned?;
     let report = apply_plan(connector, plan, concurrency, began).await?;
@@ -91,9 +83,9 @@ pub async fn start(
 }
 
 /// What comes before the plan, on the start's maintenance connection: the
-/// apply's concurrency, the privileged role and the migrations (template1
-/// prepared beside them, on its own connection, unless the origin says it
-/// is). Returns the concurrency and what is known of template1.
+/// apply's concurrency, the privileged role and the migrations, with
+/// template1 when the spec lists databases (a finished template's has what
+/// it needs already). Returns the concurrency and what is known of template1.
 async fn prepare(
     connector: &Connector,
     client: &Client,
@@ -108,40 +100,55 @@ async fn prepare(
     let Some(role) = connector.privileged_role() else {
         return Ok((concurrency, None));
     };
-    let mut template_ready = None;
-    let migrated = async {
-        // One WAL flush for both: the last migration's commit, or, when
-        // none was left to apply, a flush of the role's creation.
-        let created = privileged::ensure_unflushed(client, role).await?;
-        // A spec that lists databases may create some: template1 gets the
-        // role's default privileges meanwhile, on its own connection, so
-        // the reconcile need not look at it; a finished template's has them.
-        let template = async {
-            match (origin, spec.cluster.databases.is_empty()) {
-                (_, true) => None,
-                (Origin::FinishedTemplate, false) => Some((None, true)),
-                (Origin::Unknown, false) => template::prepare_at_start(connector, role)
-                    .await
-                    .map(|(pid, ready)| (Some(pid), ready)),
-            }
-        };
-        let (migrated, template) = tokio::join!(migrations::run_all(client, role), template);
-        if let Some((pid, ready)) = template {
-            if let Some(pid) = pid {
-                template::wait_gone(client, pid).await;
-            }
-            template_ready = Some(ready);
-        }
-        let migrated = migrated?;
-        if created && migrated.applied == 0 {
-            privileged::flush(client).await?;
-        }
-        anyhow::Ok(migrated.reached)
-    }
-    .await;
-    let id = migrated.context("running the catalog migrations")?;
+    let template1 = match (origin, spec.cluster.databases.is_empty()) {
+        (_, true) => None,
+        (Origin::FinishedTemplate, false) => Some(true),
+        (Origin::Unknown, false) => Some(false),
+    };
+    let (id, template_ready) = privileged_role_and_migrations(connector, client, role, template1)
+        .await
+        .context("running the catalog migrations")?;
     info!(migration_id = id, "catalog migrations done");
     Ok((concurrency, template_ready))
+}
+
+/// Makes sure of the privileged role `role` and the migrations on `client`,
+/// for one WAL flush: the last migration's commit, or, when none was left
+/// to apply, a flush of the role's creation. `template1`: `None` leaves
+/// template1 alone; `Some(true)` says it is known to carry the role's
+/// default privileges; `Some(false)` gives it those it lacks meanwhile, on
+/// its own connection. Returns the migration id reached and whether
+/// template1 carries them (`None` when it was left alone or could not be
+/// looked at).
+async fn privileged_role_and_migrations(
+    connector: &Connector,
+    client: &Client,
+    role: &str,
+    template1: Option<bool>,
+) -> anyhow::Result<(i64, Option<bool>)> {
+    let created = privileged::ensure_unflushed(client, role).await?;
+    let template = async {
+        match template1 {
+            None => None,
+            Some(true) => Some((None, true)),
+            Some(false) => template::prepare_at_start(connector, role)
+                .await
+                .map(|(pid, ready)| (Some(pid), ready)),
+        }
+    };
+    let (migrated, template) = tokio::join!(migrations::run_all(client, role), template);
+    let mut template_ready = None;
+    if let Some((pid, ready)) = template {
+        if let Some(pid) = pid {
+            template::wait_gone(client, pid).await;
+        }
+        template_ready = Some(ready);
+    }
+    let migrated = migrated?;
+    if created && migrated.applied == 0 {
+        privileged::flush(client).await?;
+    }
+    Ok((migrated.reached, template_ready))
 }
 
 /// A tenth of the server's `max_connections`, 1 to 16 (1 if unreadable).
@@ -184,25 +191,15 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
         return Ok(());
     };
     let conn = connector.open(connector.maintenance_db()).await?;
-    let result = async {
-        privileged::ensure_unflushed(&conn.client, role).await?;
-        let migrated = migrations::run_all(&conn.client, role)
-            .await
-            .context("running the catalog migrations")?;
-        info!(
-            migration_id = migrated.reached,
-            "catalog migrations done in the template"
-        );
-        match template::inherits_defaults(connector, &conn.client, role, true).await {
-            true => Ok(()),
-            false => Err(anyhow::anyhow!(
-                "template1 did not take the privileged role's default privileges"
-            )),
-        }
-    }
-    .await;
+    let result = privileged_role_and_migrations(connector, &conn.client, role, Some(false)).await;
     conn.close().await;
-    result
+    let (id, template_ready) = result.context("running the catalog migrations")?;
+    info!(migration_id = id, "catalog migrations done in the template");
+    anyhow::ensure!(
+        template_ready == Some(true),
+        "template1 did not take the privileged role's default privileges"
+    );
+    Ok(())
 }
 
 fn spawn_extension_count(connector: &Connector) {
