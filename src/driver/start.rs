@@ -77,7 +77,7 @@ pub(super) async fn start_compute(
     timings.total_startup_ms = began.elapsed().as_millis() as u64;
     tracing::info!(?timings, "compute is running");
     // Now that the start is done: the copy no longer competes with it. Not
-    // waited for (nor at exit).
+    // waited for; at exit, given up to a second (see launch).
     if let Some(next) = next_spare {
         let _maker = next.make_in_background();
     }

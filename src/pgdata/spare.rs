@@ -235,19 +235,34 @@ impl NextSpare {
     /// abandoned (its `.tmp-` directory is removed by a later maker). Its
     /// thread is returned, for tests to join.
     pub fn make_in_background(self) -> std::thread::JoinHandle<()> {
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        MAKERS.lock().push(done.clone());
+        let making = Making::begin();
         let (template, owner) = (self.template, self.owner);
         std::thread::spawn(move || {
             make_now(&template, owner.as_ref());
-            done.store(true, std::sync::atomic::Ordering::Release);
+            drop(making);
         })
     }
 }
 
-/// The spares this process is making (whether each is done).
-static MAKERS: parking_lot::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
-    parking_lot::Mutex::new(Vec::new());
+/// How many spares this process is making.
+static MAKING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One spare being made, counted in [`MAKING`] until dropped (also when its
+/// thread panics).
+struct Making;
+
+impl Making {
+    fn begin() -> Making {
+        MAKING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Making
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        MAKING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// At exit: waits up to `limit` for the spares still being made, so that a
 /// compute stopped soon after its start still leaves one for the next
@@ -255,12 +270,7 @@ static MAKERS: parking_lot::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBo
 /// Then they are abandoned.
 pub fn finish_before_exit(limit: std::time::Duration) {
     let deadline = std::time::Instant::now() + limit;
-    let pending = || {
-        MAKERS
-            .lock()
-            .iter()
-            .any(|d| !d.load(std::sync::atomic::Ordering::Acquire))
-    };
+    let pending = || MAKING.load(std::sync::atomic::Ordering::Acquire) > 0;
     if !pending() {
         return;
     }
