@@ -19,7 +19,6 @@ use crate::pgdata::{self, Finish};
 use crate::postgres::Postgres;
 use anyhow::{Context, Result};
 use compute_states::TerminationMode;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The finished template for these parameters, made (and finished) when
@@ -45,7 +44,7 @@ pub(crate) async fn ensure(params: &Params) -> Result<PathBuf> {
 async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
     let owner = params.run_as.as_ref();
     let socket_dir = private_socket_dir(params)?;
-    let socket = socket_dir.path.to_string_lossy().into_owned();
+    let socket = socket_dir.path().to_string_lossy().into_owned();
     let port = params.port.to_string();
     let settings = [
         ("listen_addresses", ""),
@@ -60,7 +59,7 @@ async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
         .context("starting postgres on the new template")?;
     let mut config = tokio_postgres::Config::new();
     config
-        .host_path(&socket_dir.path)
+        .host_path(socket_dir.path())
         .port(params.port)
         .user(&params.superuser)
         .dbname("postgres");
@@ -81,32 +80,18 @@ async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// A directory only postgres' user can enter, removed when dropped.
-struct SocketDir {
-    path: PathBuf,
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// A fresh mode-0700 directory under the temporary directory (a short path:
-/// a socket's path is limited to about 100 bytes), owned by postgres' user.
-fn private_socket_dir(params: &Params) -> Result<SocketDir> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let path = std::env::temp_dir().join(format!("cc-tpl-{}-{nanos}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&path)
-        .with_context(|| format!("creating the socket directory {}", path.display()))?;
-    let dir = SocketDir { path };
+/// A fresh directory only postgres' user can enter (mode 0700, owned by
+/// it), removed when dropped; under the temporary directory, a short path
+/// (a socket's path is limited to about 100 bytes).
+fn private_socket_dir(params: &Params) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("cc-tpl-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .context("creating the socket directory of the template's postgres")?;
     if let Some(u) = params.run_as.as_ref() {
-        u.chown(&dir.path)?;
+        u.chown(dir.path())?;
     }
     Ok(dir)
 }
