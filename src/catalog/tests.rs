@@ -132,6 +132,17 @@ impl Pg {
         self.connector().connect(db).await.unwrap()
     }
 
+    /// Whether `db` gives `neon_superuser` every default privilege in public
+    /// (see `template::HAS_DEFAULTS`).
+    pub(super) async fn has_defaults(&self, db: &str) -> bool {
+        self.client(db)
+            .await
+            .query_one(super::template::HAS_DEFAULTS, &[&"neon_superuser"])
+            .await
+            .unwrap()
+            .get(1)
+    }
+
     pub(super) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
     }

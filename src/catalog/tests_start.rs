@@ -10,15 +10,6 @@ use tokio_postgres::Client;
 
 const PRIV: &str = "neon_superuser";
 
-async fn has_defaults(pg: &Pg, db: &str) -> bool {
-    pg.client(db)
-        .await
-        .query_one(template::HAS_DEFAULTS, &[&PRIV])
-        .await
-        .unwrap()
-        .get(1)
-}
-
 /// The transaction ids that last wrote the migrations' table row and schema.
 async fn migration_xmins(c: &Client) -> (String, String) {
     let row = c
@@ -45,7 +36,7 @@ async fn the_start_prepares_template1_beside_the_migrations() {
     )
     .await
     .unwrap();
-    assert!(!has_defaults(&pg, "template1").await);
+    assert!(!pg.has_defaults("template1").await);
     let c = pg.client("postgres").await;
     let last = migrations::MIGRATIONS.len() as i64;
     let id: i64 = c
@@ -66,8 +57,8 @@ async fn the_start_prepares_template1_beside_the_migrations() {
         .unwrap();
     // The creation and its grant.
     assert_eq!(report.statements, 2, "{report:?}");
-    assert!(has_defaults(&pg, "template1").await);
-    assert!(has_defaults(&pg, "d 1").await);
+    assert!(pg.has_defaults("template1").await);
+    assert!(pg.has_defaults("d 1").await);
     // The migrations were all recorded: nothing of theirs was written again.
     assert_eq!(migration_xmins(&c).await, before);
     // A start with nothing left to do does nothing.
@@ -112,7 +103,7 @@ async fn a_finished_template_holds_what_a_start_would_do_first() {
         .unwrap();
     assert!(row.get::<_, bool>(0), "the privileged role's attributes");
     assert_eq!(row.get::<_, i64>(1), migrations::MIGRATIONS.len() as i64);
-    assert!(has_defaults(&pg, "template1").await);
+    assert!(pg.has_defaults("template1").await);
     // Done again, it finds everything done.
     let before = migration_xmins(&c).await;
     finish_template(&connector).await.unwrap();
@@ -129,7 +120,7 @@ async fn a_finished_template_holds_what_a_start_would_do_first() {
         .await
         .unwrap();
     assert_eq!(report.statements, 3, "role, database, grant: {report:?}");
-    assert!(has_defaults(&pg, "d 1").await);
+    assert!(pg.has_defaults("d 1").await);
     assert_eq!(migration_xmins(&c).await, before);
 }
 

@@ -12,16 +12,6 @@ use serde_json::json;
 
 const PRIV: &str = "neon_superuser";
 
-/// Whether `db` gives the privileged role every default privilege in public.
-async fn has_defaults(pg: &Pg, db: &str) -> bool {
-    pg.client(db)
-        .await
-        .query_one(template::HAS_DEFAULTS, &[&PRIV])
-        .await
-        .unwrap()
-        .get(1)
-}
-
 /// The databases a plan runs statements in.
 fn per_database(plan: &Plan) -> Vec<&str> {
     plan.steps.iter().filter_map(Step::database).collect()
@@ -42,7 +32,7 @@ async fn new_databases_have_the_default_privileges_whichever_path_made_them() {
         )
         .await
         .unwrap();
-    assert!(!has_defaults(&pg, "template1").await);
+    assert!(!pg.has_defaults("template1").await);
     let first = spec(json!({
         "roles": [{"name": "a"}],
         "databases": [
@@ -54,14 +44,14 @@ async fn new_databases_have_the_default_privileges_whichever_path_made_them() {
     // The dry run changes nothing and sets them in each new database.
     let dry = dry_run(&connector, &first).await.unwrap();
     assert_eq!(per_database(&dry), ["plain", "from template0"], "{dry}");
-    assert!(!has_defaults(&pg, "template1").await);
+    assert!(!pg.has_defaults("template1").await);
     // The reconcile gives them to template1 first: only the database made
     // from template0 needs a statement of its own.
     let report = reconcile(&connector, &first, 2).await.unwrap();
     // role, 2 creations, 2 grants, 1 in "from template0".
     assert_eq!(report.statements, 6, "{report:?}");
     for db in ["template1", "plain", "from template0"] {
-        assert!(has_defaults(&pg, db).await, "{db}");
+        assert!(pg.has_defaults(db).await, "{db}");
     }
     // Later creations inherit them.
     let second = spec(json!({
@@ -72,7 +62,7 @@ async fn new_databases_have_the_default_privileges_whichever_path_made_them() {
     let dry = dry_run(&connector, &second).await.unwrap();
     assert!(per_database(&dry).is_empty(), "{dry}");
     reconcile(&connector, &second, 2).await.unwrap();
-    assert!(has_defaults(&pg, "later").await);
+    assert!(pg.has_defaults("later").await);
     // The privileged role's grants went with the copy: the shared
     // dependencies that keep it from being dropped while they exist.
     let deps: i64 = pg
@@ -107,13 +97,13 @@ async fn a_template1_that_refuses_connections_falls_back_to_each_database() {
     let report = reconcile(&connector, &s, 2).await.unwrap();
     // The role, the creation, the grant, the defaults in d.
     assert_eq!(report.statements, 4, "{report:?}");
-    assert!(has_defaults(&pg, "d").await);
+    assert!(pg.has_defaults("d").await);
     pg.client("postgres")
         .await
         .batch_execute("ALTER DATABASE template1 ALLOW_CONNECTIONS true")
         .await
         .unwrap();
-    assert!(!has_defaults(&pg, "template1").await);
+    assert!(!pg.has_defaults("template1").await);
 }
 
 #[test]
