@@ -147,20 +147,15 @@ fn tricky_names_are_escaped() {
     let p = check(
         &cat,
         &s,
-        &[
-            r#"ALTER ROLE "$x$" RENAME TO "role$$""#,
-            r#"ALTER DATABASE "'q'" RENAME TO "a""b""#,
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            r#"DROP ROLE "role$$""#,
-        ],
+        &around_handover(
+            &[
+                r#"ALTER ROLE "$x$" RENAME TO "role$$""#,
+                r#"ALTER DATABASE "'q'" RENAME TO "a""b""#,
+            ],
+            "role$$",
+            3,
+            &[r#"DROP ROLE "role$$""#],
+        ),
     );
     assert_eq!(p.steps[2].database(), Some("a\"b"));
     // One statement per line even with control characters in a database name.
@@ -169,22 +164,10 @@ fn tricky_names_are_escaped() {
         vec![DatabaseInfo::new("tab\t\nnl", SU)],
     );
     let s = spec(json!({"delta_operations": [{"action": "delete_role", "name": "r"}]}));
-    let h = handover("r");
     let p = check(
         &cat,
         &s,
-        &[
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            "DROP ROLE \"r\"",
-        ],
+        &around_handover(&[], "r", 3, &["DROP ROLE \"r\""]),
     );
     assert_eq!(p.to_string().lines().count(), p.len());
 }

@@ -23,27 +23,23 @@ fn phases_run_in_contract_order() {
         "roles": [{"name": "new"}, {"name": "fresh"}],
         "databases": [{"name": "newdb", "owner": "new"}, {"name": "freshdb", "owner": "fresh"}]
     }));
-    let h = handover("gone");
     let p = check(
         &cat,
         &s,
-        &[
-            "ALTER ROLE \"old\" RENAME TO \"new\"",
-            "ALTER DATABASE \"olddb\" RENAME TO \"newdb\"",
-            "DROP DATABASE \"dropme\" WITH (FORCE)",
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            "DROP ROLE \"gone\"",
-            "CREATE ROLE \"fresh\" WITH LOGIN",
-            "CREATE DATABASE \"freshdb\" WITH OWNER \"fresh\"",
-        ],
+        &around_handover(
+            &[
+                "ALTER ROLE \"old\" RENAME TO \"new\"",
+                "ALTER DATABASE \"olddb\" RENAME TO \"newdb\"",
+                "DROP DATABASE \"dropme\" WITH (FORCE)",
+            ],
+            "gone",
+            3,
+            &[
+                "DROP ROLE \"gone\"",
+                "CREATE ROLE \"fresh\" WITH LOGIN",
+                "CREATE DATABASE \"freshdb\" WITH OWNER \"fresh\"",
+            ],
+        ),
     );
     use Phase::*;
     let where_: Vec<(Phase, Option<&str>)> =
@@ -148,30 +144,22 @@ fn delete_role_touches_every_connectable_database() {
             {"action": "delete_role", "name": "never existed"}],
         "databases": [{"name": "owned", "owner": "keeper"}]
     }));
-    let h = handover("r");
     // In every database that accepts connections, not only the spec's; after
     // the delete the database belongs to the superuser: its owner is fixed,
     // the invalid database is dropped.
     let p = check(
         &cat,
         &s,
-        &[
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            "DROP ROLE \"r\"",
-            "DROP DATABASE \"half dropped\" WITH (FORCE)",
-            "ALTER DATABASE \"owned\" OWNER TO \"keeper\"",
-        ],
+        &around_handover(
+            &[],
+            "r",
+            4,
+            &[
+                "DROP ROLE \"r\"",
+                "DROP DATABASE \"half dropped\" WITH (FORCE)",
+                "ALTER DATABASE \"owned\" OWNER TO \"keeper\"",
+            ],
+        ),
     );
     let dbs: Vec<&str> = p.steps[..12].iter().filter_map(Step::database).collect();
     let each = |db| [db; 3];
@@ -196,7 +184,6 @@ fn delete_role_touches_every_connectable_database() {
 #[test]
 fn deleted_role_still_in_spec_is_recreated_and_owner_must_be_known() {
     let cat = catalog(vec![role("r", None)], vec![DatabaseInfo::new("d", "r")]);
-    let h = handover("r");
     let s = spec(json!({
         "delta_operations": [{"action": "delete_role", "name": "r"}],
         "roles": [{"name": "r"}],
@@ -205,20 +192,16 @@ fn deleted_role_still_in_spec_is_recreated_and_owner_must_be_known() {
     check(
         &cat,
         &s,
-        &[
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            &h[0],
-            &h[1],
-            &h[2],
-            "DROP ROLE \"r\"",
-            "CREATE ROLE \"r\" WITH LOGIN",
-            "ALTER DATABASE \"d\" OWNER TO \"r\"",
-        ],
+        &around_handover(
+            &[],
+            "r",
+            3,
+            &[
+                "DROP ROLE \"r\"",
+                "CREATE ROLE \"r\" WITH LOGIN",
+                "ALTER DATABASE \"d\" OWNER TO \"r\"",
+            ],
+        ),
     );
     let s = spec(json!({
         "delta_operations": [{"action": "delete_role", "name": "r"}],

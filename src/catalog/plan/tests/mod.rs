@@ -131,3 +131,17 @@ fn handover(r: &str) -> [String; 3] {
         format!("DROP OWNED BY {quoted}"),
     ]
 }
+
+/// The statements of a plan that deletes role `r`: `before`, then its
+/// handover in each of `databases` databases (in the plan's order), then
+/// `after`.
+fn around_handover(before: &[&str], r: &str, databases: usize, after: &[&str]) -> Vec<String> {
+    let h = handover(r);
+    let each = (0..databases).flat_map(|_| h.iter().cloned());
+    let own = |sqls: &[&str]| sqls.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    own(before)
+        .into_iter()
+        .chain(each)
+        .chain(own(after))
+        .collect()
+}
