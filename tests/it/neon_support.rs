@@ -110,12 +110,17 @@ pub async fn pageserver(behaviour: Behaviour) -> FakePageserver {
 
 /// A compute on the fake storage; the archive's superuser is `postgres`.
 pub fn start(spec: Value, pgbin: &Path, extra: &[&str]) -> Compute {
+    Compute::start_with(neon_opts(spec, pgbin, extra))
+}
+
+/// What [`start`] starts, for a test to change more of it.
+pub fn neon_opts(spec: Value, pgbin: &Path, extra: &[&str]) -> Opts {
     let mut args = vec!["-b".to_string(), pgbin.display().to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
-    Compute::start_with(Opts {
+    Opts {
         spec: Some(spec),
         extra_args: args,
         superuser: "postgres".into(),
         ..Opts::default()
-    })
+    }
 }

@@ -235,12 +235,10 @@ async fn bodies_of_a_neon_compute_parse_as_the_references() {
     let ps = pageserver(Behaviour::Normal).await;
     let tools = test_dir();
     let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let spec = neon_spec(&ps, json!("Primary"));
     let c = Compute::start_with(Opts {
-        spec: Some(neon_spec(&ps, json!("Primary"))),
-        extra_args: vec!["-b".into(), pgbin.display().to_string()],
-        superuser: "postgres".into(),
         terminate_linger: Some("30".into()),
-        ..Opts::default()
+        ..neon_opts(spec, &pgbin, &[])
     });
     c.wait_status("running", Duration::from_secs(60)).await;
     let running = status(&c, ComputeStatus::Running).await;
@@ -268,17 +266,10 @@ async fn a_failed_compute_parses_as_the_references() {
     let ps = pageserver(Behaviour::FailFirst(10)).await;
     let tools = test_dir();
     let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let spec = neon_spec(&ps, json!("Primary"));
     let c = Compute::start_with(Opts {
-        spec: Some(neon_spec(&ps, json!("Primary"))),
-        extra_args: vec![
-            "-b".into(),
-            pgbin.display().to_string(),
-            "--storage-attempts".into(),
-            "1".into(),
-        ],
-        superuser: "postgres".into(),
         failure_exit_delay: 30,
-        ..Opts::default()
+        ..neon_opts(spec, &pgbin, &["--storage-attempts", "1"])
     });
     c.wait_status("failed", Duration::from_secs(60)).await;
     let failed = status(&c, ComputeStatus::Failed).await;

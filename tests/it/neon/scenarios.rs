@@ -235,17 +235,10 @@ async fn neon_scenario_30_basebackup_error_in_status() {
     let ps = pageserver(Behaviour::ErrorAfterArchive(failpoint.into())).await;
     let tools = test_dir();
     let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let spec = neon_spec(&ps, json!("Primary"));
     let c = Compute::start_with(Opts {
-        spec: Some(neon_spec(&ps, json!("Primary"))),
-        extra_args: vec![
-            "-b".into(),
-            pgbin.display().to_string(),
-            "--storage-attempts".into(),
-            "3".into(),
-        ],
-        superuser: "postgres".into(),
         failure_exit_delay: 60,
-        ..Opts::default()
+        ..neon_opts(spec, &pgbin, &["--storage-attempts", "3"])
     });
     let status = c.wait_status("failed", Duration::from_secs(60)).await;
     let error = status["error"].as_str().unwrap();
