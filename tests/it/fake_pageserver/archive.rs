@@ -227,14 +227,7 @@ pub fn initdb_archive() -> Arc<Vec<u8>> {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
             let pgdata = dir.path().join("initdb").join("pgdata");
             initdb(&pgdata);
-            let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            let mut tar = tar::Builder::new(gz);
-            tar.follow_symlinks(false);
-            tar.sparse(false);
-            append_tree(&mut tar, &pgdata, Path::new(""));
-            let mut gz = tar.into_inner().unwrap();
-            gz.flush().unwrap();
-            Arc::new(gz.finish().unwrap())
+            Arc::new(gzip_tar_of(&pgdata))
         })
         .clone()
 }
@@ -257,16 +250,21 @@ pub fn archive_of(pgdata: &Path) -> Arc<Vec<u8>> {
     for f in ["postmaster.pid", "postmaster.opts"] {
         let _ = std::fs::remove_file(pgdata.join(f));
     }
+    Arc::new(gzip_tar_of(&pgdata))
+}
+
+/// A gzip'd tar of the content of `dir`, as a pageserver sends a PGDATA.
+fn gzip_tar_of(dir: &Path) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     // Plain entries, as a pageserver sends: the tar crate would otherwise
     // write GNU sparse entries for files with holes (the template's WAL).
     tar.sparse(false);
-    append_tree(&mut tar, &pgdata, Path::new(""));
+    append_tree(&mut tar, dir, Path::new(""));
     let mut gz = tar.into_inner().unwrap();
     gz.flush().unwrap();
-    Arc::new(gz.finish().unwrap())
+    gz.finish().unwrap()
 }
 
 /// Appends the content of `dir` as `prefix/...`, directories before what they hold.
