@@ -32,19 +32,24 @@ fn sh(script: &str) -> Command {
 
 fn quiet(_: &str) {}
 
-#[tokio::test]
-async fn dropping_a_child_kills_its_grandchildren() {
-    // The shell starts a sleep in the background, tells its pid, and waits.
-    let mut cmd = sh("sleep 1000 & echo $!; wait");
-    let mut child = Child::spawn(&mut cmd, Options::HELPER, LogAs(quiet)).unwrap();
-    let leader = child.pid();
+/// The pid `child` printed on its first line of stdout.
+async fn first_line_pid(child: &mut Child) -> i32 {
     let stdout = child.take_stdout().unwrap();
     let mut first = String::new();
     tokio::io::BufReader::new(stdout)
         .read_line(&mut first)
         .await
         .unwrap();
-    let grandchild: i32 = first.trim().parse().unwrap();
+    first.trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn dropping_a_child_kills_its_grandchildren() {
+    // The shell starts a sleep in the background, tells its pid, and waits.
+    let mut cmd = sh("sleep 1000 & echo $!; wait");
+    let mut child = Child::spawn(&mut cmd, Options::HELPER, LogAs(quiet)).unwrap();
+    let leader = child.pid();
+    let grandchild = first_line_pid(&mut child).await;
     assert!(alive(grandchild) && alive(leader));
 
     drop(child);
@@ -137,13 +142,7 @@ async fn an_abandoned_child_gets_the_signal_not_a_group_kill() {
     // sleep (another group member) survives, since no group kill was sent.
     let mut cmd = sh("sleep 1000 >/dev/null 2>&1 & echo $!; wait");
     let mut child = Child::spawn(&mut cmd, Options::HELPER, LogAs(quiet)).unwrap();
-    let stdout = child.take_stdout().unwrap();
-    let mut first = String::new();
-    tokio::io::BufReader::new(stdout)
-        .read_line(&mut first)
-        .await
-        .unwrap();
-    let grandchild: i32 = first.trim().parse().unwrap();
+    let grandchild = first_line_pid(&mut child).await;
     let leader = child.abandon(nix::sys::signal::Signal::SIGTERM);
     drop(child);
     eventually("the leader ends on the signal", || !is_own(leader.as_raw())).await;
