@@ -6,21 +6,11 @@
 //! reconfiguration: the next compute_ctl on the same PGDATA stops the
 //! orphaned postmaster, wipes what was half made, and starts clean.
 
+use super::many;
 use crate::common::*;
 use crate::fake_pageserver::Behaviour;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// A spec with `dbs` databases (slow enough to be caught applying).
-fn many(dbs: usize) -> Value {
-    let roles: Vec<Value> = (0..4)
-        .map(|i| json!({"name": format!("role {i}"), "encrypted_password": null}))
-        .collect();
-    let databases: Vec<Value> = (0..dbs)
-        .map(|i| json!({"name": format!("db {i}"), "owner": format!("role {}", i % 4)}))
-        .collect();
-    spec(json!(roles), json!(databases))
-}
 
 /// The databases named `db N` and their owners.
 async fn spec_dbs(c: &Compute) -> Vec<(String, String)> {

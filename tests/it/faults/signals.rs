@@ -4,8 +4,9 @@
 //! already stopping, lingering after a `/terminate`), with no zombie child
 //! and no postmaster left behind.
 
+use super::many;
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const SIGNALS: [(i32, &str); 4] = [
@@ -14,17 +15,6 @@ const SIGNALS: [(i32, &str); 4] = [
     (3, "SIGQUIT"),
     (1, "SIGHUP"),
 ];
-
-/// A spec with `dbs` databases (slow enough to be caught applying).
-pub fn many(dbs: usize) -> Value {
-    let roles: Vec<Value> = (0..4)
-        .map(|i| json!({"name": format!("role {i}"), "encrypted_password": null}))
-        .collect();
-    let databases: Vec<Value> = (0..dbs)
-        .map(|i| json!({"name": format!("db {i}"), "owner": format!("role {}", i % 4)}))
-        .collect();
-    spec(json!(roles), json!(databases))
-}
 
 /// Children of `pid` that are zombies (exited, not reaped).
 fn zombie_children(pid: u32) -> Vec<i32> {
