@@ -16,8 +16,9 @@
 //! The three are interleaved ROUNDS times (default 3) and the medians and
 //! their ratios printed: the machine may be shared, so compare ratios. Each
 //! compute runs on a spare PGDATA the one before made, and makes the next
-//! before the next timed part begins (the floor's and the plain reconcile's
-//! timed parts start on a settled compute; ours is a start's catalog step).
+//! before the next timed part begins (the floor is timed on a settled
+//! compute, the variant without the privileged role right after a restart
+//! of its postgres, ours is a start's catalog step).
 //!
 //! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to
 //! change; CATALOG_LOG=path keeps compute_ctl's and postgres' log of the
