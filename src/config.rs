@@ -59,26 +59,7 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
             out.push('\n');
         }
     }
-    let storage = [
-        (
-            "neon.pageserver_connstring",
-            spec.pageserver_connstring.as_ref().map(|s| s.expose()),
-        ),
-        ("neon.tenant_id", spec.tenant_id.as_deref()),
-        ("neon.timeline_id", spec.timeline_id.as_deref()),
-    ];
-    for (name, value) in storage {
-        if let Some(v) = value {
-            let _ = writeln!(out, "{name} = {}", quote_conf_value(v));
-        }
-    }
-    if !spec.safekeeper_connstrings.is_empty() {
-        let _ = writeln!(
-            out,
-            "neon.safekeepers = {}",
-            quote_conf_value(&spec.safekeeper_connstrings.join(","))
-        );
-    }
+    out.push_str(&storage_lines(spec));
     // The mode, for Neon's postgres and the pageserver; a static compute
     // replays up to its LSN and stops there.
     let mode = match spec.mode {
@@ -121,6 +102,104 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
         quote_conf_value(OVERRIDE_FILE)
     );
     out
+}
+
+/// The settings that name the storage a compute reads and writes: what a
+/// rollback must never take back once a new spec moved the compute.
+const STORAGE_SETTINGS: [&str; 3] = [
+    "neon.stripe_size",
+    "neon.pageserver_connstring",
+    "neon.safekeepers",
+];
+
+/// The storage lines of postgresql.conf, in the reference's order: the
+/// stripe size (when sharded), the pageservers (each shard's, comma-separated
+/// in shard order), the safekeepers (with their generation as the `g#<n>:`
+/// prefix the walproposer reads), then the tenant, timeline, project, branch
+/// and endpoint, each only when the spec has it.
+fn storage_lines(spec: &ValidSpec) -> String {
+    let mut out = String::new();
+    if let Some(stripe) = spec.shard_stripe_size {
+        let _ = writeln!(out, "neon.stripe_size = {stripe}");
+    }
+    if let Some(ps) = &spec.pageserver_connstring {
+        let _ = writeln!(
+            out,
+            "neon.pageserver_connstring = {}",
+            quote_conf_value(ps.expose())
+        );
+    }
+    if !spec.safekeeper_connstrings.is_empty() {
+        let generation = spec
+            .safekeepers_generation
+            .map(|g| format!("g#{g}:"))
+            .unwrap_or_default();
+        let list = spec.safekeeper_connstrings.join(",");
+        let _ = writeln!(
+            out,
+            "neon.safekeepers = {}",
+            quote_conf_value(&format!("{generation}{list}"))
+        );
+    }
+    let ids = [
+        ("neon.tenant_id", &spec.tenant_id),
+        ("neon.timeline_id", &spec.timeline_id),
+        ("neon.project_id", &spec.project_id),
+        ("neon.branch_id", &spec.branch_id),
+        ("neon.endpoint_id", &spec.endpoint_id),
+    ];
+    for (name, value) in ids {
+        if let Some(v) = value {
+            let _ = writeln!(out, "{name} = {}", quote_conf_value(v));
+        }
+    }
+    out
+}
+
+/// `previous` (a postgresql.conf) with its storage settings replaced by
+/// `spec`'s: what a rollback writes, so that putting the previous
+/// configuration back never puts back a pageserver or safekeepers the new
+/// spec moved the compute away from (they may be gone). The new lines go
+/// just before the override file's include, which stays last.
+pub fn keeping_storage_of(previous: &str, spec: &ValidSpec) -> String {
+    let names_storage = |line: &str| {
+        let name: String = line
+            .trim_start()
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '=')
+            .collect();
+        STORAGE_SETTINGS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&name))
+    };
+    let include = format!("include_if_exists = {}", quote_conf_value(OVERRIDE_FILE));
+    let mut out = String::new();
+    let mut placed = false;
+    for line in previous.lines() {
+        if names_storage(line) {
+            continue;
+        }
+        if !placed && line.trim() == include {
+            out.push_str("# Kept from the spec the compute moved to:\n");
+            out.push_str(&storage_only(spec));
+            placed = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !placed {
+        out.push_str(&storage_only(spec));
+    }
+    out
+}
+
+/// The lines of [`storage_lines`] that set [`STORAGE_SETTINGS`].
+fn storage_only(spec: &ValidSpec) -> String {
+    storage_lines(spec)
+        .lines()
+        .filter(|l| STORAGE_SETTINGS.iter().any(|s| l.starts_with(s)))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// pg_hba.conf: the superuser is trusted on the local socket and loopback;
@@ -176,94 +255,93 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
 /// How long to wait for postgres to take a reload into account.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reloads postgres and returns once a new connection sees the new
-/// configuration: its `pg_conf_load_time()` is later than before the reload.
-/// Lines postgres rejected are an error; settings that need a restart are returned.
+/// What a backend says of the configuration, in one round trip: when its
+/// postmaster last loaded the files (microseconds since the epoch), the
+/// settings pending a restart, the lines that keep postgres from loading the
+/// files at all (a syntax error, an unknown setting: then it keeps the old
+/// configuration and its load time stays), and the lines it rejected (a
+/// value a setting cannot take: the rest is applied). `pg_file_settings`
+/// parses the files as they are on disk now.
+const RELOAD_STATE: &str = "\
+    WITH pending AS (SELECT name FROM pg_catalog.pg_settings WHERE pending_restart), \
+         errors AS (SELECT sourcefile, sourceline, name, error, \
+                           name IS NULL OR error = 'unrecognized configuration parameter' AS fatal \
+                    FROM pg_catalog.pg_file_settings \
+                    WHERE error IS NOT NULL AND sourcefile IS NOT NULL \
+                      AND (name IS NULL OR pg_catalog.lower(name) NOT IN (SELECT name FROM pending))) \
+    SELECT (EXTRACT(epoch FROM pg_catalog.pg_conf_load_time()) * 1000000)::pg_catalog.int8, \
+           ARRAY(SELECT name FROM pending ORDER BY name), \
+           ARRAY(SELECT pg_catalog.format('%s:%s: %s%s', sourcefile, sourceline, \
+                        COALESCE(name || ': ', ''), error) \
+                 FROM errors WHERE fatal ORDER BY sourcefile, sourceline), \
+           ARRAY(SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
+                 FROM errors WHERE NOT fatal ORDER BY sourcefile, sourceline)";
+
+/// Reloads postgres, then returns once a new connection sees the new
+/// configuration; lines postgres rejected are an error, and the settings
+/// that need a restart are returned.
+///
+/// The reload is sent first, as `pg_ctl reload` does (SIGHUP to the
+/// postmaster), and only then is a connection opened: on Neon storage a new
+/// backend needs the pageserver its postmaster has loaded, so a connection
+/// opened before the reload would wait for the pageserver the new
+/// configuration moves away from (which may be gone). The reload is confirmed
+/// when a new backend's `pg_conf_load_time()` is later than the moment
+/// before the signal; a file postgres cannot load at all is reported at once,
+/// naming its lines, instead of waiting for a reload that will not come.
 pub async fn reload_and_wait(
     connector: &Connector,
     db: &str,
     postmaster: i32,
 ) -> Result<Vec<String>> {
-    const LOAD_TIME: &str = "SELECT pg_catalog.pg_conf_load_time()::pg_catalog.text, \
-                             EXTRACT(epoch FROM pg_catalog.pg_conf_load_time())::pg_catalog.float8";
-    let client = connector
-        .connect(db)
-        .await
-        .context("connecting to reload")?;
-    let before: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
-    // pg_file_settings parses the files as they are now: a line postgres
-    // cannot parse would make it ignore the whole file on reload. (A row
-    // without a file is a restart-only setting removed from the file: it is
-    // pending a restart, not broken.)
-    let broken: Vec<String> = client
-        .query(
-            "SELECT pg_catalog.format('%s:%s: %s', sourcefile, sourceline, error) \
-             FROM pg_catalog.pg_file_settings \
-             WHERE error IS NOT NULL AND name IS NULL AND sourcefile IS NOT NULL",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !broken.is_empty() {
-        bail!(
-            "postgres cannot parse the configuration: {}",
-            broken.join("; ")
-        );
-    }
-    drop(client);
+    let before = micros_since_epoch(std::time::SystemTime::now());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(postmaster),
         nix::sys::signal::Signal::SIGHUP,
     )
     .context("sending SIGHUP to postgres")?;
     let deadline = Instant::now() + RELOAD_TIMEOUT;
-    let client = loop {
+    loop {
         // A new backend inherits the postmaster's configuration and load time.
         let client = connector
             .connect(db)
             .await
             .context("connecting after the reload")?;
-        let now: f64 = client.query_one(LOAD_TIME, &[]).await?.get(1);
-        if now > before {
-            break client;
+        let row = client.query_one(RELOAD_STATE, &[]).await?;
+        let loaded: i64 = row.get(0);
+        let pending: Vec<String> = row.get(1);
+        let unloadable: Vec<String> = row.get(2);
+        let rejected: Vec<String> = row.get(3);
+        if !unloadable.is_empty() {
+            bail!(
+                "postgres cannot load the configuration (it keeps the previous one): {}",
+                unloadable.join("; ")
+            );
+        }
+        if loaded >= before {
+            if !rejected.is_empty() {
+                bail!(
+                    "postgres rejected the configuration: {}",
+                    rejected.join("; ")
+                );
+            }
+            return Ok(pending);
         }
         if Instant::now() > deadline {
             bail!("postgres did not reload its configuration within {RELOAD_TIMEOUT:?}");
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    let pending: Vec<String> = client
-        .query(
-            "SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let rejected: Vec<String> = client
-        .query(
-            "SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
-             FROM pg_catalog.pg_file_settings \
-             WHERE error IS NOT NULL AND sourcefile IS NOT NULL \
-               AND (name IS NULL OR name <> ALL($1)) \
-             ORDER BY sourcefile, sourceline",
-            &[&pending],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !rejected.is_empty() {
-        bail!(
-            "postgres rejected the configuration: {}",
-            rejected.join("; ")
-        );
     }
-    Ok(pending)
 }
+
+/// `t` in microseconds since the Unix epoch, as postgres' timestamps.
+fn micros_since_epoch(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests_storage;
 
 #[cfg(test)]
 mod tests {

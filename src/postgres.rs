@@ -3,6 +3,7 @@
 
 use crate::pgbin::PgBin;
 use crate::process::{self, Child, Lines, Options, RunAs};
+use crate::secret::Secret;
 use anyhow::{bail, Context, Result};
 use compute_states::{Lsn, TerminationMode};
 use nix::sys::signal::Signal;
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 use tokio::process::Command;
+
+/// Where Neon's postgres (and `--sync-safekeepers`) reads the storage token.
+pub const STORAGE_TOKEN_VAR: &str = "NEON_AUTH_TOKEN";
 
 /// How many of postgres' last log lines are kept for error messages.
 const LOG_TAIL: usize = 20;
@@ -24,6 +28,8 @@ pub struct Postgres {
     pid: Pid,
     pgdata: PathBuf,
     stop_timeout: Duration,
+    /// The storage token in its environment: postgres reads it only at start.
+    storage_token: Option<Secret>,
 }
 
 /// Proof that a postgres stopped: only [`Postgres::stop`] makes one (the
@@ -51,17 +57,25 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(25);
 impl Postgres {
     /// Starts `postgres -D pgdata` (as `owner`, if set) and waits until it
     /// accepts connections, or fails with its last log lines if it exits first.
+    ///
+    /// `storage_token` (the spec's `storage_auth_token`) is given to postgres
+    /// as `NEON_AUTH_TOKEN` in its environment, where Neon's postgres reads
+    /// it to authenticate to the pageserver and the safekeepers; never in
+    /// its argv. Without one, the variable is removed, so a token in our own
+    /// environment never reaches a compute whose spec has none.
     pub async fn start(
         pgbin: &PgBin,
         pgdata: &Path,
         owner: Option<&RunAs>,
         timeout: Duration,
+        storage_token: Option<&Secret>,
     ) -> Result<Postgres> {
-        Postgres::start_with(pgbin, pgdata, owner, timeout, &[]).await
+        Postgres::spawn(pgbin, pgdata, owner, timeout, &[], storage_token).await
     }
 
     /// [`Postgres::start`] with `settings` given on the command line
-    /// (`-c name=value`), over those of the configuration files.
+    /// (`-c name=value`), over those of the configuration files, and no
+    /// storage token.
     pub async fn start_with(
         pgbin: &PgBin,
         pgdata: &Path,
@@ -69,12 +83,27 @@ impl Postgres {
         timeout: Duration,
         settings: &[(&str, &str)],
     ) -> Result<Postgres> {
+        Postgres::spawn(pgbin, pgdata, owner, timeout, settings, None).await
+    }
+
+    async fn spawn(
+        pgbin: &PgBin,
+        pgdata: &Path,
+        owner: Option<&RunAs>,
+        timeout: Duration,
+        settings: &[(&str, &str)],
+        storage_token: Option<&Secret>,
+    ) -> Result<Postgres> {
         let mut cmd = Command::new(pgbin.postgres());
         cmd.arg("-D")
             .arg(pgdata)
             .current_dir(pgdata)
             // Postgres' messages in English whatever the container's locale.
             .env("LC_MESSAGES", "C");
+        match storage_token {
+            Some(token) => cmd.env(STORAGE_TOKEN_VAR, token.expose()),
+            None => cmd.env_remove(STORAGE_TOKEN_VAR),
+        };
         for (name, value) in settings {
             cmd.arg("-c").arg(format!("{name}={value}"));
         }
@@ -102,6 +131,7 @@ impl Postgres {
             pid,
             pgdata: pgdata.to_path_buf(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            storage_token: storage_token.cloned(),
         };
         if let Err(e) = pg.wait_ready(timeout).await {
             if pg.child.exit_status().is_none() {
@@ -125,6 +155,11 @@ impl Postgres {
     /// The postmaster's pid.
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
+    }
+
+    /// The storage token postgres was started with (it reads it only then).
+    pub fn storage_token(&self) -> Option<&Secret> {
+        self.storage_token.as_ref()
     }
 
     /// The last lines postgres logged.

@@ -433,7 +433,7 @@ impl Driver {
         let work = reconfigure(
             self.env.clone(),
             s.spec().clone(),
-            s.postgres().pid(),
+            start::Serving::of(s.postgres()),
             false,
         );
         match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {

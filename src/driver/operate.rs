@@ -62,6 +62,7 @@ async fn restart_postgres(env: Arc<Env>, spec: Arc<ValidSpec>) -> Result<Postgre
         &params.pgdata,
         params.run_as.as_ref(),
         params.start_timeout,
+        spec.storage_auth_token.as_ref(),
     )
     .instrument(tracing::info_span!("restart_postgres"))
     .await

@@ -149,7 +149,12 @@ impl Driver {
         let primary = s.primary_spec().clone();
         self.snapshot.write().spec = Some(primary.clone());
         let began = Instant::now();
-        let work = start::reconfigure(self.env.clone(), primary.clone(), s.postgres().pid(), true);
+        let work = start::reconfigure(
+            self.env.clone(),
+            primary.clone(),
+            start::Serving::of(s.postgres()),
+            true,
+        );
         match interruptible(&mut self.events, status, work).await {
             Ok(Ok(mut pending_restart)) => {
                 // Dropped from the replica's configuration; it does nothing

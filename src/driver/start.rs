@@ -44,10 +44,16 @@ pub(super) async fn start_compute(
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
     let pg_began = Instant::now();
-    let mut pg = Postgres::start(&params.pgbin, &params.pgdata, owner, params.start_timeout)
-        .instrument(tracing::info_span!("start_postgres"))
-        .await?
-        .with_stop_timeout(params.stop_timeout);
+    let mut pg = Postgres::start(
+        &params.pgbin,
+        &params.pgdata,
+        owner,
+        params.start_timeout,
+        spec.storage_auth_token.as_ref(),
+    )
+    .instrument(tracing::info_span!("start_postgres"))
+    .await?
+    .with_stop_timeout(params.stop_timeout);
     timings.start_postgres_ms = pg_began.elapsed().as_millis() as u64;
 
     let config_began = Instant::now();
@@ -236,14 +242,40 @@ async fn wipe(env: &Arc<Env>) -> Result<()> {
     .context("wiping PGDATA")?
 }
 
-/// Reconfigures a running postgres: new postgresql.conf, reload, wait until
-/// the reload has taken effect, then the catalog (`first_as_primary`: a
-/// replica just promoted, the whole catalog step of a primary's start).
-/// Returns the settings that need a restart.
+/// What a reconfiguration needs to know of the postgres it reconfigures.
+pub(super) struct Serving {
+    /// The postmaster's pid (the reload's SIGHUP goes to it).
+    pub postmaster: i32,
+    /// The storage token it was started with: postgres reads it only at start.
+    pub storage_token: Option<Secret>,
+}
+
+impl Serving {
+    pub(super) fn of(pg: &Postgres) -> Serving {
+        Serving {
+            postmaster: pg.pid(),
+            storage_token: pg.storage_token().cloned(),
+        }
+    }
+}
+
+/// The name `pending_restart` gives a storage token postgres has not read.
+pub(super) const STORAGE_TOKEN_PENDING: &str = "storage_auth_token";
+
+/// Reconfigures a running postgres: new configuration files, the reload
+/// (signalled before any SQL connection: see [`config::reload_and_wait`]),
+/// then the catalog (`first_as_primary`: a replica just promoted, the whole
+/// catalog step of a primary's start). Returns the settings that need a
+/// restart (with [`STORAGE_TOKEN_PENDING`] when the spec's storage token is
+/// not the one postgres started with).
+///
+/// A configuration postgres rejects is replaced by the previous one, except
+/// for the pageservers and safekeepers: those of the new spec stay (the old
+/// ones may be gone; see [`config::keeping_storage_of`]).
 pub(super) async fn reconfigure(
     env: Arc<Env>,
     spec: Arc<ValidSpec>,
-    postmaster: i32,
+    serving: Serving,
     first_as_primary: bool,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
@@ -252,22 +284,31 @@ pub(super) async fn reconfigure(
     config::write(pgdata, &spec, &env.config_params()).context("writing the configuration")?;
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
+    let postmaster = serving.postmaster;
     let reloaded = config::reload_and_wait(&connector, &db, postmaster)
         .instrument(tracing::info_span!("reload"))
         .await;
-    let pending_restart = match reloaded {
+    let mut pending_restart = match reloaded {
         Ok(pending) => pending,
         Err(e) => {
             // A configuration postgres rejected must not stay on disk for a
-            // later SIGHUP or restart to pick up: the previous one goes back,
-            // and a reload takes back what postgres applied of the rejected one.
-            previous.restore(pgdata)?;
+            // later SIGHUP or restart to pick up: the previous one goes back
+            // (with the new storage), and a reload takes back what postgres
+            // applied of the rejected one.
+            previous.restore(pgdata, &spec)?;
             if let Err(again) = config::reload_and_wait(&connector, &db, postmaster).await {
                 tracing::warn!("reloading the restored configuration: {again:#}");
             }
-            return Err(e.context("the previous postgresql.conf was restored"));
+            return Err(e.context(
+                "the previous configuration was restored, keeping the new spec's \
+                 pageservers and safekeepers",
+            ));
         }
     };
+    if spec.storage_auth_token != serving.storage_token {
+        pending_restart.push(STORAGE_TOKEN_PENDING.to_string());
+        pending_restart.sort();
+    }
     if !pending_restart.is_empty() {
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
@@ -307,11 +348,16 @@ impl ConfFiles {
         )
     }
 
-    /// Puts the files back as they were.
-    fn restore(&self, pgdata: &std::path::Path) -> Result<()> {
+    /// Puts the files back as they were, but for the storage settings of
+    /// postgresql.conf, which stay `spec`'s.
+    fn restore(&self, pgdata: &std::path::Path, spec: &ValidSpec) -> Result<()> {
         for (name, text) in &self.0 {
             if let Some(text) = text {
-                config::write_atomic(&pgdata.join(name), text)
+                let text = match *name {
+                    "postgresql.conf" => config::keeping_storage_of(text, spec),
+                    _ => text.clone(),
+                };
+                config::write_atomic(&pgdata.join(name), &text)
                     .with_context(|| format!("restoring the previous {name}"))?;
             }
         }

@@ -7,8 +7,11 @@
 //! about. The option grammar the checks use lives below, in
 //! [`crate::options`]: `spec` imports nothing that uses it.
 
+mod storage;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_storage;
 mod valid;
 mod validate;
 mod wire;
@@ -53,10 +56,24 @@ impl ComputeConfig {
     }
 }
 
-/// Deserializes with the path of the offending field in the error.
+/// Deserializes with the path of the offending field in the error. Fields
+/// we do not know are ignored, as the reference does, and each is named once
+/// in a warning (see [`warn_unknown_fields`]).
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SpecError> {
+    let (parsed, unknown) = parse_json_noting_unknown(text);
+    warn_unknown_fields(unknown);
+    parsed
+}
+
+/// [`parse_json`], and the JSON paths of the fields it ignored.
+fn parse_json_noting_unknown<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> (Result<T, SpecError>, Vec<String>) {
+    let mut unknown = Vec::new();
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut note = |path: serde_ignored::Path| unknown.push(json_path(&path));
+    let de = serde_ignored::Deserializer::new(de, &mut note);
+    let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {
             "(document)".to_string()
@@ -64,7 +81,60 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, SpecError
             path
         };
         SpecError::new(field, e.into_inner().to_string())
-    })
+    });
+    (parsed, unknown)
+}
+
+/// How many distinct unknown fields are named in the log at the most; a
+/// spec with more (a hostile one) gets one line for the rest.
+const MAX_UNKNOWN_FIELDS_LOGGED: usize = 256;
+
+/// Logs each field of `paths` once per process: the same spec sent again
+/// (each refresh, each reconfigure) does not repeat the warning.
+fn warn_unknown_fields(paths: Vec<String>) {
+    static LOGGED: parking_lot::Mutex<Option<std::collections::HashSet<String>>> =
+        parking_lot::Mutex::new(None);
+    if paths.is_empty() {
+        return;
+    }
+    let mut logged = LOGGED.lock();
+    let logged = logged.get_or_insert_with(Default::default);
+    let mut over = 0;
+    for path in paths {
+        if logged.contains(&path) {
+            continue;
+        }
+        if logged.len() >= MAX_UNKNOWN_FIELDS_LOGGED {
+            over += 1;
+            continue;
+        }
+        tracing::warn!(field = %path, "the spec has a field compute_ctl does not know: ignored");
+        logged.insert(path);
+    }
+    if over > 0 {
+        tracing::warn!("{over} more unknown fields of the spec ignored (not named)");
+    }
+}
+
+/// The JSON path of an ignored field, array indices folded (`cluster.roles[].x`:
+/// one warning for a field every role has), keys escaped and cut so a hostile
+/// key cannot forge a log line.
+fn json_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, .. } => format!("{}[]", json_path(parent)),
+        Path::Map { parent, key } => {
+            let key: String = key.chars().take(64).flat_map(char::escape_debug).collect();
+            match json_path(parent) {
+                p if p.is_empty() => key,
+                p => format!("{p}.{key}"),
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
+    }
 }
 
 /// A spec that cannot be used, and why.

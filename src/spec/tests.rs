@@ -152,7 +152,7 @@ fn unknown_plain_settings_are_found_dotted_ones_allowed() {
     let mut v = minimal();
     v["cluster"]["settings"] = serde_json::json!([
         {"name": "work_mem", "value": "4MB", "vartype": "integer"},
-        {"name": "neon.timeline_id", "value": "0123456789abcdef0123456789abcdef", "vartype": "string"},
+        {"name": "pg_stat_statements.track", "value": "all", "vartype": "enum"},
         {"name": "no_such_thing", "value": "1", "vartype": "integer"}
     ]);
     let spec = parse(v).unwrap();

@@ -4,6 +4,7 @@
 //! then every check of `validate.rs`. It reads as the wire type
 //! ([`Deref`] to [`ComputeSpec`]) but cannot be changed afterwards.
 
+use super::storage::resolve_storage;
 use super::validate::validate;
 use super::wire::ComputeSpec;
 use super::{parse_json, SpecError};
@@ -16,7 +17,8 @@ pub enum Storage<'a> {
     Local,
     /// Neon: safekeepers and a pageserver.
     Neon {
-        /// The pageserver's libpq connection string (shards comma-separated).
+        /// The pageservers' libpq URLs, one a shard, comma-separated in
+        /// shard order (shard 0 first: it serves the basebackup).
         pageserver: &'a str,
         /// Tenant id.
         tenant: &'a str,
@@ -51,10 +53,11 @@ pub struct ValidSpec(ComputeSpec);
 impl TryFrom<ComputeSpec> for ValidSpec {
     type Error = SpecError;
 
-    /// Applies the setting fallbacks (the storage fields taken from the
-    /// `neon.*` settings where absent), then validates.
+    /// Resolves the storage fields (`pageserver_connection_info`, then the
+    /// `neon.*` settings where fields are absent: see `storage.rs`), then
+    /// validates.
     fn try_from(mut spec: ComputeSpec) -> Result<Self, SpecError> {
-        spec.apply_setting_fallbacks();
+        resolve_storage(&mut spec)?;
         validate(&spec)?;
         Ok(Self(spec))
     }

@@ -2,7 +2,7 @@
 //! cannot check (names, duplicates, passwords, options and settings, the
 //! storage fields). Every error names the JSON path of its field.
 
-use super::wire::{ComputeMode, ComputeSpec, DeltaAction};
+use super::wire::{ComputeSpec, DeltaAction};
 use super::SpecError;
 use crate::options::{check_database_option, check_role_option, check_setting, SettingFault};
 use std::collections::HashSet;
@@ -87,72 +87,7 @@ pub(super) fn validate(spec: &ComputeSpec) -> Result<(), SpecError> {
             }
         })?;
     }
-    validate_storage(spec)
-}
-
-/// The storage fields: one source of data, complete and well-formed.
-fn validate_storage(spec: &ComputeSpec) -> Result<(), SpecError> {
-    if spec.pageserver_connstring.is_some() {
-        for (field, value) in [
-            ("tenant_id", &spec.tenant_id),
-            ("timeline_id", &spec.timeline_id),
-        ] {
-            if value.is_none() {
-                return Err(SpecError::new(
-                    field,
-                    "required with a pageserver_connstring",
-                ));
-            }
-        }
-        if spec.mode == ComputeMode::Primary && spec.safekeeper_connstrings.is_empty() {
-            return Err(SpecError::new(
-                "safekeeper_connstrings",
-                "a primary on Neon storage needs its safekeepers (for the commit LSN)",
-            ));
-        }
-        if spec.primary_connstring.is_some() {
-            return Err(SpecError::new(
-                "primary_connstring",
-                "a compute takes its data from a pageserver or from a primary, not both",
-            ));
-        }
-    }
-    if spec.mode != ComputeMode::Primary
-        && spec.pageserver_connstring.is_none()
-        && spec.primary_connstring.is_none()
-    {
-        return Err(SpecError::new(
-            "mode",
-            "a read-only compute needs a pageserver_connstring or a primary_connstring \
-             to take its data from",
-        ));
-    }
-    if spec.primary_connstring.is_some() && spec.mode != ComputeMode::Replica {
-        return Err(SpecError::new(
-            "primary_connstring",
-            "only a compute in mode \"Replica\" follows a primary",
-        ));
-    }
-    for (field, value) in [
-        ("tenant_id", &spec.tenant_id),
-        ("timeline_id", &spec.timeline_id),
-    ] {
-        if let Some(v) = value {
-            if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(SpecError::new(field, "must be 32 hexadecimal characters"));
-            }
-        }
-    }
-    let mut seen = HashSet::new();
-    for (i, sk) in spec.safekeeper_connstrings.iter().enumerate() {
-        if !seen.insert(sk.as_str()) {
-            return Err(SpecError::new(
-                format!("safekeeper_connstrings[{i}]"),
-                format!("duplicate entry in safekeeper_connstrings: {sk}"),
-            ));
-        }
-    }
-    Ok(())
+    super::storage::validate_storage(spec)
 }
 
 fn check_identifier(field: &str, name: &str) -> Result<(), SpecError> {

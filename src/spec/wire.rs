@@ -47,12 +47,35 @@ pub struct ComputeSpec {
     /// Neon timeline (32 hex characters).
     #[serde(default)]
     pub timeline_id: Option<String>,
-    /// libpq connection string of the pageserver; none means local storage.
+    /// libpq connection string of the pageserver (shards comma-separated);
+    /// the legacy form of [`Self::pageserver_connection_info`], which wins
+    /// when both are given. A checked spec holds the resolved value here
+    /// (see [`super::ValidSpec`]).
     #[serde(default)]
     pub pageserver_connstring: Option<Secret>,
+    /// The pageservers of each shard: how the reference names them today.
+    #[serde(default)]
+    pub pageserver_connection_info: Option<PageserverConnectionInfo>,
+    /// Stripe size (in pages) of a sharded tenant: the legacy companion of
+    /// `pageserver_connstring`. A checked spec holds the resolved value.
+    #[serde(default)]
+    pub shard_stripe_size: Option<u32>,
     /// Safekeepers (`host:port`).
     #[serde(default)]
     pub safekeeper_connstrings: Vec<String>,
+    /// Generation of the safekeeper set: written as the `g#<n>:` prefix of
+    /// `neon.safekeepers`, where the walproposer reads it.
+    #[serde(default)]
+    pub safekeepers_generation: Option<u32>,
+    /// Neon project, for `neon.project_id`.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Neon branch, for `neon.branch_id`.
+    #[serde(default)]
+    pub branch_id: Option<String>,
+    /// Neon endpoint, for `neon.endpoint_id`.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
     /// Beyond the reference: a vanilla replica (`mode: "Replica"`, no
     /// pageserver) takes its data from this primary with `pg_basebackup` and
     /// streams from it. A libpq connection string.
@@ -68,6 +91,58 @@ pub struct ComputeSpec {
 
 fn default_concurrency() -> usize {
     1
+}
+
+/// The pageservers of a tenant's shards (the reference's
+/// `pageserver_connection_info`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PageserverConnectionInfo {
+    /// Number of shards; 0 is an unsharded tenant (one shard, key `0000`).
+    #[serde(default)]
+    pub shard_count: u8,
+    /// Stripe size in pages; null for an unsharded tenant.
+    #[serde(default)]
+    pub stripe_size: Option<u32>,
+    /// Each shard's pageservers, keyed by the shard's number and the shard
+    /// count, two lowercase hex digits each (`"0102"`: shard 1 of 2).
+    #[serde(default)]
+    pub shards: std::collections::BTreeMap<String, ShardPageservers>,
+    /// The protocol to reach them by.
+    #[serde(default)]
+    pub prefer_protocol: PageserverProtocol,
+}
+
+/// The pageservers serving one shard; the first is the one used.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ShardPageservers {
+    /// In order of preference.
+    #[serde(default)]
+    pub pageservers: Vec<PageserverAddress>,
+}
+
+/// How to reach one pageserver.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PageserverAddress {
+    /// The pageserver's id, informational.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// libpq URL. Secret: it may hold a password.
+    #[serde(default)]
+    pub libpq_url: Option<Secret>,
+    /// gRPC URL (not supported: a spec that needs it is refused).
+    #[serde(default)]
+    pub grpc_url: Option<Secret>,
+}
+
+/// The protocol a compute prefers towards its pageservers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageserverProtocol {
+    /// The Postgres protocol, the only one supported here.
+    #[default]
+    Libpq,
+    /// gRPC: not supported; refused unless every shard also has a libpq URL.
+    Grpc,
 }
 
 /// What kind of compute this is.
@@ -162,39 +237,6 @@ pub enum DeltaAction {
 }
 
 impl ComputeSpec {
-    /// Like the reference: the storage fields fall back to the settings
-    /// `neon.pageserver_connstring`, `neon.safekeepers` (comma-separated),
-    /// `neon.tenant_id` and `neon.timeline_id` when absent.
-    pub(super) fn apply_setting_fallbacks(&mut self) {
-        let setting = |name: &str| {
-            self.settings()
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.value.clone())
-                .filter(|v| !v.is_empty())
-        };
-        let pageserver = setting("neon.pageserver_connstring");
-        let tenant = setting("neon.tenant_id");
-        let timeline = setting("neon.timeline_id");
-        let safekeepers = setting("neon.safekeepers");
-        self.pageserver_connstring = self
-            .pageserver_connstring
-            .take()
-            .or(pageserver.map(Secret::new));
-        self.tenant_id = self.tenant_id.take().or(tenant);
-        self.timeline_id = self.timeline_id.take().or(timeline);
-        if self.safekeeper_connstrings.is_empty() {
-            if let Some(list) = safekeepers {
-                self.safekeeper_connstrings = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
-            }
-        }
-    }
-
     /// The settings of `cluster.settings` (an empty slice when null).
     pub fn settings(&self) -> &[GenericOption] {
         self.cluster.settings.as_deref().unwrap_or_default()

@@ -37,6 +37,13 @@ pub enum Sync {
 /// there. It prints the LSN in `state.lsn` next to it when that file
 /// exists, else [`SYNC_LSN`].
 pub fn wrapper_pgbin(dir: &Path, sync: Sync) -> PathBuf {
+    wrapper_pgbin_serving(dir, sync, "")
+}
+
+/// [`wrapper_pgbin`] whose postmaster (`postgres -D ...`) also gets
+/// `server_args`, after compute_ctl's own (e.g. `-c port=N`, which then
+/// wins over the configuration file).
+pub fn wrapper_pgbin_serving(dir: &Path, sync: Sync, server_args: &str) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
     let real = pg_bindir();
@@ -74,6 +81,7 @@ pub fn wrapper_pgbin(dir: &Path, sync: Sync) -> PathBuf {
            if [ -f \"$STATE.lsn\" ]; then cat \"$STATE.lsn\"; else echo \"{SYNC_LSN}\"; fi\n\
            exit 0\n\
          fi\n\
+         if [ \"$1\" = \"-D\" ]; then exec {real}/postgres \"$@\" {server_args}; fi\n\
          exec {real}/postgres \"$@\"\n",
         state = state.display(),
         real = real.display(),

@@ -113,6 +113,9 @@ pub struct Opts {
     /// `--terminate-linger` (None: the default, 30 s after a fast
     /// `/terminate`); the tests exit at once unless they test the linger.
     pub terminate_linger: Option<String>,
+    /// The port of the `-C` connstr (None: a free one). A test that puts
+    /// something in front of postgres listens on it first.
+    pub pg_port: Option<u16>,
 }
 
 impl Default for Opts {
@@ -127,6 +130,7 @@ impl Default for Opts {
             superuser: SUPERUSER.into(),
             env: vec![],
             terminate_linger: Some("0".into()),
+            pg_port: None,
         }
     }
 }
@@ -142,7 +146,7 @@ impl Compute {
 
     pub fn start_with(opts: Opts) -> Compute {
         let dir = test_dir();
-        let port = free_port();
+        let port = opts.pg_port.unwrap_or_else(free_port);
         let http_port = free_port();
         let internal_port = free_port();
         // Postgres (an unprivileged user when we are root) creates its socket here.
