@@ -258,24 +258,27 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a backend says of the configuration, in one round trip: when its
 /// postmaster last loaded the files (microseconds since the epoch), the
 /// settings pending a restart, the lines that keep postgres from loading the
-/// files at all (a syntax error, an unknown setting: then it keeps the old
-/// configuration and its load time stays), and the lines it rejected (a
-/// value a setting cannot take: the rest is applied). `pg_file_settings`
-/// parses the files as they are on disk now.
+/// files at all (syntax errors, then unknown settings: postgres then keeps
+/// the old configuration and its load time stays), and the lines it
+/// rejected (a value a setting cannot take: the rest is applied).
+/// `pg_file_settings` parses the files as they are on disk now.
 const RELOAD_STATE: &str = "\
     WITH pending AS (SELECT name FROM pg_catalog.pg_settings WHERE pending_restart), \
-         errors AS (SELECT sourcefile, sourceline, name, error, \
-                           name IS NULL OR error = 'unrecognized configuration parameter' AS fatal \
+         errors AS (SELECT sourcefile, sourceline, name, error \
                     FROM pg_catalog.pg_file_settings \
                     WHERE error IS NOT NULL AND sourcefile IS NOT NULL \
                       AND (name IS NULL OR pg_catalog.lower(name) NOT IN (SELECT name FROM pending))) \
     SELECT (EXTRACT(epoch FROM pg_catalog.pg_conf_load_time()) * 1000000)::pg_catalog.int8, \
            ARRAY(SELECT name FROM pending ORDER BY name), \
-           ARRAY(SELECT pg_catalog.format('%s:%s: %s%s', sourcefile, sourceline, \
-                        COALESCE(name || ': ', ''), error) \
-                 FROM errors WHERE fatal ORDER BY sourcefile, sourceline), \
+           ARRAY(SELECT pg_catalog.format('%s:%s: %s', sourcefile, sourceline, error) \
+                 FROM errors WHERE name IS NULL ORDER BY sourcefile, sourceline), \
+           ARRAY(SELECT pg_catalog.format('%s (%s:%s)', name, sourcefile, sourceline) \
+                 FROM errors WHERE error = 'unrecognized configuration parameter' \
+                 ORDER BY sourcefile, sourceline), \
            ARRAY(SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
-                 FROM errors WHERE NOT fatal ORDER BY sourcefile, sourceline)";
+                 FROM errors WHERE name IS NOT NULL \
+                   AND error <> 'unrecognized configuration parameter' \
+                 ORDER BY sourcefile, sourceline)";
 
 /// Reloads postgres, then returns once a new connection sees the new
 /// configuration; lines postgres rejected are an error, and the settings
@@ -310,12 +313,19 @@ pub async fn reload_and_wait(
         let row = client.query_one(RELOAD_STATE, &[]).await?;
         let loaded: i64 = row.get(0);
         let pending: Vec<String> = row.get(1);
-        let unloadable: Vec<String> = row.get(2);
-        let rejected: Vec<String> = row.get(3);
-        if !unloadable.is_empty() {
+        let unparsable: Vec<String> = row.get(2);
+        let unknown: Vec<String> = row.get(3);
+        let rejected: Vec<String> = row.get(4);
+        if !unparsable.is_empty() {
             bail!(
-                "postgres cannot load the configuration (it keeps the previous one): {}",
-                unloadable.join("; ")
+                "postgres cannot parse the configuration (it keeps the previous one): {}",
+                unparsable.join("; ")
+            );
+        }
+        if !unknown.is_empty() {
+            bail!(
+                "postgres has no such settings, so it keeps the previous configuration: {}",
+                unknown.join("; ")
             );
         }
         if loaded >= before {

@@ -43,7 +43,18 @@ struct RawConfig {
 impl ComputeConfig {
     /// Parses a ComputeConfig and validates its spec.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
-        let raw: RawConfig = parse_json(text)?;
+        let (raw, unknown) = parse_json_noting_unknown::<RawConfig>(text);
+        // Named as within the spec, as when the spec comes alone (`-S`).
+        warn_unknown_fields(
+            unknown
+                .into_iter()
+                .map(|p| match p.strip_prefix("spec.") {
+                    Some(in_spec) => in_spec.to_string(),
+                    None => format!("(the config, beside the spec) {p}"),
+                })
+                .collect(),
+        );
+        let raw = raw?;
         let spec = raw
             .spec
             .map(ValidSpec::try_from)

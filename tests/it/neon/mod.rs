@@ -1,6 +1,7 @@
 //! Computes on Neon storage (a test pageserver and a stand-in for
 //! `postgres --sync-safekeepers`), and vanilla replicas, end to end.
 
+mod addressing;
 mod gate;
 mod scenarios;
 
