@@ -172,6 +172,16 @@ pub fn keeping_storage_of(previous: &str, spec: &ValidSpec) -> String {
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&name))
     };
+    let kept: String = previous
+        .lines()
+        .filter(|l| names_storage(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let storage = storage_only(spec);
+    if kept == storage {
+        // The spec moved nothing: the previous file as it was.
+        return previous.to_string();
+    }
     let include = format!("include_if_exists = {}", quote_conf_value(OVERRIDE_FILE));
     let mut out = String::new();
     let mut placed = false;
@@ -180,15 +190,17 @@ pub fn keeping_storage_of(previous: &str, spec: &ValidSpec) -> String {
             continue;
         }
         if !placed && line.trim() == include {
-            out.push_str("# Kept from the spec the compute moved to:\n");
-            out.push_str(&storage_only(spec));
+            if !storage.is_empty() {
+                out.push_str("# Kept from the spec the compute moved to:\n");
+                out.push_str(&storage);
+            }
             placed = true;
         }
         out.push_str(line);
         out.push('\n');
     }
     if !placed {
-        out.push_str(&storage_only(spec));
+        out.push_str(&storage);
     }
     out
 }

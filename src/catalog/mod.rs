@@ -36,7 +36,7 @@ mod tests_template;
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
 pub use model::DatabaseInfo;
-pub use plan::{plan_with, stored_password, Plan};
+pub use plan::{plan_with, stored_password, Plan, PlanError};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
 pub use start::{finish_template, start, template_finish_key, Concurrency, Origin};
@@ -62,9 +62,28 @@ fn protect_databases(spec: &ValidSpec, maintenance_db: &str) -> anyhow::Result<(
         } else {
             continue;
         };
-        anyhow::bail!("refusing to {} database {:?}: {why}", op.action, op.name);
+        return Err(PlanError::ProtectedDatabase {
+            database: op.name.clone(),
+            action: op.action.to_string(),
+            why,
+        }
+        .into());
     }
     Ok(())
+}
+
+/// Whether the planner refuses `spec` on the catalog as it is now (a dry
+/// run: nothing changes). `Ok(None)`: it would plan; `Ok(Some(why))`: the spec
+/// cannot be applied, which is the spec's fault; `Err`: the catalog could
+/// not be read.
+pub async fn refusal(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Option<PlanError>> {
+    match dry_run(connector, spec).await {
+        Ok(_) => Ok(None),
+        Err(e) => match e.downcast_ref::<PlanError>() {
+            Some(why) => Ok(Some(why.clone())),
+            None => Err(e),
+        },
+    }
 }
 
 /// Reads the catalog and plans, without changing anything: what

@@ -71,6 +71,16 @@ pub enum PlanError {
         /// Its owner in the spec.
         owner: String,
     },
+    /// A delta operation would drop or rename a database compute_ctl needs.
+    #[error("refusing to {action} database {database:?}: {why}")]
+    ProtectedDatabase {
+        /// The database.
+        database: String,
+        /// What was asked, e.g. `delete_db`.
+        action: String,
+        /// Why it is protected.
+        why: &'static str,
+    },
     /// A role or database option that cannot be rendered.
     #[error("{object}: {reason}")]
     BadOption {

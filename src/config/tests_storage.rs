@@ -106,3 +106,13 @@ fn a_rollback_keeps_the_storage_the_new_spec_moved_to() {
     };
     assert_eq!(others(&restored), others(&previous));
 }
+
+#[test]
+fn a_rollback_that_moved_nothing_is_the_previous_file_to_the_byte() {
+    let spec = spec(two_shards("postgresql://a:6400", "postgresql://b:6400"));
+    let previous = postgresql_conf(&spec, &params());
+    assert_eq!(keeping_storage_of(&previous, &spec), previous);
+    let local = ValidSpec::from_json(r#"{"format_version": 1.0, "cluster": {}}"#).unwrap();
+    let previous = postgresql_conf(&local, &params());
+    assert_eq!(keeping_storage_of(&previous, &local), previous);
+}

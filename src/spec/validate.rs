@@ -28,6 +28,7 @@ pub(super) fn validate(spec: &ComputeSpec) -> Result<(), SpecError> {
     for (i, role) in spec.cluster.roles.iter().enumerate() {
         let field = format!("cluster.roles[{i}]");
         check_identifier(&format!("{field}.name"), &role.name)?;
+        check_role_name(&format!("{field}.name"), &role.name)?;
         if !roles.insert(role.name.as_str()) {
             return Err(SpecError::new(
                 format!("{field}.name"),
@@ -72,9 +73,11 @@ pub(super) fn validate(spec: &ComputeSpec) -> Result<(), SpecError> {
                     format!("{} needs a new_name", op.action),
                 ))
             }
-            (DeltaAction::RenameRole | DeltaAction::RenameDb, Some(n)) => {
-                check_identifier(&format!("{field}.new_name"), n)?
+            (DeltaAction::RenameRole, Some(n)) => {
+                check_identifier(&format!("{field}.new_name"), n)?;
+                check_role_name(&format!("{field}.new_name"), n)?
             }
+            (DeltaAction::RenameDb, Some(n)) => check_identifier(&format!("{field}.new_name"), n)?,
             _ => {}
         }
     }
@@ -88,6 +91,27 @@ pub(super) fn validate(spec: &ComputeSpec) -> Result<(), SpecError> {
         })?;
     }
     super::storage::validate_storage(spec)
+}
+
+/// Names postgres reserves for roles (`CREATE ROLE` refuses them: they mean
+/// something else where a role is expected). Compared as postgres does, to
+/// the letter: a quoted `"Public"` is an ordinary name.
+const RESERVED_ROLE_NAMES: [&str; 5] = [
+    "public",
+    "none",
+    "current_user",
+    "session_user",
+    "current_role",
+];
+
+fn check_role_name(field: &str, name: &str) -> Result<(), SpecError> {
+    if RESERVED_ROLE_NAMES.contains(&name) {
+        return Err(SpecError::new(
+            field,
+            format!("{name:?} is reserved by postgres and cannot be a role's name"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_identifier(field: &str, name: &str) -> Result<(), SpecError> {

@@ -32,5 +32,6 @@ mod operate;
 mod promote;
 mod readme_routes;
 mod reference_shapes;
+mod refused;
 mod soak;
 mod storage;

@@ -1,0 +1,70 @@
+//! A spec the catalog cannot take is a 400 that changes nothing: it is
+//! planned (a dry run) before anything is written, and the compute keeps
+//! running as it was, its settings and files untouched (before, each of
+//! these was a 500 with the bad spec's settings already live, and the
+//! compute Failed).
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+fn with_work_mem(mut spec: Value) -> Value {
+    spec["cluster"]["settings"] =
+        json!([{"name": "work_mem", "value": "77MB", "vartype": "integer"}]);
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_the_planner_refuses_is_a_400_and_changes_nothing() {
+    let good = spec(
+        json!([{"name": "alice", "encrypted_password": null}]),
+        json!([{"name": "app", "owner": "alice"}]),
+    );
+    let mut c = Compute::start(Some(good.clone()));
+    c.wait_running();
+    let conf_before = std::fs::read_to_string(c.pgdata().join("postgresql.conf")).unwrap();
+    let role = |name: &str| json!([{"name": name, "encrypted_password": null}]);
+    let delete_db = |name: &str| json!([{"action": "delete_db", "name": name}]);
+    let mut cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "the superuser",
+            spec(role(SUPERUSER), json!([])),
+            "superuser",
+        ),
+        (
+            "the privileged role",
+            spec(role("neon_superuser"), json!([])),
+            "privileged role",
+        ),
+        ("public", spec(role("public"), json!([])), "reserved"),
+        ("none", spec(role("none"), json!([])), "reserved"),
+        (
+            "an unknown owner",
+            spec(json!([]), json!([{"name": "app2", "owner": "nobody_here"}])),
+            "nobody_here",
+        ),
+    ];
+    for db in ["template1", "postgres"] {
+        let mut s = good.clone();
+        s["delta_operations"] = delete_db(db);
+        cases.push(("a delta on a database compute_ctl needs", s, db));
+    }
+    for (what, bad, needle) in cases {
+        let (code, body) = c.configure(&with_work_mem(bad)).await;
+        assert_eq!(code, 400, "{what}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{what}: {error}");
+        let (_, status) = c.get("/status").await;
+        assert_eq!(status["status"], "running", "{what}: {status}");
+        let client = c.client("postgres").await;
+        let work_mem: String = client.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+        assert_ne!(work_mem, "77MB", "{what}: its settings went live");
+        let conf = std::fs::read_to_string(c.pgdata().join("postgresql.conf")).unwrap();
+        assert_eq!(conf, conf_before, "{what}: postgresql.conf changed");
+    }
+    // The same settings with a spec the catalog can take are applied.
+    let (code, body) = c.configure(&with_work_mem(good)).await;
+    assert_eq!(code, 200, "{body}");
+    let client = c.client("postgres").await;
+    let work_mem: String = client.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "77MB");
+}
