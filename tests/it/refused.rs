@@ -68,3 +68,28 @@ async fn a_spec_the_planner_refuses_is_a_400_and_changes_nothing() {
     let work_mem: String = client.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
     assert_eq!(work_mem, "77MB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_setting_in_the_raw_conf_is_named_at_once() {
+    let good = spec(json!([]), json!([]));
+    let mut c = Compute::start(Some(good.clone()));
+    c.wait_running();
+    let mut bad = good.clone();
+    bad["cluster"]["postgresql_conf"] = json!("work_mem = '5MB'\nno_such_setting = 1\n");
+    let began = std::time::Instant::now();
+    let (code, body) = c.configure(&bad).await;
+    let took = began.elapsed();
+    assert_eq!(code, 500, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no such settings")
+            && error.contains("no_such_setting (")
+            && error.contains("postgresql.conf:"),
+        "{error}"
+    );
+    // Postgres never reloads such a file; waiting for it took the whole
+    // 30 s reload timeout and said only that it did not reload.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    let (code, body) = c.configure(&good).await;
+    assert_eq!(code, 200, "{body}");
+}
