@@ -25,6 +25,8 @@ mod tests;
 #[cfg(test)]
 mod tests_batch;
 #[cfg(test)]
+mod tests_migrations;
+#[cfg(test)]
 mod tests_names;
 #[cfg(test)]
 mod tests_reference;

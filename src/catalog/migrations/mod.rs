@@ -1,18 +1,27 @@
 //! Versioned catalog migrations: SQL that gives the privileged role what it
 //! needs, applied once per cluster on a primary, in order, each in its own
-//! transaction, its id recorded in `neon_migration.migration_id` (as the
-//! reference does, so a cluster migrated by either continues where it is).
+//! transaction, its id recorded in `neon_migration.migration_id`.
 //!
-//! A migration file may start with `-- min_server_version: N`: on an older
-//! postgres it is skipped (and still recorded). `{privileged_role}` in a file
-//! is replaced by the quoted privileged role.
+//! Ids 1 to 12 are the reference's, in its order and with the same effect on
+//! each PostgreSQL version, so a timeline started by the reference's
+//! compute_ctl one day and by ours the next is migrated exactly once: both
+//! read the same counter, and each id means the same change to both. Ours
+//! follow from 13 (the files named `-ours-`): append only, never edit or
+//! reorder one that has shipped. A counter above what we know (a newer
+//! reference) is logged and left alone.
+//!
+//! A migration file may start with `-- SKIP` (it only advances the counter,
+//! as the reference's ids 5 to 9 do) or with `-- min_server_version: N` (on
+//! an older postgres it is skipped, and still recorded). `{privileged_role}`
+//! in a file is replaced by the quoted privileged role, and
+//! `{privileged_role_literal}` by its name as a string literal.
 //!
 //! For the reference's test harness, `FAILPOINTS=compute-migration=return(N)`
 //! makes migration N fail after its SQL ran (its transaction is rolled back).
 
 use super::stats;
 use anyhow::{anyhow, Context};
-use postgres_protocol::escape::escape_identifier;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::Client;
 use tracing::info;
 
@@ -36,16 +45,25 @@ macro_rules! migrations {
 /// Every migration, in order. Append only: never edit or reorder one that
 /// has shipped (a cluster records how far it got by id).
 pub const MIGRATIONS: &[Migration] = migrations![
-    1 => "0001-privileged_role_attributes.sql",
-    2 => "0002-grant_data_roles.sql",
-    3 => "0003-grant_pg_monitor.sql",
-    4 => "0004-grant_pg_signal_backend.sql",
-    5 => "0005-grant_pg_create_subscription.sql",
-    6 => "0006-grant_public_schema.sql",
-    7 => "0007-default_privileges.sql",
-    8 => "0008-grant_replication_functions.sql",
-    9 => "0009-grant_pg_log_standby_snapshot.sql",
+    1 => "0001-add_bypass_rls_to_privileged_role.sql",
+    2 => "0002-alter_roles.sql",
+    3 => "0003-grant_pg_create_subscription_to_privileged_role.sql",
+    4 => "0004-grant_pg_monitor_to_privileged_role.sql",
+    5 => "0005-grant_all_on_tables_to_privileged_role.sql",
+    6 => "0006-grant_all_on_sequences_to_privileged_role.sql",
+    7 => "0007-grant_all_on_tables_with_grant_option_to_privileged_role.sql",
+    8 => "0008-grant_all_on_sequences_with_grant_option_to_privileged_role.sql",
+    9 => "0009-revoke_replication_for_previously_allowed_roles.sql",
+    10 => "0010-grant_snapshot_synchronization_funcs_to_privileged_role.sql",
+    11 => "0011-grant_pg_show_replication_origin_status_to_privileged_role.sql",
+    12 => "0012-grant_pg_signal_backend_to_privileged_role.sql",
+    13 => "0013-ours-grant_public_schema.sql",
+    14 => "0014-ours-default_privileges.sql",
 ];
+
+/// How many of [`MIGRATIONS`] are the reference's (ids 1 to this).
+#[cfg(test)]
+pub const REFERENCE_MIGRATIONS: i64 = 12;
 
 impl Migration {
     /// The server version this migration needs, from its first line.
@@ -59,10 +77,19 @@ impl Migration {
             .ok()
     }
 
+    /// Whether this migration only advances the counter (`-- SKIP`).
+    pub fn skipped(&self) -> bool {
+        self.sql.starts_with("-- SKIP")
+    }
+
     /// The SQL to run for this privileged role.
     pub fn render(&self, privileged_role: &str) -> String {
         self.sql
             .replace("{privileged_role}", &escape_identifier(privileged_role))
+            .replace(
+                "{privileged_role_literal}",
+                &escape_literal(privileged_role),
+            )
     }
 }
 
@@ -165,6 +192,14 @@ pub(crate) async fn run_counted(
                 .context("neon_migration.migration_id has no row after PREPARE")?
         }
     };
+    if current > last {
+        tracing::warn!(
+            migration_id = current,
+            known = last,
+            "the cluster's migration counter is beyond the migrations compute_ctl knows \
+             (a newer compute_ctl migrated it): left as it is"
+        );
+    }
     if current >= last {
         return Ok(Migrated {
             reached: current,
@@ -230,6 +265,12 @@ async fn apply_one(
         sql.push_str(" SET LOCAL synchronous_commit = off;");
     }
     match m.min_server_version() {
+        _ if m.skipped() => {
+            info!(
+                "Skipping migration id={} ({}): it only advances the counter",
+                m.id, m.name
+            );
+        }
         Some(min) if server_version < min => {
             info!(
                 "Skipping migration id={} ({}): needs server version {min}",
@@ -268,10 +309,26 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.id, i as i64 + 1, "{}", m.name);
             assert!(m.name.starts_with(&format!("{:04}-", m.id)), "{}", m.name);
-            assert!(m.render("x").contains("\"x\""), "{}", m.name);
+            assert_eq!(m.skipped(), (5..=9).contains(&m.id), "{}", m.name);
+            if !m.skipped() {
+                let sql = m.render("x");
+                assert!(sql.contains("\"x\"") || sql.contains("'x'"), "{}", m.name);
+            }
+            // Ours come after the reference's, and say so in their names.
+            assert_eq!(
+                m.name.contains("-ours-"),
+                m.id > REFERENCE_MIGRATIONS,
+                "{}",
+                m.name
+            );
         }
-        assert_eq!(MIGRATIONS[4].min_server_version(), Some(160000));
-        assert_eq!(MIGRATIONS[0].min_server_version(), None);
+        let sixteen: Vec<i64> = MIGRATIONS
+            .iter()
+            .filter(|m| m.min_server_version() == Some(160000))
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(sixteen, [3, 10]);
+        assert!(MIGRATIONS[1].render("x").contains("'x', 'member'"));
     }
 
     #[test]

@@ -1,0 +1,3 @@
+-- SKIP: the reference's id 5 only advances the counter (it once gave the
+-- privileged role default privileges on tables in public; those are now
+-- given per database, with grant option).

@@ -1,0 +1,2 @@
+-- SKIP: the reference's id 6 only advances the counter (the same for
+-- sequences).

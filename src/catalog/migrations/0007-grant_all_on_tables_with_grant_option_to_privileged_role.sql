@@ -1,0 +1,2 @@
+-- SKIP: the reference's id 7 only advances the counter (default privileges
+-- on tables with grant option, now given per database).

@@ -1,0 +1,2 @@
+-- SKIP: the reference's id 8 only advances the counter (the same for
+-- sequences).

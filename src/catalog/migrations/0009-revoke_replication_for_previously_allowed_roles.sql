@@ -1,0 +1,2 @@
+-- SKIP: the reference's id 9 only advances the counter (it would have taken
+-- REPLICATION from every role that had it).
