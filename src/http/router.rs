@@ -8,6 +8,7 @@ use super::table::{self, Auth, Body, Ports, Route};
 use super::{Api, BODY_LIMIT};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
@@ -62,15 +63,16 @@ fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Checks the bearer token of [`Auth::Jwt`] routes (a no-op when no keys are
-/// configured; 503 while they are awaited); other routes pass.
+/// Checks the bearer token of [`Auth::Jwt`] routes (without keys: loopback
+/// callers pass, others are 401; 503 while keys are awaited); other routes pass.
 fn authenticated(api: Api, auth: Auth) -> BoxedFilter<()> {
     if auth != Auth::Jwt {
         return warp::any().boxed();
     }
-    warp::header::optional::<String>("authorization")
-        .and_then(move |header: Option<String>| {
-            let checked = api.auth.check(header.as_deref());
+    warp::addr::remote()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |peer: Option<SocketAddr>, header: Option<String>| {
+            let checked = api.auth.check(peer.map(|p| p.ip()), header.as_deref());
             async move {
                 match checked {
                     Ok(_) => Ok(()),
