@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 pub(crate) mod jwt;
 mod monitor;
 mod reconfigure;
+mod slow_clients;
 
 fn small_spec() -> Value {
     spec(
