@@ -209,3 +209,49 @@ async fn with_keys_a_caller_on_another_host_needs_a_valid_token() {
     // With keys, loopback needs a token as well.
     assert_eq!(c.get("/status").await.0, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_example_key_guards_the_compose_compute_and_mint_token_signs_for_it() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let text = std::fs::read_to_string(deploy.join("compose/config.json")).unwrap();
+    let config: Value = serde_json::from_str(&text).unwrap();
+    assert!(!config["compute_ctl_config"]["jwks"]["keys"][0].is_null());
+    // The Kubernetes Secret trusts the same example key.
+    let x = config["compute_ctl_config"]["jwks"]["keys"][0]["x"]
+        .as_str()
+        .unwrap();
+    let secret = std::fs::read_to_string(deploy.join("kubernetes/secret.yaml")).unwrap();
+    assert!(
+        secret.contains(x),
+        "the Secret's JWKS is not the example key"
+    );
+    let c = Compute::start_with(Opts {
+        config: Some(config),
+        ..Opts::default()
+    });
+    crate::wait::until("the API", Duration::from_secs(10), async || {
+        http().get(c.url("/healthz")).send().await.is_ok()
+    })
+    .await;
+    assert_eq!(c.get("/status").await.0, 400, "keys: a token is needed");
+    let out = Command::new(deploy.join("mint-token.sh"))
+        .output()
+        .expect("running deploy/mint-token.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let resp = http()
+        .get(c.url("/status"))
+        .bearer_auth(token.trim())
+        .send()
+        .await;
+    let (code, body) = into_pair(resp).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("empty")),
+        "{body}"
+    );
+}
