@@ -140,6 +140,11 @@ async fn run(cli: Cli) -> Result<u8> {
         pg_version: api_parts.1,
         spec_source: cli.spec_source().map(Arc::new),
         connector: connector.clone(),
+        limits: http::Limits {
+            header_timeout: cli.http_header_timeout,
+            idle_timeout: cli.http_idle_timeout,
+            max_connections: cli.http_max_connections,
+        },
     };
     let servers = http::serve(
         api,

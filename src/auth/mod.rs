@@ -8,16 +8,18 @@
 //!
 //! | case | status |
 //! |---|---|
-//! | header missing, not `Bearer <token>`, or not a JWT | 400 `invalid authorization token` |
-//! | unknown `kid`, unsupported or mismatched `alg`, bad signature, `exp` passed, `nbf` not reached | 401 |
+//! | header missing, or not `Bearer <token>` | 400 `invalid authorization token` |
+//! | a token that does not decode (not a JWT, malformed claims), unknown `kid`, unsupported or mismatched `alg`, bad signature, `exp` passed, `nbf` not reached | 401 |
 //! | `scope` `compute_ctl:admin` without `aud`, or with an `aud` not naming `compute` | 401 |
 //! | other tokens: no `compute_id`, or one that is not `--compute-id` | 403 `invalid compute ID in authorization token claims` |
 //! | keys not known yet (the control plane's answer is awaited) | 503 |
 //!
 //! `exp` and `nbf` are checked when present (with [`LEEWAY_SECS`] of clock
 //! skew) but not required. With no keys configured the authenticator is
-//! *open* ([`Authenticator::is_open`]): every request passes, and the caller
-//! says so loudly in the log.
+//! *open* ([`Authenticator::is_open`]): a caller on loopback passes without a
+//! token (a newcomer's `curl localhost:3080/status` works), anyone else is
+//! 401 with [`NO_KEYS`], which says how to configure keys (the reference is
+//! 401 to all then).
 //!
 //! # Minting a token (tests, tooling)
 //!
@@ -51,6 +53,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The `scope` claim value that grants every compute (with [`COMPUTE_AUDIENCE`]).
@@ -61,8 +64,13 @@ pub const COMPUTE_AUDIENCE: &str = "compute";
 pub const LEEWAY_SECS: u64 = 5;
 /// Longest token accepted (bytes); longer ones are rejected without decoding.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-/// The reference's answer to a missing or malformed token (400).
+/// The reference's answer to a missing or malformed header (400), and to a
+/// token that does not decode (401).
 pub const INVALID_TOKEN: &str = "invalid authorization token";
+/// The refusal of a caller that is not on loopback while no keys are configured.
+pub const NO_KEYS: &str = "no keys are configured, so the external API answers only callers on \
+loopback: give compute_ctl a JWKS in compute_ctl_config.jwks (a -c/COMPUTE_CTL_CONFIG file, or \
+POST /configure from loopback) and send Authorization: Bearer <JWT> signed by one of its keys";
 
 /// Why a request was refused: an HTTP status (400, 401, 403 or 503) and a
 /// message fit for the `{"error": ...}` body. The message never contains the token.
@@ -169,7 +177,7 @@ impl Authenticator {
         Ok(Authenticator { keys, compute_id })
     }
 
-    /// An authenticator without keys: every request is let through.
+    /// An authenticator without keys: callers on loopback are let through.
     pub fn open() -> Authenticator {
         Authenticator {
             keys: Vec::new(),
@@ -177,7 +185,8 @@ impl Authenticator {
         }
     }
 
-    /// True when no keys are configured: every request is let through.
+    /// True when no keys are configured: callers on loopback are let through
+    /// without a token, others refused.
     pub fn is_open(&self) -> bool {
         self.keys.is_empty()
     }
@@ -187,20 +196,32 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Checks the value of the Authorization header (None when absent) and returns
-    /// the token's claims. When open, returns empty claims whatever the header.
+    /// Checks a request from `caller` (its peer address; None when unknown)
+    /// with the value of its Authorization header (None when absent) and
+    /// returns the token's claims. When open, a caller on loopback gets empty
+    /// claims whatever the header, anyone else (an unknown caller too) 401.
     ///
     /// # Errors
     ///
     /// The refusal, with its HTTP status (see the module's table). The message
     /// never contains the token.
-    pub fn check(&self, authorization: Option<&str>) -> Result<Claims, AuthError> {
+    pub fn check(
+        &self,
+        caller: Option<IpAddr>,
+        authorization: Option<&str>,
+    ) -> Result<Claims, AuthError> {
         if self.is_open() {
-            return Ok(Claims::default());
+            return match caller {
+                Some(ip) if is_loopback(ip) => Ok(Claims::default()),
+                _ => Err(AuthError::new(401, NO_KEYS)),
+            };
         }
         let token = authorization
             .and_then(bearer_token)
             .ok_or_else(|| AuthError::new(400, INVALID_TOKEN))?;
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::new(401, INVALID_TOKEN));
+        }
         let claims = self.verify(token)?;
         authorize(&claims, self.compute_id.as_deref())?;
         Ok(claims)
@@ -210,7 +231,7 @@ impl Authenticator {
     /// points at), `exp` and `nbf`; returns the claims.
     fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let header =
-            jsonwebtoken::decode_header(token).map_err(|_| AuthError::new(400, INVALID_TOKEN))?;
+            jsonwebtoken::decode_header(token).map_err(|_| AuthError::new(401, INVALID_TOKEN))?;
         let alg = header.alg;
         let unauthorized = |m: &str| AuthError::new(401, m);
         let fitting: Vec<&VerificationKey> = match &header.kid {
@@ -257,12 +278,9 @@ impl Authenticator {
                     // The signature is checked before the claims are parsed, so
                     // these are the signer's fault, not a key mismatch.
                     ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::Base64(_) => {
-                        return Err(AuthError::new(
-                            400,
-                            "malformed claims in authorization token",
-                        ))
+                        return Err(unauthorized("malformed claims in authorization token"))
                     }
-                    ErrorKind::InvalidToken => return Err(AuthError::new(400, INVALID_TOKEN)),
+                    ErrorKind::InvalidToken => return Err(unauthorized(INVALID_TOKEN)),
                     // Bad signature: try the next key.
                     _ => {}
                 },
@@ -316,15 +334,25 @@ fn authorize(claims: &Claims, compute_id: Option<&str>) -> Result<(), AuthError>
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 7235); None
-/// when the header is not that, or the token is implausibly long.
+/// when the header is not that.
 fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once([' ', '\t'])?;
     let token = token.trim();
-    let plausible = scheme.eq_ignore_ascii_case("bearer")
+    let well_formed = scheme.eq_ignore_ascii_case("bearer")
         && !token.is_empty()
-        && !token.contains(char::is_whitespace)
-        && token.len() <= MAX_TOKEN_LEN;
-    plausible.then_some(token)
+        && !token.contains(char::is_whitespace);
+    well_formed.then_some(token)
+}
+
+/// Whether `ip` is this host's loopback (`127.0.0.0/8`, `::1`, or an
+/// IPv4-mapped loopback address as a dual-stack socket reports it).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 /// The keys guarding the external API, as known so far: shared by the
@@ -377,20 +405,24 @@ impl Gate {
         }
         if auth.is_open() {
             tracing::warn!(
-                "no JWKS in compute_ctl_config: the external HTTP API accepts requests without authentication"
+                "no JWKS in compute_ctl_config: the external HTTP API answers its authenticated routes only to callers on loopback (401 to others)"
             );
         }
         *state = GateState::Keys(Arc::new(auth));
         true
     }
 
-    /// Checks a request's Authorization header (see [`Authenticator::check`]);
-    /// 503 while waiting for keys.
-    pub fn check(&self, authorization: Option<&str>) -> Result<Claims, AuthError> {
+    /// Checks a request from `caller` with its Authorization header (see
+    /// [`Authenticator::check`]); 503 while waiting for keys.
+    pub fn check(
+        &self,
+        caller: Option<IpAddr>,
+        authorization: Option<&str>,
+    ) -> Result<Claims, AuthError> {
         let state = self.0.read().clone();
         match state {
             GateState::Waiting(reason) => Err(AuthError::new(503, reason)),
-            GateState::Keys(auth) => auth.check(authorization),
+            GateState::Keys(auth) => auth.check(caller, authorization),
         }
     }
 }

@@ -8,6 +8,8 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_F
 use serde_json::json;
 
 const COMPUTE: &str = "compute-1";
+/// A caller on another host (the benchmarking range, RFC 2544).
+const REMOTE: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2)));
 
 fn b64url(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -97,8 +99,31 @@ fn open_without_keys() {
     ] {
         let a = Authenticator::from_config(config.as_ref(), Some(COMPUTE)).expect("ok");
         assert!(a.is_open(), "{config:?}");
-        assert_eq!(a.check(None), Ok(Claims::default()));
-        assert_eq!(a.check(Some("Basic eHh4")), Ok(Claims::default()));
+        // Loopback callers pass without a token, whatever the header.
+        for local in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            let local: IpAddr = local.parse().expect("an address");
+            assert_eq!(a.check(Some(local), None), Ok(Claims::default()));
+            assert_eq!(
+                a.check(Some(local), Some("Basic eHh4")),
+                Ok(Claims::default())
+            );
+        }
+        // Anyone else, or a caller whose address is unknown, is 401 with how to fix it.
+        for other in [
+            REMOTE,
+            None,
+            Some("10.0.0.1".parse().expect("v4")),
+            Some("::ffff:198.18.0.2".parse().expect("v6")),
+            Some("fe80::1".parse().expect("v6")),
+        ] {
+            let err = a.check(other, None).expect_err("not on loopback");
+            assert_eq!(
+                (err.status, err.message.as_str()),
+                (401, NO_KEYS),
+                "{other:?}"
+            );
+            assert!(err.message.contains("compute_ctl_config.jwks"));
+        }
     }
 }
 
@@ -181,7 +206,7 @@ fn rsa_signature_is_verified() {
         "n": "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ",
     }]}});
     let a = Authenticator::from_config(Some(&config), Some(COMPUTE)).expect("jwks");
-    let err = a.check(Some(&bearer(TOKEN))).expect_err("expired");
+    let err = a.check(REMOTE, Some(&bearer(TOKEN))).expect_err("expired");
     assert_eq!(
         (err.status, err.message.as_str()),
         (401, "authorization token has expired")
@@ -190,7 +215,9 @@ fn rsa_signature_is_verified() {
     let mut tampered = TOKEN.to_owned();
     let last = if tampered.ends_with('w') { "A" } else { "w" };
     tampered.replace_range(tampered.len() - 1.., last);
-    let err = a.check(Some(&bearer(&tampered))).expect_err("tampered");
+    let err = a
+        .check(REMOTE, Some(&bearer(&tampered)))
+        .expect_err("tampered");
     assert_eq!(err.status, 401);
     assert!(err.message.contains("signature"), "{err}");
 }
@@ -200,7 +227,6 @@ fn header_shape_is_400() {
     let key = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
     let token = mint(&key, None, json!({"compute_id": COMPUTE}));
-    let (_, rest) = token.split_once('.').expect("jwt");
     for header in [
         None,
         Some("".to_owned()),
@@ -209,17 +235,35 @@ fn header_shape_is_400() {
         Some("Basic dXNlcjpwYXNz".to_owned()),
         Some(format!("Token {token}")),
         Some(format!("Bearer {token} extra")),
-        Some("Bearer garbage".to_owned()),
-        Some("Bearer a.b.c".to_owned()),
-        Some(format!("Bearer {token}.x.y")),
-        Some(format!("Bearer {}.{rest}", b64url(b"[\"alg\"]"))),
-        Some(format!("Bearer {}.{rest}", b64url(b"{\"typ\":\"JWT\"}"))),
-        Some(format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1))),
     ] {
-        let err = a.check(header.as_deref()).expect_err("must fail");
+        let err = a.check(REMOTE, header.as_deref()).expect_err("must fail");
         assert_eq!(
             (err.status, err.message.as_str()),
             (400, INVALID_TOKEN),
+            "{header:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bearer_token_that_does_not_decode_is_401() {
+    let key = ed25519(None);
+    let a = auth(&[&key], Some(COMPUTE));
+    let token = mint(&key, None, json!({"compute_id": COMPUTE}));
+    let (_, rest) = token.split_once('.').expect("jwt");
+    for header in [
+        "Bearer not.a.jwt".to_owned(),
+        "Bearer garbage".to_owned(),
+        "Bearer a.b.c".to_owned(),
+        format!("Bearer {token}.x.y"),
+        format!("Bearer {}.{rest}", b64url(b"[\"alg\"]")),
+        format!("Bearer {}.{rest}", b64url(b"{\"typ\":\"JWT\"}")),
+        format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1)),
+    ] {
+        let err = a.check(REMOTE, Some(&header)).expect_err("must fail");
+        assert_eq!(
+            (err.status, err.message.as_str()),
+            (401, INVALID_TOKEN),
             "{header:?}"
         );
     }
@@ -230,7 +274,7 @@ fn header_shape_is_400() {
         format!("{head}.{}.sig", b64url(b"not json")),
         format!("{head}.{}.", b64url(b"{}")),
     ] {
-        assert_eq!(status(a.check(Some(&bearer(&bad)))), 401);
+        assert_eq!(status(a.check(REMOTE, Some(&bearer(&bad)))), 401);
     }
 }
 #[test]
@@ -244,12 +288,15 @@ fn right_compute_id_is_ok() {
         None,
         json!({"compute_id": COMPUTE, "exp": exp, "extra": [1, 2]}),
     );
-    let claims = a.check(Some(&bearer(&token))).expect("granted");
+    let claims = a.check(REMOTE, Some(&bearer(&token))).expect("granted");
     assert_eq!(claims.compute_id.as_deref(), Some(COMPUTE));
     assert_eq!(claims.exp, Some(exp as u64));
     // The scheme is case-insensitive, surrounding whitespace is fine; no exp is fine.
     let token = mint(&key, None, json!({"compute_id": COMPUTE}));
-    assert_eq!(status(a.check(Some(&format!(" bearer  {token} ")))), 200);
+    assert_eq!(
+        status(a.check(REMOTE, Some(&format!(" bearer  {token} ")))),
+        200
+    );
 }
 
 #[test]
@@ -257,13 +304,15 @@ fn wrong_compute_id_is_403() {
     let key = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
     let token = mint(&key, None, json!({"compute_id": "compute-2"}));
-    let err = a.check(Some(&bearer(&token))).expect_err("other compute");
+    let err = a
+        .check(REMOTE, Some(&bearer(&token)))
+        .expect_err("other compute");
     assert_eq!(err.status, 403, "{err}");
     let token = mint(&key, None, json!({"sub": "someone"}));
-    assert_eq!(status(a.check(Some(&bearer(&token)))), 403);
+    assert_eq!(status(a.check(REMOTE, Some(&bearer(&token)))), 403);
     // A compute_id scoped token still needs the right one even with aud compute.
     let token = mint(&key, None, json!({"compute_id": "x", "aud": "compute"}));
-    assert_eq!(status(a.check(Some(&bearer(&token)))), 403);
+    assert_eq!(status(a.check(REMOTE, Some(&bearer(&token)))), 403);
 }
 
 #[test]
@@ -273,14 +322,14 @@ fn without_compute_id_only_admin_grants() {
         let a = auth(&[&key], configured);
         for claim in ["", COMPUTE] {
             let token = mint(&key, None, json!({"compute_id": claim}));
-            assert_eq!(status(a.check(Some(&bearer(&token)))), 403);
+            assert_eq!(status(a.check(REMOTE, Some(&bearer(&token)))), 403);
         }
         let token = mint(
             &key,
             None,
             json!({"scope": ADMIN_SCOPE, "aud": [COMPUTE_AUDIENCE]}),
         );
-        assert_eq!(status(a.check(Some(&bearer(&token)))), 200);
+        assert_eq!(status(a.check(REMOTE, Some(&bearer(&token)))), 200);
     }
 }
 
@@ -300,10 +349,14 @@ fn admin_scope_needs_compute_audience() {
         (json!({"scope": "compute_ctl:read", "aud": "compute"}), 403),
     ] {
         let token = mint(&key, None, claims.clone());
-        assert_eq!(status(a.check(Some(&bearer(&token)))), expected, "{claims}");
+        assert_eq!(
+            status(a.check(REMOTE, Some(&bearer(&token)))),
+            expected,
+            "{claims}"
+        );
     }
     let token = mint(&key, None, json!({"scope": ADMIN_SCOPE, "aud": "compute"}));
-    let claims = a.check(Some(&bearer(&token))).expect("admin");
+    let claims = a.check(REMOTE, Some(&bearer(&token))).expect("admin");
     assert_eq!(claims.audience, Some(vec!["compute".to_owned()]));
     assert_eq!(claims.scope.as_deref(), Some(ADMIN_SCOPE));
 }
@@ -313,7 +366,9 @@ fn other_key_is_401() {
     let stranger = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
     let token = mint(&stranger, None, json!({"compute_id": COMPUTE}));
-    let err = a.check(Some(&bearer(&token))).expect_err("foreign key");
+    let err = a
+        .check(REMOTE, Some(&bearer(&token)))
+        .expect_err("foreign key");
     assert_eq!(err.status, 401, "{err}");
     assert_eq!(err.message, "invalid authorization token signature");
     assert!(!err.message.contains(&token));
@@ -323,14 +378,14 @@ fn other_key_is_401() {
     let forged_payload = b64url(json!({"compute_id": COMPUTE}).to_string().as_bytes());
     let parts: Vec<&str> = good.split('.').collect();
     let forged = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
-    assert_eq!(status(a.check(Some(&bearer(&forged)))), 401);
+    assert_eq!(status(a.check(REMOTE, Some(&bearer(&forged)))), 401);
 }
 
 #[test]
 fn expiry_and_not_before() {
     let key = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
-    let check = |claims: Value| status(a.check(Some(&bearer(&mint(&key, None, claims)))));
+    let check = |claims: Value| status(a.check(REMOTE, Some(&bearer(&mint(&key, None, claims)))));
     assert_eq!(
         check(json!({"compute_id": COMPUTE, "exp": in_minutes(-1)})),
         401
@@ -347,7 +402,7 @@ fn expiry_and_not_before() {
     );
     // A fractional NumericDate is not what the control plane sends: malformed.
     let past = in_minutes(-1) as f64 + 0.5;
-    assert_eq!(check(json!({"compute_id": COMPUTE, "exp": past})), 400);
+    assert_eq!(check(json!({"compute_id": COMPUTE, "exp": past})), 401);
     assert_eq!(
         check(json!({"compute_id": COMPUTE, "nbf": in_minutes(1)})),
         401
@@ -357,17 +412,20 @@ fn expiry_and_not_before() {
         200
     );
     let err = a
-        .check(Some(&bearer(&mint(
-            &key,
-            None,
-            json!({"compute_id": COMPUTE, "exp": in_minutes(-1)}),
-        ))))
+        .check(
+            REMOTE,
+            Some(&bearer(&mint(
+                &key,
+                None,
+                json!({"compute_id": COMPUTE, "exp": in_minutes(-1)}),
+            ))),
+        )
         .expect_err("expired");
     assert!(err.message.contains("expired"), "{err}");
 }
 
 #[test]
-fn malformed_claims_in_a_signed_token_are_400() {
+fn malformed_claims_in_a_signed_token_are_401() {
     let key = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
     for claims in [
@@ -376,8 +434,10 @@ fn malformed_claims_in_a_signed_token_are_400() {
         json!({"scope": ADMIN_SCOPE, "aud": 1}),
     ] {
         let token = mint(&key, None, claims.clone());
-        let err = a.check(Some(&bearer(&token))).expect_err("malformed");
-        assert_eq!(err.status, 400, "{claims}");
+        let err = a
+            .check(REMOTE, Some(&bearer(&token)))
+            .expect_err("malformed");
+        assert_eq!(err.status, 401, "{claims}");
         assert_eq!(err.message, "malformed claims in authorization token");
     }
 }
@@ -387,7 +447,9 @@ fn unsupported_or_mismatched_algorithm_is_refused() {
     let key = ed25519(None);
     let a = auth(&[&key], Some(COMPUTE));
     let refusal = |token: &str| {
-        let err = a.check(Some(&bearer(token))).expect_err("must be refused");
+        let err = a
+            .check(REMOTE, Some(&bearer(token)))
+            .expect_err("must be refused");
         (err.status, err.message)
     };
     let payload = b64url(json!({"compute_id": COMPUTE}).to_string().as_bytes());
@@ -395,7 +457,7 @@ fn unsupported_or_mismatched_algorithm_is_refused() {
     for header in [json!({"alg": "none"}), json!({"alg": "ES512"})] {
         let head = b64url(header.to_string().as_bytes());
         let token = format!("{head}.{payload}.{}", b64url(b"sig"));
-        assert_eq!(refusal(&token), (400, INVALID_TOKEN.to_owned()), "{header}");
+        assert_eq!(refusal(&token), (401, INVALID_TOKEN.to_owned()), "{header}");
     }
     let unsupported = (401, "unsupported token algorithm".to_owned());
     // HS256 with the public key as the secret (algorithm confusion).
@@ -419,7 +481,7 @@ fn kid_selects_the_key() {
     let a = auth(&[&a_key, &b_key], Some(COMPUTE));
     let claims = json!({"compute_id": COMPUTE});
     let check = |key: &TestKey, kid: Option<&str>| {
-        status(a.check(Some(&bearer(&mint(key, kid, claims.clone())))))
+        status(a.check(REMOTE, Some(&bearer(&mint(key, kid, claims.clone())))))
     };
     assert_eq!(check(&b_key, Some("b")), 200);
     assert_eq!(check(&a_key, Some("a")), 200);
@@ -429,7 +491,10 @@ fn kid_selects_the_key() {
     assert_eq!(check(&b_key, Some("a")), 401);
     // Unknown kid.
     let err = a
-        .check(Some(&bearer(&mint(&b_key, Some("c"), claims.clone()))))
+        .check(
+            REMOTE,
+            Some(&bearer(&mint(&b_key, Some("c"), claims.clone()))),
+        )
         .expect_err("unknown kid");
     assert_eq!(err.status, 401);
     assert!(err.message.contains("unknown key"), "{err}");
@@ -444,11 +509,17 @@ fn ec_keys_and_mixed_sets() {
     let claims = json!({"compute_id": COMPUTE});
     for (key, kid) in [(&ec, Some("ec")), (&ec, None), (&ed, None)] {
         let token = mint(key, kid, claims.clone());
-        assert_eq!(status(a.check(Some(&bearer(&token)))), 200, "{kid:?}");
+        assert_eq!(
+            status(a.check(REMOTE, Some(&bearer(&token)))),
+            200,
+            "{kid:?}"
+        );
     }
     // ES256 token whose kid names the Ed25519 key: algorithm mismatch.
     let token = mint(&ec, Some("ed"), claims);
-    let err = a.check(Some(&bearer(&token))).expect_err("mismatch");
+    let err = a
+        .check(REMOTE, Some(&bearer(&token)))
+        .expect_err("mismatch");
     assert_eq!(err.status, 401);
     assert_eq!(err.message, "token algorithm does not match its key");
 }
@@ -474,7 +545,7 @@ fn the_reference_messages() {
     let a = auth(&[&key], Some(COMPUTE));
     let refusal = |claims: Value| {
         let err = a
-            .check(Some(&bearer(&mint(&key, None, claims))))
+            .check(REMOTE, Some(&bearer(&mint(&key, None, claims))))
             .expect_err("refused");
         (err.status, err.message)
     };
@@ -499,7 +570,7 @@ fn the_reference_messages() {
             "invalid audience in authorization token claims".to_owned()
         )
     );
-    let err = a.check(None).expect_err("no header");
+    let err = a.check(REMOTE, None).expect_err("no header");
     assert_eq!((err.status, err.message.as_str()), (400, INVALID_TOKEN));
 }
 
@@ -508,16 +579,18 @@ fn a_waiting_gate_is_503_until_keys_are_installed() {
     let key = ed25519(None);
     let gate = Gate::waiting("keys are being pulled");
     let token = mint(&key, None, json!({"compute_id": COMPUTE}));
-    let err = gate.check(Some(&bearer(&token))).expect_err("waiting");
+    let err = gate
+        .check(REMOTE, Some(&bearer(&token)))
+        .expect_err("waiting");
     assert_eq!(
         (err.status, err.message.as_str()),
         (503, "keys are being pulled")
     );
     assert!(gate.is_waiting());
     assert!(gate.install(auth(&[&key], Some(COMPUTE))));
-    assert_eq!(status(gate.check(Some(&bearer(&token)))), 200);
-    assert_eq!(status(gate.check(None)), 400);
+    assert_eq!(status(gate.check(REMOTE, Some(&bearer(&token)))), 200);
+    assert_eq!(status(gate.check(REMOTE, None)), 400);
     // Keys in force are not dropped by a config without keys.
     assert!(!gate.install(Authenticator::open()));
-    assert_eq!(status(gate.check(None)), 400);
+    assert_eq!(status(gate.check(REMOTE, None)), 400);
 }

@@ -88,6 +88,41 @@ pub struct Cli {
     )]
     pub internal_http_address: std::net::IpAddr,
 
+    /// On either HTTP port, how long a client may take to send a request's
+    /// line and headers, counted from when the connection is ready for them
+    /// (so also how long an idle keep-alive connection stays open); then
+    /// the connection is closed. Fractions allowed.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_HTTP_HEADER_TIMEOUT",
+        default_value = "10",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub http_header_timeout: std::time::Duration,
+
+    /// On either HTTP port, how long a response may wait for a client that
+    /// reads none of it, or a request body send nothing, before the
+    /// connection is closed (a /database_schema dump is then stopped).
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_HTTP_IDLE_TIMEOUT",
+        default_value = "30",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub http_idle_timeout: std::time::Duration,
+
+    /// Connections each HTTP port holds at most (lowered to fit the open
+    /// files limit); at the cap a new connection replaces the longest idle one.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_HTTP_MAX_CONNECTIONS",
+        default_value_t = 128,
+        value_name = "N"
+    )]
+    pub http_max_connections: usize,
+
     /// Id of this compute, for the control plane and JWT checks.
     #[arg(short = 'i', long, env = "COMPUTE_CTL_COMPUTE_ID", value_name = "ID")]
     pub compute_id: Option<String>,

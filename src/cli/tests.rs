@@ -170,3 +170,27 @@ fn promote_timeout_and_suspend_when_idle() {
     assert!(help.contains("COMPUTE_CTL_SUSPEND_WHEN_IDLE"), "{help}");
     assert!(help.contains("COMPUTE_CTL_PROMOTE_TIMEOUT"), "{help}");
 }
+
+#[test]
+fn http_bounds_have_defaults_and_take_fractions() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.http_header_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(cli.http_idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(cli.http_max_connections, 128);
+    let cli = parse(&[
+        "--http-header-timeout",
+        "0.5",
+        "--http-idle-timeout",
+        "2",
+        "--http-max-connections",
+        "16",
+    ])
+    .unwrap();
+    assert_eq!(
+        cli.http_header_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(cli.http_idle_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(cli.http_max_connections, 16);
+    assert!(parse(&["--http-idle-timeout", "-1"]).is_err());
+}

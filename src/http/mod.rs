@@ -12,9 +12,11 @@ mod operate;
 pub mod probes;
 mod router;
 mod routes;
+mod serve;
 pub mod table;
 
 pub use error::ApiError;
+pub use serve::{connection_cap, Limits};
 
 use crate::auth::Gate;
 use crate::driver::Handle;
@@ -49,6 +51,8 @@ pub struct Api {
     pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
     /// Connections of its own for `/readyz` (never through the driver).
     pub connector: crate::catalog::Connector,
+    /// The bounds on both ports' connections (and on a stalled dump).
+    pub limits: Limits,
 }
 
 /// The running servers; [`Servers::shutdown`] stops them gracefully.
@@ -68,9 +72,10 @@ impl Servers {
     }
 }
 
-/// Binds both ports and starts serving. Binding errors are returned (a port
-/// in use is a clear startup error, not a panic).
+/// Binds both ports and starts serving, each within `api.limits`. Binding
+/// errors are returned (a port in use is a clear startup error, not a panic).
 pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Result<Servers> {
+    let limits = api.limits;
     let ext_listener = tokio::net::TcpListener::bind(external)
         .await
         .with_context(|| format!("binding the external HTTP port {external}"))?;
@@ -80,18 +85,20 @@ pub async fn serve(api: Api, external: SocketAddr, internal: SocketAddr) -> Resu
     let external = ext_listener.local_addr()?;
     let internal = int_listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let ext = warp::serve(router::router(api.clone(), table::Ports::External))
-        .incoming(ext_listener)
-        .graceful(until_stopped(stopped.clone()))
-        .run();
-    let int = warp::serve(router::router(api, table::Ports::Internal))
-        .incoming(int_listener)
-        .graceful(until_stopped(stopped))
-        .run();
-    tracing::info!(%external, %internal, "HTTP API listening");
+    let ext = serve::run(
+        ext_listener,
+        router::router(api.clone(), table::Ports::External, limits.idle_timeout),
+        limits,
+        stopped.clone(),
+    );
+    let int = serve::run(
+        int_listener,
+        router::router(api, table::Ports::Internal, limits.idle_timeout),
+        limits,
+        stopped,
+    );
+    let cap = connection_cap(limits.max_connections);
+    tracing::info!(%external, %internal, max_connections = cap, "HTTP API listening");
     Ok(Servers {
         stop,
         tasks: vec![tokio::spawn(ext), tokio::spawn(int)],

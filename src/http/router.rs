@@ -4,10 +4,12 @@
 
 use super::error::{recover, ApiError};
 use super::routes::Input;
+use super::serve::Peer;
 use super::table::{self, Auth, Body, Ports, Route};
 use super::{Api, BODY_LIMIT};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::time::Duration;
 use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
@@ -17,13 +19,14 @@ fn reject(e: ApiError) -> Rejection {
     warp::reject::custom(e)
 }
 
-/// The filter serving `port`'s rows of the route table; anything else is 404.
-pub fn router(api: Api, port: Ports) -> BoxedFilter<(Response,)> {
+/// The filter serving `port`'s rows of the route table; anything else is
+/// 404. A request body that sends nothing for `idle` is refused (408).
+pub fn router(api: Api, port: Ports, idle: Duration) -> BoxedFilter<(Response,)> {
     let mut routes = warp::any()
         .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
         .boxed();
     for route in table::served_on(port) {
-        routes = routes.or(row(api.clone(), route)).unify().boxed();
+        routes = routes.or(row(api.clone(), route, idle)).unify().boxed();
     }
     routes
         .recover(recover)
@@ -34,7 +37,7 @@ pub fn router(api: Api, port: Ports) -> BoxedFilter<(Response,)> {
 }
 
 /// One row: `METHOD /path`, its authentication, its input, its handler.
-fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
+fn row(api: Api, route: &'static Route, idle: Duration) -> BoxedFilter<(Response,)> {
     let method = match route.method {
         Method::POST => warp::post().boxed(),
         _ => warp::get().boxed(),
@@ -46,7 +49,7 @@ fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
                 body: Bytes::new(),
             })
             .boxed(),
-        Body::Json => json_body()
+        Body::Json => json_body(idle)
             .map(|body| Input {
                 query: HashMap::new(),
                 body,
@@ -62,15 +65,16 @@ fn row(api: Api, route: &'static Route) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Checks the bearer token of [`Auth::Jwt`] routes (a no-op when no keys are
-/// configured; 503 while they are awaited); other routes pass.
+/// Checks the bearer token of [`Auth::Jwt`] routes (without keys: loopback
+/// callers pass, others are 401; 503 while keys are awaited); other routes pass.
 fn authenticated(api: Api, auth: Auth) -> BoxedFilter<()> {
     if auth != Auth::Jwt {
         return warp::any().boxed();
     }
-    warp::header::optional::<String>("authorization")
-        .and_then(move |header: Option<String>| {
-            let checked = api.auth.check(header.as_deref());
+    warp::ext::optional::<Peer>()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |peer: Option<Peer>, header: Option<String>| {
+            let checked = api.auth.check(peer.map(|p| p.0.ip()), header.as_deref());
             async move {
                 match checked {
                     Ok(_) => Ok(()),
@@ -86,8 +90,10 @@ fn authenticated(api: Api, auth: Auth) -> BoxedFilter<()> {
         .boxed()
 }
 
-/// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes.
-fn json_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// A JSON body: `application/json`, at most [`BODY_LIMIT`] bytes, each part
+/// of it within `idle` of the previous one (a body that trickles or stops
+/// does not hold its connection).
+fn json_body(idle: Duration) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and_then(|ct: Option<String>| async move {
             let is_json = ct.as_deref().is_some_and(|ct| {
@@ -105,7 +111,43 @@ fn json_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
         })
         .untuple_one()
         .and(warp::body::content_length_limit(BODY_LIMIT))
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
+        .and_then(move |body| read_body(body, idle))
+}
+
+/// Collects a request body, refusing one that sends nothing for `idle`.
+async fn read_body<S, B>(body: S, idle: Duration) -> Result<Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut all = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(mut part))) => {
+                while part.has_remaining() {
+                    let chunk = part.chunk();
+                    all.extend_from_slice(chunk);
+                    let n = chunk.len();
+                    part.advance(n);
+                }
+            }
+            Ok(Some(Err(e))) => {
+                return Err(reject(ApiError::bad_request(format!(
+                    "reading the body: {e}"
+                ))))
+            }
+            Ok(None) => return Ok(all.freeze()),
+            Err(_) => {
+                return Err(reject(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body sent nothing for {idle:?}"),
+                )))
+            }
+        }
+    }
 }
 
 fn log_request(info: warp::log::Info<'_>) {

@@ -197,14 +197,19 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
             ))
         })?;
     let connector = connector(&api).await?;
-    let stream = catalog::dump::schema(&api.pg_dump, &connector, database)
-        .await
-        .map_err(|e| match e {
-            DumpError::NoSuchDatabase(_) => {
-                reject(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
-            }
-            DumpError::Failed(e) => reject(ApiError::internal(&e)),
-        })?;
+    let stall = api.limits.idle_timeout;
+    let stream = match catalog::dump::schema(&api.pg_dump, &connector, database, stall).await {
+        Ok(stream) => stream,
+        // Beyond the cap: 429, and when to come back.
+        Err(e @ DumpError::Busy) => {
+            let answer = ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).reply();
+            return Ok(warp::reply::with_header(answer, "retry-after", "1").into_response());
+        }
+        Err(e @ DumpError::NoSuchDatabase(_)) => {
+            return Err(reject(ApiError::new(StatusCode::NOT_FOUND, e.to_string())))
+        }
+        Err(DumpError::Failed(e)) => return Err(reject(ApiError::internal(&e))),
+    };
     let reply = warp::reply::stream(stream);
     Ok(
         warp::reply::with_header(reply, "content-type", "text/plain; charset=utf-8")

@@ -22,9 +22,9 @@ pub enum Ports {
 pub enum Auth {
     /// Anyone (metrics, probes).
     Open,
-    /// A JWT bearer token granted by `compute_ctl_config.jwks` (open, with a
-    /// warning, when no keys are configured; 503 while the control plane's
-    /// keys are still being pulled).
+    /// A JWT bearer token granted by `compute_ctl_config.jwks` (when no keys
+    /// are configured: callers on loopback only, 401 to others; 503 while
+    /// the control plane's keys are still being pulled).
     Jwt,
     /// No token: the internal port listens on loopback for local helpers.
     Loopback,

@@ -22,6 +22,7 @@ mod container;
 mod control_plane;
 mod diagram;
 mod doors;
+mod exposure;
 mod faults;
 mod fuzz;
 mod http;

@@ -11,7 +11,8 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn keypair() -> (EncodingKey, Value) {
+/// A fresh Ed25519 key pair: the private key, and its public JWK (kid `k1`).
+pub(crate) fn keypair() -> (EncodingKey, Value) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1",
@@ -19,7 +20,8 @@ fn keypair() -> (EncodingKey, Value) {
     (EncodingKey::from_ed_der(pkcs8.as_ref()), jwk)
 }
 
-fn token(key: &EncodingKey, claims: Value) -> String {
+/// A token with `claims` signed by `key` (kid `k1`).
+pub(crate) fn token(key: &EncodingKey, claims: Value) -> String {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("k1".into());
     encode(&header, &claims, key).unwrap()
@@ -45,7 +47,12 @@ async fn jwt_is_enforced_on_external_routes_except_metrics() {
     };
     assert_eq!(get(None).await.0, 400);
     assert_eq!(get(Some("Basic Zm9vOmJhcg==".into())).await.0, 400);
-    assert_eq!(get(Some("Bearer not.a.jwt".into())).await.0, 400);
+    // A well-formed header whose token does not decode: 401, as the reference.
+    let (code, body) = get(Some("Bearer not.a.jwt".into())).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid authorization token"))
+    );
     let forged = token(&other, json!({"compute_id": "compute-1", "exp": exp}));
     assert_eq!(get(Some(format!("Bearer {forged}"))).await.0, 401);
     let expired = token(&key, json!({"compute_id": "compute-1", "exp": exp - 3600}));

@@ -5,9 +5,10 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-mod jwt;
+pub(crate) mod jwt;
 mod monitor;
 mod reconfigure;
+mod slow_clients;
 
 fn small_spec() -> Value {
     spec(
