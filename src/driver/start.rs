@@ -299,12 +299,10 @@ impl ConfFiles {
     const NAMES: [&'static str; 2] = ["postgresql.conf", "pg_hba.conf"];
 
     fn read(pgdata: &std::path::Path) -> ConfFiles {
-        ConfFiles(
-            Self::NAMES
-                .iter()
-                .map(|n| (*n, std::fs::read_to_string(pgdata.join(n)).ok()))
-                .collect(),
-        )
+        // Never through a symlink postgres put there: its target would be restored into PGDATA.
+        let dir = crate::safe_fs::Dir::open(pgdata).ok();
+        let read = |n: &str| dir.as_ref()?.read_string(n).ok().flatten();
+        ConfFiles(Self::NAMES.iter().map(|n| (*n, read(n))).collect())
     }
 
     /// Puts the files back as they were.
