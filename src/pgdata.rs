@@ -12,6 +12,11 @@
 //! count and size, so a template that lost files or writes in a crash does not
 //! match and is rebuilt.
 //!
+//! The cache is ours alone (see `cache`): the template is built by the run-as
+//! user, then sealed (ours, closed to everyone else) before it is stamped, and
+//! used only while it is still sealed; what a killed build left is cleared by
+//! the next start.
+//!
 //! A start does not even wait for the copy when a spare one is ready: see
 //! `spare` (copies made in the background, claimed by a rename).
 
@@ -175,13 +180,20 @@ pub fn from_template(
 /// `owner` (through its handle), as everything in it already is.
 fn copy_then_hand_over(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
     let copied = copy_template(template, pgdata, owner)?;
+    hand_over(pgdata, owner)?;
+    Ok(copied)
+}
+
+/// Gives the filled `pgdata`, kept ours while it was filled path by path
+/// (its entries already `owner`'s), to `owner`: through its handle.
+pub fn hand_over(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
     if let Some(u) = owner {
         let dir = crate::safe_fs::Dir::open(pgdata)?;
         std::os::unix::fs::fchown(dir.fd(), Some(u.uid), Some(u.gid))
             .with_context(|| format!("chown {} to {}", pgdata.display(), u.name))?;
         check_reachable(pgdata, u)?;
     }
-    Ok(copied)
+    Ok(())
 }
 
 /// How long an orphaned postmaster gets for its immediate shutdown before

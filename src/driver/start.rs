@@ -169,7 +169,12 @@ async fn prepare_neon(
         ComputeMode::Replica => None,
     };
 
-    wipe(env).await?;
+    // The archive is unpacked path by path: PGDATA stays ours (postgres'
+    // user cannot reach into it) until it is full, then it is handed over.
+    let target = params.pgdata.clone();
+    tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
+        .await
+        .context("wiping PGDATA")??;
     let request = storage::BasebackupRequest {
         pageserver_connstring: Secret::new(remote.pageserver),
         auth_token: token,
@@ -182,6 +187,7 @@ async fn prepare_neon(
         .instrument(tracing::info_span!("basebackup"))
         .await
         .context("getting the basebackup")?;
+    pgdata::hand_over(&params.pgdata, owner)?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
     timings.pageserver_connect_micros = stats.connect_micros;
