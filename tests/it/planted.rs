@@ -427,3 +427,46 @@ fn poll<T>(what: &str, timeout: Duration, mut found: impl FnMut() -> Option<T>) 
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cannot_reach_into_pgdata_while_a_basebackup_fills_it() {
+    use crate::fake_pageserver::Behaviour;
+    use crate::neon_support::{neon_spec, pageserver, start, wrapper_pgbin, Sync};
+    if !needs::root("planting as postgres") {
+        return;
+    }
+    // Slow: the archive is still being unpacked when postgres tries.
+    let ps = pageserver(Behaviour::Slow(Duration::from_millis(20))).await;
+    let tools = test_dir();
+    let pgbin = wrapper_pgbin(tools.path(), Sync::Ok);
+    let mut c = start(neon_spec(&ps, json!("Primary")), &pgbin, &[]);
+    let pgdata = c.pgdata();
+    // The archive's first directories are there: the unpacking has begun.
+    let global = pgdata.join("global");
+    poll(
+        "the basebackup's first entries",
+        Duration::from_secs(60),
+        || global.exists().then_some(()),
+    );
+    let planted = [
+        format!("touch {}/planted", pgdata.display()),
+        format!("ln -s /etc {}/planted-link", pgdata.display()),
+        format!("ln -s /etc {}/base/planted-link", pgdata.display()),
+    ];
+    let succeeded: Vec<_> = planted.iter().filter(|p| as_postgres(p)).collect();
+    assert!(
+        !c.log().contains("basebackup received"),
+        "the basebackup ended before postgres tried: the test proves nothing"
+    );
+    assert!(
+        succeeded.is_empty(),
+        "postgres reached into PGDATA during the basebackup: {succeeded:?}"
+    );
+    c.wait_running();
+    // Handed to postgres once full.
+    let postgres = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    assert_eq!(
+        std::fs::metadata(&pgdata).unwrap().uid(),
+        postgres.uid.as_raw()
+    );
+}
