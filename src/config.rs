@@ -243,25 +243,33 @@ fn hba_quote(name: &str) -> String {
 }
 
 /// Writes both files into `pgdata`, each through a temporary file and a
-/// rename, so postgres never reads a half-written file on reload.
+/// rename, so postgres never reads a half-written file on reload. PGDATA
+/// belongs to postgres: the files are written through a handle on it,
+/// never through a name postgres put there (see `safe_fs`).
 pub fn write(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
     write_atomic(&pgdata.join("postgresql.conf"), &postgresql_conf(spec, p))?;
     write_atomic(&pgdata.join("pg_hba.conf"), &pg_hba_conf(p))?;
     Ok(())
 }
 
-/// Replaces `path` with `text` (a rename, keeping the old file's owner and mode).
+/// Replaces `path` with `text`: a new file under an unpredictable name,
+/// created exclusively in `path`'s directory (opened without following a
+/// symlink), given the directory's owner and mode 0600 on its descriptor,
+/// renamed over `path`. A symlink or a file planted at `path` or beside it
+/// is replaced, never written through.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("conf.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    // Keep the owner and mode of the file we replace (postgres must read it).
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::set_permissions(&tmp, meta.permissions()).ok();
-        std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))
-            .with_context(|| format!("chown {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        bail!("{} names no file in a directory", path.display());
+    };
+    let dir = crate::safe_fs::Dir::open(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })?;
+    // Postgres (the directory's owner) must read it.
+    let owner = dir.owner()?;
+    dir.replace(name, text.as_bytes(), 0o600, Some(owner))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// How long to wait for postgres to take a reload into account.

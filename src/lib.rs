@@ -15,7 +15,7 @@
 //! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals` |
 //! | owner of the machine | `driver` (advances the typed states of `compute_states`) |
 //! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
-//! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `secret`, `logging` |
+//! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `safe_fs` (files root writes where others can write), `secret`, `logging` |
 
 #![warn(missing_docs)]
 
@@ -37,6 +37,7 @@ mod pgdata;
 mod postgres;
 mod process;
 mod replication;
+mod safe_fs;
 mod secret;
 mod signals;
 mod spec;

@@ -71,12 +71,25 @@ impl PgBin {
     /// [`PgBin::known_settings`], remembered in `cache_dir` for this binary
     /// (its version, size and modification time): describing them costs a
     /// process of about 30 ms, on every start's path otherwise. A cache that
-    /// cannot be read or written only costs that process.
+    /// cannot be read or written only costs that process. The file is
+    /// believed only in a directory nobody else can write, and written there
+    /// through a handle on it, under an unpredictable temporary name, then
+    /// renamed (a reader sees all of it or none).
     pub async fn known_settings_cached(&self, cache_dir: &Path) -> Result<HashSet<String>> {
         let (file, header) = self.settings_cache_entry(cache_dir);
-        if let Ok(text) = tokio::fs::read_to_string(&file).await {
-            if let Some(names) = text.strip_prefix(&header) {
-                return Ok(names.lines().map(str::to_string).collect());
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let dir = crate::safe_fs::Dir::open(cache_dir)
+            .ok()
+            .filter(|d| d.ours_alone().unwrap_or(false));
+        if let Some(d) = &dir {
+            if let Ok(Some(text)) = d.read_string(&name) {
+                if let Some(names) = text.strip_prefix(&header) {
+                    return Ok(names.lines().map(str::to_string).collect());
+                }
             }
         }
         let known = self.known_settings().await?;
@@ -85,15 +98,17 @@ impl PgBin {
             text.push_str(name);
             text.push('\n');
         }
-        // Written aside and renamed: a reader sees all of it or none.
-        let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-        let written = async {
-            tokio::fs::write(&tmp, text).await?;
-            tokio::fs::rename(&tmp, &file).await
+        let written = match &dir {
+            Some(d) => d.replace(&name, text.as_bytes(), 0o644, None),
+            None => Err(anyhow::anyhow!(
+                "the directory is missing or not ours alone"
+            )),
         };
-        if let Err(e) = written.await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            tracing::debug!("not caching postgres' settings in {}: {e}", file.display());
+        if let Err(e) = written {
+            tracing::debug!(
+                "not caching postgres' settings in {}: {e:#}",
+                file.display()
+            );
         }
         Ok(known)
     }
@@ -221,6 +236,30 @@ mod tests {
         let known = bin.known_settings().await.unwrap();
         assert!(known.contains("work_mem") && known.contains("shared_buffers"));
         assert!(!known.contains("no_such_setting"));
+    }
+
+    #[tokio::test]
+    async fn the_settings_cache_never_writes_through_a_planted_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = PgBin::resolve(None).await.unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let victim = cache.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let (file, _) = bin.settings_cache_entry(cache.path());
+        // The temporary name the cache once used, and the file itself.
+        let planted = file.with_extension(format!("tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        bin.known_settings_cached(cache.path()).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+        // A cache directory others can write is not believed.
+        let (_, header) = bin.settings_cache_entry(cache.path());
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, format!("{header}only_this\n")).unwrap();
+        std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let described = bin.known_settings_cached(cache.path()).await.unwrap();
+        assert!(described.contains("work_mem"));
     }
 
     #[tokio::test]

@@ -12,6 +12,11 @@
 //! count and size, so a template that lost files or writes in a crash does not
 //! match and is rebuilt.
 //!
+//! The cache is ours alone (see `cache`): the template is built by the run-as
+//! user, then sealed (ours, closed to everyone else) before it is stamped, and
+//! used only while it is still sealed; what a killed build left is cleared by
+//! the next start.
+//!
 //! A start does not even wait for the copy when a spare one is ready: see
 //! `spare` (copies made in the background, claimed by a rename).
 
@@ -24,6 +29,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
+mod cache;
 pub mod copy;
 pub mod spare;
 pub use copy::Copied;
@@ -140,8 +146,8 @@ pub fn from_template(
     spares: bool,
 ) -> Result<(Prepared, Option<spare::NextSpare>)> {
     if !(spares && spare::same_device(template, pgdata)) {
-        wipe(pgdata, owner)?;
-        let copied = copy_template(template, pgdata, owner)?;
+        wipe(pgdata, None)?;
+        let copied = copy_then_hand_over(template, pgdata, owner)?;
         return Ok((Prepared::Copied(copied), None));
     }
     clear_aside(pgdata)?;
@@ -160,12 +166,34 @@ pub fn from_template(
         );
         Prepared::Claimed
     } else {
-        create_empty(pgdata, owner)?;
-        Prepared::Copied(copy_template(template, pgdata, owner)?)
+        create_empty(pgdata, None)?;
+        Prepared::Copied(copy_then_hand_over(template, pgdata, owner)?)
     };
     let next = (claim != spare::Claim::CrossDevice)
         .then(|| spare::NextSpare::new(template.to_path_buf(), owner.cloned()));
     Ok((prepared, next))
+}
+
+/// Copies the template into the empty `pgdata`, which stays ours (0700)
+/// while it is filled: postgres' user cannot reach into it meanwhile, to
+/// swap a directory being filled for a symlink. Then `pgdata` is handed to
+/// `owner` (through its handle), as everything in it already is.
+fn copy_then_hand_over(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
+    let copied = copy_template(template, pgdata, owner)?;
+    hand_over(pgdata, owner)?;
+    Ok(copied)
+}
+
+/// Gives the filled `pgdata`, kept ours while it was filled path by path
+/// (its entries already `owner`'s), to `owner`: through its handle.
+pub fn hand_over(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
+    if let Some(u) = owner {
+        let dir = crate::safe_fs::Dir::open(pgdata)?;
+        std::os::unix::fs::fchown(dir.fd(), Some(u.uid), Some(u.gid))
+            .with_context(|| format!("chown {} to {}", pgdata.display(), u.name))?;
+        check_reachable(pgdata, u)?;
+    }
+    Ok(())
 }
 
 /// How long an orphaned postmaster gets for its immediate shutdown before
@@ -362,7 +390,7 @@ where
     if ready {
         return Ok(dir);
     }
-    let tmp = cache_dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+    let tmp = cache_dir.join(format!(".tmp-{}-{}", cache::maker(), unique()));
     let started = std::time::Instant::now();
     let mut result = run_initdb(pgbin, superuser, &tmp, owner).await;
     if result.is_ok() {
@@ -390,41 +418,47 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
 }
 
 /// True when `dir` is a finished template for `stamp`; otherwise clears a
-/// stale one out of the way and makes sure the cache directory exists.
+/// stale one out of the way. Either way, first makes sure the cache
+/// directory exists and is ours alone, and removes what builds interrupted
+/// left (see `cache`).
 fn reuse_or_clear(
     dir: &Path,
     stamp: &str,
     cache_dir: &Path,
     owner: Option<&RunAs>,
 ) -> Result<bool> {
-    if template_ok(dir, stamp) {
+    let cache = cache::secure_dir(cache_dir, owner)?;
+    cache::remove_leftovers(&cache);
+    if cache::template_ok(dir, stamp) {
         return Ok(true);
     }
     if dir.exists() {
         // Another compute may have just finished it (it renames a stamped
         // template into place): look again before calling it stale.
-        if template_ok(dir, stamp) {
+        if cache::template_ok(dir, stamp) {
             return Ok(true);
         }
-        tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding");
+        match cache::template_check(dir, stamp) {
+            Err(why) => {
+                tracing::warn!(template = %dir.display(), "template was changed: {why}; rebuilding")
+            }
+            Ok(()) => {
+                tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding")
+            }
+        }
         // Move it aside first: the removal never races with a rename into place.
-        let stale = cache_dir.join(format!(".stale-{}-{}", std::process::id(), unique()));
+        let stale = cache_dir.join(format!(".stale-{}-{}", cache::maker(), unique()));
         if std::fs::rename(dir, &stale).is_ok() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("removing stale template {}", stale.display()))?;
         }
         // Its spares are copies of what was there: they go too.
         let spares = spare::spares_dir(dir);
-        let stale = cache_dir.join(format!(".stale-{}-{}", std::process::id(), unique()));
+        let stale = cache_dir.join(format!(".stale-{}-{}", cache::maker(), unique()));
         if std::fs::rename(&spares, &stale).is_ok() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("removing stale spares {}", stale.display()))?;
         }
-    }
-    std::fs::create_dir_all(cache_dir)
-        .with_context(|| format!("creating template cache {}", cache_dir.display()))?;
-    if let Some(u) = owner {
-        u.chown(cache_dir)?;
     }
     Ok(false)
 }
@@ -434,11 +468,19 @@ fn reuse_or_clear(
 /// the template visible, and the rename itself by syncing the cache
 /// directory. A template another compute made meanwhile wins.
 fn publish_template(tmp: &Path, dir: &Path, stamp: &str, cache_dir: &Path) -> Result<()> {
-    // initdb's WAL segment is mostly zeros: holes, so that copies skip them.
-    let stamped = copy::punch_zero_blocks(&tmp.join("pg_wal"))
-        .and_then(|_| manifest(tmp))
+    // Ours alone from here on; then initdb's WAL segment, mostly zeros,
+    // gets holes, so that copies skip them.
+    let stamped = cache::seal(tmp)
+        .context("sealing the template")
+        .and_then(|()| copy::punch_zero_blocks(&tmp.join("pg_wal")))
+        .and_then(|_| cache::manifest(tmp))
         .and_then(|m| {
-            std::fs::write(tmp.join(STAMP), format!("{stamp}{m}"))?;
+            crate::safe_fs::Dir::open(tmp)?.replace(
+                STAMP,
+                format!("{stamp}{m}").as_bytes(),
+                0o600,
+                None,
+            )?;
             sync_filesystem(tmp)
         })
         .context("stamping the template");
@@ -449,7 +491,7 @@ fn publish_template(tmp: &Path, dir: &Path, stamp: &str, cache_dir: &Path) -> Re
     match std::fs::rename(tmp, dir) {
         Ok(()) => sync_dir(cache_dir).context("syncing the template cache"),
         // Another compute made the same template meanwhile: use theirs.
-        Err(_) if template_ok(dir, stamp) => {
+        Err(_) if cache::template_ok(dir, stamp) => {
             let _ = std::fs::remove_dir_all(tmp);
             Ok(())
         }
@@ -458,40 +500,6 @@ fn publish_template(tmp: &Path, dir: &Path, stamp: &str, cache_dir: &Path) -> Re
             Err(e).with_context(|| format!("moving the template into {}", dir.display()))
         }
     }
-}
-
-/// Whether `dir` is a finished template for `key_stamp`: its stamp names the
-/// key, and the manifest in the stamp matches the tree as it is now.
-fn template_ok(dir: &Path, key_stamp: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join(STAMP)) else {
-        return false;
-    };
-    match text.strip_prefix(key_stamp) {
-        Some(recorded) => manifest(dir).is_ok_and(|now| now == recorded),
-        None => false,
-    }
-}
-
-/// The tree's regular files: how many, and their total size (the stamp
-/// excluded), as the line the stamp records.
-fn manifest(dir: &Path) -> Result<String> {
-    fn walk(dir: &Path, files: &mut u64, bytes: &mut u64) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                walk(&entry.path(), files, bytes)?;
-            } else if ty.is_file() && entry.file_name() != STAMP {
-                *files += 1;
-                *bytes += entry.metadata()?.len();
-            }
-        }
-        Ok(())
-    }
-    let (mut files, mut bytes) = (0, 0);
-    walk(dir, &mut files, &mut bytes)
-        .with_context(|| format!("reading template {}", dir.display()))?;
-    Ok(format!("files={files}\nbytes={bytes}\n"))
 }
 
 /// Makes everything written under `dir` durable: one `syncfs` of its file

@@ -175,7 +175,12 @@ async fn prepare_neon(
         ComputeMode::Replica => None,
     };
 
-    wipe(env).await?;
+    // The archive is unpacked path by path: PGDATA stays ours (postgres'
+    // user cannot reach into it) until it is full, then it is handed over.
+    let target = params.pgdata.clone();
+    tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
+        .await
+        .context("wiping PGDATA")??;
     let request = storage::BasebackupRequest {
         pageserver_connstring: Secret::new(remote.pageserver),
         auth_token: token,
@@ -188,6 +193,7 @@ async fn prepare_neon(
         .instrument(tracing::info_span!("basebackup"))
         .await
         .context("getting the basebackup")?;
+    pgdata::hand_over(&params.pgdata, owner)?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
     timings.pageserver_connect_micros = stats.connect_micros;
@@ -340,12 +346,10 @@ impl ConfFiles {
     const NAMES: [&'static str; 2] = ["postgresql.conf", "pg_hba.conf"];
 
     fn read(pgdata: &std::path::Path) -> ConfFiles {
-        ConfFiles(
-            Self::NAMES
-                .iter()
-                .map(|n| (*n, std::fs::read_to_string(pgdata.join(n)).ok()))
-                .collect(),
-        )
+        // Never through a symlink postgres put there: its target would be restored into PGDATA.
+        let dir = crate::safe_fs::Dir::open(pgdata).ok();
+        let read = |n: &str| dir.as_ref()?.read_string(n).ok().flatten();
+        ConfFiles(Self::NAMES.iter().map(|n| (*n, read(n))).collect())
     }
 
     /// Puts the files back as they were, but for the storage settings of

@@ -19,7 +19,7 @@ use crate::pgdata::{self, Finish};
 use crate::postgres::Postgres;
 use anyhow::{Context, Result};
 use compute_states::TerminationMode;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The finished template for these parameters, made (and finished) when
 /// the cache has none.
@@ -74,8 +74,16 @@ async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
     );
     // What that run leaves that a never-started cluster has not: its
     // command line and its statistics.
-    let _ = std::fs::remove_file(dir.join("postmaster.opts"));
-    remove_files_in(&dir.join("pg_stat"));
+    // The tree is still postgres': names in it are not followed.
+    let tree = crate::safe_fs::Dir::open(&dir)?;
+    let _ = nix::unistd::unlinkat(
+        tree.fd(),
+        "postmaster.opts",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    if let Some(stats) = tree.open_dir("pg_stat")? {
+        stats.remove_files()?;
+    }
     tracing::info!("template finished: privileged role, migrations, template1");
     Ok(())
 }
@@ -94,12 +102,4 @@ fn private_socket_dir(params: &Params) -> Result<tempfile::TempDir> {
         u.chown(dir.path())?;
     }
     Ok(dir)
-}
-
-fn remove_files_in(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }

@@ -6,7 +6,8 @@
 //! has its PGDATA, the next spare is made in the background, while postgres
 //! starts and the catalog runs. A spare lives beside its template, in
 //! `.<template>.spares/`, a directory owned by us (root, or the invoking
-//! user) and writable by nobody else, so the run-as user cannot plant one:
+//! user) and closed to everyone else (0700), so the run-as user can neither
+//! plant one nor reach into one (a spare's files are its own):
 //!
 //! - `.tmp-<boot>-<pid>-<n>`: being made (a `copy_tree` of the template,
 //!   owned by the run-as user, mode 0700 like PGDATA);
@@ -73,7 +74,7 @@ pub fn same_device(template: &Path, pgdata: &Path) -> bool {
 }
 
 /// Opens the spares directory, checking it is ours: a real directory (not a
-/// symlink), owned by us, writable by nobody else. None when missing.
+/// symlink), owned by us, closed to everyone else. None when missing.
 fn open_ours(dir: &Path) -> Result<Option<OwnedFd>> {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::{fstat, Mode};
@@ -87,7 +88,7 @@ fn open_ours(dir: &Path) -> Result<Option<OwnedFd>> {
         Err(e) => return Err(e).with_context(|| format!("opening {}", dir.display())),
     };
     let st = fstat(fd.as_fd()).with_context(|| format!("stat of {}", dir.display()))?;
-    if st.st_uid != nix::unistd::Uid::effective().as_raw() || st.st_mode & 0o022 != 0 {
+    if st.st_uid != nix::unistd::Uid::effective().as_raw() || st.st_mode & 0o077 != 0 {
         bail!(
             "{} is not ours alone (uid {}, mode {:o}): not using spares from it",
             dir.display(),

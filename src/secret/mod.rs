@@ -51,53 +51,56 @@ impl fmt::Display for Secret {
 }
 
 /// A libpq password file (`PGPASSFILE`) holding one password for every
-/// host, mode 0600 and owned by whoever runs the client; removed on drop.
-/// Client tools get their password this way, never in argv.
+/// host, mode 0600 and owned by whoever runs the client, alone in a private
+/// directory of ours with an unpredictable name (nobody else can plant or
+/// replace a file there); removed on drop. Client tools get their password
+/// this way, never in argv.
 pub struct PassFile {
+    /// Removed (with the file) on drop.
+    _dir: tempfile::TempDir,
     path: std::path::PathBuf,
+    /// The file's one line.
+    line: Secret,
 }
 
 impl PassFile {
-    /// Writes `password` to a new password file in the temporary directory,
-    /// readable only by `owner` (or us).
+    /// The file's name in its directory.
+    const NAME: &'static str = "pgpass";
+
+    /// Writes `password` to a new password file in a new private directory
+    /// under the temporary directory, readable only by `owner` (or us).
     pub fn create(
         password: &Secret,
         owner: Option<&crate::process::RunAs>,
     ) -> anyhow::Result<PassFile> {
         use anyhow::Context;
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "compute_ctl-{}-{}.pgpass",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = crate::safe_fs::private_temp_dir("compute_ctl-pass-", owner)?;
         // hostname:port:database:username:password, with `:` and `\` escaped.
         let escaped = password.expose().replace('\\', "\\\\").replace(':', "\\:");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("creating the password file {}", path.display()))?;
-        let passfile = PassFile { path };
-        writeln!(file, "*:*:*:*:{escaped}").context("writing the password file")?;
-        if let Some(owner) = owner {
-            owner.chown(&passfile.path)?;
-        }
-        Ok(passfile)
+        let line = Secret::new(format!("*:*:*:*:{escaped}\n"));
+        crate::safe_fs::Dir::open(dir.path())?
+            .replace(
+                Self::NAME,
+                line.expose().as_bytes(),
+                0o600,
+                owner.map(|u| (u.uid, u.gid)),
+            )
+            .context("writing the password file")?;
+        let path = dir.path().join(Self::NAME);
+        Ok(PassFile {
+            _dir: dir,
+            path,
+            line,
+        })
     }
 
     /// Where it is: the value for `PGPASSFILE`.
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
-}
 
-impl Drop for PassFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    /// What it holds, for a copy of it.
+    pub fn contents(&self) -> &Secret {
+        &self.line
     }
 }

@@ -25,7 +25,7 @@ pub use crate::secret::mask_connstring;
 use crate::process::RunAs;
 use anyhow::{bail, Context, Result};
 use std::future::Future;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -107,18 +107,10 @@ impl Backoff {
 /// Replica or static compute: creates an empty `standby.signal` in `pgdata`
 /// (mode 0600, owned by `owner`), so postgres starts in standby mode.
 pub fn create_standby_signal(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
-    let path = pgdata.join("standby.signal");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    if let Some(u) = owner {
-        u.chown(&path)?;
-    }
-    Ok(())
+    // PGDATA is postgres': replaced through a handle, never written through a name there.
+    crate::safe_fs::Dir::open(pgdata)?
+        .replace("standby.signal", b"", 0o600, owner.map(|u| (u.uid, u.gid)))
+        .with_context(|| format!("creating {}", pgdata.join("standby.signal").display()))
 }
 
 /// Makes sure `dir` exists (mode 0700, owned by `owner`) and is empty: the

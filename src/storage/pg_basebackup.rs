@@ -103,25 +103,35 @@ pub async fn pg_basebackup(
 /// The standby's walreceiver needs the password too: `-R` wrote
 /// `passfile='<temporary file>'` into `primary_conninfo`, and that file goes
 /// away. A copy (0600, the owner's) inside PGDATA takes its place there.
+/// PGDATA is postgres': both files are read and written through a handle
+/// on it, never through a symlink, and replaced rather than written into.
 fn keep_passfile(pgdata: &Path, passfile: &PassFile, owner: Option<&RunAs>) -> Result<()> {
     use anyhow::Context;
-    let auto = pgdata.join("postgresql.auto.conf");
+    const AUTO: &str = "postgresql.auto.conf";
+    const KEPT: &str = "primary.pgpass";
     let temporary = passfile.path().display().to_string();
     // Absolute: postgres runs in PGDATA, whatever our working directory.
-    let kept = std::path::absolute(pgdata)?.join("primary.pgpass");
-    let kept_text = kept.display().to_string();
-    let Ok(text) = std::fs::read_to_string(&auto) else {
+    let kept_text = std::path::absolute(pgdata)?
+        .join(KEPT)
+        .display()
+        .to_string();
+    let dir = crate::safe_fs::Dir::open(pgdata)?;
+    let Some(text) = dir.read_string(AUTO)? else {
         return Ok(());
     };
     if !text.contains(&temporary) || kept_text.contains('\'') {
         return Ok(());
     }
-    std::fs::copy(passfile.path(), &kept).context("keeping the standby's password file")?;
-    if let Some(u) = owner {
-        u.chown(&kept)?;
-    }
-    std::fs::write(&auto, text.replace(&temporary, &kept_text))
-        .context("writing postgresql.auto.conf")
+    let ids = owner.map(|u| (u.uid, u.gid));
+    dir.replace(KEPT, passfile.contents().expose().as_bytes(), 0o600, ids)
+        .context("keeping the standby's password file")?;
+    dir.replace(
+        AUTO,
+        text.replace(&temporary, &kept_text).as_bytes(),
+        0o600,
+        ids,
+    )
+    .context("writing postgresql.auto.conf")
 }
 
 /// The total size of the files under `dir` (symlinks not followed).

@@ -30,6 +30,7 @@ mod lifecycle;
 mod load;
 mod neon;
 mod operate;
+mod planted;
 mod promote;
 mod readme_routes;
 mod reference_shapes;
