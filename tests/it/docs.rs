@@ -10,6 +10,7 @@ mod flags;
 mod grafana;
 mod links;
 mod metrics;
+mod neon;
 #[path = "readme_routes.rs"]
 mod readme_routes;
 mod systemd;
