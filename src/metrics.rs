@@ -188,3 +188,108 @@ fn replication(registry: &Registry, r: &Replication) -> prometheus::Result<()> {
     }
     Ok(())
 }
+
+/// Every metric family `/metrics` can carry, for the generated reference
+/// (`docs/metrics.md`): the families rendered from snapshots that fill every
+/// optional part (transitions, a replica's replication, a primary's with a
+/// standby) and the catalog's figures. A family without a sample is not
+/// rendered, so the catalog's counters are given one sample each, in this
+/// process: call it only from a process that serves no metrics (a test).
+pub fn documented() -> Vec<MetricDoc> {
+    use crate::replication::{Standby, StandbyStatus};
+    use compute_states::{Lsn, Status};
+    crate::catalog::stats::migration_failed(0);
+    crate::catalog::stats::set_installed_extensions(
+        [(
+            crate::catalog::stats::ExtensionKey {
+                name: "plpgsql".into(),
+                version: "1.0".into(),
+                owned_by_superuser: true,
+            },
+            1,
+        )]
+        .into(),
+    );
+    let snapshot = |replication| Snapshot {
+        start_time: chrono::Utc::now(),
+        tenant: None,
+        timeline: None,
+        compute_status: crate::driver::ComputeStatus::Running,
+        status: Status::Running,
+        last_active: None,
+        error: None,
+        pending_restart: Vec::new(),
+        timings: Default::default(),
+        lsn: None,
+        transitions: vec![((Status::Init, Status::Running), 1)],
+        pg_downtime: std::time::Duration::ZERO,
+        pg_current_downtime: std::time::Duration::ZERO,
+        replication: Some(replication),
+        spec: None,
+    };
+    let standby = Replication::Standby(StandbyStatus {
+        receive_lsn: Some(Lsn(1)),
+        replay_lsn: Some(Lsn(1)),
+        primary_lsn: Some(Lsn(1)),
+        lag_bytes: Some(0),
+        lag_seconds: Some(0.0),
+        streaming: true,
+    });
+    let primary = Replication::Primary {
+        standbys: vec![Standby {
+            application_name: "replica".into(),
+            client_addr: None,
+            state: None,
+            sync_state: None,
+            sent_lsn: None,
+            flush_lsn: None,
+            replay_lsn: None,
+            lag_bytes: Some(0),
+            replay_lag_seconds: Some(0.0),
+        }],
+    };
+    let mut families = std::collections::BTreeMap::new();
+    for replication in [standby, primary] {
+        let registry = Registry::new();
+        if let Err(e) = fill(&registry, &snapshot(replication), BUILD_TAG) {
+            tracing::error!("rendering metrics: {e}");
+        }
+        for family in registry.gather() {
+            let kind = match family.get_field_type() {
+                prometheus::proto::MetricType::COUNTER => "counter",
+                prometheus::proto::MetricType::GAUGE => "gauge",
+                prometheus::proto::MetricType::SUMMARY => "summary",
+                prometheus::proto::MetricType::HISTOGRAM => "histogram",
+                prometheus::proto::MetricType::UNTYPED => "untyped",
+            };
+            let labels = family
+                .get_metric()
+                .first()
+                .map(|m| m.get_label().iter().map(|l| l.name().to_string()).collect())
+                .unwrap_or_default();
+            families.insert(
+                family.name().to_string(),
+                MetricDoc {
+                    name: family.name().to_string(),
+                    kind,
+                    labels,
+                    help: family.help().to_string(),
+                },
+            );
+        }
+    }
+    families.into_values().collect()
+}
+
+/// One metric family as the reference documents it.
+#[derive(Debug, Clone)]
+pub struct MetricDoc {
+    /// Its name, e.g. `compute_ctl_up`.
+    pub name: String,
+    /// `counter`, `gauge`, ...
+    pub kind: &'static str,
+    /// Its label names, in order.
+    pub labels: Vec<String>,
+    /// Its help text.
+    pub help: String,
+}

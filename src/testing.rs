@@ -71,3 +71,13 @@ pub mod storage {
         BasebackupRequest,
     };
 }
+
+/// The command line's definition, for the generated flag reference.
+pub mod cli {
+    pub use crate::cli::command;
+}
+
+/// The metrics, for the generated metric reference.
+pub mod metrics {
+    pub use crate::metrics::{documented, MetricDoc};
+}

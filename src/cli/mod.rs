@@ -266,6 +266,12 @@ pub struct Cli {
     pub reference: ReferenceFlags,
 }
 
+/// The command line's definition (flags, environment variables, defaults,
+/// help, subcommands), for the generated flag reference.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Environment variables whose value may instead be read from the file named
 /// by the same name with `_FILE` appended (secrets mounted as files).
 const FILE_VARS_PREFIX: &str = "COMPUTE_CTL_";
