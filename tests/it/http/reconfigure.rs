@@ -72,8 +72,21 @@ async fn a_failed_reconfigure_keeps_serving_and_a_good_one_recovers() {
         .batch_execute("CREATE TABLE keep (v int); INSERT INTO keep VALUES (42)")
         .await
         .unwrap();
-    // A database owned by a role that does not exist: the catalog apply fails.
-    let bad = spec(json!([]), json!([{"name": "db2", "owner": "ghost"}]));
+    // A database owned by a role that does not exist: the planner refuses
+    // it before anything is written, and the compute keeps running.
+    let refused = spec(json!([]), json!([{"name": "db2", "owner": "ghost"}]));
+    let (code, body) = c.configure(&refused).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("ghost"), "{body}");
+    assert_eq!(c.get("/status").await.1["status"], "running");
+    // A locale postgres does not have: the catalog apply itself fails.
+    let bad = spec(
+        json!([]),
+        json!([{"name": "db2", "owner": "cloud_admin", "options": [
+            {"name": "lc_collate", "value": "ghost_GHOST.UTF-8", "vartype": "string"},
+            {"name": "template", "value": "template0", "vartype": "string"}
+        ]}]),
+    );
     let (code, body) = c.configure(&bad).await;
     assert_eq!(code, 500, "{body}");
     assert!(
@@ -86,7 +99,7 @@ async fn a_failed_reconfigure_keeps_serving_and_a_good_one_recovers() {
     let status = c.get("/status").await.1;
     assert_eq!(status["status"], "failed");
     assert!(
-        status["error"].as_str().unwrap().contains("ghost"),
+        status["error"].as_str().unwrap().contains("ghost_GHOST"),
         "{status}"
     );
     // Postgres still serves its data.
