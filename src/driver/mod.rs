@@ -167,6 +167,12 @@ pub struct Driver {
     http_termination: Option<TerminationMode>,
     /// The figures of the last promotion (what a repeated `/promote` answers).
     last_promotion: Option<PromoteTimings>,
+    /// A static compute's LSN lease, renewed while the driver lives (see
+    /// `storage::lease`), and what it is held on.
+    lsn_lease: Option<(
+        storage::lease::LeaseTarget,
+        tokio_util::task::AbortOnDropHandle<()>,
+    )>,
 }
 
 impl Driver {
@@ -201,6 +207,7 @@ impl Driver {
             replies: Replies::default(),
             http_termination: None,
             last_promotion: None,
+            lsn_lease: None,
         };
         (
             driver,
@@ -258,7 +265,16 @@ impl Driver {
         }
     }
 
-    fn spec_arrived(&self, spec: &ValidSpec) {
+    fn spec_arrived(&mut self, spec: &ValidSpec) {
+        // As the reference: the lease is held from the moment the spec is
+        // known, beside the start, and follows the spec's pageservers.
+        let target = storage::lease::LeaseTarget::of(spec);
+        if self.lsn_lease.as_ref().map(|(t, _)| t) != target.as_ref() {
+            self.lsn_lease = target.map(|t| {
+                let task = tokio::spawn(storage::lease::keep(t.clone()));
+                (t, tokio_util::task::AbortOnDropHandle::new(task))
+            });
+        }
         let mut snap = self.snapshot.write();
         if snap.spec.is_none() {
             snap.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;

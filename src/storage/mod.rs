@@ -13,6 +13,7 @@
 //! strings are logged through [`mask_connstring`] (in [`crate::secret`]).
 
 mod basebackup;
+pub mod lease;
 mod pg_basebackup;
 mod safekeepers;
 

@@ -42,6 +42,18 @@ pub enum Behaviour {
     Hang,
 }
 
+/// How the server answers `lease lsn <tenant shard> <timeline> <lsn> `, as
+/// a pageserver does for a static compute.
+#[derive(Debug, Clone)]
+pub enum Lease {
+    /// A row whose `valid_until` is now plus this (milliseconds since the epoch).
+    Grant(Duration),
+    /// A row whose `valid_until` is NULL: the LSN is behind the GC cutoff.
+    Refuse,
+    /// An ErrorResponse for the first N requests, then grants this.
+    FailFirst(u32, Duration),
+}
+
 /// What the server streams.
 #[derive(Debug, Clone)]
 pub enum Archive {
@@ -61,6 +73,8 @@ pub struct Options {
     pub require_password: bool,
     /// Bytes of archive per CopyData message.
     pub chunk_size: usize,
+    /// How `lease lsn` is answered.
+    pub lease: Lease,
 }
 
 impl Options {
@@ -70,6 +84,7 @@ impl Options {
             archive,
             require_password: true,
             chunk_size: 64 * 1024,
+            lease: Lease::Grant(Duration::from_secs(600)),
         }
     }
 }
@@ -195,7 +210,7 @@ impl Conn {
                 b'Q' => {
                     let query = cstr(&body);
                     rec.lock().unwrap().commands.push(query.clone());
-                    if !self.execute(&query, opts).await? {
+                    if !self.execute(&query, opts, rec).await? {
                         return Ok(());
                     }
                     self.ready().await?;
@@ -213,7 +228,7 @@ impl Conn {
                 b'B' => self.send(b'2', &[]).await?, // BindComplete
                 b'E' => {
                     rec.lock().unwrap().commands.push(parsed.clone());
-                    if !self.execute(&parsed, opts).await? {
+                    if !self.execute(&parsed, opts, rec).await? {
                         return Ok(());
                     }
                 }
@@ -230,7 +245,19 @@ impl Conn {
     }
 
     /// Runs a query. Returns false when the connection is to be dropped.
-    async fn execute(&mut self, query: &str, opts: &Options) -> Io<bool> {
+    async fn execute(&mut self, query: &str, opts: &Options, rec: &Mutex<Recorded>) -> Io<bool> {
+        if query.starts_with("lease lsn ") {
+            let earlier = rec
+                .lock()
+                .unwrap()
+                .commands
+                .iter()
+                .filter(|c| c.starts_with("lease lsn "))
+                .count()
+                - 1;
+            self.lease(opts, earlier).await?;
+            return Ok(true);
+        }
         if !query.starts_with("basebackup ") {
             self.send(b'C', b"SELECT 0\x00").await?;
             return Ok(true);
@@ -272,6 +299,46 @@ impl Conn {
         self.send(b'C', b"COPY 0\x00").await?;
         self.w.flush().await?;
         Ok(true)
+    }
+
+    /// The answer to `lease lsn`: one text column, `valid_until`.
+    /// `earlier`: how many lease requests this server answered before.
+    async fn lease(&mut self, opts: &Options, earlier: usize) -> Io<()> {
+        let valid_for = match &opts.lease {
+            Lease::Grant(d) => Some(*d),
+            Lease::Refuse => None,
+            Lease::FailFirst(n, d) => {
+                if earlier < *n as usize {
+                    return self.error("fake pageserver: lease failed (as asked)").await;
+                }
+                Some(*d)
+            }
+        };
+        let mut desc = BytesMut::new();
+        desc.put_i16(1);
+        desc.put_slice(b"valid_until\0");
+        desc.put_i32(0); // table
+        desc.put_i16(0); // column
+        desc.put_i32(25); // text
+        desc.put_i16(-1);
+        desc.put_i32(-1);
+        desc.put_i16(0); // text format
+        self.send(b'T', &desc).await?;
+        let mut row = BytesMut::new();
+        row.put_i16(1);
+        match valid_for {
+            Some(d) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                let millis = (now + d).as_millis().to_string();
+                row.put_i32(millis.len() as i32);
+                row.put_slice(millis.as_bytes());
+            }
+            None => row.put_i32(-1),
+        }
+        self.send(b'D', &row).await?;
+        self.send(b'C', b"SELECT 1\0").await
     }
 
     async fn startup(&mut self) -> Io<Vec<(String, String)>> {
