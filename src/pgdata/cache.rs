@@ -146,29 +146,41 @@ pub(super) fn unsealed(dir: &Path) -> Option<String> {
 /// Checks one entry of a sealed template, met by the walk that compares
 /// the tree with its stamp: ours, not writable by others, and a directory,
 /// a regular file or a symlink.
-pub(super) fn check_sealed(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+pub(super) fn check_sealed(path: &Path, meta: &std::fs::Metadata) -> Result<(), Unsealed> {
     let ty = meta.file_type();
+    let p = path.display();
     if !(ty.is_dir() || ty.is_file() || ty.is_symlink()) {
-        bail!(
-            "{} is neither a file, a directory nor a symlink",
-            path.display()
-        );
+        return Err(Unsealed(format!(
+            "{p} is neither a file, a directory nor a symlink"
+        )));
     }
     if meta.uid() != ours().0 {
-        bail!(
-            "{} belongs to uid {}, not to us",
-            path.display(),
+        return Err(Unsealed(format!(
+            "{p} belongs to uid {}, not to us",
             meta.uid()
-        );
+        )));
     }
     if !ty.is_symlink() && meta.mode() & 0o022 != 0 {
-        bail!(
-            "{} is writable by others (mode {:o})",
-            path.display(),
+        return Err(Unsealed(format!(
+            "{p} is writable by others (mode {:o})",
             meta.mode() & 0o7777
-        );
+        )));
     }
     Ok(())
+}
+
+/// An entry of a template that is not as its seal left it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Unsealed(String);
+
+/// Why a template cannot be used.
+#[derive(Debug)]
+pub(super) enum Mismatch {
+    /// Someone else could have changed it: it is not sealed.
+    Changed(String),
+    /// It is not the template asked for, or not all of it (a crash).
+    Stale(String),
 }
 
 /// This process as the maker of a work directory: `<pid>-<start time>`
@@ -240,24 +252,32 @@ pub(super) fn template_ok(dir: &Path, key_stamp: &str) -> bool {
 /// Whether `dir` is a finished template for `key_stamp`: sealed (ours
 /// alone), its stamp names the key, and the manifest in the
 /// stamp matches the tree as it is now. The error says what differs.
-pub(super) fn template_check(dir: &Path, key_stamp: &str) -> std::result::Result<(), String> {
+pub(super) fn template_check(dir: &Path, key_stamp: &str) -> Result<(), Mismatch> {
+    use Mismatch::{Changed, Stale};
     if let Some(why) = unsealed(dir) {
-        return Err(why);
+        return Err(Changed(why));
     }
     let text = crate::safe_fs::Dir::open(dir)
         .and_then(|d| d.read_string(STAMP))
-        .map_err(|e| format!("{e:#}"))?
-        .ok_or("it has no stamp")?;
+        .map_err(|e| Stale(format!("{e:#}")))?
+        .ok_or_else(|| Stale("it has no stamp".into()))?;
     let recorded = text
         .strip_prefix(key_stamp)
-        .ok_or("its stamp names another key")?;
-    let now = manifest(dir).map_err(|e| format!("{e:#}"))?;
+        .ok_or_else(|| Stale("its stamp names another key".into()))?;
+    let now = manifest(dir).map_err(|e| {
+        let why = format!("{e:#}");
+        if e.chain().any(|c| c.is::<Unsealed>()) {
+            Changed(why)
+        } else {
+            Stale(why)
+        }
+    })?;
     if now != recorded {
-        return Err(format!(
+        return Err(Stale(format!(
             "its files differ from its stamp ({} now, {} when made)",
             now.trim().replace('\n', " "),
             recorded.trim().replace('\n', " ")
-        ));
+        )));
     }
     Ok(())
 }
