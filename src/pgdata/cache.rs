@@ -11,10 +11,12 @@
 //!   its directories 0700, nothing writable by others, walked through
 //!   directory handles that never follow a symlink. Anything but
 //!   directories, regular files and symlinks in it fails the build.
-//! - A template is used only if it is sealed still: its top directory ours
-//!   and closed to everyone else, and every entry ours and not writable by
-//!   others, checked by the walk that already compares the tree with its
-//!   stamp (so the check costs no extra pass). One that is not is rebuilt.
+//! - A template is used only if it is sealed still: its top directory and
+//!   every entry ours (or root's, for a compute_ctl that is not root) and
+//!   writable by nobody else, checked by the walk that already compares the
+//!   tree with its stamp (so the check costs no extra pass). One that is not
+//!   is rebuilt. Read access is no change: an image lets its group read its
+//!   template (for an arbitrary uid in group 0).
 //! - Work directories (`.tmp-…` for a build, `.stale-…` for a removal) carry
 //!   their maker's pid and start time. One whose maker is gone (a
 //!   compute_ctl killed during a build) is removed at the next start, after
@@ -32,10 +34,16 @@ use std::path::Path;
 /// Creates the cache directory if missing and makes it ours alone: owned by
 /// us, writable by nobody else, searchable by the run-as user (initdb runs
 /// as it inside). Returns its handle.
+///
+/// Only as root: a compute_ctl that is not root writes as itself, in the
+/// cache its deployment gave it (an image's, shared with its group).
 pub(super) fn secure_dir(cache_dir: &Path, owner: Option<&RunAs>) -> Result<Dir> {
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating template cache {}", cache_dir.display()))?;
     let dir = Dir::open(cache_dir)?;
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(dir);
+    }
     let st = dir.stat()?;
     let (uid, gid) = ours();
     if st.st_uid != uid {
@@ -124,15 +132,24 @@ fn seal_dir(d: &Dir) -> Result<()> {
     Ok(())
 }
 
+/// Whether a sealed template's entry may belong to `uid`: to us, or to root
+/// (whom a compute_ctl that is not root trusts: an image's template is
+/// root's, readable by the group of an arbitrary uid).
+fn trusted_owner(uid: u32) -> bool {
+    uid == ours().0 || uid == 0
+}
+
 /// Why the template at `dir` is not sealed, if it is not: its top directory
-/// must be a directory (not a symlink), ours, closed to everyone else.
+/// must be a directory (not a symlink), ours (see [`trusted_owner`]), and
+/// writable by nobody else. (Others may be let read it: an image gives its
+/// template to group 0.)
 pub(super) fn unsealed(dir: &Path) -> Option<String> {
     let d = match Dir::open(dir) {
         Ok(d) => d,
         Err(e) => return Some(format!("{e:#}")),
     };
     match d.stat() {
-        Ok(st) if st.st_uid == ours().0 && st.st_mode & 0o077 == 0 => None,
+        Ok(st) if trusted_owner(st.st_uid) && st.st_mode & 0o022 == 0 => None,
         Ok(st) => Some(format!(
             "{} is owned by uid {} with mode {:o}, not ours alone",
             dir.display(),
@@ -154,7 +171,7 @@ pub(super) fn check_sealed(path: &Path, meta: &std::fs::Metadata) -> Result<(), 
             "{p} is neither a file, a directory nor a symlink"
         )));
     }
-    if meta.uid() != ours().0 {
+    if !trusted_owner(meta.uid()) {
         return Err(Unsealed(format!(
             "{p} belongs to uid {}, not to us",
             meta.uid()
