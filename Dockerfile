@@ -66,11 +66,15 @@ ENV PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:$PATH \
     COMPUTE_CTL_LOG_FORMAT=json
 
 # The initdb template for the default superuser, made now: a container's first
-# start copies it (tens of ms) instead of running initdb (about a second). Group 0
-# may read it, for an arbitrary uid.
+# start copies it (tens of ms) instead of running initdb (about a second). It is
+# root's and nobody else may change it; anyone may read it (--user postgres, or an
+# arbitrary uid in group 0). The cache directory goes back to postgres and group 0,
+# where a compute that is not root makes its spare copies; one run as root takes it
+# back at its start.
 RUN compute_ctl template \
     && chgrp -R 0 /var/cache/compute_ctl \
-    && chmod -R g+rX /var/cache/compute_ctl
+    && chmod -R go+rX /var/cache/compute_ctl \
+    && chown postgres /var/cache/compute_ctl && chmod 2775 /var/cache/compute_ctl
 
 LABEL org.opencontainers.image.title="compute_ctl" \
       org.opencontainers.image.description="PostgreSQL compute node supervised by compute_ctl" \

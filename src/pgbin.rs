@@ -71,8 +71,8 @@ impl PgBin {
     /// [`PgBin::known_settings`], remembered in `cache_dir` for this binary
     /// (its version, size and modification time): describing them costs a
     /// process of about 30 ms, on every start's path otherwise. A cache that
-    /// cannot be read or written only costs that process. The file is
-    /// believed only in a directory nobody else can write, and written there
+    /// cannot be read or written only costs that process. As root, the file
+    /// is believed only in a directory nobody else can write; it is written
     /// through a handle on it, under an unpredictable temporary name, then
     /// renamed (a reader sees all of it or none).
     pub async fn known_settings_cached(&self, cache_dir: &Path) -> Result<HashSet<String>> {
@@ -84,7 +84,7 @@ impl PgBin {
             .to_string();
         let dir = crate::safe_fs::Dir::open(cache_dir)
             .ok()
-            .filter(|d| d.ours_alone().unwrap_or(false));
+            .filter(|d| d.trusted().unwrap_or(false));
         if let Some(d) = &dir {
             if let Ok(Some(text)) = d.read_string(&name) {
                 if let Some(names) = text.strip_prefix(&header) {

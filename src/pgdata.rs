@@ -439,12 +439,18 @@ fn reuse_or_clear(
             return Ok(true);
         }
         match cache::template_check(dir, stamp) {
-            Err(why) => {
-                tracing::warn!(template = %dir.display(), "template was changed: {why}; rebuilding")
-            }
-            Ok(()) => {
-                tracing::info!(template = %dir.display(), "template is stale or incomplete; rebuilding")
-            }
+            Err(cache::Mismatch::Changed(why)) => tracing::warn!(
+                template = %dir.display(),
+                "template was changed: {why}; rebuilding"
+            ),
+            Err(cache::Mismatch::Stale(why)) => tracing::info!(
+                template = %dir.display(),
+                "template is stale or incomplete ({why}); rebuilding"
+            ),
+            Ok(()) => tracing::info!(
+                template = %dir.display(),
+                "template is stale or incomplete; rebuilding"
+            ),
         }
         // Move it aside first: the removal never races with a rename into place.
         let stale = cache_dir.join(format!(".stale-{}-{}", cache::maker(), unique()));

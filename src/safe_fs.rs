@@ -89,6 +89,16 @@ impl Dir {
         Ok(st.st_uid == nix::unistd::Uid::effective().as_raw() && st.st_mode & 0o022 == 0)
     }
 
+    /// Whether what we read in it can be believed: as root, only if it is
+    /// ours alone; a process that is not root writes and reads as itself,
+    /// where its deployment put it (perhaps a directory its group shares).
+    pub fn trusted(&self) -> Result<bool> {
+        if !nix::unistd::Uid::effective().is_root() {
+            return Ok(true);
+        }
+        self.ours_alone()
+    }
+
     /// Reads the regular file `name`; None when it does not exist. A
     /// symlink or anything but a regular file there is an error.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {

@@ -11,10 +11,12 @@
 //!   its directories 0700, nothing writable by others, walked through
 //!   directory handles that never follow a symlink. Anything but
 //!   directories, regular files and symlinks in it fails the build.
-//! - A template is used only if it is sealed still: its top directory ours
-//!   and closed to everyone else, and every entry ours and not writable by
-//!   others, checked by the walk that already compares the tree with its
-//!   stamp (so the check costs no extra pass). One that is not is rebuilt.
+//! - A template is used only if it is sealed still: its top directory and
+//!   every entry ours (or root's, for a compute_ctl that is not root) and
+//!   writable by nobody else, checked by the walk that already compares the
+//!   tree with its stamp (so the check costs no extra pass). One that is not
+//!   is rebuilt. Read access is no change: an image lets its group read its
+//!   template (for an arbitrary uid in group 0).
 //! - Work directories (`.tmp-…` for a build, `.stale-…` for a removal) carry
 //!   their maker's pid and start time. One whose maker is gone (a
 //!   compute_ctl killed during a build) is removed at the next start, after
@@ -32,10 +34,16 @@ use std::path::Path;
 /// Creates the cache directory if missing and makes it ours alone: owned by
 /// us, writable by nobody else, searchable by the run-as user (initdb runs
 /// as it inside). Returns its handle.
+///
+/// Only as root: a compute_ctl that is not root writes as itself, in the
+/// cache its deployment gave it (an image's, shared with its group).
 pub(super) fn secure_dir(cache_dir: &Path, owner: Option<&RunAs>) -> Result<Dir> {
     std::fs::create_dir_all(cache_dir)
         .with_context(|| format!("creating template cache {}", cache_dir.display()))?;
     let dir = Dir::open(cache_dir)?;
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(dir);
+    }
     let st = dir.stat()?;
     let (uid, gid) = ours();
     if st.st_uid != uid {
@@ -124,15 +132,24 @@ fn seal_dir(d: &Dir) -> Result<()> {
     Ok(())
 }
 
+/// Whether a sealed template's entry may belong to `uid`: to us, or to root
+/// (whom a compute_ctl that is not root trusts: an image's template is
+/// root's, readable by the group of an arbitrary uid).
+fn trusted_owner(uid: u32) -> bool {
+    uid == ours().0 || uid == 0
+}
+
 /// Why the template at `dir` is not sealed, if it is not: its top directory
-/// must be a directory (not a symlink), ours, closed to everyone else.
+/// must be a directory (not a symlink), ours (see [`trusted_owner`]), and
+/// writable by nobody else. (Others may be let read it: an image gives its
+/// template to group 0.)
 pub(super) fn unsealed(dir: &Path) -> Option<String> {
     let d = match Dir::open(dir) {
         Ok(d) => d,
         Err(e) => return Some(format!("{e:#}")),
     };
     match d.stat() {
-        Ok(st) if st.st_uid == ours().0 && st.st_mode & 0o077 == 0 => None,
+        Ok(st) if trusted_owner(st.st_uid) && st.st_mode & 0o022 == 0 => None,
         Ok(st) => Some(format!(
             "{} is owned by uid {} with mode {:o}, not ours alone",
             dir.display(),
@@ -146,29 +163,41 @@ pub(super) fn unsealed(dir: &Path) -> Option<String> {
 /// Checks one entry of a sealed template, met by the walk that compares
 /// the tree with its stamp: ours, not writable by others, and a directory,
 /// a regular file or a symlink.
-pub(super) fn check_sealed(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+pub(super) fn check_sealed(path: &Path, meta: &std::fs::Metadata) -> Result<(), Unsealed> {
     let ty = meta.file_type();
+    let p = path.display();
     if !(ty.is_dir() || ty.is_file() || ty.is_symlink()) {
-        bail!(
-            "{} is neither a file, a directory nor a symlink",
-            path.display()
-        );
+        return Err(Unsealed(format!(
+            "{p} is neither a file, a directory nor a symlink"
+        )));
     }
-    if meta.uid() != ours().0 {
-        bail!(
-            "{} belongs to uid {}, not to us",
-            path.display(),
+    if !trusted_owner(meta.uid()) {
+        return Err(Unsealed(format!(
+            "{p} belongs to uid {}, not to us",
             meta.uid()
-        );
+        )));
     }
     if !ty.is_symlink() && meta.mode() & 0o022 != 0 {
-        bail!(
-            "{} is writable by others (mode {:o})",
-            path.display(),
+        return Err(Unsealed(format!(
+            "{p} is writable by others (mode {:o})",
             meta.mode() & 0o7777
-        );
+        )));
     }
     Ok(())
+}
+
+/// An entry of a template that is not as its seal left it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Unsealed(String);
+
+/// Why a template cannot be used.
+#[derive(Debug)]
+pub(super) enum Mismatch {
+    /// Someone else could have changed it: it is not sealed.
+    Changed(String),
+    /// It is not the template asked for, or not all of it (a crash).
+    Stale(String),
 }
 
 /// This process as the maker of a work directory: `<pid>-<start time>`
@@ -240,24 +269,32 @@ pub(super) fn template_ok(dir: &Path, key_stamp: &str) -> bool {
 /// Whether `dir` is a finished template for `key_stamp`: sealed (ours
 /// alone), its stamp names the key, and the manifest in the
 /// stamp matches the tree as it is now. The error says what differs.
-pub(super) fn template_check(dir: &Path, key_stamp: &str) -> std::result::Result<(), String> {
+pub(super) fn template_check(dir: &Path, key_stamp: &str) -> Result<(), Mismatch> {
+    use Mismatch::{Changed, Stale};
     if let Some(why) = unsealed(dir) {
-        return Err(why);
+        return Err(Changed(why));
     }
     let text = crate::safe_fs::Dir::open(dir)
         .and_then(|d| d.read_string(STAMP))
-        .map_err(|e| format!("{e:#}"))?
-        .ok_or("it has no stamp")?;
+        .map_err(|e| Stale(format!("{e:#}")))?
+        .ok_or_else(|| Stale("it has no stamp".into()))?;
     let recorded = text
         .strip_prefix(key_stamp)
-        .ok_or("its stamp names another key")?;
-    let now = manifest(dir).map_err(|e| format!("{e:#}"))?;
+        .ok_or_else(|| Stale("its stamp names another key".into()))?;
+    let now = manifest(dir).map_err(|e| {
+        let why = format!("{e:#}");
+        if e.chain().any(|c| c.is::<Unsealed>()) {
+            Changed(why)
+        } else {
+            Stale(why)
+        }
+    })?;
     if now != recorded {
-        return Err(format!(
+        return Err(Stale(format!(
             "its files differ from its stamp ({} now, {} when made)",
             now.trim().replace('\n', " "),
             recorded.trim().replace('\n', " ")
-        ));
+        )));
     }
     Ok(())
 }
