@@ -34,3 +34,4 @@ mod readme_routes;
 mod reference_shapes;
 mod soak;
 mod storage;
+mod superuser;
