@@ -102,6 +102,64 @@ fn container_runs_a_compute_stops_cleanly_and_restarts_fresh() {
 }
 
 #[test]
+fn in_the_image_a_createrole_user_cannot_grant_itself_server_programs() {
+    if !available() {
+        return;
+    }
+    // PostgreSQL 15 lets a CREATEROLE role grant itself any role it does
+    // not belong to, pg_execute_server_program (COPY .. TO PROGRAM) among
+    // them; 16 and later require ADMIN OPTION on it. The image has 17.
+    let verifier = postgres_protocol::password::scram_sha_256(b"alice-pw");
+    let mut spec = small_spec();
+    spec["cluster"]["roles"] =
+        serde_json::json!([{"name": "alice", "encrypted_password": verifier}]);
+    let c = Container::run(&spec, &[]);
+    c.wait_ready(Duration::from_secs(120));
+    let version = podman_ok(&["exec", &c.name, "postgres", "--version"]);
+    let major: u32 = version
+        .split(')')
+        .nth(1)
+        .and_then(|v| v.trim().split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{version}"));
+    assert!(major >= 16, "the image's postgres is {version}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (alice, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=alice password=alice-pw dbname=postgres",
+                c.pg_port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("alice logs in with her password");
+        tokio::spawn(conn);
+        let createrole: bool = alice
+            .query_one(
+                "SELECT rolcreaterole FROM pg_roles WHERE rolname = 'alice'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(createrole, "the test needs a CREATEROLE spec role");
+        let granted = alice
+            .batch_execute("GRANT pg_execute_server_program TO alice")
+            .await;
+        assert!(
+            granted.is_err(),
+            "alice granted herself pg_execute_server_program"
+        );
+        let ran = alice
+            .batch_execute("COPY (SELECT 1) TO PROGRAM 'true'")
+            .await;
+        assert!(ran.is_err(), "alice ran a program as postgres");
+    });
+    c.stop(30);
+}
+
+#[test]
 fn container_runs_as_an_unprivileged_or_arbitrary_user() {
     if !available() {
         return;
