@@ -186,7 +186,7 @@ const UNDESCRIBED: &[(&str, u32, u32)] = &[
 
 impl PgBin {
     /// The settings this postgres accepts in postgresql.conf beyond those
-    /// `--describe-config` prints (see [`UNDESCRIBED`]).
+    /// `--describe-config` prints (see `UNDESCRIBED`: which, and why).
     pub fn undescribed_settings(&self) -> impl Iterator<Item = &'static str> + '_ {
         UNDESCRIBED
             .iter()

@@ -179,7 +179,7 @@ pub struct Cli {
     /// Directory of postgres' Unix socket, through which compute_ctl (and
     /// only who can enter it) connects as the superuser. Made if missing:
     /// owned by postgres' user, mode 0700 (0750 with --socket-group).
-    /// Default: /run/compute_ctl as root, else /tmp/compute_ctl-<uid>.
+    /// Default: /run/compute_ctl as root, else /tmp/compute_ctl-UID.
     #[arg(long, env = "COMPUTE_CTL_SOCKET_DIR", value_name = "DIR")]
     pub socket_dir: Option<PathBuf>,
 
