@@ -2,18 +2,18 @@
 # compute_ctl as the entrypoint of a PostgreSQL container.
 #
 #   docker build -t compute_ctl .                         # builds the binary from source
-#   docker build --build-arg PG_MAJOR=17 \
-#       --build-arg RUNTIME_IMAGE=debian:trixie-slim .    # another Debian postgres
+#   docker build --build-arg PG_MAJOR=18 \
+#       --build-arg RUNTIME_IMAGE=debian:forky-slim .     # another Debian postgres
 #
 # The base images are build arguments so that a test (tests/it/container/image.rs) can build
 # offline from a local Debian base and a binary built on the host:
 #   BUILDER_IMAGE  image that compiles the release binary (stage "build"); if it
 #                  already holds a /compute_ctl, that binary is used as it is
-#   RUNTIME_IMAGE  Debian image the product runs on (bookworm-slim by default)
+#   RUNTIME_IMAGE  Debian image the product runs on (trixie-slim by default)
 # An optional build secret "ca-bundle" (a CA bundle file) is handed to apt for HTTPS
 # mirrors; it is mounted for one step and never stored in the image.
-ARG BUILDER_IMAGE=docker.io/library/rust:1-bookworm
-ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
+ARG BUILDER_IMAGE=docker.io/library/rust:1-trixie
+ARG RUNTIME_IMAGE=docker.io/library/debian:trixie-slim
 
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
@@ -27,8 +27,10 @@ RUN if [ -x /compute_ctl ]; then \
     fi
 
 FROM ${RUNTIME_IMAGE}
-# Debian's PostgreSQL server package; bookworm has 15, trixie has 17.
-ARG PG_MAJOR=15
+# Debian's PostgreSQL server package: trixie has 17. Not 15 (bookworm's): there a
+# spec role with CREATEROLE can grant itself pg_execute_server_program, and so run
+# programs as postgres; PostgreSQL 16 took that power from CREATEROLE.
+ARG PG_MAJOR=17
 RUN --mount=type=secret,id=ca-bundle \
     set -eu; \
     if [ -s /run/secrets/ca-bundle ]; then \

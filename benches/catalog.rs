@@ -156,7 +156,7 @@ async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
     );
     let mut config = tokio_postgres::Config::new();
     config
-        .host("127.0.0.1")
+        .host_path(dir.join("sock"))
         .port(c.port)
         .user("cloud_admin")
         .dbname("postgres");

@@ -77,7 +77,8 @@ async fn promote_once(client: &reqwest::Client) -> (Duration, [u64; 3]) {
     primary.configure(&small_spec()).await;
     let (db, conn) = tokio_postgres::connect(
         &format!(
-            "host=127.0.0.1 port={} user=cloud_admin dbname=db1",
+            "host={} port={} user=cloud_admin dbname=db1",
+            pdir.path().join("sock").display(),
             primary.port
         ),
         tokio_postgres::NoTls,
@@ -92,7 +93,8 @@ async fn promote_once(client: &reqwest::Client) -> (Duration, [u64; 3]) {
     let mut replica_spec = small_spec();
     replica_spec["mode"] = json!("Replica");
     replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user=cloud_admin",
+        "host={} port={} user=cloud_admin",
+        pdir.path().join("sock").display(),
         primary.port
     ));
     replica.configure(&replica_spec).await;

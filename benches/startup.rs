@@ -240,7 +240,7 @@ impl NeonTools {
             .arg("-b")
             .arg(&self.pgbin)
             .arg("--socket-dir")
-            .arg(&dir)
+            .arg(dir.join("sock"))
             .args(["--external-http-port", &http_port.to_string()])
             .args(["--internal-http-port", &free_port().to_string()])
             .env("RUST_LOG", "info")

@@ -22,9 +22,10 @@ pub const OVERRIDE_FILE: &str = "compute_ctl_temp_override.conf";
 pub struct ConfigParams<'a> {
     /// The port postgres listens on (from the connstr).
     pub port: u16,
-    /// The superuser (from the connstr): trusted locally.
+    /// The superuser (from the connstr): trusted on the Unix socket only.
     pub superuser: &'a str,
-    /// Where postgres puts its Unix socket.
+    /// Where postgres puts its Unix socket: a directory only postgres' user
+    /// (and root, and the `--socket-group`) may enter.
     pub socket_dir: &'a Path,
     /// The privileged role, shown as `neon.privileged_role_name`.
     pub privileged_role: Option<&'a str>,
@@ -214,20 +215,19 @@ fn storage_only(spec: &ValidSpec) -> String {
         .collect()
 }
 
-/// pg_hba.conf: the superuser is trusted on the local socket and loopback;
-/// everyone else authenticates with a password (`md5` accepts both md5 and
-/// SCRAM verifiers) from anywhere `listen_addresses` allows.
+/// pg_hba.conf: the superuser is trusted on the Unix socket only, whose
+/// directory only postgres' user, root (compute_ctl) and the `--socket-group`
+/// may enter; over TCP, loopback included, it is like everyone else: a
+/// password (`md5` accepts both md5 and SCRAM verifiers), which the
+/// superuser has none of unless a deployment gives it one. Everyone else
+/// authenticates with a password from anywhere `listen_addresses` allows.
 pub fn pg_hba_conf(p: &ConfigParams) -> String {
     let su = hba_quote(p.superuser);
     format!(
         "# Written by compute_ctl; rewritten at every start.\n\
          # TYPE  DATABASE     USER  ADDRESS       METHOD\n\
          local   all          {su}  trust\n\
-         host    all          {su}  127.0.0.1/32  trust\n\
-         host    all          {su}  ::1/128       trust\n\
          local   replication  {su}  trust\n\
-         host    replication  {su}  127.0.0.1/32  trust\n\
-         host    replication  {su}  ::1/128       trust\n\
          local   all          all   md5\n\
          host    all          all   0.0.0.0/0     md5\n\
          host    all          all   ::/0          md5\n\
@@ -457,9 +457,17 @@ mod tests {
     #[test]
     fn hba_trusts_only_the_superuser() {
         let hba = pg_hba_conf(&params());
-        for line in hba.lines().filter(|l| l.ends_with("trust")) {
+        let trusted: Vec<&str> = hba.lines().filter(|l| l.ends_with("trust")).collect();
+        assert_eq!(trusted.len(), 2, "{hba}");
+        for line in trusted {
+            // On the socket only: TCP, loopback included, is any local uid's.
+            assert!(line.starts_with("local "), "{line}");
             assert!(line.contains("\"cloud_admin\""), "{line}");
         }
+        assert!(
+            !hba.contains("127.0.0.1") && !hba.contains("::1/128"),
+            "{hba}"
+        );
         assert!(hba.contains("host    all          all   0.0.0.0/0     md5"));
     }
 }

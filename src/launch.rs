@@ -4,12 +4,13 @@
 //! Order matters here and is the reason this file exists: secrets from files
 //! are read into the environment while the process has one thread; signals
 //! and the PID-1 reaper are ours before the API announces that it listens;
-//! the API answers `/status` before anything slow; and no postgres we started
+//! the API answers `/status` before anything slow; the socket's directory is
+//! private before postgres opens its socket there; and no postgres we started
 //! outlives us.
 
 use crate::auth::{Authenticator, Gate};
 use crate::catalog::Connector;
-use crate::cli::{Cli, Command};
+use crate::cli::{socket, Cli, Command};
 use crate::driver::Driver;
 use crate::http::{self, Api};
 use crate::{control_plane, logging, monitor, process, signals};
@@ -117,6 +118,13 @@ async fn run(cli: Cli) -> Result<u8> {
         Gate::new(auth)
     };
     let params = cli.params().await?;
+    // The superuser's door: made private before postgres can open it.
+    let socket_group = cli.socket_group.as_deref().map(socket::group_id);
+    socket::ensure(
+        &params.socket_dir,
+        params.run_as.as_ref(),
+        socket_group.transpose()?,
+    )?;
     let stop_timeout = params.stop_timeout;
     let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());

@@ -1,5 +1,5 @@
 //! The postgres installation compute_ctl drives: where its binaries are,
-//! which version it is, and which settings it knows.
+//! which version it is, and which settings it accepts.
 
 use crate::process;
 use anyhow::{bail, Context, Result};
@@ -128,7 +128,8 @@ impl PgBin {
         (cache_dir.join(name), header)
     }
 
-    /// The names of the settings this postgres knows (`postgres --describe-config`), lowercased.
+    /// The names of the settings `postgres --describe-config` prints,
+    /// lowercased (it leaves some out: [`PgBin::undescribed_settings`]).
     pub async fn known_settings(&self) -> Result<HashSet<String>> {
         let out = process::output(Command::new(&self.postgres).arg("--describe-config"))
             .await
@@ -145,6 +146,67 @@ impl PgBin {
             .filter(|n| !n.is_empty())
             .map(str::to_ascii_lowercase)
             .collect())
+    }
+}
+
+/// Settings postgres accepts in postgresql.conf that `postgres
+/// --describe-config` does not print, with the first and last major version
+/// that has each. `--describe-config` leaves out every setting flagged
+/// `GUC_NOT_IN_SAMPLE` (developer options, and session ones such as
+/// `application_name`), `GUC_NO_SHOW_ALL` or `GUC_DISALLOW_IN_FILE`
+/// (`transaction_*`, `config_file`), yet postgres starts with these in its
+/// file (where `config_file` and the `transaction_*` ones are ignored). Read
+/// from the `pg_settings` of 15 and 17, each tried in a file (16 in between
+/// from its release notes; 15 is the oldest looked at). Left out: the
+/// read-only ones (`block_size`, `server_version`, ...), which postgres
+/// refuses in a file.
+const UNDESCRIBED: &[(&str, u32, u32)] = &[
+    ("allow_in_place_tablespaces", 15, u32::MAX),
+    ("allow_system_table_mods", 15, u32::MAX),
+    ("application_name", 15, u32::MAX),
+    ("backtrace_functions", 15, u32::MAX),
+    // Read from Debian trixie's 17 (17.x); not in 15.
+    ("composite_type_mismatch", 17, 17),
+    ("config_file", 15, u32::MAX),
+    ("debug_discard_caches", 15, u32::MAX),
+    ("debug_io_direct", 16, u32::MAX),
+    ("debug_logical_replication_streaming", 16, u32::MAX),
+    ("debug_parallel_query", 16, u32::MAX),
+    // Renamed debug_parallel_query in 16.
+    ("force_parallel_mode", 15, 15),
+    ("ignore_checksum_failure", 15, u32::MAX),
+    ("ignore_invalid_pages", 15, u32::MAX),
+    ("ignore_system_indexes", 15, u32::MAX),
+    ("jit_debugging_support", 15, u32::MAX),
+    ("jit_dump_bitcode", 15, u32::MAX),
+    ("jit_expressions", 15, u32::MAX),
+    ("jit_profiling_support", 15, u32::MAX),
+    ("jit_tuple_deforming", 15, u32::MAX),
+    ("post_auth_delay", 15, u32::MAX),
+    ("pre_auth_delay", 15, u32::MAX),
+    ("remove_temp_files_after_crash", 15, u32::MAX),
+    ("restrict_nonsystem_relation_kind", 15, u32::MAX),
+    ("send_abort_for_crash", 16, u32::MAX),
+    ("send_abort_for_kill", 16, u32::MAX),
+    ("trace_connection_negotiation", 17, u32::MAX),
+    ("trace_notify", 15, u32::MAX),
+    ("trace_recovery_messages", 15, 16),
+    ("trace_sort", 15, u32::MAX),
+    ("transaction_deferrable", 15, u32::MAX),
+    ("transaction_isolation", 15, u32::MAX),
+    ("transaction_read_only", 15, u32::MAX),
+    ("wal_consistency_checking", 15, u32::MAX),
+    ("zero_damaged_pages", 15, u32::MAX),
+];
+
+impl PgBin {
+    /// The settings this postgres accepts in postgresql.conf beyond those
+    /// `--describe-config` prints (see `UNDESCRIBED`: which, and why).
+    pub fn undescribed_settings(&self) -> impl Iterator<Item = &'static str> + '_ {
+        UNDESCRIBED
+            .iter()
+            .filter(|(_, first, last)| (*first..=*last).contains(&self.major))
+            .map(|(name, _, _)| *name)
     }
 }
 
@@ -236,6 +298,16 @@ mod tests {
         let known = bin.known_settings().await.unwrap();
         assert!(known.contains("work_mem") && known.contains("shared_buffers"));
         assert!(!known.contains("no_such_setting"));
+        // What --describe-config leaves out, and we add.
+        let extra: HashSet<&str> = bin.undescribed_settings().collect();
+        for name in [
+            "application_name",
+            "transaction_isolation",
+            "jit_expressions",
+        ] {
+            assert!(!known.contains(name) && extra.contains(name), "{name}");
+        }
+        assert!(extra.iter().all(|n| !known.contains(*n)), "{extra:?}");
     }
 
     #[tokio::test]

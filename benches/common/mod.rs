@@ -60,7 +60,7 @@ impl Compute {
             .args(["--external-http-port", &http_port.to_string()])
             .args(["--internal-http-port", &free_port().to_string()])
             .arg("--socket-dir")
-            .arg(dir)
+            .arg(dir.join("sock"))
             // A terminated bench compute exits at once.
             .args(["--terminate-linger", "0"])
             .env("RUST_LOG", "info")
@@ -156,7 +156,7 @@ pub fn spawn_one_role_compute(dir: &Path, cache: &Path, port: u16) -> std::proce
         .arg("--template-cache")
         .arg(cache)
         .arg("--socket-dir")
-        .arg(dir)
+        .arg(dir.join("sock"))
         .args(["--external-http-port", &free_port().to_string()])
         .args(["--internal-http-port", &free_port().to_string()])
         .env("RUST_LOG", "info")

@@ -1,6 +1,9 @@
-//! Maintenance connections to the compute's own postgres.
+//! Maintenance connections to the compute's own postgres: how compute_ctl's
+//! own sessions reach it (the Unix socket, where the superuser is trusted)
+//! and the settings forced on them.
 
 use anyhow::Context;
+use std::path::Path;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, NoTls};
 use tracing::warn;
@@ -8,10 +11,13 @@ use tracing::warn;
 /// Settings forced on every maintenance connection. Startup-packet options
 /// win over `ALTER DATABASE .. SET` and `ALTER ROLE .. SET` defaults, so a
 /// database made read-only or given a tiny `statement_timeout` cannot break
-/// the apply.
+/// the apply. `pg_stat_statements.track=none`: our statements (`CREATE
+/// ROLE .. PASSWORD` with its verifier among them) are not kept where spec
+/// roles can read them; without the library loaded it is an inert
+/// placeholder setting.
 const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_timeout=0 \
     -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
-    -c DateStyle=ISO -c TimeZone=UTC";
+    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none";
 
 /// Options of a connection whose statements postgres must not log (they
 /// carry passwords). Startup options apply before the first statement.
@@ -47,6 +53,31 @@ impl Connector {
             config,
             privileged_role: None,
         }
+    }
+
+    /// How compute_ctl's own sessions reach postgres: `connstr`'s user,
+    /// password, database and options, through the Unix socket in
+    /// `socket_dir` on `port` (pg_hba.conf trusts the superuser there only;
+    /// `connstr`'s host, which other clients use, is not ours to use).
+    pub fn socket_config(connstr: &Config, socket_dir: &Path, port: u16) -> Config {
+        let mut config = Config::new();
+        config.host_path(socket_dir).port(port);
+        if let Some(user) = connstr.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = connstr.get_password() {
+            config.password(password);
+        }
+        if let Some(db) = connstr.get_dbname() {
+            config.dbname(db);
+        }
+        if let Some(options) = connstr.get_options() {
+            config.options(options);
+        }
+        if let Some(timeout) = connstr.get_connect_timeout() {
+            config.connect_timeout(*timeout);
+        }
+        config
     }
 
     /// The same, with a privileged role (see `privileged`): the

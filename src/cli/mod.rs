@@ -211,14 +211,17 @@ pub struct Cli {
     )]
     pub start_timeout: u64,
 
-    /// Directory of postgres' Unix socket (the spec's settings may override it).
-    #[arg(
-        long,
-        env = "COMPUTE_CTL_SOCKET_DIR",
-        default_value = "/tmp",
-        value_name = "DIR"
-    )]
-    pub socket_dir: PathBuf,
+    /// Directory of postgres' Unix socket, through which compute_ctl (and
+    /// only who can enter it) connects as the superuser. Made if missing:
+    /// owned by postgres' user, mode 0700 (0750 with --socket-group).
+    /// Default: /run/compute_ctl as root, else /tmp/compute_ctl-UID.
+    #[arg(long, env = "COMPUTE_CTL_SOCKET_DIR", value_name = "DIR")]
+    pub socket_dir: Option<PathBuf>,
+
+    /// A group whose members may enter the socket directory, and so connect
+    /// as the superuser (helpers such as a sidecar): name or gid.
+    #[arg(long, env = "COMPUTE_CTL_SOCKET_GROUP", value_name = "GROUP")]
+    pub socket_group: Option<String>,
 
     /// After a `POST /terminate`, keep answering the API (201 to a repeated
     /// terminate) for this many seconds (fractions allowed) before exiting 0.
@@ -557,6 +560,10 @@ impl Cli {
             .template_cache
             .clone()
             .unwrap_or_else(pgdata::default_cache_dir);
+        let socket_dir = self.socket_dir.clone().unwrap_or_else(socket::default_dir);
+        // compute_ctl's own sessions go through the socket, where the
+        // superuser is trusted; the connstr gives the user, database and port.
+        let connstr = crate::catalog::Connector::socket_config(&connstr, &socket_dir, port);
         Ok(Params {
             pgdata,
             connstr,
@@ -566,7 +573,7 @@ impl Cli {
             run_as,
             template_cache,
             spare_pgdata: !self.no_spare_pgdata,
-            socket_dir: self.socket_dir.clone(),
+            socket_dir,
             failure_exit_delay: std::time::Duration::from_secs(self.failure_exit_delay),
             terminate_linger: self.terminate_linger,
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
@@ -587,5 +594,6 @@ impl Cli {
     }
 }
 
+pub mod socket;
 #[cfg(test)]
 mod tests;

@@ -194,3 +194,69 @@ fn http_bounds_have_defaults_and_take_fractions() {
     assert_eq!(cli.http_max_connections, 16);
     assert!(parse(&["--http-idle-timeout", "-1"]).is_err());
 }
+
+mod socket_dir {
+    use super::super::socket::ensure;
+    use crate::process::RunAs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn postgres() -> Option<RunAs> {
+        RunAs::detect("postgres").expect("the postgres user exists on test machines")
+    }
+
+    fn parent() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_missing_directory_is_made_private_to_postgres() {
+        let parent = parent();
+        let dir = parent.path().join("sock");
+        let run_as = postgres();
+        ensure(&dir, run_as.as_ref(), None).unwrap();
+        let meta = std::fs::symlink_metadata(&dir).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.mode() & 0o7777, 0o700);
+        let uid = run_as.map_or(nix::unistd::Uid::effective().as_raw(), |u| u.uid);
+        assert_eq!(meta.uid(), uid);
+        // Again, on the directory it made: accepted, and made 0750 for a group.
+        ensure(&dir, postgres().as_ref(), Some(0)).unwrap();
+        let meta = std::fs::metadata(&dir).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o750, 0));
+    }
+
+    #[test]
+    fn shared_foreign_or_linked_directories_are_refused() {
+        let parent = parent();
+        let refused = |path: &std::path::Path, why: &str| {
+            let e = ensure(path, postgres().as_ref(), None).unwrap_err();
+            assert!(format!("{e:#}").contains(why), "{path:?}: {e:#}");
+        };
+        let sticky = parent.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        refused(&sticky, "shared directory");
+        let link = parent.path().join("link");
+        std::os::unix::fs::symlink(&sticky, &link).unwrap();
+        refused(&link, "not a symlink");
+        refused(std::path::Path::new("relative/sock"), "absolute");
+        if nix::unistd::Uid::effective().is_root() {
+            // Another user's directory, and a root one with something in it.
+            let foreign = parent.path().join("foreign");
+            std::fs::create_dir(&foreign).unwrap();
+            std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+            refused(&foreign, "belongs to uid 65534");
+            let full = parent.path().join("full");
+            std::fs::create_dir(&full).unwrap();
+            std::fs::write(full.join("x"), "").unwrap();
+            refused(&full, "belongs to uid 0");
+            // A parent anyone may write (not sticky): refused as root.
+            let open = parent.path().join("open");
+            std::fs::create_dir(&open).unwrap();
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+            refused(&open.join("sock"), "may be written by other users");
+        }
+    }
+}

@@ -117,14 +117,21 @@ struct Env {
 }
 
 impl Env {
-    /// Checks a spec against what this postgres knows, before anything is
-    /// written: plain setting names postgres does not know are refused.
+    /// Checks a spec against what this postgres accepts, before anything is
+    /// written: plain setting names postgres does not know are refused, and
+    /// so are the settings of the socket, which is the superuser's door
+    /// (`--socket-dir`, `--socket-group`).
     async fn check_spec(&self, spec: &ValidSpec) -> Result<(), SpecError> {
         let known = self
             .known_settings
-            .get_or_try_init(|| {
+            .get_or_try_init(|| async {
                 let params = &self.params;
-                params.pgbin.known_settings_cached(&params.template_cache)
+                let mut known = params
+                    .pgbin
+                    .known_settings_cached(&params.template_cache)
+                    .await?;
+                known.extend(params.pgbin.undescribed_settings().map(String::from));
+                anyhow::Ok(known)
             })
             .await
             .map_err(|e| SpecError {
@@ -135,6 +142,27 @@ impl Env {
             return Err(SpecError {
                 field: format!("cluster.settings[{i}].name"),
                 reason: format!("postgres has no setting named {:?}", s.name),
+            });
+        }
+        let socket = [
+            "unix_socket_directories",
+            "unix_socket_group",
+            "unix_socket_permissions",
+        ];
+        let ours = |name: &str| socket.iter().any(|s| s.eq_ignore_ascii_case(name));
+        if let Some((i, s)) = spec
+            .settings()
+            .iter()
+            .enumerate()
+            .find(|(_, s)| ours(&s.name))
+        {
+            return Err(SpecError {
+                field: format!("cluster.settings[{i}].name"),
+                reason: format!(
+                    "{} is compute_ctl's: the superuser is trusted on the socket, whose \
+                     directory is --socket-dir (and --socket-group)",
+                    s.name
+                ),
             });
         }
         Ok(())

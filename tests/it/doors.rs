@@ -232,7 +232,8 @@ async fn pg_dump_gets_the_password_in_a_passfile_not_in_argv() {
     });
     c.wait_running();
     let client = connect(&format!(
-        "host=127.0.0.1 port={} user=cloud_admin dbname=dumped",
+        "host={} port={} user=cloud_admin dbname=dumped",
+        c.socket_dir().display(),
         c.port
     ))
     .await

@@ -366,7 +366,12 @@ async fn plan_shows_what_would_change_and_changes_nothing() {
             .args([
                 "plan",
                 "-C",
-                &format!("postgresql://{SUPERUSER}@127.0.0.1:{}/postgres", c.port),
+                // The superuser's door: the socket.
+                &format!(
+                    "host={} port={} user={SUPERUSER} dbname=postgres",
+                    c.socket_dir().display(),
+                    c.port
+                ),
             ])
             .arg("-S")
             .arg(&path)

@@ -37,3 +37,4 @@ mod reference_shapes;
 mod refused;
 mod soak;
 mod storage;
+mod superuser;

@@ -14,13 +14,19 @@ fn primary_spec(roles: Value) -> Value {
     s
 }
 
-/// A primary with role bob and database db1, and a vanilla replica of it.
+/// A primary with role bob and database db1, and a vanilla replica of it,
+/// streaming over loopback as bob (with a password, as over any network).
 fn primary_and_replica(replica_args: &[&str]) -> (Compute, Compute) {
+    let bob = postgres_protocol::password::scram_sha_256(b"bob-pw");
     let mut primary = Compute::start(Some(primary_spec(
-        json!([{"name": "bob", "encrypted_password": null}]),
+        json!([{"name": "bob", "encrypted_password": bob}]),
     )));
     primary.wait_running();
-    let replica_spec = replica_spec_of(&primary, "the_replica");
+    let mut replica_spec = replica_spec_of(&primary, "the_replica");
+    replica_spec["primary_connstring"] = json!(format!(
+        "host=127.0.0.1 port={} user=bob password=bob-pw application_name=the_replica",
+        primary.port
+    ));
     let mut replica = Compute::start_with(Opts {
         spec: Some(replica_spec),
         extra_args: replica_args.iter().map(|a| a.to_string()).collect(),

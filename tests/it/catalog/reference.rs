@@ -200,8 +200,9 @@ async fn neon_scenario_14_dropdb_with_subscription() {
         .unwrap();
     sub.batch_execute(&format!(
         "CREATE SUBSCRIPTION mysub CONNECTION \
-         'host=127.0.0.1 port={} user={SUPERUSER} dbname=publisher_db' PUBLICATION mypub \
+         'host={} port={} user={SUPERUSER} dbname=publisher_db' PUBLICATION mypub \
          WITH (create_slot = false)",
+        c.socket_dir().display(),
         c.port
     ))
     .await

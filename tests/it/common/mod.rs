@@ -149,10 +149,9 @@ impl Compute {
         let port = opts.pg_port.unwrap_or_else(free_port);
         let http_port = free_port();
         let internal_port = free_port();
-        // Postgres (an unprivileged user when we are root) creates its socket here.
+        // Postgres' socket, where the superuser is trusted: compute_ctl makes
+        // the directory, private to postgres' user.
         let sock = dir.path().join("sock");
-        std::fs::create_dir(&sock).unwrap();
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let mut args: Vec<String> = vec![
             "-D".into(),
             dir.path().join("pgdata").display().to_string(),
@@ -340,10 +339,27 @@ impl Compute {
         self.expect_exit(0, Duration::from_secs(30));
     }
 
-    /// The connection string of a role (superuser by default).
+    /// The directory of postgres' socket (the superuser's only door), as
+    /// compute_ctl sees it (through /proc when it runs in a mount namespace
+    /// of its own, as in the disk-full tests).
+    pub fn socket_dir(&self) -> PathBuf {
+        let sock = self.dir.path().join("sock");
+        let Some(child) = self.child.as_ref().filter(|_| !sock.exists()) else {
+            return sock;
+        };
+        let relative = sock.strip_prefix("/").unwrap_or(&sock);
+        Path::new(&format!("/proc/{}/root", child.id())).join(relative)
+    }
+
+    /// The connection string of a role: the superuser's through the
+    /// socket, anyone else's over loopback.
     pub fn connstr(&self, user: &str, db: &str) -> String {
+        let host = match user == self.superuser {
+            true => self.socket_dir().display().to_string(),
+            false => "127.0.0.1".into(),
+        };
         format!(
-            "host=127.0.0.1 port={} user='{}' dbname='{}'",
+            "host={host} port={} user='{}' dbname='{}'",
             self.port,
             escape_kv(user),
             escape_kv(db)
@@ -571,7 +587,8 @@ pub fn replica_spec_of(primary: &Compute, application_name: &str) -> serde_json:
     let mut replica = spec(serde_json::json!([]), serde_json::json!([]));
     replica["mode"] = serde_json::json!("Replica");
     replica["primary_connstring"] = serde_json::json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} application_name={application_name}",
+        "host={} port={} user={SUPERUSER} application_name={application_name}",
+        primary.socket_dir().display(),
         primary.port
     ));
     replica

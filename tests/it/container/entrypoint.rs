@@ -330,16 +330,18 @@ fn spawn_on(pgdata: &Path, port: u16, sock: &Path, log: &Path) -> std::process::
 #[tokio::test]
 async fn an_orphaned_postmaster_is_stopped_before_the_wipe() {
     let dir = test_dir();
+    // compute_ctl makes the socket's directory, private to postgres' user.
     let (pgdata, sock) = (dir.path().join("pgdata"), dir.path().join("sock"));
-    std::fs::create_dir(&sock).unwrap();
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::write(
         pgdata.with_extension("json"),
         spec(json!([]), json!([])).to_string(),
     )
     .unwrap();
     let port = free_port();
-    let connstr = format!("host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres");
+    let connstr = format!(
+        "host={} port={port} user={SUPERUSER} dbname=postgres",
+        sock.display()
+    );
     let (log1, log2) = (dir.path().join("1.log"), dir.path().join("2.log"));
     let mut first = spawn_on(&pgdata, port, &sock, &log1);
     until(
@@ -404,7 +406,8 @@ async fn helpers_die_with_compute_ctl() {
     )
     .unwrap();
     std::fs::set_permissions(bin.join("initdb"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Sticky, as a temporary directory: the socket's directory is made in it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let mut c = Compute::start_with(Opts {
         spec: Some(spec(json!([]), json!([]))),
         extra_args: vec!["-b".into(), bin.join("postgres").display().to_string()],

@@ -32,25 +32,35 @@ fn check_clean_json_log(log: &str) {
     );
 }
 
-async fn marker_table(port: u16, create: bool) -> bool {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=cloud_admin dbname=postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connecting to the container's postgres");
-    tokio::spawn(conn);
+/// `sql` run by psql inside the container as the superuser, through the
+/// socket (the superuser's only door; compute_ctl runs as root there, so the
+/// socket is in /run/compute_ctl); what it printed.
+fn superuser_sql(c: &Container, sql: &str) -> String {
+    let port = c.pg_port.to_string();
+    podman_ok(&[
+        "exec",
+        &c.name,
+        "psql",
+        "-X",
+        "-At",
+        "-h",
+        "/run/compute_ctl",
+        "-p",
+        &port,
+        "-U",
+        "cloud_admin",
+        "-d",
+        "postgres",
+        "-c",
+        sql,
+    ])
+}
+
+fn marker_table(c: &Container, create: bool) -> bool {
     if create {
-        client
-            .batch_execute("CREATE TABLE marker ()")
-            .await
-            .unwrap();
+        superuser_sql(c, "CREATE TABLE marker ()");
     }
-    client
-        .query_one("SELECT to_regclass('marker') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0)
+    superuser_sql(c, "SELECT to_regclass('marker') IS NOT NULL").trim() == "t"
 }
 
 #[test]
@@ -67,8 +77,7 @@ fn container_runs_a_compute_stops_cleanly_and_restarts_fresh() {
     // The image's HEALTHCHECK command, inside the container.
     let probe = podman_ok(&["exec", &c.name, "compute_ctl", "probe", "/readyz"]);
     assert!(probe.contains("ready"), "{probe}");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    assert!(rt.block_on(marker_table(c.pg_port, true)));
+    assert!(marker_table(&c, true));
 
     // SIGTERM, with the Kubernetes-like grace of 30 s.
     let took = c.stop(30);
@@ -85,11 +94,69 @@ fn container_runs_a_compute_stops_cleanly_and_restarts_fresh() {
     podman_ok(&["start", &c.name]);
     c.wait_ready(Duration::from_secs(120));
     assert!(
-        !rt.block_on(marker_table(c.pg_port, false)),
+        !marker_table(&c, false),
         "the restarted compute kept the old data"
     );
     c.stop(30);
     assert_eq!(c.exit_code(), 0, "{}", c.logs());
+}
+
+#[test]
+fn in_the_image_a_createrole_user_cannot_grant_itself_server_programs() {
+    if !available() {
+        return;
+    }
+    // PostgreSQL 15 lets a CREATEROLE role grant itself any role it does
+    // not belong to, pg_execute_server_program (COPY .. TO PROGRAM) among
+    // them; 16 and later require ADMIN OPTION on it. The image has 17.
+    let verifier = postgres_protocol::password::scram_sha_256(b"alice-pw");
+    let mut spec = small_spec();
+    spec["cluster"]["roles"] =
+        serde_json::json!([{"name": "alice", "encrypted_password": verifier}]);
+    let c = Container::run(&spec, &[]);
+    c.wait_ready(Duration::from_secs(120));
+    let version = podman_ok(&["exec", &c.name, "postgres", "--version"]);
+    let major: u32 = version
+        .split(')')
+        .nth(1)
+        .and_then(|v| v.trim().split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{version}"));
+    assert!(major >= 16, "the image's postgres is {version}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (alice, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=alice password=alice-pw dbname=postgres",
+                c.pg_port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("alice logs in with her password");
+        tokio::spawn(conn);
+        let createrole: bool = alice
+            .query_one(
+                "SELECT rolcreaterole FROM pg_roles WHERE rolname = 'alice'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(createrole, "the test needs a CREATEROLE spec role");
+        let granted = alice
+            .batch_execute("GRANT pg_execute_server_program TO alice")
+            .await;
+        assert!(
+            granted.is_err(),
+            "alice granted herself pg_execute_server_program"
+        );
+        let ran = alice
+            .batch_execute("COPY (SELECT 1) TO PROGRAM 'true'")
+            .await;
+        assert!(ran.is_err(), "alice ran a program as postgres");
+    });
+    c.stop(30);
 }
 
 #[test]

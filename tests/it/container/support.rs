@@ -1,7 +1,8 @@
 //! The image in a real container runtime: podman with runc, offline. Shared
 //! by the container tests (container/image.rs) and benches/container.rs.
 //!
-//! The base is a Debian bookworm made by `mmdebstrap` (its tarball cached in
+//! The base is a Debian trixie (the Dockerfile's default, with PostgreSQL 17)
+//! made by `mmdebstrap` (its tarball cached in
 //! `target/container/`), the binary the one cargo built on the host for this
 //! target (the test profile's for the tests, so CI builds nothing more; the
 //! release one for the benchmark); the image is built from the repository's
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 /// The image the tests build.
 pub const IMAGE: &str = "localhost/compute_ctl:test";
 /// The Debian base, made by mmdebstrap.
-pub const BASE: &str = "localhost/debian:bookworm";
+pub const BASE: &str = "localhost/debian:trixie";
+/// The Debian release of the base (the Dockerfile's default runtime's).
+const SUITE: &str = "trixie";
 const BUILDER: &str = "localhost/compute_ctl-builder:test";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -97,10 +100,10 @@ fn make_base_image() {
     if podman(&["image", "exists", BASE]).status.success() {
         return;
     }
-    let tarball = work().join("rootfs.tar");
+    let tarball = work().join(format!("rootfs-{SUITE}.tar"));
     if !tarball.exists() {
         std::fs::create_dir_all(work()).unwrap();
-        let partial = work().join("rootfs.partial.tar");
+        let partial = work().join(format!("rootfs-{SUITE}.partial.tar"));
         eprintln!(
             "making the Debian base with mmdebstrap (once; cached in {})",
             tarball.display()
@@ -108,7 +111,7 @@ fn make_base_image() {
         run_ok(Command::new("mmdebstrap").args([
             "--variant=minbase",
             "--format=tar",
-            "bookworm",
+            SUITE,
             &partial.display().to_string(),
         ]));
         std::fs::rename(&partial, &tarball).unwrap();

@@ -254,7 +254,8 @@ async fn run_case(c: &Compute, base: &Baseline, case: &Case) -> Result<(), TestC
     // The same spec again plans nothing.
     let spec = ValidSpec::from_json(&d.spec.to_string()).map_err(fail("spec"))?;
     let config: tokio_postgres::Config = format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} dbname=postgres",
+        "host={} port={} user={SUPERUSER} dbname=postgres",
+        c.socket_dir().display(),
         c.port
     )
     .parse()
