@@ -15,6 +15,8 @@
 
 mod common;
 use common::*;
+#[path = "common/chart.rs"]
+mod chart;
 
 #[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
@@ -139,6 +141,7 @@ fn main() {
         our_phases.iter().filter(|p| p.spare_made).count(),
         our_phases.len()
     );
+    write_phases_chart(&our_phases, &floor_phases, &load_before);
     if neon.is_empty() {
         return;
     }
@@ -163,6 +166,46 @@ fn main() {
         "    basebackup size {} bytes, pageserver connect {} us",
         median_of(&steps, "basebackup_bytes"),
         median_of(&steps, "pageserver_connect_micros")
+    );
+}
+
+/// `docs/startup-phases.svg`: the medians of each phase of compute_ctl's
+/// cold start and of the floor's, as printed above.
+fn write_phases_chart(ours: &[Phases], floor: &[Phases], load: &str) {
+    let med = |phases: &[Phases], f: fn(&Phases) -> f64| {
+        let mut v: Vec<f64> = phases.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/startup-phases.svg");
+    let title = format!(
+        "Cold start to Running, 1 role + 1 database: medians of {} runs (load average {load})",
+        ours.len()
+    );
+    chart::stacked_bars(
+        &path,
+        &title,
+        "ms",
+        &[
+            chart::Bar {
+                name: "compute_ctl",
+                parts: vec![
+                    ("init", med(ours, |p| p.init)),
+                    ("prepare / copy", med(ours, |p| p.prepare)),
+                    ("postgres start", med(ours, |p| p.postgres)),
+                    ("catalog / SQL", med(ours, |p| p.catalog)),
+                ],
+            },
+            chart::Bar {
+                name: "floor",
+                parts: vec![
+                    ("prepare / copy", med(floor, |p| p.copy)),
+                    ("postgres start", med(floor, |p| p.postgres)),
+                    ("first connection", med(floor, |p| p.connect)),
+                    ("catalog / SQL", med(floor, |p| p.catalog)),
+                ],
+            },
+        ],
     );
 }
 

@@ -9,6 +9,15 @@
 //! modules below it; the driver and the HTTP API meet through requests and
 //! snapshots, never calls). `ARCHITECTURE.md` tells how they work together.
 //!
+//! What the crate does for those who run it is in the repository's `docs/`:
+//! `docs/operations.md` (every flag and environment variable, signals, exit
+//! codes, logs, ports), `docs/deploy.md` (image, Kubernetes, compose,
+//! systemd), `docs/metrics.md`, `docs/api.md` (the HTTP API),
+//! `docs/start.md` (what a start does), `docs/neon.md` (compatibility with
+//! Neon's compute_ctl, whose formats are `CONTRACT.md`), `docs/reliability.md`
+//! and `docs/benchmarks.md`. The flag and metric tables there are generated
+//! from `cli` and `metrics`.
+//!
 //! | layer | modules |
 //! |---|---|
 //! | launch | `launch` (the start sequence `main` runs), `cli` (flags and environment), `control_plane` (pulling the spec) |
