@@ -2,10 +2,12 @@
 //! to another pageserver hard: a new backend needs the pageserver its
 //! postmaster has loaded (Neon's postgres reads even the catalog through it).
 //!
-//! Postgres runs on a hidden port and socket; compute_ctl's `-C` port is a
-//! gate that, for each new connection, asks postgres (a side connection of
-//! its own) which `neon.pageserver_connstring` it has loaded, and forwards the
-//! connection only while every pageserver named there accepts TCP. Otherwise
+//! Postgres runs on a hidden port and socket; where compute_ctl and the
+//! tests connect (the `-C` port, and the socket in compute_ctl's
+//! `--socket-dir`, which its own sessions use) is a gate that, for each new
+//! connection, asks postgres (a side connection of its own) which
+//! `neon.pageserver_connstring` it has loaded, and forwards the connection
+//! only while every pageserver named there accepts TCP. Otherwise
 //! it holds the connection silently, and looks again every 100 ms, as a
 //! backend retries its pageserver. So code that opens a SQL connection
 //! before postgres has reloaded a new pageserver hangs here as it would on Neon.
@@ -15,52 +17,94 @@ use crate::fake_pageserver::Behaviour;
 use crate::neon_support::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// The gate in front of postgres.
 pub struct NeonGate {
     /// Where compute_ctl (and the tests) connect: the `-C` port.
     pub port: u16,
-    hidden_port: u16,
-    superuser: String,
+    upstream: Upstream,
     held: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for NeonGate {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Postgres behind the gate: its hidden socket.
+#[derive(Clone)]
+struct Upstream {
+    socket_dir: PathBuf,
+    port: u16,
+    superuser: String,
+}
+
+impl Upstream {
+    fn socket(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{}", self.port))
     }
 }
 
 impl NeonGate {
-    /// A gate on a free port in front of postgres on `hidden_port`.
-    pub async fn start(hidden_port: u16, superuser: &str) -> NeonGate {
+    /// A gate on a free port in front of postgres on `hidden_port` and the
+    /// socket in `hidden_socket_dir`.
+    pub async fn start(hidden_port: u16, hidden_socket_dir: &Path, superuser: &str) -> NeonGate {
         let port = free_port();
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the gate");
+        let upstream = Upstream {
+            socket_dir: hidden_socket_dir.to_path_buf(),
+            port: hidden_port,
+            superuser: superuser.to_string(),
+        };
         let held = Arc::new(AtomicUsize::new(0));
-        let (h, user) = (held.clone(), superuser.to_string());
+        let (up, h) = (upstream.clone(), held.clone());
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                conns.spawn(serve(client, hidden_port, user.clone(), h.clone()));
+            while let Ok((client, _)) = listener.accept().await {
+                conns.spawn(serve(client, up.clone(), h.clone()));
             }
         });
         NeonGate {
             port,
-            hidden_port,
-            superuser: superuser.to_string(),
+            upstream,
             held,
-            task,
+            tasks: vec![task],
         }
+    }
+
+    /// The gate on the socket where compute_ctl connects, in `socket_dir`
+    /// (compute_ctl makes the directory at launch, long before postgres
+    /// starts: the gate binds as soon as it is there and handed to postgres'
+    /// user, which compute_ctl checks first).
+    pub fn serve_socket(&mut self, socket_dir: PathBuf) {
+        use std::os::unix::fs::MetadataExt;
+        let path = socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        let (up, h) = (self.upstream.clone(), self.held.clone());
+        self.tasks.push(tokio::spawn(async move {
+            let ready = |dir: &Path| {
+                std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() != 0)
+            };
+            while !ready(&socket_dir) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let listener = UnixListener::bind(&path).expect("binding the gate's socket");
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                conns.spawn(serve(client, up.clone(), h.clone()));
+            }
+        }));
     }
 
     /// How many connections the gate is holding now.
@@ -70,7 +114,7 @@ impl NeonGate {
 
     /// The `neon.pageserver_connstring` postgres has loaded (a new backend's).
     pub async fn loaded(&self) -> String {
-        loaded_pageservers(self.hidden_port, &self.superuser)
+        loaded_pageservers(&self.upstream)
             .await
             .expect("asking postgres for its pageserver")
     }
@@ -78,10 +122,14 @@ impl NeonGate {
 
 /// One client connection: held until the loaded pageservers answer, then
 /// forwarded to postgres.
-async fn serve(mut client: TcpStream, hidden_port: u16, superuser: String, held: Arc<AtomicUsize>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    upstream: Upstream,
+    held: Arc<AtomicUsize>,
+) {
     let mut holding = false;
     loop {
-        let live = match loaded_pageservers(hidden_port, &superuser).await {
+        let live = match loaded_pageservers(&upstream).await {
             Ok(list) => all_accept_tcp(&list).await,
             // Postgres not up yet (or going away): like a backend that
             // cannot start, nothing is answered.
@@ -99,15 +147,19 @@ async fn serve(mut client: TcpStream, hidden_port: u16, superuser: String, held:
     if holding {
         held.fetch_sub(1, Ordering::SeqCst);
     }
-    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", hidden_port)).await else {
+    let Ok(mut to_postgres) = UnixStream::connect(upstream.socket()).await else {
         return;
     };
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut to_postgres).await;
 }
 
-async fn loaded_pageservers(hidden_port: u16, superuser: &str) -> Result<String, String> {
-    let conn = format!("host=127.0.0.1 port={hidden_port} user={superuser} dbname=postgres");
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+async fn loaded_pageservers(upstream: &Upstream) -> Result<String, String> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host_path(&upstream.socket_dir)
+        .port(upstream.port)
+        .user(&upstream.superuser)
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
@@ -156,10 +208,11 @@ async fn behind_the_gate(spec: Value) -> (Compute, NeonGate, tempfile::TempDir) 
         sock.display()
     );
     let pgbin = wrapper_pgbin_serving(tools.path(), Sync::Ok, &server_args);
-    let gate = NeonGate::start(hidden, "postgres").await;
+    let mut gate = NeonGate::start(hidden, &sock, "postgres").await;
     let mut opts = neon_opts(spec, &pgbin, &[]);
     opts.pg_port = Some(gate.port);
     let mut c = Compute::start_with(opts);
+    gate.serve_socket(c.socket_dir());
     c.wait_running();
     (c, gate, tools)
 }
