@@ -239,7 +239,7 @@ pub(super) fn validate_storage(spec: &ComputeSpec) -> Result<(), SpecError> {
 }
 
 /// A legacy connstring of several shards needs their stripe size, as in the
-/// reference ("<n> shards but no stripe_size").
+/// reference (`<n> shards but no stripe_size`).
 fn check_legacy_shards(spec: &ComputeSpec) -> Result<(), SpecError> {
     let shards = spec
         .pageserver_connstring

@@ -201,13 +201,20 @@ async fn a_replica_start_never_writes_through_what_pg_basebackup_left() {
     if !needs::root("planting as postgres") {
         return;
     }
-    let mut primary = Compute::start(Some(spec(json!([]), json!([]))));
+    // The replica streams over loopback as a spec role with a password (the
+    // superuser is trusted on the socket only), so pg_basebackup gets a
+    // password file.
+    let bob = postgres_protocol::password::scram_sha_256(b"hunter2");
+    let mut primary = Compute::start(Some(spec(
+        json!([{"name": "bob", "encrypted_password": bob}]),
+        json!([]),
+    )));
     primary.wait_running();
     let tools = test_dir();
     let victim = Victim::new(tools.path(), "victim");
     let mut replica_spec = replica_spec_of(&primary, "planted");
     replica_spec["primary_connstring"] = json!(format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} password=hunter2 application_name=planted",
+        "host=127.0.0.1 port={} user=bob password=hunter2 application_name=planted",
         primary.port
     ));
     let mut replica = Compute::start_with(Opts {
