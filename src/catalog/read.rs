@@ -5,6 +5,7 @@ use crate::options::{role_attribute, RoleAttr};
 use crate::secret::Secret;
 use crate::spec::ValidSpec;
 use anyhow::Context;
+use std::collections::HashMap;
 use tokio_postgres::Client;
 
 const ROLES: &str = "SELECT rolname::pg_catalog.text, rolpassword, rolsuper, rolinherit, \
@@ -64,6 +65,11 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
             subscriptions: Vec::new(),
         });
     }
+    let by_name: HashMap<String, usize> = databases
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.clone(), i))
+        .collect();
     for row in client
         .query(SUBSCRIPTIONS, &[])
         .await
@@ -71,8 +77,8 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
     {
         let db: String = row.try_get(0)?;
         let sub: String = row.try_get(1)?;
-        if let Some(d) = databases.iter_mut().find(|d| d.name == db) {
-            d.subscriptions.push(sub);
+        if let Some(&i) = by_name.get(&db) {
+            databases[i].subscriptions.push(sub);
         }
     }
     Ok(Catalog {
