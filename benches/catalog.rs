@@ -234,26 +234,47 @@ struct Row {
     rss_mib: f64,
     dbs_and_roles_mib: f64,
     dbs_and_roles_bytes: usize,
+    passwords: bool,
 }
 
-/// The spec of `roles` roles (md5 passwords) and `databases` databases, and
-/// the same DDL as `psql -f` would run it.
-fn spec_and_sql(roles: usize, databases: usize) -> (Value, String) {
+/// Largest `/configure` body compute_ctl accepts (its HTTP body limit).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The spec of `roles` roles (md5 passwords, unless the spec with them
+/// would not fit in a `/configure` body: then none) and `databases`
+/// databases, the same DDL as `psql -f` would run it, and whether the roles
+/// have passwords.
+fn spec_and_sql(roles: usize, databases: usize) -> (Value, String, bool) {
     let names: Vec<String> = (0..roles).map(|i| format!("role {i:06}")).collect();
-    let spec = json!({
-        "format_version": 1.0,
-        "cluster": {
-            "roles": names.iter().map(|n| json!({"name": n, "encrypted_password": md5_hex(n)})).collect::<Vec<_>>(),
-            "databases": (0..databases).map(|i| json!({"name": format!("db {i:03}"), "owner": names[i % roles]})).collect::<Vec<_>>(),
-            "settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]
-        }
-    });
+    let build = |passwords: bool| {
+        let role = |n: &String| match passwords {
+            true => json!({"name": n, "encrypted_password": md5_hex(n)}),
+            false => json!({"name": n}),
+        };
+        json!({
+            "format_version": 1.0,
+            "cluster": {
+                "roles": names.iter().map(role).collect::<Vec<_>>(),
+                "databases": (0..databases).map(|i| json!({"name": format!("db {i:03}"), "owner": names[i % roles]})).collect::<Vec<_>>(),
+                "settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]
+            }
+        })
+    };
+    let mut spec = build(true);
+    // The body is {"spec": ...}: a little margin.
+    let passwords = spec.to_string().len() < BODY_LIMIT - 1024;
+    if !passwords {
+        spec = build(false);
+    }
     let mut sql = String::new();
     for n in &names {
-        sql.push_str(&format!(
-            "CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n",
-            md5_hex(n)
-        ));
+        match passwords {
+            true => sql.push_str(&format!(
+                "CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n",
+                md5_hex(n)
+            )),
+            false => sql.push_str(&format!("CREATE ROLE \"{n}\" WITH LOGIN;\n")),
+        }
     }
     for i in 0..databases {
         sql.push_str(&format!(
@@ -261,7 +282,7 @@ fn spec_and_sql(roles: usize, databases: usize) -> (Value, String) {
             names[i % roles]
         ));
     }
-    (spec, sql)
+    (spec, sql, passwords)
 }
 
 /// The sizes of the table: `CATALOG_SIZES`, e.g. `1000x50,10000x200`
@@ -281,7 +302,7 @@ fn sizes() -> Vec<(usize, usize)> {
 /// One size: ours at a start, ours on a running compute (with its RSS, the
 /// no-op re-applies and `/dbs_and_roles`), and the floor.
 async fn measure(work: &Path, roles: usize, databases: usize, round: usize) -> (Row, Breakdown) {
-    let (spec, sql) = spec_and_sql(roles, databases);
+    let (spec, sql, passwords) = spec_and_sql(roles, databases);
     let empty = json!({"format_version": 1.0, "cluster": {"settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]}});
     let tag = format!("{roles}-{databases}-{round}");
 
@@ -327,6 +348,7 @@ async fn measure(work: &Path, roles: usize, databases: usize, round: usize) -> (
         rss_mib,
         dbs_and_roles_mib,
         dbs_and_roles_bytes: body.len(),
+        passwords,
     };
     (row, parts)
 }
@@ -379,10 +401,11 @@ async fn main() {
             rss_mib: pick(|r| r.rss_mib),
             dbs_and_roles_mib: pick(|r| r.dbs_and_roles_mib),
             dbs_and_roles_bytes: runs[0].dbs_and_roles_bytes,
+            passwords: runs[0].passwords,
         };
         let b = |f: fn(&Breakdown) -> f64| median(&mut parts.iter().map(f).collect::<Vec<_>>());
         println!(
-            "{:>7} {:>4} | {:>9.0} {:>9.0} {:>9.0} | {:>5.2}x {:>5.2}x | {:>9.1} {:>4} | {:>8.1} | {:>6.1} ({} kB)",
+            "{:>7} {:>4} | {:>9.0} {:>9.0} {:>9.0} | {:>5.2}x {:>5.2}x | {:>9.1} {:>4} | {:>8.1} | {:>6.1} ({} kB){}",
             row.roles,
             row.databases,
             row.start_ms,
@@ -394,7 +417,11 @@ async fn main() {
             row.noop_ddl,
             row.rss_mib,
             row.dbs_and_roles_mib,
-            row.dbs_and_roles_bytes / 1024
+            row.dbs_and_roles_bytes / 1024,
+            match row.passwords {
+                true => "",
+                false => "  (no passwords: with them the spec is over the 4 MiB body limit)",
+            }
         );
         println!(
             "{:>14}   start: privileged role + migrations + read + plan {:.0} ms, roles {:.0} ms, databases {:.0} ms, grants {:.0} ms, default privileges {:.0} ms",
