@@ -167,8 +167,8 @@ impl<'a> Planner<'a> {
     fn push(&mut self, database: Option<&str>, object: String, sql: Sql) {
         self.steps.push(Step {
             database: database.map(str::to_string),
+            redacted: sql.secret.then_some(sql.redacted),
             sql: sql.text,
-            redacted: sql.redacted,
             object,
             phase: self.phase,
             group: self.group,
