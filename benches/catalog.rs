@@ -1,28 +1,26 @@
-//! Catalog reconciliation at scale, against real computes:
-//! - 1000 roles (md5 passwords) and 50 databases from empty, through
-//!   `POST /configure` on an Empty compute (the catalog step is `config_ms`:
-//!   privileged role, migrations, template1's default privileges, roles `IN
-//!   ROLE` it, databases, their grants; the default privileges of each new
-//!   database come with template1), with the breakdown read from
-//!   compute_ctl's log;
-//! - the same spec through the library's catalog step of a start without
-//!   a privileged role (what the step did before there was one: no
-//!   migrations, grants or default privileges), on a compute whose postgres
-//!   was just restarted;
-//! - the floor: the same DDL run by `psql -f` on a fresh compute;
-//! - a no-op re-apply of that spec through `/configure` (target: < 100 ms
-//!   median, zero DDL: counted from postgres' `log_statement = ddl` lines).
+//! Catalog reconciliation at scale, against real computes: a growth table,
+//! one row per size (`CATALOG_SIZES`, default `1000x50,10000x200,100000x500`:
+//! roles with md5 passwords x databases), each with
+//! - from empty at a start: `POST /configure` with the spec on an Empty
+//!   compute (the catalog step is `config_ms`: privileged role, migrations,
+//!   template1's default privileges, roles `IN ROLE` it, databases, their
+//!   grants), with the breakdown read from compute_ctl's log;
+//! - from empty on a running compute: the same spec as a `/configure` that
+//!   adds it to a compute Running with none (its round trip), with the
+//!   growth of compute_ctl's peak RSS over it;
+//! - a no-op re-apply of the spec there (REAPPLIES times, default 5; DDL
+//!   counted from postgres' `log_statement = ddl` lines), then
+//!   `/dbs_and_roles` with the growth of the peak RSS over it;
+//! - the floor: the same DDL run by `psql -f` on a settled compute.
 //!
-//! The three are interleaved ROUNDS times (default 3) and the medians and
-//! their ratios printed: the machine may be shared, so compare ratios. Each
-//! compute runs on a spare PGDATA the one before made, and makes the next
-//! before the next timed part begins (the floor is timed on a settled
-//! compute, the variant without the privileged role right after a restart
-//! of its postgres, ours is a start's catalog step).
+//! Ratios to the floor are printed beside each time: the machine may be
+//! shared, so compare ratios. Each compute runs on a spare PGDATA the one
+//! before made, and makes the next before the next timed part begins.
 //!
-//! Run: `cargo bench --bench catalog` (ROLES, DATABASES, ROUNDS, REAPPLIES to
-//! change; CATALOG_LOG=path keeps compute_ctl's and postgres' log of the
-//! last run of ours there).
+//! Run: `cargo bench --bench catalog` (CATALOG_SIZES, ROUNDS (default 1),
+//! REAPPLIES to change; `CATALOG_SIZES=1000x50` is a short run;
+//! CATALOG_LOG=path keeps compute_ctl's and postgres' log of the last start
+//! there).
 
 mod common;
 use common::*;
@@ -135,44 +133,6 @@ async fn ours(dir: &Path, spec: &Value) -> (f64, Breakdown, Compute) {
     (config_ms, breakdown(&log), c)
 }
 
-/// The same spec through the library's catalog step of a start, without a
-/// privileged role, on a compute whose postgres was just restarted
-/// (`/restart`): as ours, timed on a postgres that has just started, with
-/// no spare being copied beside it.
-async fn without_privileged(dir: &Path, spec: &Value, empty: &Value) -> f64 {
-    let c = Compute::start(dir).await;
-    c.configure(empty).await;
-    settle(&c).await;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/restart", c.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host_path(dir.join("sock"))
-        .port(c.port)
-        .user("cloud_admin")
-        .dbname("postgres");
-    use compute_ctl::testing::catalog::{start, Concurrency, Connector, Origin};
-    let connector = Connector::new(config);
-    let spec = compute_ctl::testing::spec::ValidSpec::from_json(&spec.to_string()).unwrap();
-    let t = Instant::now();
-    // A start's catalog step (its strategy for new databases included),
-    // with no privileged role: what the step did before there was one.
-    let (concurrency, origin) = (Concurrency::ShareOfMaxConnections, Origin::FinishedTemplate);
-    start(&connector, &spec, concurrency, origin).await.unwrap();
-    let took = ms(t.elapsed());
-    c.stop().await;
-    took
-}
-
 /// The floor: the same DDL by `psql -f` on a fresh compute.
 async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
     let f = Compute::start(dir).await;
@@ -181,8 +141,11 @@ async fn floor(dir: &Path, empty: &Value, sql: &str) -> f64 {
     let file = dir.join("floor.sql");
     std::fs::write(&file, sql).unwrap();
     let t = Instant::now();
+    // The superuser is trusted on the socket only.
     let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(dir.join("sock"))
+        .arg("-p")
         .arg(f.port.to_string())
         .args(["-U", "cloud_admin", "-d", "postgres", "-f"])
         .arg(&file)
@@ -217,111 +180,281 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-#[tokio::main]
-async fn main() {
-    install_crypto();
-    let roles = env_or("ROLES", 1000);
-    let databases = env_or("DATABASES", 50);
-    let rounds = env_or("ROUNDS", 3).max(1);
-    let reapplies = env_or("REAPPLIES", 20);
-    let names: Vec<String> = (0..roles).map(|i| format!("role {i:04}")).collect();
-    let spec = json!({
-        "format_version": 1.0,
-        "cluster": {
-            "roles": names.iter().map(|n| json!({"name": n, "encrypted_password": md5_hex(n)})).collect::<Vec<_>>(),
-            "databases": (0..databases).map(|i| json!({"name": format!("db {i:02}"), "owner": names[i % roles]})).collect::<Vec<_>>(),
-            "settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]
+/// The pid of the compute_ctl whose arguments name `dir` (its PGDATA's
+/// parent): the bench's computes are told apart by their directories.
+fn pid_of(dir: &Path) -> Option<u32> {
+    let needle = dir.join("pgdata");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.first().is_some_and(|a| a.ends_with(b"compute_ctl"));
+        if ours
+            && args
+                .iter()
+                .any(|a| *a == needle.as_os_str().as_encoded_bytes())
+        {
+            return Some(pid);
         }
-    });
-    let empty = json!({"format_version": 1.0, "cluster": {"settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]}});
+    }
+    None
+}
+
+/// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Resets the peak RSS of `pid` to its current RSS, then returns a closure
+/// that tells the growth of the peak (MiB) since.
+fn rss_watch(pid: u32) -> impl Fn() -> f64 {
+    // "5" resets VmHWM (Linux >= 4.0).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let before = status_kib(pid, "VmRSS");
+    move || (status_kib(pid, "VmHWM") - before) / 1024.0
+}
+
+/// One size of the growth table.
+struct Row {
+    roles: usize,
+    databases: usize,
+    start_ms: f64,
+    running_ms: f64,
+    floor_ms: f64,
+    noop_ms: f64,
+    noop_ddl: usize,
+    rss_mib: f64,
+    dbs_and_roles_mib: f64,
+    dbs_and_roles_bytes: usize,
+    passwords: bool,
+}
+
+/// Largest `/configure` body compute_ctl accepts (its HTTP body limit).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The spec of `roles` roles (md5 passwords, unless the spec with them
+/// would not fit in a `/configure` body: then none) and `databases`
+/// databases, the same DDL as `psql -f` would run it, and whether the roles
+/// have passwords.
+fn spec_and_sql(roles: usize, databases: usize) -> (Value, String, bool) {
+    let names: Vec<String> = (0..roles).map(|i| format!("role {i:06}")).collect();
+    let build = |passwords: bool| {
+        let role = |n: &String| match passwords {
+            true => json!({"name": n, "encrypted_password": md5_hex(n)}),
+            false => json!({"name": n}),
+        };
+        json!({
+            "format_version": 1.0,
+            "cluster": {
+                "roles": names.iter().map(role).collect::<Vec<_>>(),
+                "databases": (0..databases).map(|i| json!({"name": format!("db {i:03}"), "owner": names[i % roles]})).collect::<Vec<_>>(),
+                "settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]
+            }
+        })
+    };
+    let mut spec = build(true);
+    // The body is {"spec": ...}: a little margin.
+    let passwords = spec.to_string().len() < BODY_LIMIT - 1024;
+    if !passwords {
+        spec = build(false);
+    }
     let mut sql = String::new();
     for n in &names {
-        sql.push_str(&format!(
-            "CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n",
-            md5_hex(n)
-        ));
+        match passwords {
+            true => sql.push_str(&format!(
+                "CREATE ROLE \"{n}\" WITH LOGIN PASSWORD 'md5{}';\n",
+                md5_hex(n)
+            )),
+            false => sql.push_str(&format!("CREATE ROLE \"{n}\" WITH LOGIN;\n")),
+        }
     }
     for i in 0..databases {
         sql.push_str(&format!(
-            "CREATE DATABASE \"db {i:02}\" WITH OWNER \"{}\";\n",
+            "CREATE DATABASE \"db {i:03}\" WITH OWNER \"{}\";\n",
             names[i % roles]
         ));
     }
+    (spec, sql, passwords)
+}
 
+/// The sizes of the table: `CATALOG_SIZES`, e.g. `1000x50,10000x200`
+/// (roles x databases).
+fn sizes() -> Vec<(usize, usize)> {
+    let text = std::env::var("CATALOG_SIZES")
+        .unwrap_or_else(|_| "1000x50,10000x200,100000x500".to_string());
+    text.split(',')
+        .filter_map(|s| {
+            let (r, d) = s.trim().split_once('x')?;
+            Some((r.parse().ok()?, d.parse().ok()?))
+        })
+        .filter(|(r, _)| *r > 0)
+        .collect()
+}
+
+/// One size: ours at a start, ours on a running compute (with its RSS, the
+/// no-op re-applies and `/dbs_and_roles`), and the floor.
+async fn measure(work: &Path, roles: usize, databases: usize, round: usize) -> (Row, Breakdown) {
+    let (spec, sql, passwords) = spec_and_sql(roles, databases);
+    let empty = json!({"format_version": 1.0, "cluster": {"settings": [{"name": "log_statement", "value": "ddl", "vartype": "enum"}]}});
+    let tag = format!("{roles}-{databases}-{round}");
+
+    // At a start: from Empty, /configure with the whole spec.
+    let (start_ms, parts, c) = ours(&fresh_dir(work, &format!("start{tag}")), &spec).await;
+    c.stop().await;
+
+    // On a running compute: the spec added by a /configure.
+    let dir = fresh_dir(work, &format!("running{tag}"));
+    let c = Compute::start(&dir).await;
+    c.configure(&empty).await;
+    settle(&c).await;
+    let pid = pid_of(&dir).expect("the compute's pid");
+    let grown = rss_watch(pid);
+    let running_ms = ms(c.configure(&spec).await);
+    let rss_mib = grown();
+    let reapplies = env_or("REAPPLIES", 5).max(1);
+    let ddl_first = c.ddl_lines();
+    let mut noop = Vec::new();
+    for _ in 0..reapplies {
+        noop.push(ms(c.configure(&spec).await));
+    }
+    let noop_ddl = c.ddl_lines() - ddl_first;
+    let grown = rss_watch(pid);
+    let body = reqwest::get(format!("{}/dbs_and_roles", c.base))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dbs_and_roles_mib = grown();
+    c.stop().await;
+
+    let floor_ms = floor(&fresh_dir(work, &format!("floor{tag}")), &empty, &sql).await;
+    let row = Row {
+        roles,
+        databases,
+        start_ms,
+        running_ms,
+        floor_ms,
+        noop_ms: median(&mut noop),
+        noop_ddl,
+        rss_mib,
+        dbs_and_roles_mib,
+        dbs_and_roles_bytes: body.len(),
+        passwords,
+    };
+    (row, parts)
+}
+
+#[tokio::main]
+async fn main() {
+    install_crypto();
+    let rounds = env_or("ROUNDS", 1).max(1);
     let work = tempfile::Builder::new()
         .prefix("cc-bench-cat-")
         .tempdir_in("/tmp")
         .unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-
-    let load_before = load_average();
-    let (mut step, mut plain, mut floors) = (vec![], vec![], vec![]);
-    let mut parts: Vec<Breakdown> = vec![];
-    let mut kept = None;
-    for round in 0..rounds {
-        let (config_ms, b, c) = ours(&fresh_dir(work.path(), &format!("ours{round}")), &spec).await;
-        step.push(config_ms);
-        parts.push(b);
-        match kept {
-            None => kept = Some(c),
-            Some(_) => c.stop().await,
+    println!(
+        "catalog growth table (medians of {rounds} round(s); load average {} before)",
+        load_average()
+    );
+    println!(
+        "{:>7} {:>4} | {:>9} {:>9} {:>9} | {:>6} {:>6} | {:>9} {:>4} | {:>8} | {:>13}",
+        "roles",
+        "dbs",
+        "start ms",
+        "run. ms",
+        "psql ms",
+        "st/psq",
+        "ru/psq",
+        "no-op ms",
+        "DDL",
+        "RSS MiB",
+        "dbs&roles MiB"
+    );
+    let mut rows = Vec::new();
+    for (roles, databases) in sizes() {
+        let mut runs = Vec::new();
+        let mut parts = Vec::new();
+        for round in 0..rounds {
+            let (row, b) = measure(work.path(), roles, databases, round).await;
+            runs.push(row);
+            parts.push(b);
         }
-        floors.push(
-            floor(
-                &fresh_dir(work.path(), &format!("floor{round}")),
-                &empty,
-                &sql,
-            )
-            .await,
+        let pick = |f: fn(&Row) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        let row = Row {
+            roles,
+            databases,
+            start_ms: pick(|r| r.start_ms),
+            running_ms: pick(|r| r.running_ms),
+            floor_ms: pick(|r| r.floor_ms),
+            noop_ms: pick(|r| r.noop_ms),
+            noop_ddl: runs.iter().map(|r| r.noop_ddl).max().unwrap_or(0),
+            rss_mib: pick(|r| r.rss_mib),
+            dbs_and_roles_mib: pick(|r| r.dbs_and_roles_mib),
+            dbs_and_roles_bytes: runs[0].dbs_and_roles_bytes,
+            passwords: runs[0].passwords,
+        };
+        let b = |f: fn(&Breakdown) -> f64| median(&mut parts.iter().map(f).collect::<Vec<_>>());
+        println!(
+            "{:>7} {:>4} | {:>9.0} {:>9.0} {:>9.0} | {:>5.2}x {:>5.2}x | {:>9.1} {:>4} | {:>8.1} | {:>6.1} ({} kB){}",
+            row.roles,
+            row.databases,
+            row.start_ms,
+            row.running_ms,
+            row.floor_ms,
+            row.start_ms / row.floor_ms,
+            row.running_ms / row.floor_ms,
+            row.noop_ms,
+            row.noop_ddl,
+            row.rss_mib,
+            row.dbs_and_roles_mib,
+            row.dbs_and_roles_bytes / 1024,
+            match row.passwords {
+                true => "",
+                false => "  (no passwords: with them the spec is over the 4 MiB body limit)",
+            }
         );
-        plain.push(
-            without_privileged(
-                &fresh_dir(work.path(), &format!("plain{round}")),
-                &spec,
-                &empty,
-            )
-            .await,
+        println!(
+            "{:>14}   start: privileged role + migrations + read + plan {:.0} ms, roles {:.0} ms, databases {:.0} ms, grants {:.0} ms, default privileges {:.0} ms",
+            "",
+            b(|b| b.migrations),
+            b(|b| b.roles),
+            b(|b| b.databases),
+            b(|b| b.grants),
+            b(|b| b.default_privileges)
+        );
+        rows.push(row);
+    }
+    println!("load average after: {}", load_average());
+    println!("targets: from-empty <= 0.5x of psql -f on both paths; no-op re-apply of 100k roles <= 1000 ms with 0 DDL; RSS growth at 100k roles < 64 MiB");
+    for r in &rows {
+        let both = r.start_ms / r.floor_ms <= 0.5 && r.running_ms / r.floor_ms <= 0.5;
+        println!(
+            "  {} roles: from-empty {}; no-op {}{}",
+            r.roles,
+            if both { "met" } else { "NOT met" },
+            if r.noop_ms <= 1000.0 && r.noop_ddl == 0 {
+                "met"
+            } else {
+                "NOT met"
+            },
+            if r.roles >= 100_000 {
+                format!("; RSS {}", if r.rss_mib < 64.0 { "met" } else { "NOT met" })
+            } else {
+                String::new()
+            }
         );
     }
-
-    // No-op re-applies on the first compute.
-    let c = kept.unwrap();
-    let ddl_first = c.ddl_lines();
-    let mut times: Vec<Duration> = Vec::new();
-    for _ in 0..reapplies {
-        times.push(c.configure(&spec).await);
-    }
-    let ddl_after = c.ddl_lines() - ddl_first;
-    times.sort();
-    c.stop().await;
-
-    let pick = |f: fn(&Breakdown) -> f64| median(&mut parts.iter().map(f).collect::<Vec<_>>());
-    let (step_m, plain_m, floor_m) = (median(&mut step), median(&mut plain), median(&mut floors));
-    println!("{roles} roles and {databases} databases from empty (medians of {rounds} interleaved rounds; load average {load_before} before, {} after):", load_average());
-    println!("  compute_ctl catalog step (config_ms):        {step_m:.0} ms  (runs: {step:.0?})");
-    println!(
-        "    privileged role + migrations + read + template1 + plan {:.0} ms, roles {:.0} ms, databases {:.0} ms, grants {:.0} ms, per-database default privileges {:.0} ms",
-        pick(|b| b.migrations),
-        pick(|b| b.roles),
-        pick(|b| b.databases),
-        pick(|b| b.grants),
-        pick(|b| b.default_privileges)
-    );
-    println!("  same spec without the privileged role work:  {plain_m:.0} ms  (runs: {plain:.0?})");
-    println!(
-        "  floor, the same DDL by psql -f:              {floor_m:.0} ms  (runs: {floors:.0?})"
-    );
-    println!("  catalog step / floor: {:.2}x (target <= 0.7x); without the privileged role work / floor: {:.2}x",
-        step_m / floor_m, plain_m / floor_m);
-    println!(
-        "  the privileged role work costs {:+.0}% (with / without: {:.2}x)",
-        (step_m / plain_m - 1.0) * 100.0,
-        step_m / plain_m
-    );
-    println!("no-op re-apply through /configure ({reapplies} runs):");
-    println!(
-        "  median {:.1} ms, max {:.1} ms (target: median < 100 ms); DDL statements logged: {ddl_after} (target 0)",
-        times[times.len() / 2].as_secs_f64() * 1e3,
-        times[times.len() - 1].as_secs_f64() * 1e3
-    );
 }

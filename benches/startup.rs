@@ -10,7 +10,8 @@
 //! start, catalog) comes from the compute's `/metrics.json`.
 //!
 //! Run: `cargo bench --bench startup` (ITERATIONS=N to change the sample
-//! size, default 20; NEON=0 skips the Neon part). Prints the medians, the
+//! size, default 20; NEON=0 skips the Neon part; NEON_LOG=path keeps the
+//! log of the last Neon start there). Prints the medians, the
 //! ratios and where the time goes; asserts nothing.
 
 mod common;
@@ -83,6 +84,7 @@ fn main() {
     }
     let mut neon = vec![];
     let mut steps = vec![];
+    let mut bb_phases = vec![];
     let neon_tools = NeonTools::new(work.path(), &runtime);
     let neon_runs = if env_or("NEON", 1) == 0 {
         0
@@ -90,7 +92,8 @@ fn main() {
         iterations
     };
     for i in 0..neon_runs {
-        let (t, s) = neon_tools.start(work.path());
+        let (t, s, p) = neon_tools.start(work.path());
+        bb_phases.push(p);
         eprintln!("run {}: compute_ctl on Neon storage {:.1} ms", i + 1, ms(t));
         neon.push(t);
         steps.push(s);
@@ -166,6 +169,23 @@ fn main() {
         "    basebackup size {} bytes, pageserver connect {} us",
         median_of(&steps, "basebackup_bytes"),
         median_of(&steps, "pageserver_connect_micros")
+    );
+    let med = |f: fn(&BasebackupPhases) -> f64| {
+        let mut v: Vec<f64> = bb_phases.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "    basebackup phases (ms): connect {:.1}, first byte {:.1}, stream {:.1}, unpack after the stream {:.1}, fsync {:.1}",
+        med(|p| p.connect),
+        med(|p| p.first_byte),
+        med(|p| p.stream),
+        med(|p| p.unpack),
+        med(|p| p.fsync)
+    );
+    println!(
+        "  Neon start / local start: {:.2}x   (target <= 2x)",
+        n.as_secs_f64() / o.as_secs_f64()
     );
 }
 
@@ -254,8 +274,9 @@ impl NeonTools {
         }
     }
 
-    /// Spawn to Running on Neon storage, and the compute's `/metrics.json`.
-    fn start(&self, work: &Path) -> (Duration, serde_json::Value) {
+    /// Spawn to Running on Neon storage, the compute's `/metrics.json`, and
+    /// the basebackup's own phases (from its `basebackup done` log line).
+    fn start(&self, work: &Path) -> (Duration, serde_json::Value, BasebackupPhases) {
         let dir = run_dir(work);
         let (port, http_port) = (free_port(), free_port());
         let spec = serde_json::json!({
@@ -303,6 +324,15 @@ impl NeonTools {
                 ),
             }
         };
+        if let Ok(path) = std::env::var("NEON_LOG") {
+            // The log of the last Neon start, to see where its time went.
+            std::fs::write(path, seen.join("\n")).unwrap();
+        }
+        let phases = seen
+            .iter()
+            .find(|l| l.contains("basebackup done"))
+            .map(|l| BasebackupPhases::of(l))
+            .unwrap_or_default();
         let url = format!("http://127.0.0.1:{http_port}/metrics.json");
         let steps: serde_json::Value = tokio::runtime::Runtime::new()
             .unwrap()
@@ -315,7 +345,30 @@ impl NeonTools {
         for _ in lines.by_ref() {}
         child.wait().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        (elapsed, steps)
+        (elapsed, steps, phases)
+    }
+}
+
+/// The basebackup's own phases, in ms, as its log line tells them.
+#[derive(Default, Clone, Copy)]
+struct BasebackupPhases {
+    connect: f64,
+    first_byte: f64,
+    stream: f64,
+    unpack: f64,
+    fsync: f64,
+}
+
+impl BasebackupPhases {
+    fn of(line: &str) -> Self {
+        let ms = |key: &str| field(line, key).unwrap_or(f64::NAN) / 1e3;
+        BasebackupPhases {
+            connect: ms("connect_us"),
+            first_byte: ms("first_byte_us"),
+            stream: ms("stream_us"),
+            unpack: ms("unpack_us"),
+            fsync: ms("fsync_us"),
+        }
     }
 }
 

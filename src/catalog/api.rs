@@ -4,9 +4,11 @@
 
 use super::connect::Connector;
 use anyhow::Context;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use tokio_stream::wrappers::ReceiverStream;
 
 /// Why a catalog request was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -26,42 +28,131 @@ const DATABASES: &str = "SELECT datname::pg_catalog.text, \
     NOT datallowconn, datconnlimit OPERATOR(pg_catalog.=) -2 \
     FROM pg_catalog.pg_database ORDER BY 1";
 
-/// `/dbs_and_roles`: every role of `pg_authid` (the superuser and the
-/// predefined roles included) as `{name, encrypted_password: null, options:
-/// null}` (hashes stay out of the API), and every database of `pg_database`
-/// as `{name, owner, options: null, restrict_conn, invalid}`.
-pub async fn dbs_and_roles(connector: &Connector) -> anyhow::Result<Value> {
+/// The body of `/dbs_and_roles`, chunk by chunk; an `Err` item ends it
+/// (reading failed midway: the client sees a cut, never a whole answer).
+pub type BodyStream = ReceiverStream<Result<Bytes, std::io::Error>>;
+
+/// How much JSON is sent at a time.
+const BODY_CHUNK: usize = 32 * 1024;
+
+/// A database as `/dbs_and_roles` shows it (keys in the order they are
+/// written: the order of a `serde_json` map, which sorts them).
+#[derive(Serialize)]
+struct DatabaseOut {
+    invalid: bool,
+    name: String,
+    options: Option<()>,
+    owner: String,
+    restrict_conn: bool,
+}
+
+/// A role as `/dbs_and_roles` shows it (hashes stay out of the API).
+#[derive(Serialize)]
+struct RoleOut<'a> {
+    encrypted_password: Option<()>,
+    name: &'a str,
+    options: Option<()>,
+}
+
+/// `/dbs_and_roles`: every database of `pg_database` as `{name, owner,
+/// options: null, restrict_conn, invalid}` and every role of `pg_authid`
+/// (the superuser and the predefined roles included) as `{name,
+/// encrypted_password: null, options: null}`.
+///
+/// Streamed, so that memory stays flat however many roles there are: the
+/// roles are serialized row by row as postgres sends them, and postgres is
+/// read only as fast as the client takes the body. The databases (a few)
+/// and the first role are read before the answer begins, so a failure to
+/// read is still an error, not a cut body.
+pub async fn dbs_and_roles(connector: &Connector) -> anyhow::Result<BodyStream> {
     let conn = connector.open(connector.maintenance_db()).await?;
-    let read = async {
-        let roles: Vec<Value> = conn
-            .client
-            .query(ROLES, &[])
-            .await
-            .context("reading pg_authid")?
-            .iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                Ok(json!({"name": name, "encrypted_password": null, "options": null}))
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()?;
-        let databases: Vec<Value> = conn
+    let began = async {
+        let mut head = br#"{"databases":["#.to_vec();
+        let databases = conn
             .client
             .query(DATABASES, &[])
             .await
-            .context("reading pg_database")?
-            .iter()
-            .map(|r| {
-                let (name, owner): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-                let (restrict_conn, invalid): (bool, bool) = (r.try_get(2)?, r.try_get(3)?);
-                Ok(json!({"name": name, "owner": owner, "options": null,
-                    "restrict_conn": restrict_conn, "invalid": invalid}))
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()?;
-        anyhow::Ok(json!({"roles": roles, "databases": databases}))
+            .context("reading pg_database")?;
+        for (i, r) in databases.iter().enumerate() {
+            if i > 0 {
+                head.push(b',');
+            }
+            let db = DatabaseOut {
+                name: r.try_get(0)?,
+                owner: r.try_get(1)?,
+                options: None,
+                restrict_conn: r.try_get(2)?,
+                invalid: r.try_get(3)?,
+            };
+            serde_json::to_writer(&mut head, &db)?;
+        }
+        head.extend_from_slice(br#"],"roles":["#);
+        let rows = conn
+            .client
+            .query_raw(ROLES, std::iter::empty::<String>())
+            .await
+            .context("reading pg_authid")?;
+        let mut rows = Box::pin(rows);
+        let first = rows.try_next().await.context("reading pg_authid")?;
+        anyhow::Ok((head, first, rows))
     }
     .await;
-    conn.close().await;
-    read
+    let (mut chunk, first, mut rows) = match began {
+        Ok(began) => began,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut next = first;
+        let mut count = 0usize;
+        let ended = loop {
+            let Some(row) = next else {
+                chunk.extend_from_slice(b"]}");
+                break Ok(());
+            };
+            let name: String = match row.try_get(0) {
+                Ok(name) => name,
+                Err(e) => break Err(e.into()),
+            };
+            if count > 0 {
+                chunk.push(b',');
+            }
+            count += 1;
+            let role = RoleOut {
+                name: &name,
+                encrypted_password: None,
+                options: None,
+            };
+            if let Err(e) = serde_json::to_writer(&mut chunk, &role) {
+                break Err(anyhow::Error::from(e));
+            }
+            if chunk.len() >= BODY_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(BODY_CHUNK + 256));
+                if tx.send(Ok(Bytes::from(full))).await.is_err() {
+                    conn.close().await;
+                    return; // the client went away
+                }
+            }
+            next = match rows.try_next().await {
+                Ok(next) => next,
+                Err(e) => break Err(e.into()),
+            };
+        };
+        drop(rows);
+        conn.close().await;
+        let last = match ended {
+            Ok(()) => Ok(Bytes::from(chunk)),
+            Err(e) => {
+                tracing::error!("reading pg_authid for /dbs_and_roles: {e:#}");
+                Err(std::io::Error::other(format!("reading pg_authid: {e:#}")))
+            }
+        };
+        let _ = tx.send(last).await;
+    });
+    Ok(ReceiverStream::new(rx))
 }
 
 /// Fails with a 400 naming `field` unless `db` exists and accepts connections.

@@ -3,7 +3,7 @@
 use super::connect::{Connection, Connector};
 use super::plan::{Plan, Step};
 use anyhow::Context;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,13 +111,15 @@ fn followups_of(group: &[Step], next: Option<&[Step]>) -> HashMap<String, Vec<St
     let Some(next) = next else {
         return by_object;
     };
+    // A creation's object is `database "name"`, as is that of the steps
+    // the planner adds in the database it creates.
+    let creations: HashSet<&str> = group
+        .iter()
+        .filter(|c| c.creates_database())
+        .map(Step::object)
+        .collect();
     for step in next {
-        // A creation's object is `database "name"`, as is that of the steps
-        // the planner adds in the database it creates.
-        let created = step.database().is_some()
-            && group
-                .iter()
-                .any(|c| c.creates_database() && c.object() == step.object());
+        let created = step.database().is_some() && creations.contains(step.object());
         if !created {
             return HashMap::new();
         }

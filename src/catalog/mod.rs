@@ -1,8 +1,8 @@
 //! The catalog: roles and databases, reconciled with the spec.
 //!
-//! [`read_catalog`] takes a snapshot, [`plan_with()`] (pure) computes the ordered
-//! statements, [`apply()`] runs them; [`reconcile`] does all three. The order is
-//! the contract's: delta operations, then roles, then databases. At a
+//! [`read_catalog`] takes a snapshot, [`plan::plan_cancellable`] (pure)
+//! computes the ordered statements, [`apply()`] runs them; [`reconcile`] does
+//! all three. The order is the contract's: delta operations, then roles, then databases. At a
 //! primary's start, [`start()`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
 
@@ -31,6 +31,8 @@ mod tests_names;
 #[cfg(test)]
 mod tests_reference;
 #[cfg(test)]
+mod tests_scale;
+#[cfg(test)]
 mod tests_start;
 #[cfg(test)]
 mod tests_template;
@@ -38,7 +40,9 @@ mod tests_template;
 pub use apply::{apply, ApplyReport};
 pub use connect::Connector;
 pub use model::DatabaseInfo;
-pub use plan::{plan_with, stored_password, Plan, PlanError};
+#[cfg(test)]
+pub use plan::plan_with;
+pub use plan::{stored_password, Plan, PlanError};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{normalize_spec, read_catalog};
 pub use start::{finish_template, start, template_finish_key, Concurrency, Origin};
@@ -46,6 +50,8 @@ pub use subscriptions::drop_before_start;
 
 use crate::spec::ValidSpec;
 use anyhow::Context;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tracing::info;
 
 /// Refuses delta operations that would drop or rename the maintenance
@@ -119,11 +125,13 @@ async fn read_and_plan(
         let mut catalog = read_catalog(client).await?;
         catalog.starting = starting;
         let spec = normalize_spec(client, spec).await?;
+        let existing: std::collections::HashSet<&str> =
+            catalog.databases.iter().map(|d| d.name.as_str()).collect();
         let creates = spec
             .cluster
             .databases
             .iter()
-            .any(|d| catalog.database(&d.name).is_none());
+            .any(|d| !existing.contains(d.name.as_str()));
         let template_open = catalog
             .database(template::TEMPLATE)
             .is_some_and(DatabaseInfo::accepts_connections);
@@ -142,13 +150,49 @@ async fn read_and_plan(
     }
     .await;
     let (catalog, spec) = read?;
-    plan_with(
-        &catalog,
-        &spec,
-        connector.superuser(),
-        connector.privileged_role(),
-    )
-    .context("planning the catalog reconciliation")
+    plan_off_the_runtime(catalog, spec, connector)
+        .await
+        .context("planning the catalog reconciliation")
+}
+
+/// Plans on a blocking thread: a plan of a large catalog is CPU work that
+/// must not hold up the runtime (the driver's loop, which answers a
+/// termination, runs on it). If the caller stops waiting (its future is
+/// dropped: say, the compute is terminating), the planner is told to give
+/// up and its thread ends soon after.
+async fn plan_off_the_runtime(
+    catalog: model::Catalog,
+    spec: ValidSpec,
+    connector: &Connector,
+) -> Result<Plan, plan::PlanError> {
+    /// Sets the flag when dropped: when the plan is no longer awaited.
+    struct CancelOnDrop(Arc<AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let flag = cancel.0.clone();
+    let superuser = connector.superuser().to_string();
+    let privileged = connector.privileged_role().map(str::to_string);
+    info!(
+        roles = spec.cluster.roles.len(),
+        databases = spec.cluster.databases.len(),
+        "planning the catalog reconciliation"
+    );
+    let planned = tokio::task::spawn_blocking(move || {
+        plan::plan_cancellable(&catalog, &spec, &superuser, privileged.as_deref(), &flag)
+    })
+    .await;
+    drop(cancel);
+    match planned {
+        Ok(plan) => plan,
+        // A planner that panicked is a bug: the panic goes on.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down.
+        Err(_) => Err(plan::PlanError::Cancelled),
+    }
 }
 
 /// Reads the catalog, plans and applies; returns what was done (the duration

@@ -15,12 +15,16 @@
 use super::model::{Catalog, RoleInfo};
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, ValidSpec};
 use postgres_protocol::escape::escape_identifier;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod create;
 mod delta;
+mod index;
 mod sql;
 mod step;
 
+use index::Sim;
 use sql::Sql;
 pub use step::{Plan, Step};
 
@@ -89,6 +93,10 @@ pub enum PlanError {
         /// Why.
         reason: String,
     },
+    /// The caller stopped waiting for the plan (say, the compute is
+    /// terminating): it was abandoned half made.
+    #[error("planning was cancelled")]
+    Cancelled,
 }
 
 /// `role "x"`, `database "x"`: how objects are named in steps and logs.
@@ -150,7 +158,11 @@ const FILE_COPY_FROM: usize = 2;
 
 /// The plan under construction and the catalog as it will be after it.
 struct Planner<'a> {
-    sim: Catalog,
+    sim: Sim<'a>,
+    /// The names of the spec's roles.
+    spec_roles: HashSet<&'a str>,
+    /// Set when the caller no longer wants the plan.
+    cancel: Option<&'a AtomicBool>,
     superuser: &'a str,
     privileged: Option<&'a str>,
     steps: Vec<Step>,
@@ -165,8 +177,8 @@ impl<'a> Planner<'a> {
     fn push(&mut self, database: Option<&str>, object: String, sql: Sql) {
         self.steps.push(Step {
             database: database.map(str::to_string),
+            redacted: sql.secret.then_some(sql.redacted),
             sql: sql.text,
-            redacted: sql.redacted,
             object,
             phase: self.phase,
             group: self.group,
@@ -179,6 +191,16 @@ impl<'a> Planner<'a> {
         if self.steps.last().is_some_and(|s| s.group == self.group) {
             self.group += 1;
         }
+    }
+
+    /// Gives up if the caller asked to (looked at every [`CANCEL_EVERY`]
+    /// objects of the spec, `n` counting them).
+    fn check_cancel(&self, n: usize) -> Result<(), PlanError> {
+        let asked = || self.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        if n.is_multiple_of(CANCEL_EVERY) && asked() {
+            return Err(PlanError::Cancelled);
+        }
+        Ok(())
     }
 
     /// Refuses to touch the superuser, the privileged role and `pg_*` roles.
@@ -211,13 +233,8 @@ pub fn plan(catalog: &Catalog, spec: &ValidSpec, superuser: &str) -> Result<Plan
     plan_with(catalog, spec, superuser, None)
 }
 
-/// `plan()` with a privileged role (the reference's `neon_superuser`):
-/// roles are created as its members with `INHERIT CREATEROLE CREATEDB
-/// BYPASSRLS REPLICATION` (unless their options say otherwise), each new
-/// database grants it ALL and, in schema public, ALL on the tables and
-/// sequences its superuser creates later (with grant option: inherited from
-/// template1 when [`Catalog::template_defaults`] says it has them, else set
-/// in the new database); it is never altered, renamed or dropped.
+/// `plan()` with a privileged role: [`plan_cancellable`] never cancelled.
+#[cfg(test)]
 pub fn plan_with(
     catalog: &Catalog,
     spec: &ValidSpec,
@@ -227,17 +244,58 @@ pub fn plan_with(
     plan_unchecked(catalog, spec, superuser, privileged)
 }
 
-/// [`plan_with`] on any spec. The planner does not rely on validation: it
+/// Plans as `plan()` does, with a privileged role (the reference's
+/// `neon_superuser`): roles are created as its members with `INHERIT
+/// CREATEROLE CREATEDB BYPASSRLS REPLICATION` (unless their options say
+/// otherwise), each new database grants it ALL and, in schema public, ALL
+/// on the tables and sequences its superuser creates later (with grant
+/// option: inherited from template1 when [`Catalog::template_defaults`]
+/// says it has them, else set in the new database); it is never altered,
+/// renamed or dropped.
+///
+/// It gives up with [`PlanError::Cancelled`] soon after `cancel` is set: a
+/// plan of a large catalog runs on a thread of its own, and whoever waits
+/// for it may stop waiting. Each name is looked up in an index, so a plan
+/// is O(n log n) in the roles, databases and delta operations.
+pub fn plan_cancellable(
+    catalog: &Catalog,
+    spec: &ValidSpec,
+    superuser: &str,
+    privileged: Option<&str>,
+    cancel: &AtomicBool,
+) -> Result<Plan, PlanError> {
+    plan_inner(catalog, spec, superuser, privileged, Some(cancel))
+}
+
+/// How many spec objects the planner handles between two looks at its
+/// cancellation flag.
+const CANCEL_EVERY: usize = 1024;
+
+/// [`plan_cancellable`], never cancelled, on any spec. The planner does not rely on validation: it
 /// escapes every name and value and refuses bad options itself (the tests
 /// give it specs the validator would refuse).
+#[cfg(test)]
 fn plan_unchecked(
     catalog: &Catalog,
     spec: &ComputeSpec,
     superuser: &str,
     privileged: Option<&str>,
 ) -> Result<Plan, PlanError> {
+    plan_inner(catalog, spec, superuser, privileged, None)
+}
+
+/// The planner, looking at `cancel` (if any) as it goes.
+fn plan_inner<'a>(
+    catalog: &'a Catalog,
+    spec: &'a ComputeSpec,
+    superuser: &'a str,
+    privileged: Option<&'a str>,
+    cancel: Option<&'a AtomicBool>,
+) -> Result<Plan, PlanError> {
     let mut p = Planner {
-        sim: catalog.clone(),
+        sim: Sim::of(catalog),
+        spec_roles: spec.cluster.roles.iter().map(|r| r.name.as_str()).collect(),
+        cancel,
         superuser,
         privileged,
         steps: Vec::new(),
@@ -254,7 +312,8 @@ fn plan_unchecked(
         DeltaAction::DeleteDb => 2,
         DeltaAction::DeleteRole => 3,
     });
-    for op in ops {
+    for (n, op) in ops.into_iter().enumerate() {
+        p.check_cancel(n)?;
         p.delta(op)?;
     }
     p.barrier();
@@ -271,7 +330,8 @@ fn plan_unchecked(
         );
         p.sim.roles.push(RoleInfo::new(privileged));
     }
-    for role in &spec.cluster.roles {
+    for (n, role) in spec.cluster.roles.iter().enumerate() {
+        p.check_cancel(n)?;
         p.role(role)?;
     }
     p.barrier();
@@ -286,26 +346,21 @@ fn plan_unchecked(
     for name in invalid {
         p.drop_database(&name);
     }
-    let before: Vec<String> = p.sim.databases.iter().map(|d| d.name.clone()).collect();
-    let creating = spec
+    // The spec's databases that do not exist yet, in the spec's order.
+    let created: Vec<&str> = spec
         .cluster
         .databases
         .iter()
-        .filter(|d| !before.contains(&d.name))
-        .count();
-    p.file_copy = file_copy(spec, catalog, creating);
-    for db in &spec.cluster.databases {
-        p.database(spec, db)?;
+        .filter(|d| p.sim.database(&d.name).is_none())
+        .map(|d| d.name.as_str())
+        .collect();
+    p.file_copy = file_copy(spec, catalog, created.len());
+    for (n, db) in spec.cluster.databases.iter().enumerate() {
+        p.check_cancel(n)?;
+        p.database(db)?;
     }
     if let Some(privileged) = privileged {
         // After every creation, so that the creations stay one parallel run.
-        let created: Vec<String> = spec
-            .cluster
-            .databases
-            .iter()
-            .filter(|d| !before.contains(&d.name))
-            .map(|d| d.name.clone())
-            .collect();
         for db in &created {
             let sql = Sql::new("GRANT ALL ON DATABASE ")
                 .ident(db)
@@ -314,10 +369,11 @@ fn plan_unchecked(
             p.push(None, object("database", db), sql);
         }
         p.barrier();
+        let created: HashSet<&str> = created.into_iter().collect();
         // The default privileges come with the template when template1 has
         // them and the database is made from it; else they are set in it.
         for db in spec.cluster.databases.iter() {
-            if !created.contains(&db.name)
+            if !created.contains(db.name.as_str())
                 || (p.sim.template_defaults && !create::names_template(db))
             {
                 continue;

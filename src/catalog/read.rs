@@ -5,6 +5,8 @@ use crate::options::{role_attribute, RoleAttr};
 use crate::secret::Secret;
 use crate::spec::ValidSpec;
 use anyhow::Context;
+use futures_util::TryStreamExt;
+use std::collections::HashMap;
 use tokio_postgres::Client;
 
 const ROLES: &str = "SELECT rolname::pg_catalog.text, rolpassword, rolsuper, rolinherit, \
@@ -26,8 +28,15 @@ const SUBSCRIPTIONS: &str = "SELECT d.datname::pg_catalog.text, s.subname::pg_ca
 /// superuser), databases and their subscriptions. Roles named `pg_*` are left out.
 pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
     let mut roles = Vec::new();
-    for row in client
-        .query(ROLES, &[])
+    // Row by row as postgres sends them: a whole result of 100k rows held
+    // at once would weigh several times the roles made from it.
+    let rows = client
+        .query_raw(ROLES, std::iter::empty::<String>())
+        .await
+        .context("reading roles from pg_authid")?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows
+        .try_next()
         .await
         .context("reading roles from pg_authid")?
     {
@@ -64,6 +73,11 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
             subscriptions: Vec::new(),
         });
     }
+    let by_name: HashMap<String, usize> = databases
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.clone(), i))
+        .collect();
     for row in client
         .query(SUBSCRIPTIONS, &[])
         .await
@@ -71,8 +85,8 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
     {
         let db: String = row.try_get(0)?;
         let sub: String = row.try_get(1)?;
-        if let Some(d) = databases.iter_mut().find(|d| d.name == db) {
-            d.subscriptions.push(sub);
+        if let Some(&i) = by_name.get(&db) {
+            databases[i].subscriptions.push(sub);
         }
     }
     Ok(Catalog {

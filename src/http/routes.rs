@@ -184,7 +184,9 @@ pub(super) async fn dbs_and_roles(api: Api) -> Handled {
     let body = catalog::api::dbs_and_roles(&connector)
         .await
         .map_err(|e| reject(ApiError::internal(&e)))?;
-    Ok(warp::reply::json(&body).into_response())
+    // Streamed as it is read: flat memory however many roles there are.
+    let reply = warp::reply::stream(body);
+    Ok(warp::reply::with_header(reply, "content-type", "application/json").into_response())
 }
 
 pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) -> Handled {

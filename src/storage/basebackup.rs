@@ -135,7 +135,7 @@ pub async fn basebackup(
     let masked = mask_connstring(req.shard0());
     prepare_empty_dir(pgdata, owner)?;
     let started = Instant::now();
-    let ((bytes, connect_micros), attempts) = backoff
+    let ((bytes, phases), attempts) = backoff
         .retry("basebackup", |attempt| {
             let (command, masked) = (&command, &masked);
             async move {
@@ -147,9 +147,15 @@ pub async fn basebackup(
         })
         .await?;
     let duration = started.elapsed();
+    let us = |d: Duration| d.as_micros() as u64;
     tracing::info!(
         bytes,
         attempts,
+        connect_us = us(phases.connect),
+        first_byte_us = us(phases.first_byte),
+        stream_us = us(phases.stream),
+        unpack_us = us(phases.unpack),
+        fsync_us = us(phases.fsync),
         ms = duration.as_millis() as u64,
         mb_per_s = format!(
             "{:.1}",
@@ -161,8 +167,23 @@ pub async fn basebackup(
         bytes,
         duration,
         attempts,
-        connect_micros,
+        connect_micros: phases.connect.as_micros() as u64,
     })
+}
+
+/// Where one successful attempt's time went, each phase after the one
+/// before: the connection (TCP and authentication), the wait for the first
+/// byte (the command sent, the pageserver's COPY OUT response), the stream
+/// (to its last byte, unpacked as it arrives), the unpacking left after
+/// the stream ended, and the files' sync (none: postgres' own start syncs
+/// what it needs).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    connect: Duration,
+    first_byte: Duration,
+    stream: Duration,
+    unpack: Duration,
+    fsync: Duration,
 }
 
 /// Aborts a spawned task when dropped (the connection's driver task).
@@ -174,8 +195,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// One attempt; returns the compressed bytes received and the time the
-/// connection took, in microseconds. A pageserver that sends nothing for
+/// One attempt; returns the compressed bytes received and where the time
+/// went. A pageserver that sends nothing for
 /// `stall` in the middle of the stream (or for [`FIRST_BYTE_TIMEOUT`],
 /// if longer, before it) fails the attempt.
 async fn basebackup_once(
@@ -185,7 +206,8 @@ async fn basebackup_once(
     pgdata: &Path,
     owner: Option<&RunAs>,
     stall: Duration,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, Phases)> {
+    let mut phases = Phases::default();
     let mut config: tokio_postgres::Config = req
         .shard0()
         .parse()
@@ -204,7 +226,8 @@ async fn basebackup_once(
         .connect(tokio_postgres::NoTls)
         .await
         .with_context(|| format!("connecting to the pageserver {masked}"))?;
-    let connect_micros = connecting.elapsed().as_micros() as u64;
+    phases.connect = connecting.elapsed();
+    let requested = Instant::now();
     // Errors of the connection surface through the client's calls.
     let _connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
@@ -219,6 +242,8 @@ async fn basebackup_once(
         .await
         .map_err(|_| stalled(0, stall.max(FIRST_BYTE_TIMEOUT)))?
         .with_context(|| format!("the pageserver refused `{command}`"))?;
+    phases.first_byte = requested.elapsed();
+    let streaming = Instant::now();
 
     // network -> [rx] gunzip thread -> [tar_rx] unpack thread -> files
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
@@ -246,6 +271,8 @@ async fn basebackup_once(
         Ok(())
     }
     .await;
+    phases.stream = streaming.elapsed();
+    let unpacking = Instant::now();
     drop(tx);
     let gunzipped = gunzipper.await.context("the gunzip thread panicked")?;
     let unpacked = unpacker.await.context("the unpacking thread panicked")?;
@@ -256,12 +283,13 @@ async fn basebackup_once(
     let context = || format!("unpacking the basebackup ({received} compressed bytes received)");
     gunzipped.with_context(context)?;
     let stats = unpacked.with_context(context)?;
+    phases.unpack = unpacking.elapsed();
     tracing::debug!(
         entries = stats.entries,
         unpacked_bytes = stats.bytes,
         "basebackup unpacked"
     );
-    Ok((received, connect_micros))
+    Ok((received, phases))
 }
 
 /// A blocking reader over the chunks from the channel; EOF when the sender

@@ -8,7 +8,7 @@ use super::{object, stored_password, PlanError, Planner};
 use crate::catalog::model::{DatabaseInfo, RoleInfo};
 use crate::options::{database_option_sql, role_attribute, RoleAttr};
 use crate::secret::Secret;
-use crate::spec::{ComputeSpec, Database, Role};
+use crate::spec::{Database, Role};
 use postgres_protocol::escape::escape_literal;
 
 impl Planner<'_> {
@@ -32,7 +32,12 @@ impl Planner<'_> {
             .encrypted_password
             .as_ref()
             .map(|p| Secret::new(stored_password(p.expose())));
-        match self.sim.role(&role.name).cloned() {
+        // What differs from the role as it is, if it exists.
+        let current = self.sim.role(&role.name).map(|current| {
+            let changed: Vec<&RoleAttr> = attrs.iter().filter(|a| !has_attr(current, a)).collect();
+            (changed, password != current.password)
+        });
+        match current {
             None => {
                 let mut sql = Sql::new("CREATE ROLE ").ident(&role.name).kw(" WITH");
                 let mut created = RoleInfo::new(&role.name);
@@ -66,10 +71,7 @@ impl Planner<'_> {
                 self.push(None, obj, sql);
                 self.sim.roles.push(created);
             }
-            Some(current) => {
-                let changed: Vec<&RoleAttr> =
-                    attrs.iter().filter(|a| !has_attr(&current, a)).collect();
-                let password_changed = password != current.password;
+            Some((changed, password_changed)) => {
                 if changed.is_empty() && !password_changed {
                     return Ok(());
                 }
@@ -84,7 +86,7 @@ impl Planner<'_> {
                     };
                 }
                 self.push(None, obj, sql);
-                if let Some(r) = self.sim.roles.iter_mut().find(|r| r.name == role.name) {
+                if let Some(r) = self.sim.roles.get_mut(&role.name) {
                     for attr in &attrs {
                         set_attr(r, attr);
                     }
@@ -95,10 +97,10 @@ impl Planner<'_> {
         Ok(())
     }
 
-    pub(super) fn database(&mut self, spec: &ComputeSpec, db: &Database) -> Result<(), PlanError> {
+    pub(super) fn database(&mut self, db: &Database) -> Result<(), PlanError> {
         let owner_known = db.owner == self.superuser
             || self.sim.role(&db.owner).is_some()
-            || spec.cluster.roles.iter().any(|r| r.name == db.owner);
+            || self.spec_roles.contains(db.owner.as_str());
         if !owner_known {
             return Err(PlanError::UnknownOwner {
                 database: db.name.clone(),
@@ -128,8 +130,7 @@ impl Planner<'_> {
                 }
                 self.push(None, obj, sql);
                 self.sim
-                    .databases
-                    .push(DatabaseInfo::new(&db.name, &db.owner));
+                    .push_database(DatabaseInfo::new(&db.name, &db.owner));
             }
             Some(current) if current.owner != db.owner => {
                 let sql = Sql::new("ALTER DATABASE ")
@@ -137,9 +138,7 @@ impl Planner<'_> {
                     .kw(" OWNER TO ")
                     .ident(&db.owner);
                 self.push(None, obj, sql);
-                for d in self.sim.databases.iter_mut().filter(|d| d.name == db.name) {
-                    d.owner.clone_from(&db.owner);
-                }
+                self.sim.set_owner(&db.name, &db.owner);
             }
             Some(_) => {}
         }

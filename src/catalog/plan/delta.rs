@@ -49,8 +49,7 @@ impl Planner<'_> {
             .kw(" RENAME TO ")
             .ident(to);
         self.push(None, object("role", from), sql);
-        for role in self.sim.roles.iter_mut().filter(|r| r.name == from) {
-            role.name = to.to_string();
+        if let Some(role) = self.sim.roles.rename(from, to) {
             // Postgres clears an md5 password on rename: it is salted with the name.
             if role
                 .password
@@ -60,9 +59,7 @@ impl Planner<'_> {
                 role.password = None;
             }
         }
-        for db in self.sim.databases.iter_mut().filter(|d| d.owner == from) {
-            db.owner = to.to_string();
-        }
+        self.sim.reown_all(from, to);
         Ok(())
     }
 
@@ -82,9 +79,7 @@ impl Planner<'_> {
             .kw(" RENAME TO ")
             .ident(to);
         self.push(None, object("database", from), sql);
-        for db in self.sim.databases.iter_mut().filter(|d| d.name == from) {
-            db.name = to.to_string();
-        }
+        self.sim.databases.rename(from, to);
         Ok(())
     }
 
@@ -102,6 +97,8 @@ impl Planner<'_> {
             .filter(|d| d.accepts_connections())
             .map(|d| d.name.clone())
             .collect();
+        // (The drop's handover is as long as this list: sorting it costs
+        // no more than the statements it gives.)
         dbs.sort();
         self.barrier();
         for db in &dbs {
@@ -126,11 +123,8 @@ impl Planner<'_> {
         }
         self.barrier();
         self.push(None, obj, Sql::new("DROP ROLE ").ident(name));
-        self.sim.roles.retain(|r| r.name != name);
-        let superuser = self.superuser.to_string();
-        for db in self.sim.databases.iter_mut().filter(|d| d.owner == name) {
-            db.owner.clone_from(&superuser);
-        }
+        self.sim.roles.remove(name);
+        self.sim.reown_all(name, self.superuser);
     }
 
     fn delete_db(&mut self, name: &str) {
@@ -173,7 +167,7 @@ impl Planner<'_> {
     pub(super) fn drop_database(&mut self, name: &str) {
         let sql = Sql::new("DROP DATABASE ").ident(name).kw(" WITH (FORCE)");
         self.push(None, object("database", name), sql);
-        self.sim.databases.retain(|d| d.name != name);
+        self.sim.remove_database(name);
     }
 }
 

@@ -8,7 +8,9 @@ use std::fmt;
 pub struct Step {
     pub(super) database: Option<String>,
     pub(super) sql: String,
-    pub(super) redacted: String,
+    /// The shown form, when it differs from `sql` (a password in it): a
+    /// plan of 100k roles keeps one copy of each statement, not two.
+    pub(super) redacted: Option<String>,
     pub(super) object: String,
     pub(super) phase: Phase,
     pub(super) group: usize,
@@ -30,7 +32,7 @@ impl Step {
 
     /// The statement with any password replaced by `<redacted>`.
     pub fn redacted_sql(&self) -> &str {
-        &self.redacted
+        self.redacted.as_deref().unwrap_or(&self.sql)
     }
 
     /// What the statement is about, e.g. `role "x"`.
@@ -79,7 +81,7 @@ impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Step")
             .field("database", &self.database)
-            .field("sql", &self.redacted)
+            .field("sql", &self.redacted_sql())
             .field("object", &self.object)
             .field("phase", &self.phase)
             .field("group", &self.group)
@@ -90,7 +92,7 @@ impl fmt::Debug for Step {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};", self.redacted)?;
+        write!(f, "{};", self.redacted_sql())?;
         if let Some(db) = &self.database {
             // Debug quoting keeps control characters of the name on one line.
             write!(f, " -- in database {db:?}")?;

@@ -7,5 +7,6 @@ mod extensions;
 mod privileged;
 mod reference;
 mod restart;
+mod scale;
 mod strategy;
 mod template;
