@@ -36,17 +36,13 @@ pub struct ConfigParams<'a> {
 /// Order: compute_ctl's own defaults (lowest precedence), the spec's raw
 /// `postgresql_conf`, storage settings, the mode (`neon.compute_mode`, and
 /// `hot_standby`/`recovery_target_lsn` for read-only computes), the locales
-/// on Neon storage, `port`, the spec's settings between the markers, and
-/// the include of the override file last.
+/// on Neon storage, `port`, the spec's settings between the markers, the
+/// socket directory (after the spec: see [`pg_hba_conf`]), and the include
+/// of the override file last.
 pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     let mut out = String::new();
     out.push_str("# Written by compute_ctl from the compute spec; rewritten at every start.\n");
     out.push_str("# Defaults of compute_ctl (anything below overrides them):\n");
-    let _ = writeln!(
-        out,
-        "unix_socket_directories = {}",
-        quote_conf_value(&p.socket_dir.to_string_lossy())
-    );
     if let Some(role) = p.privileged_role {
         let _ = writeln!(
             out,
@@ -97,6 +93,17 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     }
     out.push_str(END_MARKER);
     out.push('\n');
+    // After the spec's text and settings, so neither can move the socket the
+    // superuser is trusted on (a second directory such as /tmp, or an
+    // abstract `@name`, would be open to every local user).
+    out.push_str(
+        "# The superuser's socket: compute_ctl's private directory, whatever the spec says.\n",
+    );
+    let _ = writeln!(
+        out,
+        "unix_socket_directories = {}",
+        quote_conf_value(&p.socket_dir.to_string_lossy())
+    );
     let _ = writeln!(
         out,
         "include_if_exists = {}",
@@ -409,7 +416,7 @@ mod tests {
             conf.find(needle)
                 .unwrap_or_else(|| panic!("{needle} missing:\n{conf}"))
         };
-        assert!(pos("unix_socket_directories = '/tmp'") < pos("shared_buffers = 1MB"));
+        assert!(pos(END_MARKER) < pos("unix_socket_directories = '/tmp'"));
         assert!(pos("shared_buffers = 1MB") < pos("hot_standby = on"));
         assert!(pos("hot_standby = on") < pos("port = 55432"));
         assert!(pos("port = 55432") < pos(BEGIN_MARKER));

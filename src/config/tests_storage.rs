@@ -116,3 +116,19 @@ fn a_rollback_that_moved_nothing_is_the_previous_file_to_the_byte() {
     let previous = postgresql_conf(&local, &params());
     assert_eq!(keeping_storage_of(&previous, &local), previous);
 }
+
+#[test]
+fn the_spec_cannot_move_the_superusers_socket() {
+    let v = json!({
+        "format_version": 1.0,
+        "cluster": {"postgresql_conf": "unix_socket_directories = '/run/compute_ctl, /tmp'\n"}
+    });
+    let conf = postgresql_conf(&ValidSpec::from_json(&v.to_string()).unwrap(), &params());
+    // Postgres takes the last occurrence: compute_ctl's, after the spec's.
+    let last = conf
+        .lines()
+        .rfind(|l| l.trim_start().starts_with("unix_socket_directories"))
+        .unwrap();
+    assert_eq!(last, "unix_socket_directories = '/tmp'", "{conf}");
+    assert!(conf.find(last).unwrap() > conf.find("/run/compute_ctl, /tmp").unwrap());
+}

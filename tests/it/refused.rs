@@ -93,3 +93,34 @@ async fn an_unknown_setting_in_the_raw_conf_is_named_at_once() {
     let (code, body) = c.configure(&good).await;
     assert_eq!(code, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spec_cannot_open_the_superusers_socket_to_everyone() {
+    // A directory every local user may enter, named by the spec's raw text.
+    let open = test_dir();
+    std::fs::set_permissions(
+        open.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut s = spec(json!([]), json!([]));
+    s["cluster"]["postgresql_conf"] = json!(format!(
+        "unix_socket_directories = '{}'\n",
+        open.path().display()
+    ));
+    let mut c = Compute::start(Some(s));
+    c.wait_running();
+    let shown: String = c
+        .client("postgres")
+        .await
+        .query_one("SHOW unix_socket_directories", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, c.socket_dir().display().to_string());
+    let planted: Vec<_> = std::fs::read_dir(open.path()).unwrap().flatten().collect();
+    assert!(
+        planted.is_empty(),
+        "a socket in the open directory: {planted:?}"
+    );
+}
