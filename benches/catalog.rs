@@ -22,6 +22,8 @@
 //! CATALOG_LOG=path keeps compute_ctl's and postgres' log of the last start
 //! there).
 
+#[path = "common/chart.rs"]
+mod chart;
 mod common;
 use common::*;
 
@@ -438,6 +440,7 @@ async fn main() {
         rows.push(row);
     }
     println!("load average after: {}", load_average());
+    write_growth_chart(&rows);
     println!("targets: from-empty <= 0.5x of psql -f on both paths; no-op re-apply of 100k roles <= 1000 ms with 0 DDL; RSS growth at 100k roles < 64 MiB");
     for r in &rows {
         let both = r.start_ms / r.floor_ms <= 0.5 && r.running_ms / r.floor_ms <= 0.5;
@@ -457,4 +460,45 @@ async fn main() {
             }
         );
     }
+}
+
+/// The growth table as a chart, `docs/catalog-growth.svg`: from-empty at a
+/// start and on a running compute, beside `psql -f` of the same DDL, and the
+/// no-op re-apply, against the number of roles.
+fn write_growth_chart(rows: &[Row]) {
+    let line = |f: fn(&Row) -> f64| rows.iter().map(|r| (r.roles as f64, f(r))).collect();
+    let sizes: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r.roles, r.databases))
+        .collect();
+    let title = format!(
+        "The catalog from empty, by size (roles/databases: {}), load average {}",
+        sizes.join(", "),
+        load_average()
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/catalog-growth.svg");
+    chart::lines(
+        &path,
+        &title,
+        "roles",
+        "ms",
+        &[
+            chart::Series {
+                name: "compute_ctl, at a start",
+                points: line(|r| r.start_ms),
+            },
+            chart::Series {
+                name: "compute_ctl, /configure of a running compute",
+                points: line(|r| r.running_ms),
+            },
+            chart::Series {
+                name: "psql -f of the same DDL",
+                points: line(|r| r.floor_ms),
+            },
+            chart::Series {
+                name: "no-op re-apply",
+                points: line(|r| r.noop_ms),
+            },
+        ],
+    );
 }

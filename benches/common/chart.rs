@@ -3,6 +3,9 @@
 //! of `docs/benchmarks.md` sees where the time goes without reading tables.
 //! Each bench that draws one includes this file with `#[path]`.
 
+// Each bench draws some of these charts, not all.
+#![allow(dead_code)]
+
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use std::path::Path;
@@ -126,6 +129,82 @@ fn draw(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// One line of a [`lines`] chart: its name and its points (x, y).
+pub struct Series<'a> {
+    /// The line's name, in the legend.
+    pub name: &'a str,
+    /// Its points, in order of x.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Writes to `path` an SVG of `series` as lines with a marker at each
+/// point, both axes logarithmic (sizes and times that grow by tenfolds),
+/// and a legend. Says on stderr where it wrote, or why it could not.
+pub fn lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) {
+    match draw_lines(path, title, x_desc, y_desc, series) {
+        Ok(()) => eprintln!("chart written: {}", path.display()),
+        Err(e) => eprintln!("chart {}: {e}", path.display()),
+    }
+}
+
+fn draw_lines(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let (x_min, x_max) = points().fold((f64::MAX, 1.0f64), |(lo, hi), (x, _)| {
+        (lo.min(*x), hi.max(*x))
+    });
+    let (y_min, y_max) = points().fold((f64::MAX, 1.0f64), |(lo, hi), (_, y)| {
+        (lo.min(*y), hi.max(*y))
+    });
+    if points().next().is_none() {
+        return Err("no points to draw".into());
+    }
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (x_min.max(1.0) * 0.8..x_max * 1.25).log_scale(),
+            (y_min.max(1.0) * 0.5..y_max * 2.0).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for (k, s) in series.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
+            .label(s.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
