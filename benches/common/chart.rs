@@ -34,7 +34,12 @@ const COLOURS: [RGBColor; 8] = [
 /// the axis, each part labelled with its value when it is wide enough, and
 /// a legend of the parts. Says on stderr where it wrote, or why it could not.
 pub fn stacked_bars(path: &Path, title: &str, unit: &str, bars: &[Bar]) {
-    match draw(path, title, unit, bars) {
+    report(path, draw(path, title, unit, bars));
+}
+
+/// Says on stderr where a chart was written, or why it could not be.
+fn report(path: &Path, drawn: Result<(), Box<dyn std::error::Error>>) {
+    match drawn {
         Ok(()) => eprintln!("chart written: {}", path.display()),
         Err(e) => eprintln!("chart {}: {e}", path.display()),
     }
@@ -149,10 +154,7 @@ pub struct Series<'a> {
 /// point, both axes logarithmic (sizes and times that grow by tenfolds),
 /// and a legend. Says on stderr where it wrote, or why it could not.
 pub fn lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) {
-    match draw_lines(path, title, x_desc, y_desc, series) {
-        Ok(()) => eprintln!("chart written: {}", path.display()),
-        Err(e) => eprintln!("chart {}: {e}", path.display()),
-    }
+    report(path, draw_lines(path, title, x_desc, y_desc, series));
 }
 
 fn draw_lines(
