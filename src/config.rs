@@ -388,7 +388,8 @@ mod tests {
         ValidSpec::from_json(&json.to_string()).unwrap()
     }
 
-    fn params() -> ConfigParams<'static> {
+    /// Also the storage tests' (`tests_storage.rs`).
+    pub(super) fn params() -> ConfigParams<'static> {
         ConfigParams {
             port: 55432,
             superuser: "cloud_admin",

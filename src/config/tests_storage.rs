@@ -1,16 +1,8 @@
 //! The storage lines of postgresql.conf, and the rollback that keeps them.
 
+use super::tests::params;
 use super::*;
 use serde_json::json;
-
-fn params() -> ConfigParams<'static> {
-    ConfigParams {
-        port: 55432,
-        superuser: "cloud_admin",
-        socket_dir: Path::new("/tmp"),
-        privileged_role: None,
-    }
-}
 
 fn spec(pageservers: serde_json::Value) -> ValidSpec {
     let mut v = json!({
