@@ -255,7 +255,14 @@ async fn terminate_from_empty_answers_and_exits() {
 
 #[tokio::test]
 async fn a_second_terminate_during_shutdown_gets_201() {
-    let mut c = Compute::start(Some(small_spec()));
+    // The window of the second is the shutdown and the linger after it (the
+    // harness's default linger is 0, which ended the race with a small
+    // database's fast stop before the second request, now and then).
+    let mut c = Compute::start_with(Opts {
+        spec: Some(small_spec()),
+        terminate_linger: Some("5".into()),
+        ..Opts::default()
+    });
     c.wait_status("running", Duration::from_secs(60)).await;
     let empty = json!({});
     let (a, b) = tokio::join!(c.post("/terminate", &empty), async {
