@@ -57,7 +57,14 @@ fn ends_cleanly(c: &mut Compute, sig: &str, from: &str, postmaster: Option<i32>)
             "{sig} in {from}: the postmaster survived"
         );
     }
-    let left = processes_mentioning(&c.pgdata());
+    // A backend forked just before its postmaster was killed still carries
+    // the postmaster's argv until it sees its parent gone and exits: a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut left = processes_mentioning(&c.pgdata());
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_mentioning(&c.pgdata());
+    }
     assert!(left.is_empty(), "{sig} in {from}: left behind: {left:?}");
 }
 
