@@ -6,6 +6,7 @@
 //! handlers, the HTTP API, the activity monitor) reads snapshots and sends
 //! [`Event`]s; the driver decides what a request means in the current state.
 
+mod accept;
 mod operate;
 mod promote;
 mod replies;
@@ -45,11 +46,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OnceCell};
-
-/// How long the dry-run plan of a spec for a running compute may take
-/// before the spec is accepted unchecked (the driver answers nothing else
-/// meanwhile).
-const PLAN_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The driver's types, plugged into the machine.
 pub struct Ctx;
@@ -349,69 +345,6 @@ impl Driver {
 
     fn timings(&self) -> Timings {
         self.snapshot.read().timings.clone()
-    }
-
-    /// Validates a spec for this postgres (and, for a running compute, against
-    /// the spec it runs: `running`); a bad one is answered 400 and changes nothing.
-    async fn accept_spec(
-        &self,
-        spec: &ValidSpec,
-        running: Option<&ValidSpec>,
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
-    ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
-        let checked = match running {
-            Some(current) => spec.check_change_from(current),
-            None => Ok(()),
-        };
-        let checked = match checked {
-            Ok(()) => self.env.check_spec(spec).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let checked = match (checked, running) {
-            (Ok(()), Some(current)) => self.planner_refusal(spec, current).await,
-            (checked, _) => checked,
-        };
-        match checked {
-            Ok(()) => Some(reply),
-            Err(e) => {
-                let _ = reply.send(Err(RequestError::BadSpec(e)));
-                None
-            }
-        }
-    }
-
-    /// A spec for a running primary is planned on its catalog before it is
-    /// accepted (a dry run), so a spec the planner refuses (a protected
-    /// role, an unknown owner, a delta on template1) is a 400 before anything
-    /// is written, and the compute keeps running as it was.
-    ///
-    /// Not when the spec moves the compute to other storage: on Neon storage
-    /// no SQL may precede the reload of a new pageserver (the old one may be
-    /// gone), so that spec is planned after its reload, as every spec also is.
-    /// A catalog that cannot be read in time is not the spec's fault: the
-    /// spec is accepted, and the reconfiguration reports what happens.
-    async fn planner_refusal(&self, spec: &ValidSpec, current: &ValidSpec) -> Result<(), String> {
-        let moves = spec.pageserver_connstring != current.pageserver_connstring
-            || spec.safekeeper_connstrings != current.safekeeper_connstrings;
-        if spec.mode != crate::spec::ComputeMode::Primary || spec.skip_pg_catalog_updates || moves {
-            return Ok(());
-        }
-        let connector = self.env.connector();
-        let dry_run = crate::catalog::refusal(&connector, spec);
-        match tokio::time::timeout(PLAN_CHECK_TIMEOUT, dry_run).await {
-            Ok(Ok(Some(why))) => Err(format!("the catalog cannot take this spec: {why}")),
-            Ok(Ok(None)) => Ok(()),
-            Ok(Err(e)) => {
-                tracing::warn!("planning the new spec before accepting it: {e:#}");
-                Ok(())
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "planning the new spec took over {PLAN_CHECK_TIMEOUT:?}: accepted unchecked"
-                );
-                Ok(())
-            }
-        }
     }
 
     /// What an event asks of a state that waits for requests (Empty,
