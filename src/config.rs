@@ -29,6 +29,9 @@ pub struct ConfigParams<'a> {
     pub socket_dir: &'a Path,
     /// The privileged role, shown as `neon.privileged_role_name`.
     pub privileged_role: Option<&'a str>,
+    /// TLS for clients and the rest of the edge (none in a template's
+    /// configuration or a pure rendering).
+    pub edge: Option<&'a crate::edge::Edge>,
 }
 
 /// The full postgresql.conf for `spec`.
@@ -93,6 +96,7 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     }
     out.push_str(END_MARKER);
     out.push('\n');
+    out.push_str(&edge_lines(spec, p));
     // After the spec's text and settings, so neither can move the socket the
     // superuser is trusted on (a second directory such as /tmp, or an
     // abstract `@name`, would be open to every local user).
@@ -110,6 +114,30 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
         quote_conf_value(OVERRIDE_FILE)
     );
     out
+}
+
+/// The edge's lines (TLS), after the spec's settings so that the spec
+/// cannot turn off what the deployment turned on.
+fn edge_lines(spec: &ValidSpec, p: &ConfigParams) -> String {
+    match p.edge.and_then(|e| e.tls_for(&spec.features)) {
+        Some(_) => format!(
+            "# TLS for clients (compute_ctl_config.tls; copied into PGDATA):\n{}",
+            crate::edge::tls::conf_lines()
+        ),
+        None => String::new(),
+    }
+}
+
+/// What the edge puts into PGDATA before postgresql.conf names it: the
+/// TLS pair, checked (a key that is not the certificate's is an error naming
+/// both files, and nothing is written).
+fn write_edge_files(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
+    if let Some(edge) = p.edge {
+        if let Some(tls) = edge.tls_for(&spec.features) {
+            edge.install_tls(tls, pgdata)?;
+        }
+    }
+    Ok(())
 }
 
 /// The settings that name the storage a compute reads and writes: what a
@@ -254,6 +282,7 @@ fn hba_quote(name: &str) -> String {
 /// belongs to postgres: the files are written through a handle on it,
 /// never through a name postgres put there (see `safe_fs`).
 pub fn write(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
+    write_edge_files(pgdata, spec, p)?;
     write_atomic(&pgdata.join("postgresql.conf"), &postgresql_conf(spec, p))?;
     write_atomic(&pgdata.join("pg_hba.conf"), &pg_hba_conf(p))?;
     Ok(())
@@ -395,6 +424,7 @@ mod tests {
             superuser: "cloud_admin",
             socket_dir: Path::new("/tmp"),
             privileged_role: None,
+            edge: None,
         }
     }
 

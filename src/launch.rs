@@ -117,7 +117,11 @@ async fn run(cli: Cli) -> Result<u8> {
     } else {
         Gate::new(auth)
     };
-    let params = cli.params().await?;
+    let mut params = cli.params().await?;
+    params.edge = Arc::new(crate::edge::Edge::from_compute_ctl_config(
+        compute_ctl_config.as_ref(),
+    )?);
+    let edge = (params.edge.clone(), params.pgdata.clone());
     // The superuser's door: made private before postgres can open it.
     let socket_group = cli.socket_group.as_deref().map(socket::group_id);
     socket::ensure(
@@ -168,6 +172,7 @@ async fn run(cli: Cli) -> Result<u8> {
         ));
     }
     crate::collector::spawn(handle.clone(), cli_interval);
+    crate::edge::watch::spawn(edge.0, edge.1, handle.clone());
     monitor::spawn(handle, connector, cli.suspend_when_idle);
 
     let exited = driver.run(spec.map(Arc::new)).await;

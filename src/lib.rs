@@ -21,7 +21,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | launch | `launch` (the start sequence `main` runs), `cli` (flags and environment), `control_plane` (pulling the spec) |
-//! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals` |
+//! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals`, `edge` (TLS for clients: its `tls` checks and copies are what `config` calls; its `watch` asks the driver for a connection to reload) |
 //! | owner of the machine | `driver` (advances the typed states of `compute_states`) |
 //! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup, LSN leases), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
 //! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `safe_fs` (files root writes where others can write), `secret`, `logging` |
@@ -35,6 +35,7 @@ mod collector;
 mod config;
 mod control_plane;
 mod driver;
+mod edge;
 mod http;
 mod launch;
 mod logging;

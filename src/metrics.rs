@@ -104,8 +104,38 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
         replication(registry, r)?;
     }
 
+    edge(registry, &snap.edge.status())?;
     crate::catalog::stats::register(registry)?;
     crate::storage::lease::register(registry)?;
+    Ok(())
+}
+
+/// The edge: the served TLS certificate's remaining life and the rotations.
+fn edge(registry: &Registry, status: &crate::edge::EdgeStatus) -> prometheus::Result<()> {
+    if let Some(tls) = &status.tls {
+        if let Some(not_after) = tls.cert_not_after {
+            let g = IntGauge::new(
+                "compute_ctl_tls_cert_expiry_seconds",
+                "Seconds until the certificate postgres serves expires (negative once expired)",
+            )?;
+            g.set((not_after - chrono::Utc::now()).num_seconds());
+            registry.register(Box::new(g))?;
+        }
+        let rotations = IntCounterVec::new(
+            Opts::new(
+                "compute_ctl_tls_rotations_total",
+                "Certificate rotations seen: applied by a reload, or rejected (the old pair kept)",
+            ),
+            &["result"],
+        )?;
+        rotations
+            .with_label_values(&["applied"])
+            .inc_by(tls.rotations);
+        rotations
+            .with_label_values(&["rejected"])
+            .inc_by(tls.rejected);
+        registry.register(Box::new(rotations))?;
+    }
     Ok(())
 }
 
@@ -227,6 +257,7 @@ pub fn documented() -> Vec<MetricDoc> {
         pg_current_downtime: std::time::Duration::ZERO,
         replication: Some(replication),
         spec: None,
+        edge: std::sync::Arc::new(crate::edge::Edge::documented()),
     };
     let standby = Replication::Standby(StandbyStatus {
         receive_lsn: Some(Lsn(1)),

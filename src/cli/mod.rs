@@ -590,6 +590,8 @@ impl Cli {
                 stall_timeout: std::time::Duration::from_secs(self.storage_stall_timeout.max(1)),
                 ..crate::storage::Backoff::default()
             },
+            // Set by the launch from compute_ctl_config.
+            edge: Default::default(),
         })
     }
 }

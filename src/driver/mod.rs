@@ -104,6 +104,8 @@ pub struct Params {
     pub stop_timeout: Duration,
     /// How long `/promote` waits for the replica to replay up to the LSN.
     pub promote_timeout: Duration,
+    /// TLS for clients (and what it last did, shown in the snapshot).
+    pub edge: Arc<crate::edge::Edge>,
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
@@ -175,6 +177,7 @@ impl Env {
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
             privileged_role: Some(&self.params.privileged_role),
+            edge: Some(&self.params.edge),
         }
     }
 }
@@ -219,6 +222,7 @@ impl Driver {
             pg_current_downtime: Duration::ZERO,
             replication: None,
             spec: None,
+            edge: params.edge.clone(),
         }));
         let driver = Driver {
             env: Arc::new(Env {

@@ -86,4 +86,7 @@ pub struct Snapshot {
     /// The spec in effect (roles and databases for `/dbs_and_roles`).
     #[serde(skip)]
     pub spec: Option<Arc<ValidSpec>>,
+    /// The edge (TLS): written by its own tasks, shown as it is now.
+    #[serde(flatten)]
+    pub edge: Arc<crate::edge::Edge>,
 }

@@ -38,3 +38,4 @@ mod refused;
 mod soak;
 mod storage;
 mod superuser;
+mod tls;

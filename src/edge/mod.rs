@@ -1,0 +1,151 @@
+//! The compute's edge: what stands between postgres and its clients, beyond
+//! postgres itself. TLS for clients (`tls`: the pair from
+//! `compute_ctl_config.tls` checked and copied into PGDATA; `watch`: a
+//! rotation picked up within seconds and applied by a reload).
+//!
+//! [`Edge`] is fixed at launch (what the deployment configured) and holds
+//! what the edge last did, which `/status` and the metrics read: the driver
+//! puts it in its snapshot as it is, the edge's tasks update it.
+
+pub mod tls;
+pub mod watch;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::path::Path;
+use tls::{Pair, TlsConfig};
+
+/// The edge's configuration and what it last did.
+#[derive(Default)]
+pub struct Edge {
+    /// `compute_ctl_config.tls` of the launch configuration (as the
+    /// reference: a later configuration's is ignored).
+    pub tls: Option<TlsConfig>,
+    /// The pair last copied into PGDATA; held while one is copied, so two
+    /// copies never interleave.
+    installed: Mutex<Option<Pair>>,
+    status: RwLock<EdgeStatus>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("tls", &self.tls)
+            .field("status", &*self.status.read())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/status` shows of the edge (fields absent when not configured).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EdgeStatus {
+    /// TLS for clients, when `compute_ctl_config.tls` is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+/// The certificate postgres serves, and the rotations seen.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsStatus {
+    /// The served certificate's expiry (null until one is served).
+    pub cert_not_after: Option<DateTime<Utc>>,
+    /// Rotations applied by a reload since the start.
+    pub rotations: u64,
+    /// Pairs refused (a key that is not the certificate's, an unreadable
+    /// file) since the start.
+    pub rejected: u64,
+    /// Why the last pair seen was refused; null once a good one is served.
+    pub last_error: Option<String>,
+}
+
+impl Serialize for Edge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.status.read().serialize(s)
+    }
+}
+
+impl Edge {
+    /// The edge of a launch configuration (`compute_ctl_config`).
+    pub fn from_compute_ctl_config(config: Option<&serde_json::Value>) -> Result<Edge> {
+        let tls = TlsConfig::from_compute_ctl_config(config)?;
+        let status = EdgeStatus {
+            tls: tls.as_ref().map(|_| TlsStatus::default()),
+        };
+        Ok(Edge {
+            tls,
+            installed: Mutex::new(None),
+            status: RwLock::new(status),
+        })
+    }
+
+    /// An edge with every part shown, for the generated metrics reference.
+    pub fn documented() -> Edge {
+        let edge = Edge::default();
+        edge.status.write().tls = Some(TlsStatus {
+            cert_not_after: Some(Utc::now()),
+            ..TlsStatus::default()
+        });
+        edge
+    }
+
+    /// What `/status` and the metrics show.
+    pub fn status(&self) -> EdgeStatus {
+        self.status.read().clone()
+    }
+
+    /// The TLS configuration, when `spec_features` turn it on.
+    pub fn tls_for(&self, spec_features: &[String]) -> Option<&TlsConfig> {
+        self.tls
+            .as_ref()
+            .filter(|_| spec_features.iter().any(|f| f == tls::FEATURE))
+    }
+
+    /// Reads and checks the pair and copies it into `pgdata` (for a
+    /// postgresql.conf that turns TLS on). A pair that is not one is an
+    /// error naming both files; nothing is copied then.
+    pub fn install_tls(&self, tls: &TlsConfig, pgdata: &Path) -> Result<Pair> {
+        let raw = tls.read_raw()?;
+        let pair = self.check(tls, raw)?;
+        self.install(&pair, pgdata)?;
+        self.served(&pair, false);
+        Ok(pair)
+    }
+
+    /// Checks a pair as read; a refusal is counted and shown.
+    fn check(&self, tls: &TlsConfig, raw: (Vec<u8>, Vec<u8>)) -> Result<Pair> {
+        Pair::check(raw)
+            .with_context(|| tls.pair_names())
+            .inspect_err(|e| {
+                let mut status = self.status.write();
+                let t = status.tls.get_or_insert_with(Default::default);
+                t.rejected += 1;
+                t.last_error = Some(format!("{e:#}"));
+            })
+    }
+
+    /// Copies `pair` into `pgdata`, one copy at a time.
+    fn install(&self, pair: &Pair, pgdata: &Path) -> Result<()> {
+        let mut installed = self.installed.lock();
+        tls::install(pgdata, pair)?;
+        *installed = Some(pair.clone());
+        Ok(())
+    }
+
+    /// Whether `raw` is what was last copied into PGDATA.
+    fn is_installed(&self, raw: &(Vec<u8>, Vec<u8>)) -> bool {
+        self.installed.lock().as_ref().is_some_and(|p| p.is(raw))
+    }
+
+    /// Records the pair postgres serves now.
+    fn served(&self, pair: &Pair, rotated: bool) {
+        let mut status = self.status.write();
+        let t = status.tls.get_or_insert_with(Default::default);
+        t.cert_not_after = Some(pair.not_after);
+        t.last_error = None;
+        if rotated {
+            t.rotations += 1;
+        }
+    }
+}
