@@ -49,7 +49,8 @@ RUN --mount=type=secret,id=ca-bundle \
     echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        "postgresql-${PG_MAJOR}" ca-certificates; \
+        "postgresql-${PG_MAJOR}" ca-certificates \
+        pgbouncer "postgresql-${PG_MAJOR}-pgaudit" "postgresql-${PG_MAJOR}-pgauditlogtofile"; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
         /etc/apt/apt.conf.d/99ca-bundle; \
     # PGDATA lives below a volume (the data directory itself is wiped and recreated,
@@ -60,6 +61,8 @@ RUN --mount=type=secret,id=ca-bundle \
     chmod 2775 /var/lib/compute /var/cache/compute_ctl
 
 COPY --from=build /compute_ctl /usr/local/bin/compute_ctl
+# pgbouncer's defaults, which --pgbouncer writes its ini from (docs/edge.md).
+COPY deploy/pgbouncer.ini /etc/compute_ctl/pgbouncer.ini
 
 ENV PATH=/usr/lib/postgresql/${PG_MAJOR}/bin:$PATH \
     COMPUTE_CTL_PGDATA=/var/lib/compute/pgdata \

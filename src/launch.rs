@@ -118,9 +118,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Gate::new(auth)
     };
     let mut params = cli.params().await?;
-    params.edge = Arc::new(crate::edge::Edge::from_compute_ctl_config(
-        compute_ctl_config.as_ref(),
-    )?);
+    let mut edge = crate::edge::Edge::from_compute_ctl_config(compute_ctl_config.as_ref())?;
+    edge.pgbouncer = cli.edge.pgbouncer(&params);
+    params.edge = Arc::new(edge);
     let edge = (params.edge.clone(), params.pgdata.clone());
     // The superuser's door: made private before postgres can open it.
     let socket_group = cli.socket_group.as_deref().map(socket::group_id);
@@ -172,10 +172,12 @@ async fn run(cli: Cli) -> Result<u8> {
         ));
     }
     crate::collector::spawn(handle.clone(), cli_interval);
-    crate::edge::watch::spawn(edge.0, edge.1, handle.clone());
+    crate::edge::watch::spawn(edge.0.clone(), edge.1.clone(), handle.clone());
+    let pgbouncer = crate::edge::pgbouncer::spawn(edge.0, edge.1, handle.clone(), stop_timeout);
     monitor::spawn(handle, connector, cli.suspend_when_idle);
 
     let exited = driver.run(spec.map(Arc::new)).await;
+    pgbouncer.stop(stop_timeout).await;
     // No postgres we started outlives us.
     crate::postgres::wait_abandoned(stop_timeout).await;
     // A compute stopped soon after its start still leaves a spare.

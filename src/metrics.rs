@@ -136,6 +136,33 @@ fn edge(registry: &Registry, status: &crate::edge::EdgeStatus) -> prometheus::Re
             .inc_by(tls.rejected);
         registry.register(Box::new(rotations))?;
     }
+    if let Some(p) = &status.pgbouncer {
+        let counters = [
+            (
+                "compute_ctl_pgbouncer_apply_failures_total",
+                "pgbouncer configurations (the spec's settings, TLS) that failed to apply",
+                p.failures,
+            ),
+            (
+                "compute_ctl_pgbouncer_restarts_total",
+                "Restarts of the pgbouncer compute_ctl runs (--pgbouncer) after it exited",
+                p.restarts,
+            ),
+        ];
+        for (name, help, n) in counters {
+            let c = prometheus::IntCounter::new(name, help)?;
+            c.inc_by(n);
+            registry.register(Box::new(c))?;
+        }
+        if p.supervised {
+            let up = IntGauge::new(
+                "compute_ctl_pgbouncer_up",
+                "1 while the pgbouncer compute_ctl runs (--pgbouncer) is running",
+            )?;
+            up.set(i64::from(p.pid.is_some()));
+            registry.register(Box::new(up))?;
+        }
+    }
     Ok(())
 }
 

@@ -267,6 +267,10 @@ pub struct Cli {
     /// The reference's launch flags (Neon's compute_ctl).
     #[command(flatten)]
     pub reference: ReferenceFlags,
+
+    /// pgbouncer.
+    #[command(flatten)]
+    pub edge: edge::EdgeFlags,
 }
 
 /// The command line's definition (flags, environment variables, defaults,
@@ -596,6 +600,7 @@ impl Cli {
     }
 }
 
+pub mod edge;
 pub mod socket;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,8 @@
 //! what the edge last did, which `/status` and the metrics read: the driver
 //! puts it in its snapshot as it is, the edge's tasks update it.
 
+pub mod ini;
+pub mod pgbouncer;
 pub mod tls;
 pub mod watch;
 
@@ -23,6 +25,8 @@ pub struct Edge {
     /// `compute_ctl_config.tls` of the launch configuration (as the
     /// reference: a later configuration's is ignored).
     pub tls: Option<TlsConfig>,
+    /// pgbouncer: where its ini is, and whether compute_ctl runs it.
+    pub pgbouncer: pgbouncer::PgbouncerConfig,
     /// The pair last copied into PGDATA; held while one is copied, so two
     /// copies never interleave.
     installed: Mutex<Option<Pair>>,
@@ -44,6 +48,9 @@ pub struct EdgeStatus {
     /// TLS for clients, when `compute_ctl_config.tls` is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsStatus>,
+    /// pgbouncer, once compute_ctl tuned or ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgbouncer: Option<pgbouncer::PgbouncerStatus>,
 }
 
 /// The certificate postgres serves, and the rotations seen.
@@ -72,9 +79,11 @@ impl Edge {
         let tls = TlsConfig::from_compute_ctl_config(config)?;
         let status = EdgeStatus {
             tls: tls.as_ref().map(|_| TlsStatus::default()),
+            pgbouncer: None,
         };
         Ok(Edge {
             tls,
+            pgbouncer: Default::default(),
             installed: Mutex::new(None),
             status: RwLock::new(status),
         })
@@ -83,10 +92,17 @@ impl Edge {
     /// An edge with every part shown, for the generated metrics reference.
     pub fn documented() -> Edge {
         let edge = Edge::default();
-        edge.status.write().tls = Some(TlsStatus {
+        let mut status = edge.status.write();
+        status.tls = Some(TlsStatus {
             cert_not_after: Some(Utc::now()),
             ..TlsStatus::default()
         });
+        status.pgbouncer = Some(pgbouncer::PgbouncerStatus {
+            supervised: true,
+            pid: Some(1),
+            ..Default::default()
+        });
+        drop(status);
         edge
     }
 

@@ -7,6 +7,7 @@
 //! about. The option grammar the checks use lives below, in
 //! [`crate::options`]: `spec` imports nothing that uses it.
 
+pub mod edge;
 mod storage;
 #[cfg(test)]
 mod tests;

@@ -87,6 +87,10 @@ pub struct ComputeSpec {
     /// Idle time after which the control plane may suspend the compute.
     #[serde(default)]
     pub suspend_timeout_seconds: Option<i64>,
+    /// Settings written into the `[pgbouncer]` section of pgbouncer's ini
+    /// (then reloaded), in this order.
+    #[serde(default)]
+    pub pgbouncer_settings: Option<super::edge::PgbouncerSettings>,
 }
 
 fn default_concurrency() -> usize {

@@ -31,6 +31,7 @@ mod lifecycle;
 mod load;
 mod neon;
 mod operate;
+mod pgbouncer;
 mod planted;
 mod promote;
 mod reference_shapes;

@@ -1,0 +1,50 @@
+//! The spec's fields for the edge: `pgbouncer_settings`, a JSON object of
+//! strings whose order is kept (the reference's), each key a setting name
+//! and no value holding a control character: they are written into an ini
+//! file, where a newline would add a key of its own.
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// `pgbouncer_settings`: setting name to value, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PgbouncerSettings(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PgbouncerSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Ordered;
+        impl<'de> Visitor<'de> for Ordered {
+            type Value = PgbouncerSettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of pgbouncer settings, each value a string")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let mut out: Vec<(String, String)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(A::Error::custom(format!(
+                            "{:?} is not a pgbouncer setting name (letters, digits, _)",
+                            key.chars().take(64).collect::<String>()
+                        )));
+                    }
+                    if value.chars().any(char::is_control) {
+                        return Err(A::Error::custom(format!(
+                            "the value of {key} holds a control character"
+                        )));
+                    }
+                    match out.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+                        Some(slot) => slot.1 = value,
+                        None => out.push((key, value)),
+                    }
+                }
+                Ok(PgbouncerSettings(out))
+            }
+        }
+        d.deserialize_map(Ordered)
+    }
+}
+
+#[cfg(test)]
+mod tests;
