@@ -116,16 +116,17 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     out
 }
 
-/// The edge's lines (TLS), after the spec's settings so that the spec
+/// The edge's lines (TLS, audit), after the spec's settings so that the spec
 /// cannot turn off what the deployment turned on.
 fn edge_lines(spec: &ValidSpec, p: &ConfigParams) -> String {
-    match p.edge.and_then(|e| e.tls_for(&spec.features)) {
+    let tls = match p.edge.and_then(|e| e.tls_for(&spec.features)) {
         Some(_) => format!(
             "# TLS for clients (compute_ctl_config.tls; copied into PGDATA):\n{}",
             crate::edge::tls::conf_lines()
         ),
         None => String::new(),
-    }
+    };
+    tls + &crate::edge::audit::conf_lines(spec)
 }
 
 /// What the edge puts into PGDATA before postgresql.conf names it: the

@@ -173,6 +173,7 @@ async fn run(cli: Cli) -> Result<u8> {
     }
     crate::collector::spawn(handle.clone(), cli_interval);
     crate::edge::watch::spawn(edge.0.clone(), edge.1.clone(), handle.clone());
+    crate::edge::audit::spawn(handle.clone());
     let pgbouncer = crate::edge::pgbouncer::spawn(edge.0, edge.1, handle.clone(), stop_timeout);
     monitor::spawn(handle, connector, cli.suspend_when_idle);
 

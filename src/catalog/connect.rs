@@ -14,10 +14,11 @@ use tracing::warn;
 /// the apply. `pg_stat_statements.track=none`: our statements (`CREATE
 /// ROLE .. PASSWORD` with its verifier among them) are not kept where spec
 /// roles can read them; without the library loaded it is an inert
-/// placeholder setting.
+/// placeholder setting. `pgaudit.log=none`: compute_ctl's own statements
+/// are not audited (as the reference's sessions).
 const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_timeout=0 \
     -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
-    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none";
+    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none -c pgaudit.log=none";
 
 /// Options of a connection whose statements postgres must not log (they
 /// carry passwords). Startup options apply before the first statement.

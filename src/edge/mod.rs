@@ -7,6 +7,7 @@
 //! what the edge last did, which `/status` and the metrics read: the driver
 //! puts it in its snapshot as it is, the edge's tasks update it.
 
+pub mod audit;
 pub mod ini;
 pub mod pgbouncer;
 pub mod tls;

@@ -6,6 +6,39 @@
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+/// `audit_log_level`: what pgaudit logs (the reference's exact spellings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, strum::Display)]
+pub enum AuditLevel {
+    /// No audit (the default).
+    #[default]
+    Disabled,
+    /// Deprecated: as `Base`.
+    Log,
+    /// DDL and role statements, in postgres' log.
+    Base,
+    /// Deprecated: as `Extended`.
+    Hipaa,
+    /// Every statement but `MISC`, without parameters, in audit files.
+    Extended,
+    /// Every statement with its parameters, in audit files.
+    Full,
+}
+
+impl AuditLevel {
+    /// Whether pgaudit is on.
+    pub fn on(self) -> bool {
+        self != AuditLevel::Disabled
+    }
+
+    /// Whether the audit goes to its own files (pgauditlogtofile).
+    pub fn to_files(self) -> bool {
+        matches!(
+            self,
+            AuditLevel::Hipaa | AuditLevel::Extended | AuditLevel::Full
+        )
+    }
+}
+
 /// `pgbouncer_settings`: setting name to value, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PgbouncerSettings(pub Vec<(String, String)>);

@@ -91,6 +91,10 @@ pub struct ComputeSpec {
     /// (then reloaded), in this order.
     #[serde(default)]
     pub pgbouncer_settings: Option<super::edge::PgbouncerSettings>,
+    /// What pgaudit logs: `Disabled` (the default), `Log`, `Base`, `Hipaa`,
+    /// `Extended`, `Full`.
+    #[serde(default)]
+    pub audit_log_level: super::edge::AuditLevel,
 }
 
 fn default_concurrency() -> usize {

@@ -17,6 +17,7 @@ mod wait;
 
 // The areas.
 mod architecture;
+mod audit;
 mod catalog;
 mod container;
 mod control_plane;
