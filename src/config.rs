@@ -134,6 +134,13 @@ fn edge_lines(spec: &ValidSpec, p: &ConfigParams) -> String {
 /// both files, and nothing is written).
 fn write_edge_files(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
     if let Some(edge) = p.edge {
+        if spec.audit_log_level.to_files() && edge.audit_endpoint.is_none() {
+            bail!(
+                "audit_log_level {} ships audit files, but AUDIT_LOGGING_ENDPOINT and \
+                 AUDIT_LOGGING_TLS_ENDPOINT are both empty",
+                spec.audit_log_level
+            );
+        }
         if let Some(tls) = edge.tls_for(&spec.features) {
             edge.install_tls(tls, pgdata)?;
         }

@@ -136,6 +136,25 @@ fn edge(registry: &Registry, status: &crate::edge::EdgeStatus) -> prometheus::Re
             .inc_by(tls.rejected);
         registry.register(Box::new(rotations))?;
     }
+    if let Some(a) = &status.audit {
+        // The reference's name and type.
+        let size = Gauge::new(
+            "compute_audit_log_dir_size",
+            "Bytes of the log files in PGDATA/log (the audit files)",
+        )?;
+        size.set(a.dir_size as f64);
+        registry.register(Box::new(size))?;
+        let records = IntCounterVec::new(
+            Opts::new(
+                "compute_ctl_audit_records_total",
+                "Audit records forwarded to AUDIT_LOGGING_ENDPOINT (sent), or dropped with the queue full",
+            ),
+            &["result"],
+        )?;
+        records.with_label_values(&["sent"]).inc_by(a.sent);
+        records.with_label_values(&["dropped"]).inc_by(a.dropped);
+        registry.register(Box::new(records))?;
+    }
     if let Some(p) = &status.pgbouncer {
         let counters = [
             (

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod ini;
 pub mod pgbouncer;
+pub mod ship;
 pub mod tls;
 pub mod watch;
 
@@ -28,6 +29,8 @@ pub struct Edge {
     pub tls: Option<TlsConfig>,
     /// pgbouncer: where its ini is, and whether compute_ctl runs it.
     pub pgbouncer: pgbouncer::PgbouncerConfig,
+    /// Where audit records go (`AUDIT_LOGGING_ENDPOINT`).
+    pub audit_endpoint: Option<ship::Endpoint>,
     /// The pair last copied into PGDATA; held while one is copied, so two
     /// copies never interleave.
     installed: Mutex<Option<Pair>>,
@@ -52,6 +55,9 @@ pub struct EdgeStatus {
     /// pgbouncer, once compute_ctl tuned or ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pgbouncer: Option<pgbouncer::PgbouncerStatus>,
+    /// The shipping of audit records, when an endpoint is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<ship::ShipStatus>,
 }
 
 /// The certificate postgres serves, and the rotations seen.
@@ -81,10 +87,12 @@ impl Edge {
         let status = EdgeStatus {
             tls: tls.as_ref().map(|_| TlsStatus::default()),
             pgbouncer: None,
+            audit: None,
         };
         Ok(Edge {
             tls,
             pgbouncer: Default::default(),
+            audit_endpoint: None,
             installed: Mutex::new(None),
             status: RwLock::new(status),
         })
@@ -98,6 +106,7 @@ impl Edge {
             cert_not_after: Some(Utc::now()),
             ..TlsStatus::default()
         });
+        status.audit = Some(ship::ShipStatus::default());
         status.pgbouncer = Some(pgbouncer::PgbouncerStatus {
             supervised: true,
             pid: Some(1),

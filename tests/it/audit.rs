@@ -1,10 +1,14 @@
 //! Audit logging with the real pgaudit packages: a user role's DDL is an
 //! audit record, compute_ctl's own catalog statements are not, and a
-//! password in an audited statement does not reach the log.
+//! password in an audited statement does not reach the log; the audit files
+//! shipped to a local TCP listener standing for the collector, which may be
+//! down for a while.
 
-use crate::common::{connect, spec, Compute};
+use crate::common::{connect, free_port, spec, Compute, Opts};
 use serde_json::json;
+use std::io::BufRead;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const PASSWORD: &str = "alice-audit-pw";
@@ -91,35 +95,150 @@ async fn a_user_ddl_is_audited_and_compute_ctls_own_statements_are_not() {
     c.terminate();
 }
 
+/// A syslog collector on `port`: every line it receives, from any
+/// connection.
+fn collector(port: u16) -> Arc<Mutex<Vec<String>>> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("collector port");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    lines
+}
+
+/// The JSON of each collected syslog message (after `<174>1 TS HOST - - - - `).
+fn messages(lines: &Arc<Mutex<Vec<String>>>) -> Vec<serde_json::Value> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert!(l.starts_with("<174>1 "), "not local5.info RFC 5424: {l}");
+            let json = l.splitn(8, ' ').nth(7).unwrap_or_default();
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+        })
+        .collect()
+}
+
+fn shipping(port: u16) -> Compute {
+    let mut s = audited_spec("Extended");
+    s["endpoint_id"] = json!("ep-audited");
+    s["project_id"] = json!("proj-audited");
+    Compute::start_with(Opts {
+        spec: Some(s),
+        env: vec![("AUDIT_LOGGING_ENDPOINT".into(), format!("127.0.0.1:{port}"))],
+        ..Opts::default()
+    })
+}
+
 #[tokio::test]
-async fn the_compliance_levels_write_audit_files() {
+async fn audit_records_reach_the_collector_and_compute_ctls_own_do_not() {
     if !have_pgaudit() {
         return;
     }
-    let mut c = Compute::start(Some(audited_spec("Extended")));
+    let port = free_port();
+    let lines = collector(port);
+    let mut c = shipping(port);
     c.wait_running();
     as_alice(
         &c,
-        "CREATE TABLE filed_table (i int); SELECT * FROM filed_table",
+        "CREATE TABLE shipped_table (i int); SELECT * FROM shipped_table",
     )
     .await;
-    let dir = c.pgdata().join("log");
     crate::wait::until(
-        "an audit file with the DDL",
+        "the DDL at the collector",
         Duration::from_secs(30),
         async || {
-            std::fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    name.starts_with("audit")
-                        && std::fs::read_to_string(e.path())
-                            .is_ok_and(|t| t.contains("filed_table"))
-                })
+            messages(&lines).iter().any(|m| {
+                m["msg"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("CREATE TABLE shipped_table"))
+            })
         },
     )
     .await;
+    let all = messages(&lines);
+    let first = &all[0];
+    assert_eq!(first["endpoint_id"], "ep-audited", "{first}");
+    assert_eq!(first["project_id"], "proj-audited", "{first}");
+    assert!(
+        !all.iter().any(|m| {
+            let t = m["msg"].as_str().unwrap_or_default();
+            t.contains("CREATE ROLE") || t.contains("CREATE DATABASE")
+        }),
+        "compute_ctl's own statements were shipped: {all:#?}"
+    );
+    let (_, status) = c.get("/status").await;
+    assert!(status["audit"]["sent"].as_u64() >= Some(1), "{status}");
     c.terminate();
+}
+
+#[tokio::test]
+async fn a_collector_down_then_back_loses_nothing() {
+    if !have_pgaudit() {
+        return;
+    }
+    let port = free_port();
+    let mut c = shipping(port);
+    c.wait_running();
+    for i in 0..20 {
+        as_alice(&c, &format!("CREATE TABLE while_down_{i} (i int)")).await;
+    }
+    crate::wait::until("records queued", Duration::from_secs(30), async || {
+        c.get("/status").await.1["audit"]["queued"].as_u64() >= Some(20)
+    })
+    .await;
+    let lines = collector(port);
+    crate::wait::until(
+        "every record at the collector",
+        Duration::from_secs(60),
+        async || {
+            let all = messages(&lines);
+            (0..20).all(|i| {
+                let name = format!("while_down_{i} ");
+                all.iter()
+                    .any(|m| m["msg"].as_str().is_some_and(|t| t.contains(&name)))
+            })
+        },
+    )
+    .await;
+    let (_, status) = c.get("/status").await;
+    assert_eq!(status["audit"]["dropped"], 0, "{status}");
+    c.terminate();
+}
+
+#[tokio::test]
+async fn a_compliance_level_without_an_endpoint_fails_the_start_and_a_bad_one_the_launch() {
+    if !have_pgaudit() {
+        return;
+    }
+    let mut c = Compute::start_with(Opts {
+        spec: Some(audited_spec("Full")),
+        failure_exit_delay: 60,
+        ..Opts::default()
+    });
+    let status = c.wait_status("failed", Duration::from_secs(60)).await;
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AUDIT_LOGGING_ENDPOINT"),
+        "{status}"
+    );
+    c.terminate();
+    let mut bad = Compute::start_with(Opts {
+        spec: Some(audited_spec("Full")),
+        env: vec![("AUDIT_LOGGING_ENDPOINT".into(), "collector:99999".into())],
+        ..Opts::default()
+    });
+    bad.expect_exit(1, Duration::from_secs(30));
+    bad.assert_logged("is not a port");
 }
