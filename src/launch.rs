@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<u8> {
     let mut params = cli.params().await?;
     let mut edge = crate::edge::Edge::from_compute_ctl_config(compute_ctl_config.as_ref())?;
     edge.pgbouncer = cli.edge.pgbouncer(&params);
-    edge.audit_endpoint = crate::edge::ship::Endpoint::from_env()?;
+    edge.audit_endpoint = crate::edge::ship::AuditEnv::from_env()?;
     params.edge = Arc::new(edge);
     let edge = (params.edge.clone(), params.pgdata.clone());
     // The superuser's door: made private before postgres can open it.
@@ -175,6 +175,7 @@ async fn run(cli: Cli) -> Result<u8> {
     crate::collector::spawn(handle.clone(), cli_interval);
     crate::edge::watch::spawn(edge.0.clone(), edge.1.clone(), handle.clone());
     crate::edge::audit::spawn(handle.clone());
+    crate::edge::export::spawn(handle.clone());
     crate::edge::ship::spawn(edge.0.clone(), edge.1.clone(), handle.clone());
     let pgbouncer = crate::edge::pgbouncer::spawn(edge.0, edge.1, handle.clone(), stop_timeout);
     monitor::spawn(handle, connector, cli.suspend_when_idle);

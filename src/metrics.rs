@@ -136,6 +136,23 @@ fn edge(registry: &Registry, status: &crate::edge::EdgeStatus) -> prometheus::Re
             .inc_by(tls.rejected);
         registry.register(Box::new(rotations))?;
     }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let lines = IntCounterVec::new(
+            Opts::new(
+                "compute_ctl_logs_export_lines_total",
+                "Postgres log lines forwarded to logs_export_host (sent), or dropped with the queue full",
+            ),
+            &["result"],
+        )?;
+        lines
+            .with_label_values(&["sent"])
+            .inc_by(crate::edge::export::SENT.load(Relaxed));
+        lines
+            .with_label_values(&["dropped"])
+            .inc_by(crate::edge::export::DROPPED.load(Relaxed));
+        registry.register(Box::new(lines))?;
+    }
     if let Some(a) = &status.audit {
         // The reference's name and type.
         let size = Gauge::new(

@@ -342,6 +342,7 @@ impl Lines for PgLines {
         }
         let line = process::marked(line, cut);
         crate::logging::forward_pg_line(&line);
+        crate::edge::export::line(&line);
         Some(line)
     }
 }

@@ -8,6 +8,7 @@
 //! puts it in its snapshot as it is, the edge's tasks update it.
 
 pub mod audit;
+pub mod export;
 pub mod ini;
 pub mod pgbouncer;
 pub mod ship;

@@ -17,7 +17,7 @@
 use super::Edge;
 use crate::driver::Handle;
 use crate::safe_fs::Dir;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek};
@@ -36,44 +36,12 @@ const KEEP: Duration = Duration::from_secs(15 * 60);
 /// syslog's local5.info.
 const PRI: u8 = 21 * 8 + 6;
 
-/// Where audit records go: `host:port` (an IPv6 host in brackets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Host name or address (without brackets).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
+pub use crate::spec::edge::Endpoint;
 
-impl Endpoint {
-    /// Parses `host:port`; a clear error for anything else.
-    pub fn parse(var: &str, text: &str) -> Result<Endpoint> {
-        let (host, port) = match text.strip_prefix('[') {
-            Some(rest) => match rest.split_once("]:") {
-                Some((h, p)) => (h.to_string(), p),
-                None => bail!("{var}={text:?}: expected [IPv6]:port"),
-            },
-            None => match text.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') => (h.to_string(), p),
-                _ => bail!("{var}={text:?}: expected host:port ([IPv6]:port for an IPv6 address)"),
-            },
-        };
-        let valid_host = !host.is_empty()
-            && (host.parse::<std::net::IpAddr>().is_ok()
-                || host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-        if !valid_host {
-            bail!("{var}={text:?}: {host:?} is not a host name or address");
-        }
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .with_context(|| format!("{var}={text:?}: {port:?} is not a port"))?;
-        Ok(Endpoint { host, port })
-    }
+/// The audit endpoint the environment names.
+pub struct AuditEnv;
 
+impl AuditEnv {
     /// The reference's variables: the TLS endpoint wins (TLS is not done
     /// here yet: it is refused), then the plain one; none when both are
     /// empty or unset.

@@ -3,8 +3,61 @@
 //! and no value holding a control character: they are written into an ini
 //! file, where a newline would add a key of its own.
 
+use anyhow::{bail, Context, Result};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+
+/// Where records go: `host:port` (an IPv6 host in brackets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `host:port`; a clear error for anything else.
+    pub fn parse(var: &str, text: &str) -> Result<Endpoint> {
+        let (host, port) = match text.strip_prefix('[') {
+            Some(rest) => match rest.split_once("]:") {
+                Some((h, p)) => (h.to_string(), p),
+                None => bail!("{var}={text:?}: expected [IPv6]:port"),
+            },
+            None => match text.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h.to_string(), p),
+                _ => bail!("{var}={text:?}: expected host:port ([IPv6]:port for an IPv6 address)"),
+            },
+        };
+        let valid_host = !host.is_empty()
+            && (host.parse::<std::net::IpAddr>().is_ok()
+                || host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+        if !valid_host {
+            bail!("{var}={text:?}: {host:?} is not a host name or address");
+        }
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .with_context(|| format!("{var}={text:?}: {port:?} is not a port"))?;
+        Ok(Endpoint { host, port })
+    }
+}
+
+/// `logs_export_host`: where postgres' log lines are forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsExportHost(pub Endpoint);
+
+impl<'de> Deserialize<'de> for LogsExportHost {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Endpoint::parse("logs_export_host", &text)
+            .map(LogsExportHost)
+            .map_err(|e| serde::de::Error::custom(format!("{e:#}")))
+    }
+}
 
 /// `audit_log_level`: what pgaudit logs (the reference's exact spellings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, strum::Display)]

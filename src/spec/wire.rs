@@ -95,6 +95,9 @@ pub struct ComputeSpec {
     /// `Extended`, `Full`.
     #[serde(default)]
     pub audit_log_level: super::edge::AuditLevel,
+    /// Where postgres' log lines are forwarded (`host:port`, `[IPv6]:port`).
+    #[serde(default)]
+    pub logs_export_host: Option<super::edge::LogsExportHost>,
 }
 
 fn default_concurrency() -> usize {

@@ -30,6 +30,7 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod load;
+mod logs_export;
 mod neon;
 mod operate;
 mod pgbouncer;

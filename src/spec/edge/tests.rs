@@ -37,3 +37,17 @@ fn a_spec_names_the_field_of_a_bad_value() {
     .unwrap_err();
     assert!(err.to_string().contains("pgbouncer_settings"), "{err}");
 }
+
+#[test]
+fn logs_export_host_takes_ipv6_and_refuses_a_host_without_a_port() {
+    let ok: LogsExportHost = serde_json::from_str(r#""[fd00::1]:10514""#).unwrap();
+    assert_eq!(
+        ok.0,
+        Endpoint {
+            host: "fd00::1".into(),
+            port: 10514
+        }
+    );
+    let err = serde_json::from_str::<LogsExportHost>(r#""collector""#).unwrap_err();
+    assert!(err.to_string().contains("host:port"), "{err}");
+}
