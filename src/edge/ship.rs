@@ -223,6 +223,8 @@ fn read_new(
         .filter(|n| n.starts_with("audit") && n.ends_with(".log"))
         .collect();
     names.sort();
+    // Files removed since (by the clean-up, or a new PGDATA) are forgotten.
+    files.retain(|name, _| names.contains(name));
     for name in names {
         let flags = nix::fcntl::OFlag::O_RDONLY
             | nix::fcntl::OFlag::O_NOFOLLOW
