@@ -181,3 +181,87 @@ async fn pgbouncer_serves_the_spec_reloads_its_settings_restarts_and_stops_with_
         "pgbouncer outlived compute_ctl"
     );
 }
+
+/// A pgbouncer the deployment runs (here: the test, as postgres' user):
+/// compute_ctl edits its ini and sends `RELOAD` on its admin console with
+/// `PGBOUNCER_PASSWORD`, which never reaches the log.
+#[tokio::test]
+async fn a_pgbouncer_the_deployment_runs_is_tuned_over_its_admin_console() {
+    if !crate::needs::needs(
+        Path::new(BIN).exists(),
+        "the pgbouncer package (/usr/sbin/pgbouncer)",
+    ) || !crate::needs::root("pgbouncer as postgres' user")
+    {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let dir = test_dir();
+    let port = free_port();
+    let admin_pw = "deployment-admin-pw-4821";
+    std::fs::write(
+        dir.path().join("userlist.txt"),
+        format!("\"postgres\" \"{admin_pw}\"\n"),
+    )
+    .unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n; the deployment's own comment\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             auth_type = scram-sha-256\nauth_file = {}/userlist.txt\nadmin_users = postgres\n\
+             default_pool_size = 64\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    let mut bouncer = std::process::Command::new(BIN)
+        .arg(&ini)
+        .uid(pg.uid.as_raw())
+        .gid(pg.gid.as_raw())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut s = spec(json!([]), json!([]));
+    s["pgbouncer_settings"] = json!({"default_pool_size": "33"});
+    let mut c = Compute::start_with(Opts {
+        spec: Some(s),
+        extra_args: vec!["--pgbouncer-ini".into(), ini.display().to_string()],
+        env: vec![("PGBOUNCER_PASSWORD".into(), admin_pw.into())],
+        ..Opts::default()
+    });
+    c.wait_running();
+    let show = async || {
+        let client = crate::common::connect(&format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=pgbouncer password={admin_pw}"
+        ))
+        .await
+        .ok()?;
+        let rows = client.simple_query("SHOW CONFIG").await.ok()?;
+        rows.into_iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("default_pool_size") => {
+                r.get(1).map(str::to_string)
+            }
+            _ => None,
+        })
+    };
+    crate::wait::until(
+        "default_pool_size 33 after RELOAD",
+        Duration::from_secs(30),
+        async || show().await.as_deref() == Some("33"),
+    )
+    .await;
+    let text = std::fs::read_to_string(&ini).unwrap();
+    assert!(text.contains("; the deployment's own comment\n"), "{text}");
+    let (_, status) = c.get("/status").await;
+    assert_eq!(status["pgbouncer"]["failures"], 0, "{status}");
+    assert_eq!(status["pgbouncer"]["supervised"], false, "{status}");
+    c.terminate();
+    assert!(
+        !c.log().contains(admin_pw),
+        "the admin password reached the log"
+    );
+    let _ = bouncer.kill();
+    let _ = bouncer.wait();
+}
