@@ -131,10 +131,21 @@ impl Edge {
 
     /// Reads and checks the pair and copies it into `pgdata` (for a
     /// postgresql.conf that turns TLS on). A pair that is not one is an
-    /// error naming both files; nothing is copied then.
+    /// error naming both files, and nothing is copied, unless an earlier
+    /// pair was served: that one stays (a renewal caught half-way must not
+    /// fail a reconfiguration).
     pub fn install_tls(&self, tls: &TlsConfig, pgdata: &Path) -> Result<Pair> {
         let raw = tls.read_raw()?;
-        let pair = self.check(tls, raw)?;
+        let pair = match self.check(tls, raw) {
+            Ok(pair) => pair,
+            Err(e) => {
+                let Some(previous) = self.installed.lock().clone() else {
+                    return Err(e);
+                };
+                tracing::error!("TLS: keeping the certificate served: {e:#}");
+                previous
+            }
+        };
         self.install(&pair, pgdata)?;
         self.served(&pair, false);
         Ok(pair)

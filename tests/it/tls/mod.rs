@@ -198,6 +198,10 @@ async fn a_rotation_is_served_by_the_same_postmaster_and_a_mismatched_pair_is_re
     );
     assert_eq!(served_fingerprint(c.port), Some(second.fingerprint()));
     assert_eq!(status["status"], "running", "{status}");
+    // A reconfiguration meanwhile keeps the pair served rather than fail.
+    let (code, body) = c.configure(&tls_spec()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(served_fingerprint(c.port), Some(second.fingerprint()));
     assert_eq!(c.postmaster_pid(), postmaster);
     c.terminate();
 }
