@@ -177,8 +177,10 @@ async fn prepare_neon(
 
     // The archive is unpacked path by path: PGDATA stays ours (postgres'
     // user cannot reach into it) until it is full, then it is handed over.
+    // PGDATA's name sits in a directory postgres may write: the archive goes
+    // in through the handle of the directory just made (`pinned_path`).
     let target = params.pgdata.clone();
-    tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
+    let dir = tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
         .await
         .context("wiping PGDATA")??;
     let request = storage::BasebackupRequest {
@@ -189,11 +191,11 @@ async fn prepare_neon(
         lsn,
         replica: spec.mode != ComputeMode::Primary,
     };
-    let stats = storage::basebackup(&request, &params.pgdata, owner, &params.storage_backoff)
+    let stats = storage::basebackup(&request, &dir.pinned_path(), owner, &params.storage_backoff)
         .instrument(tracing::info_span!("basebackup"))
         .await
-        .context("getting the basebackup")?;
-    pgdata::hand_over(&params.pgdata, owner)?;
+        .with_context(|| format!("getting the basebackup into {}", params.pgdata.display()))?;
+    pgdata::hand_over(&dir, &params.pgdata, owner)?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
     timings.pageserver_connect_micros = stats.connect_micros;
@@ -246,6 +248,7 @@ async fn wipe(env: &Arc<Env>) -> Result<()> {
     })
     .await
     .context("wiping PGDATA")?
+    .map(drop)
 }
 
 /// What a reconfiguration needs to know of the postgres it reconfigures.
