@@ -63,6 +63,39 @@ async fn neon_scenario_25_installed_extensions_metric() {
     .await;
 }
 
+/// As the reference: once a spec is taken, the collection follows its
+/// `suspend_timeout_seconds` (here 1 s), whatever the flag says (an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collection_interval_follows_the_specs_suspend_timeout() {
+    let mut s = spec(json!([]), json!([]));
+    s["suspend_timeout_seconds"] = json!(1);
+    let mut c = Compute::start_with(Opts {
+        spec: Some(s),
+        extra_args: vec![
+            "--installed-extensions-collection-interval".into(),
+            "3600".into(),
+        ],
+        ..Opts::default()
+    });
+    c.wait_running();
+    // The start's own count: postgres and template1.
+    until("the start's count", Duration::from_secs(60), async || {
+        plpgsql_count(&c.metrics().await).as_deref() == Some("2")
+    })
+    .await;
+    c.client("postgres")
+        .await
+        .batch_execute("CREATE DATABASE counted")
+        .await
+        .unwrap();
+    until(
+        "a count within seconds, not the flag's hour",
+        Duration::from_secs(30),
+        async || plpgsql_count(&c.metrics().await).as_deref() == Some("3"),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_26_role_grants() {
     let mut s = spec(
