@@ -1,7 +1,7 @@
 //! postgresql.conf and pg_hba.conf, rendered from the spec (pure) and
 //! written; the reload, and the barrier that waits until it took effect.
 
-use crate::catalog::Connector;
+use crate::connect::Connector;
 pub use crate::options::quote_conf_value;
 use crate::options::setting_line;
 use crate::spec::{ComputeMode, Storage, ValidSpec};

@@ -9,8 +9,8 @@
 //! outlives us.
 
 use crate::auth::{Authenticator, Gate};
-use crate::catalog::Connector;
 use crate::cli::{socket, Cli, Command};
+use crate::connect::Connector;
 use crate::driver::Driver;
 use crate::http::{self, Api};
 use crate::{control_plane, logging, monitor, process, signals};

@@ -9,9 +9,7 @@
 
 /// The catalog: reading, planning and applying roles and databases.
 pub mod catalog {
-    pub use crate::catalog::{
-        dry_run, reconcile, start, stored_password, Concurrency, Connector, Origin,
-    };
+    pub use crate::catalog::{dry_run, reconcile, start, stored_password, Concurrency, Origin};
     /// The internal port's `/grants` and `/extensions` request bodies.
     pub mod api {
         pub use crate::catalog::api::{ExtensionRequest, GrantRequest};
@@ -20,6 +18,11 @@ pub mod catalog {
     pub mod migrations {
         pub use crate::catalog::migrations::MIGRATIONS;
     }
+}
+
+/// Maintenance connections to the compute's postgres.
+pub mod connect {
+    pub use crate::connect::Connector;
 }
 
 /// The driver's status names.

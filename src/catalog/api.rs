@@ -2,7 +2,7 @@
 //! `/grants`, `/extensions`), as the reference does; the HTTP layer only
 //! parses the request and maps [`RequestFailure`] to a status.
 
-use super::connect::Connector;
+use crate::connect::Connector;
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::TryStreamExt;

@@ -15,7 +15,7 @@
 //! `neon_migration` schema, `public.health_check`) is not the user's schema
 //! and is left out.
 
-use super::Connector;
+use crate::connect::Connector;
 use crate::process::{Child, LogAs, Options};
 use crate::secret::PassFile;
 use anyhow::anyhow;

@@ -3,8 +3,8 @@
 //! `--installed-extensions-collection-interval` (the periodic task is
 //! [`crate::collector`]'s: the catalog knows nothing of the driver).
 
-use super::connect::Connector;
 use super::stats::{self, ExtensionKey};
+use crate::connect::Connector;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use tracing::{debug, warn};

@@ -8,7 +8,6 @@
 
 pub mod api;
 mod apply;
-mod connect;
 pub mod dump;
 pub mod extensions;
 pub mod migrations;
@@ -38,7 +37,6 @@ mod tests_start;
 mod tests_template;
 
 pub use apply::{apply, ApplyReport};
-pub use connect::Connector;
 pub use model::DatabaseInfo;
 #[cfg(test)]
 pub use plan::plan_with;
@@ -48,6 +46,7 @@ pub use read::{normalize_spec, read_catalog};
 pub use start::{finish_template, start, template_finish_key, Concurrency, Origin};
 pub use subscriptions::drop_before_start;
 
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};

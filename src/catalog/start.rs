@@ -10,9 +10,8 @@
 //! concurrency and the catalog read; and a cluster copied from a finished
 //! template is not asked what the template already holds.
 
-use super::{
-    apply_plan, extensions, migrations, privileged, read_and_plan, template, ApplyReport, Connector,
-};
+use super::{apply_plan, extensions, migrations, privileged, read_and_plan, template, ApplyReport};
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use tokio_postgres::Client;

@@ -12,7 +12,7 @@
 //! statement in each new database when the template could not be seen or
 //! prepared, and for a database the spec makes from another template.
 
-use super::connect::Connector;
+use crate::connect::Connector;
 use anyhow::Context;
 use postgres_protocol::escape::escape_identifier;
 use std::time::{Duration, Instant};

@@ -466,7 +466,7 @@ pub async fn print_plan(
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
-    let connector = crate::catalog::Connector::new(config).with_privileged_role(privileged_role);
+    let connector = crate::connect::Connector::new(config).with_privileged_role(privileged_role);
     let plan = crate::catalog::dry_run(&connector, &spec).await?;
     if plan.is_empty() {
         eprintln!("-- the catalog matches the spec: nothing to do");
@@ -563,7 +563,7 @@ impl Cli {
         let socket_dir = self.socket_dir.clone().unwrap_or_else(socket::default_dir);
         // compute_ctl's own sessions go through the socket, where the
         // superuser is trusted; the connstr gives the user, database and port.
-        let connstr = crate::catalog::Connector::socket_config(&connstr, &socket_dir, port);
+        let connstr = crate::connect::Connector::socket_config(&connstr, &socket_dir, port);
         Ok(Params {
             pgdata,
             connstr,

@@ -27,8 +27,8 @@ use request::{interruptible, reject};
 
 use start::{reconfigure, start_compute};
 
-use crate::catalog::Connector;
 use crate::config::ConfigParams;
+use crate::connect::Connector;
 use crate::pgbin::PgBin;
 use crate::postgres::Postgres;
 use crate::process::RunAs;

@@ -6,7 +6,7 @@
 //! `mod.rs`.
 
 use super::{ComputeStatus, PromoteTimings, Snapshot};
-use crate::catalog::Connector;
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
 use compute_states::{Lsn, Status, TerminationMode};

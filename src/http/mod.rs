@@ -50,7 +50,7 @@ pub struct Api {
     /// Where `/refresh_configuration` reads the spec again (None: nowhere).
     pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
     /// Connections of its own for `/readyz` (never through the driver).
-    pub connector: crate::catalog::Connector,
+    pub connector: crate::connect::Connector,
     /// The bounds on both ports' connections (and on a stalled dump).
     pub limits: Limits,
 }

@@ -4,8 +4,9 @@
 use super::error::ApiError;
 use super::Api;
 use crate::auth::Authenticator;
+use crate::catalog;
 use crate::catalog::dump::DumpError;
-use crate::catalog::{self, Connector};
+use crate::connect::Connector;
 use crate::driver::{Request, RequestError};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;

@@ -272,3 +272,33 @@ fn auth_and_the_control_plane_pull_import_no_http() {
         found.join("\n")
     );
 }
+
+#[test]
+fn connections_are_a_leaf_that_config_and_the_monitor_take_without_the_catalog() {
+    let above = [
+        "crate::catalog",
+        "crate::driver",
+        "crate::http",
+        "crate::config",
+    ];
+    let mut found = Vec::new();
+    for (file, needles) in [
+        ("src/config.rs", &above[..1]),
+        ("src/monitor.rs", &above[..1]),
+        ("src/connect.rs", &above[..]),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if !code.starts_with("//") && needles.iter().any(|n| code.contains(n)) {
+                found.push(format!("{file}:{}: {code}", i + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "maintenance connections are a leaf (src/connect.rs) that config and the monitor \
+         take without importing the catalog (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}

@@ -1,6 +1,10 @@
 //! Maintenance connections to the compute's own postgres: how compute_ctl's
 //! own sessions reach it (the Unix socket, where the superuser is trusted)
 //! and the settings forced on them.
+//!
+//! A leaf of its own: the catalog, `config` (the reload barrier), the
+//! activity monitor and the HTTP API all open such connections, and none of
+//! them should import the catalog for it.
 
 use anyhow::Context;
 use std::path::Path;
@@ -80,7 +84,7 @@ impl Connector {
         config
     }
 
-    /// The same, with a privileged role (see `privileged`): the
+    /// The same, with a privileged role (see `catalog::privileged`): the
     /// spec's roles are made its members and its databases grant it ALL.
     /// Without one, roles and databases are created as plain postgres would.
     pub fn with_privileged_role(mut self, name: &str) -> Self {
