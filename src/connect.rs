@@ -18,10 +18,15 @@ use tracing::warn;
 /// the apply. `pg_stat_statements.track=none`: our statements (`CREATE
 /// ROLE .. PASSWORD` with its verifier among them) are not kept where spec
 /// roles can read them; without the library loaded it is an inert
-/// placeholder setting.
+/// placeholder setting. `neon.forward_ddl=false`, as the reference's
+/// maintenance sessions: Neon's postgres forwards role and database DDL to
+/// the control plane, and a forwarding that fails aborts the statement,
+/// while compute_ctl's own DDL comes from the control plane already (inert
+/// on vanilla PostgreSQL too).
 const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_timeout=0 \
     -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
-    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none";
+    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none \
+    -c neon.forward_ddl=false";
 
 /// Options of a connection whose statements postgres must not log (they
 /// carry passwords). Startup options apply before the first statement.

@@ -514,3 +514,23 @@ async fn skip_pg_catalog_updates_does_nothing() {
     assert_eq!(report.statements, 0);
     assert!(pg.catalog().await.role("r").is_none());
 }
+
+/// As the reference's maintenance sessions: compute_ctl's own DDL is not
+/// forwarded to the control plane by Neon's postgres (every kind of
+/// maintenance connection, the quiet one for passwords included).
+#[tokio::test]
+async fn maintenance_sessions_do_not_forward_ddl() {
+    let pg = Pg::start().await;
+    let connector = pg.connector();
+    let loud = connector.open("postgres").await.unwrap();
+    let quiet = connector.open_quiet("postgres").await.unwrap();
+    for client in [&loud.client, &quiet.client] {
+        let row = client
+            .query_one("SHOW neon.forward_ddl", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "false");
+    }
+    loud.close().await;
+    quiet.close().await;
+}
