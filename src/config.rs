@@ -279,6 +279,36 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// What the override file holds while compute_ctl applies a spec to a
+/// catalog on Neon storage: a project at its size limit still gets its
+/// roles and databases (Neon's postgres refuses to grow past
+/// `neon.max_cluster_size` otherwise), as the reference does.
+pub const SIZE_LIMIT_LIFTED: &str = "neon.max_cluster_size=-1\n";
+
+/// Lifts the size limit for the apply to come: the override file (included
+/// last, so it wins) says [`SIZE_LIMIT_LIFTED`]. Before postgres starts, or
+/// before the reload that precedes the apply.
+pub fn lift_size_limit(pgdata: &Path) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), SIZE_LIMIT_LIFTED)
+        .context("lifting the size limit for the catalog's apply")
+}
+
+/// Puts the size limit back after an apply, whether it failed or not: the
+/// override file emptied (as the reference leaves it), then a reload,
+/// confirmed as [`reload_and_wait`] does.
+pub async fn restore_size_limit(
+    pgdata: &Path,
+    connector: &Connector,
+    postmaster: i32,
+) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), "")
+        .context("emptying the override file after the apply")?;
+    reload_and_wait(connector, connector.maintenance_db(), postmaster)
+        .await
+        .context("reloading with the size limit back")?;
+    Ok(())
+}
+
 /// How long to wait for postgres to take a reload into account.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 

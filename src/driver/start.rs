@@ -43,6 +43,11 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let size_limit_lifted = lifts_size_limit(&spec);
+    if size_limit_lifted {
+        // In the files postgres starts with: no reload before the apply.
+        config::lift_size_limit(&params.pgdata)?;
+    }
     let pg_began = Instant::now();
     let mut pg = Postgres::start(
         &params.pgbin,
@@ -76,6 +81,9 @@ pub(super) async fn start_compute(
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
             return Err(e);
         }
+        if size_limit_lifted {
+            config::restore_size_limit(&params.pgdata, &connector, pg.pid()).await?;
+        }
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
     }
@@ -88,6 +96,15 @@ pub(super) async fn start_compute(
         let _maker = next.make_in_background();
     }
     Ok((pg, timings))
+}
+
+/// Whether the catalog's apply runs with Neon's size limit lifted (see
+/// [`config::SIZE_LIMIT_LIFTED`]): a primary on Neon storage that updates
+/// its catalog. Local and vanilla computes have no such limit.
+fn lifts_size_limit(spec: &ValidSpec) -> bool {
+    spec.mode == ComputeMode::Primary
+        && !spec.skip_pg_catalog_updates
+        && matches!(spec.storage(), Storage::Neon { .. })
 }
 
 /// Local storage: a copy of the cached initdb template (a spare copy made
@@ -291,6 +308,11 @@ pub(super) async fn reconfigure(
     let pgdata = &env.params.pgdata;
     let previous = ConfFiles::read(pgdata);
     config::write(pgdata, &spec, &env.config_params()).context("writing the configuration")?;
+    // Lifted by the same reload as the new files, put back after the apply.
+    let size_limit_lifted = lifts_size_limit(&spec);
+    if size_limit_lifted {
+        config::lift_size_limit(pgdata)?;
+    }
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
     let postmaster = serving.postmaster;
@@ -305,6 +327,9 @@ pub(super) async fn reconfigure(
             // (with the new storage), and a reload takes back what postgres
             // applied of the rejected one.
             previous.restore(pgdata, &spec)?;
+            if size_limit_lifted {
+                config::write_atomic(&pgdata.join(config::OVERRIDE_FILE), "")?;
+            }
             if let Err(again) = config::reload_and_wait(&connector, &db, postmaster).await {
                 tracing::warn!("reloading the restored configuration: {again:#}");
             }
@@ -333,6 +358,14 @@ pub(super) async fn reconfigure(
                 .instrument(tracing::info_span!("apply_catalog"))
                 .await
         };
+        if size_limit_lifted {
+            // On a failed apply too; its error is the one to report.
+            let restored = config::restore_size_limit(pgdata, &connector, postmaster).await;
+            match restored {
+                Err(e) if applied.is_err() => tracing::warn!("putting the size limit back: {e:#}"),
+                restored => restored?,
+            }
+        }
         applied.context("applying the spec to the catalog")?;
     }
     tracing::info!(

@@ -5,6 +5,7 @@ mod addressing;
 mod gate;
 mod lease;
 mod scenarios;
+mod size_limit;
 
 use crate::common::*;
 use crate::fake_pageserver::Behaviour;
