@@ -29,6 +29,14 @@ pub struct ConfigParams<'a> {
     pub socket_dir: &'a Path,
     /// The privileged role, shown as `neon.privileged_role_name`.
     pub privileged_role: Option<&'a str>,
+    /// The internal HTTP port, where Neon's postgres asks for remote
+    /// extensions (`neon.extension_server_port`, read at its start).
+    pub extension_server_port: Option<u16>,
+    /// Whether logical replication's subscribers are held back
+    /// (`neon.disable_logical_replication_subscribers`): while a start with
+    /// `drop_subscriptions_before_start` has not dropped the copied
+    /// subscriptions yet.
+    pub hold_subscribers: bool,
 }
 
 /// The full postgresql.conf for `spec`.
@@ -93,6 +101,16 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     }
     out.push_str(END_MARKER);
     out.push('\n');
+    // As the reference, after the spec's settings (so they win), inert on
+    // vanilla PostgreSQL.
+    if let Some(port) = p.extension_server_port {
+        let _ = writeln!(out, "neon.extension_server_port = {port}");
+    }
+    let _ = writeln!(
+        out,
+        "neon.disable_logical_replication_subscribers = {}",
+        p.hold_subscribers
+    );
     // After the spec's text and settings, so neither can move the socket the
     // superuser is trusted on (a second directory such as /tmp, or an
     // abstract `@name`, would be open to every local user).
@@ -425,6 +443,8 @@ mod tests {
             superuser: "cloud_admin",
             socket_dir: Path::new("/tmp"),
             privileged_role: None,
+            extension_server_port: None,
+            hold_subscribers: false,
         }
     }
 

@@ -579,6 +579,7 @@ impl Cli {
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
             promote_timeout: std::time::Duration::from_secs(self.promote_timeout),
+            internal_http_port: self.internal_http_port,
             privileged_role: self.reference.privileged_role_name.clone(),
             installed_extensions_interval: std::time::Duration::from_secs(
                 self.reference

@@ -104,12 +104,18 @@ pub struct Params {
     pub stop_timeout: Duration,
     /// How long `/promote` waits for the replica to replay up to the LSN.
     pub promote_timeout: Duration,
+    /// The internal HTTP port (`neon.extension_server_port`).
+    pub internal_http_port: u16,
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
 struct Env {
     params: Params,
     known_settings: OnceCell<HashSet<String>>,
+    /// Set once a start with `drop_subscriptions_before_start` has dropped
+    /// the copied subscriptions: from then on every configuration written
+    /// lets logical replication's subscribers run.
+    subscribers_released: std::sync::atomic::AtomicBool,
 }
 
 impl Env {
@@ -169,12 +175,27 @@ impl Env {
             .with_privileged_role(&self.params.privileged_role)
     }
 
-    fn config_params(&self) -> ConfigParams<'_> {
+    fn base_config_params(&self) -> ConfigParams<'_> {
         ConfigParams {
             port: self.params.port,
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
             privileged_role: Some(&self.params.privileged_role),
+            extension_server_port: Some(self.params.internal_http_port),
+            hold_subscribers: false,
+        }
+    }
+
+    /// What the configuration of `spec` takes besides the spec: logical
+    /// replication's subscribers held back while a start's copied
+    /// subscriptions are still to be dropped.
+    fn config_params(&self, spec: &ValidSpec) -> ConfigParams<'_> {
+        use std::sync::atomic::Ordering;
+        ConfigParams {
+            hold_subscribers: spec.drop_subscriptions_before_start
+                && spec.mode == crate::spec::ComputeMode::Primary
+                && !self.subscribers_released.load(Ordering::Relaxed),
+            ..self.base_config_params()
         }
     }
 }
@@ -224,6 +245,7 @@ impl Driver {
             env: Arc::new(Env {
                 params,
                 known_settings: OnceCell::new(),
+                subscribers_released: Default::default(),
             }),
             snapshot: snapshot.clone(),
             events: rx,

@@ -81,8 +81,19 @@ pub(super) async fn start_compute(
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
             return Err(e);
         }
+        // The copied subscriptions are gone: their workers may run now.
+        // (With `skip_pg_catalog_updates` they were not dropped: still held.)
+        let held = env.config_params(&spec).hold_subscribers && !spec.skip_pg_catalog_updates;
+        if held {
+            env.subscribers_released
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            config::write(&params.pgdata, &spec, &env.config_params(&spec))?;
+        }
         if size_limit_lifted {
+            // Its reload takes the released subscribers too.
             config::restore_size_limit(&params.pgdata, &connector, pg.pid()).await?;
+        } else if held {
+            config::reload_and_wait(&connector, connector.maintenance_db(), pg.pid()).await?;
         }
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
@@ -124,7 +135,7 @@ async fn prepare_local(
         let owner = params.run_as.as_ref();
         let (_, next) =
             pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?;
-        config::write(&params.pgdata, &spec, &env.config_params())?;
+        config::write(&params.pgdata, &spec, &env.config_params(&spec))?;
         Ok(next)
     })
     .await
@@ -160,7 +171,7 @@ async fn prepare_neon(
     let (checked, wiped) = tokio::join!(env.check_spec(spec), wipe(env));
     checked?;
     wiped?;
-    config::write(&params.pgdata, spec, &env.config_params())
+    config::write(&params.pgdata, spec, &env.config_params(spec))
         .context("writing the configuration for sync-safekeepers")?;
     let lsn = match spec.mode {
         ComputeMode::Primary => {
@@ -223,7 +234,7 @@ async fn prepare_neon(
         connect_micros = stats.connect_micros,
         "basebackup received"
     );
-    config::write(&params.pgdata, spec, &env.config_params())?;
+    config::write(&params.pgdata, spec, &env.config_params(spec))?;
     if spec.mode != ComputeMode::Primary {
         storage::create_standby_signal(&params.pgdata, owner)?;
     }
@@ -254,7 +265,7 @@ async fn prepare_replica_of(
     .context("copying the primary with pg_basebackup")?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
-    config::write(&params.pgdata, spec, &env.config_params())
+    config::write(&params.pgdata, spec, &env.config_params(spec))
 }
 
 /// Empties PGDATA (0700, owned by the postgres user).
@@ -307,7 +318,7 @@ pub(super) async fn reconfigure(
     let began = Instant::now();
     let pgdata = &env.params.pgdata;
     let previous = ConfFiles::read(pgdata);
-    config::write(pgdata, &spec, &env.config_params()).context("writing the configuration")?;
+    config::write(pgdata, &spec, &env.config_params(&spec)).context("writing the configuration")?;
     // Lifted by the same reload as the new files, put back after the apply.
     let size_limit_lifted = lifts_size_limit(&spec);
     if size_limit_lifted {

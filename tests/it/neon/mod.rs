@@ -2,6 +2,7 @@
 //! `postgres --sync-safekeepers`), and vanilla replicas, end to end.
 
 mod addressing;
+mod conf_lines;
 mod gate;
 mod lease;
 mod scenarios;
