@@ -23,7 +23,7 @@
 //! | launch | `launch` (the start sequence `main` runs), `cli` (flags and environment), `control_plane` (pulling the spec) |
 //! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals` |
 //! | owner of the machine | `driver` (advances the typed states of `compute_states`) |
-//! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup, LSN leases), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
+//! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `extensions` (remote extensions: the store, the archives), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup, LSN leases), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
 //! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `safe_fs` (files root writes where others can write), `secret`, `logging` |
 
 #![warn(missing_docs)]
@@ -35,6 +35,7 @@ mod collector;
 mod config;
 mod control_plane;
 mod driver;
+mod extensions;
 mod http;
 mod launch;
 mod logging;

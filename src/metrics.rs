@@ -106,6 +106,7 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
 
     crate::catalog::stats::register(registry)?;
     crate::storage::lease::register(registry)?;
+    crate::extensions::register(registry)?;
     Ok(())
 }
 
