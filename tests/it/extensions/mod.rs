@@ -49,16 +49,20 @@ fn spec_with(
 }
 
 fn start(install: &Install, store: &Store, spec: serde_json::Value, timeout: &str) -> Compute {
+    start_with(install, store, spec, &["--remote-ext-timeout", timeout])
+}
+
+fn start_with(install: &Install, store: &Store, spec: serde_json::Value, args: &[&str]) -> Compute {
+    let mut extra_args = vec![
+        "-b".into(),
+        install.postgres().display().to_string(),
+        "-r".into(),
+        store.url.clone(),
+    ];
+    extra_args.extend(args.iter().map(|a| a.to_string()));
     Compute::start_with(Opts {
         spec: Some(spec),
-        extra_args: vec![
-            "-b".into(),
-            install.postgres().display().to_string(),
-            "-r".into(),
-            store.url.clone(),
-            "--remote-ext-timeout".into(),
-            timeout.into(),
-        ],
+        extra_args,
         ..Opts::default()
     })
 }
@@ -77,9 +81,10 @@ async fn ask(c: &Compute, file: &str) -> (u16, serde_json::Value) {
 async fn an_extension_fetched_on_demand_can_be_created_and_is_fetched_once() {
     let install = Install::copy(&["auto_explain"]);
     let store = Store::start().await;
+    // The first attempt meets a connection closed without an answer.
     store.set(
         "cc_demo.tar.zst",
-        vec![Answer::Archive(Arc::new(demo_archive()))],
+        vec![Answer::Close, Answer::Archive(Arc::new(demo_archive()))],
     );
     let auto_explain = archive(&system_extension("auto_explain"));
     store.set(
@@ -122,7 +127,11 @@ async fn an_extension_fetched_on_demand_can_be_created_and_is_fetched_once() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (dir.uid(), dir.gid()));
     assert_eq!(ask(&c, "cc_demo").await.0, 200);
-    assert_eq!(store.count("cc_demo.tar.zst"), 1);
+    assert_eq!(
+        store.count("cc_demo.tar.zst"),
+        2,
+        "one retry, then never again"
+    );
     // Where the archive was asked for: the reference's layout.
     let (_, info) = c.get("/info").await;
     let arch = match std::env::consts::ARCH {
@@ -169,6 +178,7 @@ async fn an_extension_fetched_on_demand_can_be_created_and_is_fetched_once() {
     );
     let metrics = c.metrics().await;
     for (file, status, n) in [
+        ("cc_demo.tar.zst", "unknown", 1),
         ("cc_demo.tar.zst", "200 OK", 1),
         ("missing.tar.zst", "404 Not Found", 1),
     ] {
@@ -324,8 +334,20 @@ async fn a_hostile_archive_is_refused_and_writes_nothing() {
             entry(&absolute.display().to_string()),
         ])))],
     );
-    let s = spec_with(&[("dotdot", json!({})), ("absolute", json!({}))], json!({}));
-    let mut c = start(&install, &store, s, "5");
+    // Larger than --remote-ext-max-bytes.
+    store.set(
+        "large.tar.zst",
+        vec![Answer::Archive(Arc::new(vec![0u8; 4096]))],
+    );
+    let s = spec_with(
+        &[
+            ("dotdot", json!({})),
+            ("absolute", json!({})),
+            ("large", json!({})),
+        ],
+        json!({}),
+    );
+    let mut c = start_with(&install, &store, s, &["--remote-ext-max-bytes", "1024"]);
     c.wait_running();
     let before = install.tree();
     for (name, escaped) in [
@@ -344,6 +366,15 @@ async fn a_hostile_archive_is_refused_and_writes_nothing() {
         );
         assert!(!escaped.exists(), "{name}: {}", escaped.display());
     }
+    let (code, body) = ask(&c, "large").await;
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit of 1024 bytes"),
+        "{body}"
+    );
     assert_eq!(install.tree(), before, "a refused archive changes nothing");
     assert!(!std::path::Path::new("/escaped-dotdot").exists());
     // No staging directory left behind.

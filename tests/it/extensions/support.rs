@@ -156,6 +156,8 @@ pub enum Answer {
     Archive(Arc<Vec<u8>>),
     /// Reads the request and never answers.
     Hang,
+    /// Reads the request and closes the connection (a transport error).
+    Close,
 }
 
 /// An extension store: any path whose last part names an archive it has.
@@ -249,6 +251,7 @@ async fn serve(
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             return;
         }
+        Answer::Close => return,
     };
     let reason = match status {
         200 => "OK",
