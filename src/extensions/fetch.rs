@@ -29,7 +29,8 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// Requests to the store so far: (`http_status`, `filename`) to a count.
 static REQUESTS: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
 
-fn count(status: &str, filename: &str) {
+/// Counts one request for `filename` that `status` answered (`unknown`: none).
+pub fn count(status: &str, filename: &str) {
     *REQUESTS
         .lock()
         .entry((status.to_string(), filename.to_string()))

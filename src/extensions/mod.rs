@@ -18,7 +18,7 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-pub use fetch::{parse_base_url, register, Limits};
+pub use fetch::{count as count_request, parse_base_url, register, Limits};
 pub use resolve::NotFound;
 
 use crate::pgbin::PgBin;
