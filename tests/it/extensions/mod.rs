@@ -80,6 +80,17 @@ async fn ask(c: &Compute, file: &str) -> (u16, serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_fetched_on_demand_can_be_created_and_is_fetched_once() {
     let install = Install::copy(&["auto_explain"]);
+    // The extension directory is another user's (as in an image that gives
+    // it to postgres): what compute_ctl, root, moves there becomes theirs.
+    let other = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    if crate::needs::is_root() {
+        std::os::unix::fs::chown(
+            install.extension_dir(),
+            Some(other.uid.as_raw()),
+            Some(other.gid.as_raw()),
+        )
+        .unwrap();
+    }
     let store = Store::start().await;
     // The first attempt meets a connection closed without an answer.
     store.set(
@@ -126,6 +137,14 @@ async fn an_extension_fetched_on_demand_can_be_created_and_is_fetched_once() {
     let dir = std::fs::metadata(install.extension_dir()).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (dir.uid(), dir.gid()));
+    let control_meta = std::fs::metadata(&control).unwrap();
+    assert_eq!(
+        (control_meta.uid(), control_meta.gid()),
+        (dir.uid(), dir.gid())
+    );
+    if crate::needs::is_root() {
+        assert_eq!(meta.uid(), other.uid.as_raw());
+    }
     assert_eq!(ask(&c, "cc_demo").await.0, 200);
     assert_eq!(
         store.count("cc_demo.tar.zst"),
