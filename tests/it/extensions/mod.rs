@@ -250,6 +250,9 @@ async fn a_preload_library_from_the_store_is_loaded_at_start_after_two_503s() {
     // The library's own setting: defined by the loaded library.
     assert_eq!(show("pg_stat_statements.max").await, "1234");
     assert_eq!(store.count("pg_stat_statements.tar.zst"), 3);
+    // Installed at start: the route's request for it fetches nothing.
+    assert_eq!(ask(&c, "pg_stat_statements").await.0, 200);
+    assert_eq!(store.count("pg_stat_statements.tar.zst"), 3);
     let (_, figures) = c.get("/metrics.json").await;
     assert_eq!(figures["num_ext_downloaded"], 1, "{figures}");
     assert_eq!(figures["largest_ext_size"], size, "{figures}");
