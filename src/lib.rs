@@ -13,7 +13,7 @@
 //! `docs/operations.md` (every flag and environment variable, signals, exit
 //! codes, logs, ports), `docs/deploy.md` (image, Kubernetes, compose,
 //! systemd), `docs/metrics.md`, `docs/api.md` (the HTTP API),
-//! `docs/start.md` (what a start does), `docs/neon.md` (compatibility with
+//! `docs/start.md` (what a start does), `docs/extensions.md` (remote extensions), `docs/neon.md` (compatibility with
 //! Neon's compute_ctl, whose formats are `CONTRACT.md`), `docs/reliability.md`
 //! and `docs/benchmarks.md`. The flag and metric tables there are generated
 //! from `cli` and `metrics`.
