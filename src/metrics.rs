@@ -106,6 +106,7 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
 
     crate::catalog::stats::register(registry)?;
     crate::storage::lease::register(registry)?;
+    crate::extensions::register(registry)?;
     Ok(())
 }
 
@@ -200,6 +201,7 @@ pub fn documented() -> Vec<MetricDoc> {
     use crate::replication::{Standby, StandbyStatus};
     use compute_states::{Lsn, Status};
     crate::catalog::stats::migration_failed(0);
+    crate::extensions::count_request("200 OK", "example.tar.zst");
     crate::catalog::stats::set_installed_extensions(
         [(
             crate::catalog::stats::ExtensionKey {

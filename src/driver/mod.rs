@@ -95,6 +95,8 @@ pub struct Params {
     pub installed_extensions_interval: Duration,
     /// Retries of the storage steps.
     pub storage_backoff: storage::Backoff,
+    /// The extension store (`-r`) and what was fetched from it.
+    pub remote_extensions: Arc<crate::extensions::Store>,
     /// How long postgres may take to accept connections (recovery included).
     pub start_timeout: Duration,
     /// How long the API keeps answering after a termination asked for over

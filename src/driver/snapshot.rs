@@ -34,13 +34,13 @@ pub struct Timings {
     pub config_ms: u64,
     /// From the spec to Running.
     pub total_startup_ms: u64,
-    /// Loading remote extensions (none are downloaded here: 0).
+    /// Remote extensions' control files and preload libraries, before postgres starts.
     pub load_ext_ms: u64,
-    /// Remote extensions downloaded (0).
+    /// Remote extensions' archives downloaded at start (or found downloaded).
     pub num_ext_downloaded: u64,
-    /// Largest remote extension downloaded, in bytes (0).
+    /// Largest remote extension's archive downloaded at start, in bytes.
     pub largest_ext_size: u64,
-    /// Bytes of remote extensions downloaded (0).
+    /// Bytes of remote extensions' archives downloaded at start.
     pub total_ext_download_size: u64,
 }
 

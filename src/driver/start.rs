@@ -26,6 +26,10 @@ pub(super) async fn start_compute(
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let mut next_spare = None;
+    // Beside PGDATA: remote extensions' control files and preload libraries.
+    let extensions = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+        params.remote_extensions.clone().before_start(spec.clone()),
+    ));
     match spec.storage() {
         Storage::Local => next_spare = prepare_local(&env, &spec).await?,
         Storage::Neon {
@@ -43,6 +47,9 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let ext = extensions.await.context("remote extensions")??;
+    (timings.load_ext_ms, timings.num_ext_downloaded) = (ext.load_ms, ext.downloaded);
+    (timings.largest_ext_size, timings.total_ext_download_size) = (ext.largest, ext.total);
     let size_limit_lifted = lifts_size_limit(&spec);
     if size_limit_lifted {
         // In the files postgres starts with: no reload before the apply.

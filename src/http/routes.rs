@@ -27,6 +27,8 @@ pub struct Input {
     pub query: HashMap<String, String>,
     /// The JSON body (routes with one; empty otherwise).
     pub body: Bytes,
+    /// What follows the path of a route that ends in `/{*…}` (empty otherwise).
+    pub tail: String,
 }
 
 fn reject(e: ApiError) -> Rejection {

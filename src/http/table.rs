@@ -46,7 +46,8 @@ pub type Handler = fn(Api, Input) -> BoxFuture<'static, Handled>;
 pub struct Route {
     /// GET or POST.
     pub method: Method,
-    /// The path (one segment, without the leading `/`).
+    /// The path (one segment, without the leading `/`; or `name/{*rest}`,
+    /// where the rest of the path is the handler's `tail`).
     pub path: &'static str,
     /// Where it is served.
     pub ports: Ports,
@@ -206,6 +207,16 @@ pub static ROUTES: &[Route] = &[
         handler: |api, input| Box::pin(routes::database_schema(api, input.query)),
     },
     Route {
+        method: Method::GET,
+        path: "insights",
+        ports: Ports::External,
+        auth: Auth::Jwt,
+        states: "running",
+        body: Body::None,
+        summary: "`{\"pg_stat_statements\": [rows]}`: the 100 statements of other users slowest on average; 404 when `pg_stat_statements` is not installed",
+        handler: |api, _| Box::pin(super::insights::insights(api)),
+    },
+    Route {
         method: Method::POST,
         path: "check_writability",
         ports: Ports::External,
@@ -234,6 +245,16 @@ pub static ROUTES: &[Route] = &[
         body: Body::Json,
         summary: "`{database, schema, privileges, role}`: grant on a schema what the role lacks; 201",
         handler: |api, input| Box::pin(routes::grants(api, input.body)),
+    },
+    Route {
+        method: Method::POST,
+        path: "extension_server/{*filename}",
+        ports: Ports::Internal,
+        auth: Auth::Loopback,
+        states: "any with a spec",
+        body: Body::None,
+        summary: "`?is_library=true` (a library) or `false`: fetch the remote extension that provides the file from the store (`-r`) and install it; 412 without a store, 409 without `remote_extensions`, 404 not allowed, 500 failed download",
+        handler: |api, input| Box::pin(super::extensions::extension_server(api, input)),
     },
     Route {
         method: Method::POST,

@@ -7,6 +7,7 @@
 //! about. The option grammar the checks use lives below, in
 //! [`crate::options`]: `spec` imports nothing that uses it.
 
+mod remote_ext;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,7 @@ mod validate;
 mod wire;
 
 pub use valid::{Storage, ValidSpec};
-pub use wire::{ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, Role};
+pub use wire::{ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, RemoteExtensions, Role};
 
 use serde::Deserialize;
 
