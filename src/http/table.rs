@@ -233,7 +233,7 @@ pub static ROUTES: &[Route] = &[
         auth: Auth::Loopback,
         states: "running",
         body: Body::Json,
-        summary: "`{extension, database, version}`: `CREATE EXTENSION IF NOT EXISTS` in schema public; 201",
+        summary: "`{extension, database, version}`: `CREATE EXTENSION` in schema public, or `ALTER EXTENSION .. UPDATE TO` one at another version; 201",
         handler: |api, input| Box::pin(routes::extensions(api, input.body)),
     },
     Route {

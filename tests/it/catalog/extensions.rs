@@ -194,3 +194,46 @@ async fn neon_scenario_27_extensions() {
     let got: (String, String) = (row.get(0), row.get(1));
     assert_eq!(got, (version, "public".to_string()));
 }
+
+/// As the reference: `/extensions` for an extension installed at another
+/// version updates it (`ALTER EXTENSION .. UPDATE TO`), and one at that
+/// version already is left alone. hstore ships its update scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_extension_at_another_version_is_updated() {
+    let mut c = Compute::start(Some(spec(
+        json!([]),
+        json!([{"name": "ext", "owner": SUPERUSER}]),
+    )));
+    c.wait_running();
+    let db = c.client("ext").await;
+    db.batch_execute("CREATE EXTENSION hstore VERSION '1.4'")
+        .await
+        .unwrap();
+    let installed = || async {
+        db.query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'hstore'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+    };
+    for version in ["1.8", "1.8"] {
+        let req = json!({"extension": "hstore", "version": version, "database": "ext"});
+        let (code, body) = c.internal_post("/extensions", &req).await;
+        assert_eq!(
+            (code, body),
+            (201, json!({"extension": "hstore", "version": version}))
+        );
+        assert_eq!(installed().await, version);
+    }
+    // No downgrade script ships: postgres' own error, and nothing changed.
+    let req = json!({"extension": "hstore", "version": "1.6", "database": "ext"});
+    let (code, body) = c.internal_post("/extensions", &req).await;
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no update path"),
+        "{body}"
+    );
+    assert_eq!(installed().await, "1.8");
+}
