@@ -12,6 +12,7 @@ pub mod dump;
 pub mod extensions;
 pub mod migrations;
 mod model;
+pub mod neon_extension;
 mod plan;
 pub mod privileged;
 mod read;

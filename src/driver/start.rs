@@ -88,6 +88,11 @@ pub(super) async fn start_compute(
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
             return Err(e);
         }
+        if matches!(spec.storage(), Storage::Neon { .. }) {
+            catalog::neon_extension::handle(&connector, !spec.skip_pg_catalog_updates)
+                .await
+                .context("the neon extension")?;
+        }
         // The copied subscriptions are gone: their workers may run now.
         // (With `skip_pg_catalog_updates` they were not dropped: still held.)
         let held = env.config_params(&spec).hold_subscribers && !spec.skip_pg_catalog_updates;

@@ -4,7 +4,7 @@
 //! compute_ctl runs with `-b`), and the compute fetches them at start and on
 //! demand (`/extension_server/`), within its bounds.
 
-mod support;
+pub(crate) mod support;
 
 use crate::common::*;
 use serde_json::json;

@@ -5,6 +5,7 @@ mod addressing;
 mod conf_lines;
 mod gate;
 mod lease;
+mod neon_extension;
 mod scenarios;
 mod size_limit;
 
