@@ -46,9 +46,20 @@ pub(super) fn metrics_json(api: Api) -> Response {
     warp::reply::json(&api.handle.snapshot().timings).into_response()
 }
 
-pub(super) fn diagram(api: Api) -> Response {
-    let text = compute_states::mermaid_highlighted(api.handle.status());
-    warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response()
+/// `GET /diagram[?view=status|types]`: the status view (the default) or the
+/// type view of the machine, the current status highlighted.
+pub(super) fn diagram(api: Api, query: HashMap<String, String>) -> Handled {
+    let view = match query.get("view").map(String::as_str) {
+        None | Some("status") => compute_states::View::Status,
+        Some("types") => compute_states::View::Types,
+        Some(v) => {
+            return Err(reject(ApiError::bad_request(format!(
+                "view must be \"status\" or \"types\", not {v:?}"
+            ))))
+        }
+    };
+    let text = compute_states::mermaid_highlighted(view, api.handle.status());
+    Ok(warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response())
 }
 
 pub(super) fn status(api: Api) -> Response {

@@ -182,8 +182,8 @@ pub static ROUTES: &[Route] = &[
         auth: Auth::Jwt,
         states: "any",
         body: Body::None,
-        summary: "the state diagram (mermaid), current state highlighted",
-        handler: |api, _| Box::pin(async move { Ok(routes::diagram(api)) }),
+        summary: "the state diagram (mermaid), current status highlighted: each state as the status it reports; `?view=types`: every state type and edge",
+        handler: |api, input| Box::pin(async move { routes::diagram(api, input.query) }),
     },
     Route {
         method: Method::GET,

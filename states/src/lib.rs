@@ -12,7 +12,8 @@
 //! [`AnyState`] enum the driver loop holds, the fieldless [`Status`] with its
 //! stable snake_case names (what the API reports), the [`Kind`] of each state
 //! type (two types can report one status: a start and a reconfiguration are
-//! both `configuration`), and the [`EDGES`] table that [`mermaid`] renders.
+//! both `configuration`), and the [`EDGES`] table that [`mermaid`] (the status
+//! view) and [`mermaid_types`] (the type view) render.
 //!
 //! Whether a postgres serves is a fact of the type, never an `Option`: a
 //! state either holds it by value (`Running`, `FailedServing`,
@@ -35,7 +36,7 @@ mod access;
 mod diagram;
 mod lsn;
 
-pub use diagram::{mermaid, mermaid_highlighted};
+pub use diagram::{mermaid, mermaid_highlighted, mermaid_types, View};
 pub use lsn::{Lsn, LsnParseError};
 
 /// The concrete types a driver plugs into the machine.
@@ -336,6 +337,16 @@ machine! {
             Terminated { lsn: None, _compute: PhantomData }
         }
 
+        Init -> Terminating "Signal during startup"
+        fn terminate(self, mode: TerminationMode) {
+            Terminating { mode, _compute: PhantomData }
+        }
+
+        Configuration -> Terminating "Signal during configuration"
+        fn terminate(self, mode: TerminationMode) {
+            Terminating { mode, _compute: PhantomData }
+        }
+
         Running -> ReconfigurationPending "New spec for a running compute"
         fn reconfigure(self, spec: C::Spec) {
             ReconfigurationPending { spec, postgres: self.postgres }
@@ -364,16 +375,6 @@ machine! {
         Running -> Failed "Postgres exited on its own"
         fn postgres_exited(self, status: C::ExitStatus) {
             Failed { error: C::exited(&self.postgres, status) }
-        }
-
-        Init -> Terminating "Signal during startup"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
-        }
-
-        Configuration -> Terminating "Signal during configuration"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
         }
 
         Running -> RestartPending "Requested restart"
@@ -425,7 +426,7 @@ machine! {
             TerminationPending { mode, postgres: self.postgres }
         }
 
-        Failed -> ConfigurationPending "New spec after a failed start"
+        Failed -> ConfigurationPending "New spec after a failure"
         fn configure(self, spec: C::Spec) {
             ConfigurationPending { spec }
         }

@@ -44,6 +44,14 @@ macro_rules! machine {
         impl Status {
             /// Every status, in declaration order.
             pub const ALL: &'static [Status] = &[$(Status::$status),*];
+
+            /// The status as the status view of the diagram names it
+            /// (`ConfigurationPending`, as the reference's diagram does).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Status::$status => stringify!($status),)*
+                }
+            }
         }
 
         // Keep the explicit snake_case names and strum's derived ones in step.

@@ -327,15 +327,44 @@ fn snake_case_names_are_stable() {
 }
 
 #[test]
-fn mermaid_lists_every_edge_once() {
-    let m = mermaid();
+fn the_type_view_lists_every_edge_once() {
+    let m = mermaid_types();
     assert!(m.starts_with("stateDiagram-v2\n"));
     assert_eq!(m.lines().count(), EDGES.len() + 1);
     assert!(m.contains("    [*] --> Empty : Compute spawned\n"));
+    assert!(m.contains("    Empty --> Terminating : Requested termination\n"));
     assert!(m.contains("    Terminated --> [*] : Compute exited\n"));
-    let live = mermaid_highlighted(Status::Running);
+    let live = mermaid_highlighted(View::Types, Status::Running);
     assert!(live.starts_with(&m));
     assert!(live.ends_with("    class Running current\n"));
+}
+
+#[test]
+fn the_status_view_draws_statuses_and_merges_their_edges() {
+    let m = mermaid();
+    assert!(m.starts_with("stateDiagram-v2\n"));
+    let lines: Vec<&str> = m.lines().skip(1).collect();
+    // Only statuses are drawn, never a type that is a twin.
+    for line in &lines {
+        let (edge, _label) = line.trim().split_once(" : ").unwrap();
+        let (from, to) = edge.split_once(" --> ").unwrap();
+        for node in [from, to] {
+            assert!(
+                node == "[*]" || Status::ALL.iter().any(|s| s.name() == node),
+                "{node} is not a status"
+            );
+        }
+        assert_ne!(from, to, "a handover inside one status is drawn: {line}");
+        let pair = format!("    {edge} : ");
+        assert_eq!(m.matches(&pair).count(), 1, "{edge} drawn twice");
+    }
+    assert!(m.contains("    Empty --> TerminationPending : Requested termination\n"));
+    assert!(m.contains("    TerminationPending --> Terminated : Terminated compute\n"));
+    assert!(!m.contains("Terminating"));
+    assert!(!m.contains("Reconfiguration"));
+    let live = mermaid_highlighted(View::Status, Status::Configuration);
+    assert!(live.starts_with(&m));
+    assert!(live.ends_with("    class Configuration current\n"));
 }
 
 #[test]
@@ -351,7 +380,7 @@ fn a_start_and_a_reconfiguration_report_one_status() {
     assert_eq!(state.kind(), Kind::Reconfiguration);
     assert_eq!(state.status(), Status::Configuration);
     // The live diagram highlights every type reporting the status.
-    let live = mermaid_highlighted(Status::Configuration);
+    let live = mermaid_highlighted(View::Types, Status::Configuration);
     assert!(live.contains("    class Configuration current\n"));
     assert!(live.contains("    class Reconfiguration current\n"));
 }
@@ -369,7 +398,7 @@ fn a_state_with_postgres_and_its_twin_without_report_one_status() {
     ] {
         assert_eq!((with.status(), without.status()), (status, status));
     }
-    let live = mermaid_highlighted(Status::Failed);
+    let live = mermaid_highlighted(View::Types, Status::Failed);
     assert!(live.contains("    class Failed current\n"));
     assert!(live.contains("    class FailedServing current\n"));
 }

@@ -99,6 +99,8 @@ fn only_the_driver_holds_a_state() {
         "TerminationMode",
         "mermaid",
         "mermaid_highlighted",
+        "mermaid_types",
+        "View",
         "EDGES",
     ];
     let mut found = Vec::new();

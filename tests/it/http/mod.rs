@@ -110,7 +110,17 @@ async fn configure_from_empty_then_every_route() {
     assert!(text.contains("compute_pg_downtime_ms_total"));
     let (code, body) = c.get("/diagram").await;
     assert_eq!(code, 200);
-    assert!(body.as_str().unwrap().ends_with("class Running current\n"));
+    let status_view = body.as_str().unwrap();
+    assert!(status_view.ends_with("class Running current\n"));
+    assert!(status_view.contains("    Empty --> TerminationPending : Requested termination\n"));
+    assert!(!status_view.contains("Reconfiguration"));
+    let (code, body) = c.get("/diagram?view=types").await;
+    assert_eq!(code, 200);
+    let type_view = body.as_str().unwrap();
+    assert!(type_view.contains("    Empty --> Terminating : Requested termination\n"));
+    assert!(type_view.ends_with("class Running current\n"));
+    let (code, body) = c.get("/diagram?view=colours").await;
+    assert_eq!(code, 400, "{body}");
 
     // Internal port: extensions and grants; not on the external port.
     let ext = json!({"extension": "hstore", "database": "db1", "version": "1.8"});
