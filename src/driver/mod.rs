@@ -7,6 +7,7 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod accept;
+mod admit;
 mod operate;
 mod promote;
 mod replies;
@@ -17,13 +18,16 @@ mod status;
 pub(crate) mod template;
 mod terminate;
 
+use admit::Here;
+pub use admit::{described, Asked, AskedOnly};
 pub use promote::PromoteTimings;
-pub use request::{Event, Handle, Request, RequestError};
+pub use request::{Event, Handle, Operation, Request, RequestError};
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
+use admit::{admitted, not_taken};
 use replies::Replies;
-use request::{interruptible, reject};
+use request::interruptible;
 
 use start::{reconfigure, start_compute};
 
@@ -37,15 +41,16 @@ use crate::storage;
 use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
-    AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Lsn,
+    AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Kind,
     Reconfiguration, Running, Status, TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, OnceCell};
 
 /// The driver's types, plugged into the machine.
 pub struct Ctx;
@@ -348,81 +353,83 @@ impl Driver {
     }
 
     /// What an event asks of a state that waits for requests (Empty,
-    /// Running, Failed). Replies that come later are parked here.
-    async fn triage(&mut self, event: Option<Event>, running: Option<&ValidSpec>) -> Ask {
-        match event {
+    /// Running, Failed with or without postgres), at `here`: requests are
+    /// admitted by [`admit`]; a connection is answered at once, a spec is
+    /// checked and its reply parked, and so is a termination's. What only
+    /// the state can take up is returned (`O`: Running's operations; none
+    /// elsewhere).
+    async fn triage<O: Operations>(
+        &mut self,
+        here: Here,
+        event: Option<Event>,
+        running: Option<&ValidSpec>,
+    ) -> Next<O> {
+        let request = match event {
             // Every sender is gone: nobody can reach us any more; stop.
-            None => Ask::Terminate(TerminationMode::Fast),
-            Some(Event::Signal(mode)) => Ask::Terminate(mode),
+            None => return Next::Terminate(TerminationMode::Fast),
+            Some(Event::Signal(mode)) => return Next::Terminate(mode),
             Some(Event::Suspend { idle }) => {
                 tracing::info!(
                     idle_s = idle.as_secs(),
                     "idle longer than suspend_timeout_seconds: suspending (fast termination)"
                 );
-                Ask::Terminate(TerminationMode::Fast)
+                return Next::Terminate(TerminationMode::Fast);
             }
-            Some(Event::Request(Request::Terminate { mode, reply })) => {
+            Some(Event::Request(request)) => request,
+        };
+        let Some(request) = admitted(here, request) else {
+            return Next::Nothing;
+        };
+        match request {
+            Request::Terminate { mode, reply } => {
                 self.replies.park_terminate(reply);
                 self.http_termination = Some(mode);
-                Ask::Terminate(mode)
+                Next::Terminate(mode)
             }
-            Some(Event::Request(Request::Configure { spec, reply })) => {
+            Request::Configure { spec, reply } => {
                 match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
                         self.spec_arrived(&spec);
                         self.replies.park_configure(reply);
-                        Ask::Configure(spec)
+                        Next::Configure(spec)
                     }
-                    None => Ask::Nothing,
+                    None => Next::Nothing,
                 }
             }
-            Some(Event::Request(Request::Connect { reply })) => Ask::Connect(reply),
-            Some(Event::Request(Request::Ping { reply })) => {
-                let _ = reply.send(Ok(()));
-                Ask::Nothing
+            Request::Connect { reply } | Request::ConnectRunning { reply } => {
+                let _ = reply.send(Ok(self.env.connector()));
+                Next::Nothing
             }
-            Some(Event::Request(Request::Restart {
-                only_if_pending,
-                reply,
-            })) => Ask::Restart {
-                only_if_pending,
-                reply,
+            Request::Operate(op) => match O::take(op) {
+                Ok(op) => Next::Operate(op),
+                Err(op) => {
+                    not_taken(here, Request::Operate(op));
+                    Next::Nothing
+                }
             },
-            Some(Event::Request(Request::Promote {
-                spec,
-                wal_flush_lsn,
-                reply,
-            })) => Ask::Promote {
-                spec,
-                wal_flush_lsn,
-                reply,
-            },
+            other @ (Request::Ping { .. } | Request::Admits { .. }) => {
+                not_taken(here, other);
+                Next::Nothing
+            }
         }
     }
 
     async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
+        let here = Here::new(Kind::Empty, None);
         loop {
             let event = self.events.recv().await;
-            match self.triage(event, None).await {
-                Ask::Terminate(mode) => return s.terminate(mode).into(),
-                Ask::Configure(spec) => return s.configure(spec).into(),
-                Ask::Connect(reply) => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Restart { reply, .. } => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Promote { reply, .. } => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Nothing => {}
+            match self.triage::<Infallible>(here, event, None).await {
+                Next::Terminate(mode) => return s.terminate(mode).into(),
+                Next::Configure(spec) => return s.configure(spec).into(),
+                Next::Operate(never) => match never {},
+                Next::Nothing => {}
             }
         }
     }
 
     async fn on_init(&mut self, s: Init<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, ComputeStatus::Init, work).await {
+        match interruptible(&mut self.events, Here::new(Kind::Init, None), work).await {
             Ok(Ok((pg, timings))) => {
                 self.snapshot.write().timings = timings;
                 s.started(pg).into()
@@ -435,7 +442,7 @@ impl Driver {
     /// A full start from a spec received over the API.
     async fn on_configuration(&mut self, s: Configuration<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+        match interruptible(&mut self.events, Here::new(Kind::Configuration, None), work).await {
             Ok(Ok((pg, timings))) => {
                 let mut snap = self.snapshot.write();
                 snap.timings = timings;
@@ -456,7 +463,13 @@ impl Driver {
             start::Serving::of(s.postgres()),
             false,
         );
-        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+        match interruptible(
+            &mut self.events,
+            Here::new(Kind::Reconfiguration, None),
+            work,
+        )
+        .await
+        {
             Ok(Ok(pending_restart)) => {
                 self.snapshot.write().pending_restart = pending_restart;
                 s.configured().into()
@@ -473,17 +486,15 @@ impl Driver {
     }
 
     async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        let here = Here::new(Kind::Running, None);
         let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => return s.postgres_exited(status).into(),
-                ev = self.events.recv() => match self.triage(ev, Some(&running)).await {
-                    Ask::Terminate(mode) => return s.terminate(mode).into(),
-                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Ok(self.env.connector()));
-                    }
-                    Ask::Restart { only_if_pending, reply } => {
+                ev = self.events.recv() => match self.triage(here, ev, Some(&running)).await {
+                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                    Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Operate(Operation::Restart { only_if_pending, reply }) => {
                         let pending = !self.snapshot.read().pending_restart.is_empty();
                         if only_if_pending && !pending {
                             let _ = reply.send(Ok(self.snapshot.read().clone()));
@@ -492,12 +503,12 @@ impl Driver {
                             return s.restart().into();
                         }
                     }
-                    Ask::Promote { spec, wal_flush_lsn, reply } => {
+                    Next::Operate(Operation::Promote { spec, wal_flush_lsn, reply }) => {
                         if let Some(spec) = self.accept_promotion(&running, spec, reply).await {
                             return s.promote(spec, wal_flush_lsn).into();
                         }
                     }
-                    Ask::Nothing => {}
+                    Next::Nothing => {}
                 },
             }
         }
@@ -508,6 +519,7 @@ impl Driver {
     /// starts afresh), then exits.
     async fn on_failed(&mut self, s: Failed<Ctx>) -> Result<State, Exited> {
         tracing::error!(error = %s.error(), serving = false, "compute failed");
+        let here = Here::new(Kind::Failed, None);
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
@@ -518,19 +530,11 @@ impl Driver {
                     self.replies.exiting(ComputeStatus::Failed);
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match self.triage(ev, None).await {
-                    Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
-                    Ask::Configure(spec) => return Ok(s.configure(spec).into()),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Restart { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Promote { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Nothing => {}
+                ev = self.events.recv() => match self.triage::<Infallible>(here, ev, None).await {
+                    Next::Terminate(mode) => return Ok(s.terminate(mode).into()),
+                    Next::Configure(spec) => return Ok(s.configure(spec).into()),
+                    Next::Operate(never) => match never {},
+                    Next::Nothing => {}
                 },
             }
         }
@@ -542,6 +546,7 @@ impl Driver {
     /// without it (and exits after `failure_exit_delay`).
     async fn on_failed_serving(&mut self, mut s: FailedServing<Ctx>) -> State {
         tracing::error!(error = %s.error(), serving = true, "compute failed");
+        let here = Here::new(Kind::FailedServing, None);
         let running = self.snapshot.read().spec.clone();
         loop {
             tokio::select! {
@@ -549,19 +554,11 @@ impl Driver {
                     tracing::error!("{}", exit_reason(&status, Some(s.postgres())));
                     return s.postgres_exited(status).into();
                 }
-                ev = self.events.recv() => match self.triage(ev, running.as_deref()).await {
-                    Ask::Terminate(mode) => return s.terminate(mode).into(),
-                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Ok(self.env.connector()));
-                    }
-                    Ask::Restart { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Promote { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Nothing => {}
+                ev = self.events.recv() => match self.triage::<Infallible>(here, ev, running.as_deref()).await {
+                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                    Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Operate(never) => match never {},
+                    Next::Nothing => {}
                 },
             }
         }
@@ -586,30 +583,34 @@ async fn death_of(pg: &mut Postgres) -> Option<String> {
     Some(exit_reason(&status, Some(pg)))
 }
 
-/// What an event asks of a state that waits for requests.
-enum Ask {
+/// What an event asks of a state that waits for requests, once admitted.
+enum Next<O> {
     /// Stop postgres and end.
     Terminate(TerminationMode),
     /// Apply this (accepted) spec.
     Configure(Arc<ValidSpec>),
-    /// Hand out a connector, if postgres is up.
-    Connect(oneshot::Sender<Result<Connector, RequestError>>),
-    /// Restart postgres in place (Running only).
-    Restart {
-        /// Only when a setting is pending a restart.
-        only_if_pending: bool,
-        /// Answered once Running again or Failed.
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
-    },
-    /// Promote a replica (Running only).
-    Promote {
-        /// The spec to run as a primary.
-        spec: Arc<ValidSpec>,
-        /// How far the replica must have replayed first.
-        wal_flush_lsn: Lsn,
-        /// Answered once promoted, or not.
-        reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
-    },
+    /// What only this state takes up.
+    Operate(O),
     /// Nothing to do (the event was already answered).
     Nothing,
+}
+
+/// The operations a waiting state takes up itself: Running's, or none.
+trait Operations: Sized {
+    /// The operation, if this state takes it.
+    fn take(op: Operation) -> Result<Self, Operation>;
+}
+
+/// Running takes every operation.
+impl Operations for Operation {
+    fn take(op: Operation) -> Result<Self, Operation> {
+        Ok(op)
+    }
+}
+
+/// The other waiting states take none.
+impl Operations for Infallible {
+    fn take(op: Operation) -> Result<Self, Operation> {
+        Err(op)
+    }
 }

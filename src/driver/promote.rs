@@ -8,10 +8,10 @@
 //! has changed and the compute is Running as the replica it was; after it,
 //! the compute is Failed with postgres serving (a new spec recovers it).
 
-use super::{interruptible, start, ComputeStatus, Ctx, Driver, Env, RequestError, State};
+use super::{interruptible, start, Ctx, Driver, Env, Here, RequestError, State};
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use anyhow::{anyhow, Context};
-use compute_states::{Lsn, Promoting, Status};
+use compute_states::{Kind, Lsn, Promoting};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,7 +113,7 @@ impl Driver {
 
     /// Waits for the replay, promotes, applies the primary's spec.
     pub(super) async fn on_promoting(&mut self, s: Promoting<Ctx>) -> State {
-        let status = ComputeStatus::of(Status::Promoting, None);
+        let status = Here::new(Kind::Promoting, None);
         let lsn = s.wal_flush_lsn();
         let timeout = self.env.params.promote_timeout;
         tracing::info!(wal_flush_lsn = %lsn, ?timeout, "promoting the replica");

@@ -11,11 +11,11 @@
 //! are those of the storage steps; after the last the compute terminates
 //! anyway, with the error logged and `lsn: null`.
 
-use super::{reject, ComputeStatus, Ctx, Driver, Env, Event, Request, RequestError, State};
+use super::{admitted, not_taken, Ctx, Driver, Env, Event, Here, Request, RequestError, State};
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
-use compute_states::{Exited, Lsn, Status, Terminated, Terminating, TerminationMode};
+use compute_states::{Exited, Kind, Lsn, Terminated, Terminating, TerminationMode};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -153,10 +153,7 @@ pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>,
                     tracing::info!("signal during the linger: exiting now");
                     return;
                 }
-                Some(Event::Request(Request::Terminate { reply, .. })) => {
-                    let _ = reply.send(Err(RequestError::AlreadyTerminated(lsn)));
-                }
-                Some(Event::Request(r)) => super::reject(r, super::ComputeStatus::Terminated),
+                Some(Event::Request(r)) => after_termination(r, lsn),
             },
         }
     }
@@ -174,11 +171,12 @@ impl Driver {
         // (`Replies::settle`). Requests that queued up while postgres was stopping.
         while let Ok(ev) = self.events.try_recv() {
             match ev {
-                Event::Request(Request::Terminate { reply, .. }) => {
-                    let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
+                Event::Request(r) => after_termination(r, s.lsn()),
+                // The linger is cut short before it began.
+                Event::Signal(_) => {
+                    tracing::info!("signal during the linger: exiting now");
+                    return s.exit();
                 }
-                Event::Request(r) => reject(r, ComputeStatus::Terminated),
-                Event::Signal(_) => return s.exit(),
                 Event::Suspend { .. } => {}
             }
         }
@@ -200,6 +198,7 @@ impl Driver {
     /// can make a fast stop immediate) and records the LSN `/terminate` answers.
     pub(super) async fn stop_and_terminate(&mut self, s: Terminating<Ctx>, pg: Postgres) -> State {
         let mode = s.mode();
+        let here = Here::new(Kind::Terminating, Some(mode));
         // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let spec = self.snapshot.read().spec.clone();
@@ -216,17 +215,20 @@ impl Driver {
                     None => listening = false,
                     // A fast shutdown that takes too long can be made immediate.
                     Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
-                    Some(Event::Request(Request::Terminate { mode, reply })) => {
-                        self.replies.park_repeated_terminate(reply);
-                        if mode == TerminationMode::Immediate {
-                            escalate(pid);
-                        }
-                    }
                     // A second SIGTERM/SIGINT: the sender is out of patience.
                     Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
                     // Already stopping.
                     Some(Event::Suspend { .. }) => {}
-                    Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
+                    Some(Event::Request(r)) => match admitted(here, r) {
+                        Some(Request::Terminate { mode, reply }) => {
+                            self.replies.park_repeated_terminate(reply);
+                            if mode == TerminationMode::Immediate {
+                                escalate(pid);
+                            }
+                        }
+                        Some(r) => not_taken(here, r),
+                        None => {}
+                    },
                 },
             }
         };
@@ -250,6 +252,19 @@ impl Driver {
                 s.nothing_to_stop().into()
             }
         }
+    }
+}
+
+/// Answers a request that reached the driver once terminated: a repeated
+/// `/terminate` gets the LSN (201), anything else what [`super::admit`] says.
+fn after_termination(request: Request, lsn: Option<Lsn>) {
+    let here = Here::new(Kind::Terminated, None);
+    match admitted(here, request) {
+        Some(Request::Terminate { reply, .. }) => {
+            let _ = reply.send(Err(RequestError::AlreadyTerminated(lsn)));
+        }
+        Some(r) => not_taken(here, r),
+        None => {}
     }
 }
 

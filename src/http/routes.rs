@@ -6,7 +6,7 @@ use super::Api;
 use crate::auth::Authenticator;
 use crate::catalog::dump::DumpError;
 use crate::catalog::{self, Connector};
-use crate::driver::{Request, RequestError};
+use crate::driver::{AskedOnly, Request, RequestError};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
@@ -122,12 +122,13 @@ async fn apply(
 /// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
 pub(super) async fn refresh_configuration(api: Api) -> Handled {
     // Not worth a pull where a new spec would be refused anyway.
-    let status = api.handle.status();
-    if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
-        return Err(reject(
-            RequestError::InvalidState(api.handle.compute_status()).into(),
-        ));
-    }
+    api.handle
+        .request(|reply| Request::Admits {
+            asked: AskedOnly::Configure,
+            reply,
+        })
+        .await
+        .map_err(|e| reject(e.into()))?;
     let Some(source) = api.spec_source.clone() else {
         return Err(reject(ApiError::new(
             StatusCode::CONFLICT,
@@ -156,20 +157,21 @@ pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handl
             )))
         })?,
     };
-    let snap = api.handle.snapshot();
-    if snap.status == Status::Terminated {
-        let body = warp::reply::json(&json!({ "lsn": snap.lsn }));
-        return Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response());
-    }
+    let already = |lsn| {
+        let body = warp::reply::json(&json!({ "lsn": lsn }));
+        Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+    };
     match api
         .handle
         .request(|reply| Request::Terminate { mode, reply })
         .await
     {
         Ok(lsn) => Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response()),
-        Err(RequestError::AlreadyTerminated(lsn)) => {
-            let body = warp::reply::json(&json!({ "lsn": lsn }));
-            Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+        Err(RequestError::AlreadyTerminated(lsn)) => already(lsn),
+        // The driver has ended after the termination (the linger is over,
+        // the process is exiting): the LSN it published.
+        Err(RequestError::ShuttingDown) if api.handle.status() == Status::Terminated => {
+            already(api.handle.snapshot().lsn)
         }
         Err(e) => Err(reject(e.into())),
     }
@@ -179,6 +181,14 @@ pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handl
 async fn connector(api: &Api) -> Result<Connector, Rejection> {
     api.handle
         .request(|reply| Request::Connect { reply })
+        .await
+        .map_err(|e| reject(e.into()))
+}
+
+/// Asks the driver for a connector for a change; granted only while Running.
+async fn connector_running(api: &Api) -> Result<Connector, Rejection> {
+    api.handle
+        .request(|reply| Request::ConnectRunning { reply })
         .await
         .map_err(|e| reject(e.into()))
 }
@@ -231,12 +241,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
 }
 
 pub(super) async fn check_writability(api: Api) -> Handled {
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
+    let connector = connector_running(&api).await?;
     let c = client(&connector, connector.maintenance_db()).await?;
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS public.health_check (id integer PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT pg_catalog.now());
@@ -258,12 +263,7 @@ fn refused(e: catalog::api::RequestFailure) -> Rejection {
 
 pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
     let req: catalog::api::ExtensionRequest = parse_json(&body)?;
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
+    let connector = connector_running(&api).await?;
     catalog::api::install_extension(&connector, &req)
         .await
         .map_err(refused)?;

@@ -5,6 +5,7 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+mod admission;
 pub(crate) mod jwt;
 mod monitor;
 mod reconfigure;
