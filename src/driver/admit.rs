@@ -172,8 +172,10 @@ impl Request {
     /// Answers the request with `err`.
     pub(super) fn refuse(self, err: RequestError) {
         match self {
-            Request::Configure { reply, .. }
-            | Request::Operate(Operation::Restart { reply, .. }) => {
+            Request::Configure { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Request::Operate(Operation::Restart { reply, .. }) => {
                 let _ = reply.send(Err(err));
             }
             Request::Terminate { reply, .. } => {

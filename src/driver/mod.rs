@@ -21,7 +21,8 @@ mod terminate;
 use admit::Here;
 pub use admit::{described, Asked, AskedOnly};
 pub use promote::PromoteTimings;
-pub use request::{Event, Handle, Operation, Request, RequestError};
+pub use request::{Event, Handle, Operation, Request, RequestError, Restarted};
+use snapshot::Facts;
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
@@ -187,15 +188,16 @@ impl Env {
 /// The driver loop.
 pub struct Driver {
     env: Arc<Env>,
+    /// What everyone else reads: written by [`Driver::publish`] only.
     snapshot: Arc<RwLock<Snapshot>>,
+    /// What the driver knows besides its state, published with it.
+    facts: Facts,
     events: mpsc::Receiver<Event>,
     started_at: Instant,
     /// The replies owed to requests answered later than they arrive.
     replies: Replies,
     /// The mode of a termination asked for over HTTP (which lingers).
     http_termination: Option<TerminationMode>,
-    /// The figures of the last promotion (what a repeated `/promote` answers).
-    last_promotion: Option<PromoteTimings>,
     /// A static compute's LSN lease, renewed while the driver lives (see
     /// `storage::lease`), and what it is held on.
     lsn_lease: Option<(
@@ -231,11 +233,11 @@ impl Driver {
                 known_settings: OnceCell::new(),
             }),
             snapshot: snapshot.clone(),
+            facts: Facts::default(),
             events: rx,
             started_at: Instant::now(),
             replies: Replies::default(),
             http_termination: None,
-            last_promotion: None,
             lsn_lease: None,
         };
         (
@@ -304,43 +306,56 @@ impl Driver {
                 (t, tokio_util::task::AbortOnDropHandle::new(task))
             });
         }
-        let mut snap = self.snapshot.write();
-        if snap.spec.is_none() {
-            snap.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
+        let facts = &mut self.facts;
+        if facts.spec.is_none() {
+            facts.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
         }
-        snap.tenant = spec.tenant_id.clone();
-        snap.timeline = spec.timeline_id.clone();
+        facts.tenant = spec.tenant_id.clone();
+        facts.timeline = spec.timeline_id.clone();
     }
 
-    fn count_transition(&self, from: Option<Status>, to: Status) {
+    fn count_transition(&mut self, from: Option<Status>, to: Status) {
         let Some(from) = from else { return };
-        let mut snap = self.snapshot.write();
-        match snap.transitions.iter_mut().find(|(k, _)| *k == (from, to)) {
+        let transitions = &mut self.facts.transitions;
+        match transitions.iter_mut().find(|(k, _)| *k == (from, to)) {
             Some((_, n)) => *n += 1,
-            None => snap.transitions.push(((from, to), 1)),
+            None => transitions.push(((from, to), 1)),
         }
     }
 
-    /// Publishes the new state, and answers the replies it settles.
+    /// Publishes the new state with the driver's facts, and answers the
+    /// replies it settles: the one writer of the snapshot (but for the
+    /// monitor's fields), after each step.
     fn publish(&mut self, state: &State) {
-        let mut snap = self.snapshot.write();
-        snap.status = state.status();
+        let facts = &mut self.facts;
+        match state {
+            AnyState::Failed(f) => facts.error = Some(f.error().clone()),
+            AnyState::FailedServing(f) => facts.error = Some(f.error().clone()),
+            AnyState::Running(r) => {
+                facts.error = None;
+                facts.spec = Some(r.spec().clone());
+            }
+            _ => {}
+        }
         let mode = match state {
             AnyState::TerminationPending(t) => Some(t.mode()),
             AnyState::Terminating(t) => Some(t.mode()),
             _ => None,
         };
+        let mut snap = self.snapshot.write();
+        snap.status = state.status();
         snap.compute_status = ComputeStatus::of(snap.status, mode);
+        snap.tenant = facts.tenant.clone();
+        snap.timeline = facts.timeline.clone();
+        snap.error = facts.error.clone();
+        snap.pending_restart = facts.pending_restart.clone();
+        snap.timings = facts.timings.clone();
+        snap.transitions = facts.transitions.clone();
+        snap.spec = facts.spec.clone();
         match state {
-            AnyState::Failed(f) => snap.error = Some(f.error().clone()),
-            AnyState::FailedServing(f) => snap.error = Some(f.error().clone()),
-            AnyState::Running(r) => {
-                snap.error = None;
-                snap.spec = Some(r.spec().clone());
-                if snap.last_active.is_none() {
-                    // Scale-to-zero counts idleness from the moment we serve.
-                    snap.last_active = Some(Utc::now());
-                }
+            AnyState::Running(_) if snap.last_active.is_none() => {
+                // Scale-to-zero counts idleness from the moment we serve.
+                snap.last_active = Some(Utc::now());
             }
             AnyState::Terminated(t) => snap.lsn = t.lsn(),
             _ => {}
@@ -349,7 +364,7 @@ impl Driver {
     }
 
     fn timings(&self) -> Timings {
-        self.snapshot.read().timings.clone()
+        self.facts.timings.clone()
     }
 
     /// What an event asks of a state that waits for requests (Empty,
@@ -431,7 +446,7 @@ impl Driver {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
         match interruptible(&mut self.events, Here::new(Kind::Init, None), work).await {
             Ok(Ok((pg, timings))) => {
-                self.snapshot.write().timings = timings;
+                self.facts.timings = timings;
                 s.started(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
@@ -444,10 +459,8 @@ impl Driver {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
         match interruptible(&mut self.events, Here::new(Kind::Configuration, None), work).await {
             Ok(Ok((pg, timings))) => {
-                let mut snap = self.snapshot.write();
-                snap.timings = timings;
-                snap.pending_restart.clear();
-                drop(snap);
+                self.facts.timings = timings;
+                self.facts.pending_restart.clear();
                 s.configured(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
@@ -471,7 +484,7 @@ impl Driver {
         .await
         {
             Ok(Ok(pending_restart)) => {
-                self.snapshot.write().pending_restart = pending_restart;
+                self.facts.pending_restart = pending_restart;
                 s.configured().into()
             }
             Ok(Err(e)) => {
@@ -495,9 +508,9 @@ impl Driver {
                     Next::Terminate(mode) => return s.terminate(mode).into(),
                     Next::Configure(spec) => return s.reconfigure(spec).into(),
                     Next::Operate(Operation::Restart { only_if_pending, reply }) => {
-                        let pending = !self.snapshot.read().pending_restart.is_empty();
+                        let pending = !self.facts.pending_restart.is_empty();
                         if only_if_pending && !pending {
-                            let _ = reply.send(Ok(self.snapshot.read().clone()));
+                            let _ = reply.send(Ok(Restarted::NothingPending));
                         } else {
                             self.replies.park_restart(reply);
                             return s.restart().into();
@@ -547,7 +560,7 @@ impl Driver {
     async fn on_failed_serving(&mut self, mut s: FailedServing<Ctx>) -> State {
         tracing::error!(error = %s.error(), serving = true, "compute failed");
         let here = Here::new(Kind::FailedServing, None);
-        let running = self.snapshot.read().spec.clone();
+        let running = self.facts.spec.clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => {

@@ -33,7 +33,7 @@ impl Driver {
         let work = restart_postgres(self.env.clone(), spec);
         match interruptible(&mut self.events, Here::new(Kind::Restarting, None), work).await {
             Ok(Ok(pg)) => {
-                self.snapshot.write().pending_restart.clear();
+                self.facts.pending_restart.clear();
                 s.restarted(stopped, pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),

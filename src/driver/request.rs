@@ -82,7 +82,7 @@ pub enum Operation {
         /// Restart only when some setting is pending a restart.
         only_if_pending: bool,
         /// Answered once Running again (Ok) or Failed (Err).
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
+        reply: oneshot::Sender<Result<Restarted, RequestError>>,
     },
     /// Promote a replica (`POST /promote`): wait until it has replayed up to
     /// `wal_flush_lsn`, `pg_promote()`, then apply `spec` as a primary.
@@ -94,6 +94,16 @@ pub enum Operation {
         /// Answered once promoted (or not).
         reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
     },
+}
+
+/// What an accepted `/restart` did.
+#[derive(Debug)]
+pub enum Restarted {
+    /// Postgres was restarted: the snapshot published once Running again.
+    Done(Box<Snapshot>),
+    /// `only_if_pending`, and no setting was pending a restart: nothing
+    /// done (the caller reads the snapshot as it is).
+    NothingPending,
 }
 
 /// Why a request was not carried out.

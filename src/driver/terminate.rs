@@ -201,7 +201,7 @@ impl Driver {
         let here = Here::new(Kind::Terminating, Some(mode));
         // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-        let spec = self.snapshot.read().spec.clone();
+        let spec = self.facts.spec.clone();
         let source = LsnSource::of(spec.as_deref());
         let before = flush_lsn_before_stop(&self.env, source).await;
         let pid = nix::unistd::Pid::from_raw(pg.pid());

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::routes::Handled;
 use super::Api;
-use crate::driver::{Operation, Request, RequestError};
+use crate::driver::{Operation, Request, RequestError, Restarted};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::Lsn;
@@ -37,6 +37,10 @@ pub(super) async fn restart(api: Api, query: HashMap<String, String>) -> Handled
         })
         .await
         .map_err(|e| warp::reject::custom(ApiError::from(e)))?;
+    let snapshot = match snapshot {
+        Restarted::Done(snapshot) => *snapshot,
+        Restarted::NothingPending => api.handle.snapshot(),
+    };
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
