@@ -103,6 +103,7 @@ pub fn admit(here: Here, asked: Asked) -> Admission {
                 | FailedServing
                 | TerminationPending
                 | Terminating
+                | Stopping
                 | Terminated
         ),
         Asked::Connect => matches!(k, Running | FailedServing),

@@ -272,11 +272,6 @@ impl Driver {
                 AnyState::Reconfiguration(s) => self.on_reconfiguration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::RestartPending(s) => self.on_restarting(s).await,
-                // The restart's handler holds Restarting from the handover
-                // to the end of the restart; never returned to the loop.
-                AnyState::Restarting(s) => s
-                    .fail("a restart was left half-way (the driver lost its postgres)".into())
-                    .into(),
                 AnyState::Promoting(s) => self.on_promoting(s).await,
                 AnyState::TerminationPending(s) => {
                     let (postgres, s) = s.begin();

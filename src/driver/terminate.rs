@@ -15,7 +15,7 @@ use super::{admitted, not_taken, Ctx, Driver, Env, Event, Here, Request, Request
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
-use compute_states::{Exited, Kind, Lsn, Terminated, Terminating, TerminationMode};
+use compute_states::{Exited, Kind, Lsn, Stopping, Terminated, Terminating, TerminationMode};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -196,9 +196,9 @@ impl Driver {
 
     /// Stops the postgres handed over as asked (a repeated request or signal
     /// can make a fast stop immediate) and records the LSN `/terminate` answers.
-    pub(super) async fn stop_and_terminate(&mut self, s: Terminating<Ctx>, pg: Postgres) -> State {
+    pub(super) async fn stop_and_terminate(&mut self, s: Stopping<Ctx>, pg: Postgres) -> State {
         let mode = s.mode();
-        let here = Here::new(Kind::Terminating, Some(mode));
+        let here = Here::new(Kind::Stopping, Some(mode));
         // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
         let spec = self.facts.spec.clone();
@@ -247,9 +247,10 @@ impl Driver {
             Err(e) => {
                 // The stop dropped the postgres it could not wait for (an
                 // immediate shutdown); make sure it is gone.
-                tracing::error!("stopping postgres: {e:#}");
+                let left = format!("stopping postgres failed, so it was abandoned: {e:#}");
+                tracing::error!("{left}");
                 crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-                s.nothing_to_stop().into()
+                s.abandoned(left).into()
             }
         }
     }

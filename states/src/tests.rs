@@ -26,8 +26,8 @@ struct Walk(HashSet<(Node, Node, &'static str)>);
 impl Walk {
     fn step<A, B>(&mut self, from: A, method: &'static str, f: impl FnOnce(A) -> B) -> B
     where
-        A: Into<AnyState<T>> + Probe,
-        B: Into<AnyState<T>> + Probe,
+        A: Probe,
+        B: Probe,
     {
         let from_status = from.probe();
         let to = f(from);
@@ -43,8 +43,8 @@ impl Walk {
         f: impl FnOnce(A) -> (P, B),
     ) -> (P, B)
     where
-        A: Into<AnyState<T>> + Probe,
-        B: Into<AnyState<T>> + Probe,
+        A: Probe,
+        B: Probe,
     {
         let from_status = from.probe();
         let (held, to) = f(from);
@@ -79,6 +79,7 @@ probe!(
     Promoting,
     TerminationPending,
     Terminating,
+    Stopping,
     Failed,
     FailedServing,
     Terminated
@@ -90,17 +91,17 @@ fn every_declared_edge_is_walked() {
     w.0.insert((Node::Start, Node::State(Kind::Empty), "spawn"));
 
     // Spec at launch: Empty -> Init -> Running -> TerminationPending ->
-    // Terminating -> Terminated -> [*].
+    // Stopping -> Terminated -> [*].
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
     assert_eq!(*init.spec(), "spec");
     let running = w.step(init, "started", |s| s.started(42));
     assert_eq!(*running.postgres(), 42);
     let pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
     assert_eq!(pending.mode(), TerminationMode::Fast);
-    let (pg, terminating) = w.hand(pending, "begin", |s| s.begin());
-    assert_eq!((pg, terminating.mode()), (42, TerminationMode::Fast));
+    let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((pg, stopping.mode()), (42, TerminationMode::Fast));
     let lsn = Some(Lsn(0x1_0000_0010));
-    let terminated = w.step(terminating, "terminated", |s| s.terminated(Stopped, lsn));
+    let terminated = w.step(stopping, "terminated", |s| s.terminated(Stopped, lsn));
     assert_eq!(terminated.lsn(), lsn);
     assert_eq!(w.exit(terminated, |s| s.exit()), 0);
 
@@ -170,7 +171,23 @@ fn every_declared_edge_is_walked() {
     let pending = w.step(failed, "terminate", |s| {
         s.terminate(TerminationMode::Immediate)
     });
-    assert_eq!(pending.begin().0, 12);
+    // The postgres handed over ends stopped, with the proof, or abandoned,
+    // saying what was left.
+    let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((pg, stopping.mode()), (12, TerminationMode::Immediate));
+    let terminated = w.step(stopping, "abandoned", |s| {
+        s.abandoned("postgres 12 abandoned".into())
+    });
+    assert_eq!(terminated.lsn(), None);
+    let (_, stopping) = Empty::<T>::spawn()
+        .start("a")
+        .started(13)
+        .terminate(TerminationMode::Fast)
+        .begin();
+    let terminated = w.step(stopping, "terminated", |s| {
+        s.terminated(Stopped, Some(Lsn(0x30)))
+    });
+    assert_eq!(terminated.lsn(), Some(Lsn(0x30)));
     // A failed start takes a new spec as a start.
     let failed = {
         let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
@@ -267,8 +284,8 @@ fn edges_cover_the_seed_diagram_and_label_everything() {
         (Node::State(Init), Node::State(Failed)),
         (Node::State(Init), Node::State(Running)),
         (Node::State(Running), Node::State(TerminationPending)),
-        (Node::State(TerminationPending), Node::State(Terminating)),
-        (Node::State(Terminating), Node::State(Terminated)),
+        (Node::State(TerminationPending), Node::State(Stopping)),
+        (Node::State(Stopping), Node::State(Terminated)),
         (Node::State(Failed), Node::End),
         (Node::State(Terminated), Node::End),
         (Node::State(Running), Node::State(ReconfigurationPending)),

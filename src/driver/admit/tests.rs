@@ -7,7 +7,7 @@ use compute_states::Kind::*;
 fn expected() -> Vec<(Asked, Vec<Kind>)> {
     let waiting = vec![Empty, Running, Failed, FailedServing];
     let mut terminate = waiting.clone();
-    terminate.extend([TerminationPending, Terminating, Terminated]);
+    terminate.extend([TerminationPending, Terminating, Stopping, Terminated]);
     vec![
         (Asked::Configure, waiting),
         (Asked::Terminate, terminate),
@@ -31,7 +31,7 @@ fn each_state_takes_what_the_table_says() {
 
 #[test]
 fn a_refusal_names_the_status_as_the_api_does() {
-    let here = Here::new(Terminating, Some(TerminationMode::Immediate));
+    let here = Here::new(Stopping, Some(TerminationMode::Immediate));
     match admit(here, Asked::Restart) {
         Admission::Refuse(RequestError::InvalidState(status)) => {
             assert_eq!(status, ComputeStatus::TerminationPendingImmediate)
