@@ -10,7 +10,10 @@
 //! `/terminate` during a termination is answered 201 once it ends.
 
 use super::{ComputeStatus, Operation, Request, RequestError};
+use crate::spec::ValidSpec;
 use compute_states::{Kind, Status, TerminationMode};
+use std::convert::Infallible;
+use std::sync::Arc;
 
 /// A request without its data: what [`admit`] decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,6 +230,38 @@ pub(super) fn not_taken(here: Here, request: Request) {
     let asked = request.asked();
     tracing::error!(?asked, status = %here.status(), "admitted, but not taken up here");
     request.refuse(RequestError::InvalidState(here.status()));
+}
+
+/// What an event asks of a state that waits for requests, once admitted.
+pub(super) enum Next<O> {
+    /// Stop postgres and end.
+    Terminate(TerminationMode),
+    /// Apply this (accepted) spec.
+    Configure(Arc<ValidSpec>),
+    /// What only this state takes up.
+    Operate(O),
+    /// Nothing to do (the event was already answered).
+    Nothing,
+}
+
+/// The operations a waiting state takes up itself: Running's, or none.
+pub(super) trait Operations: Sized {
+    /// The operation, if this state takes it.
+    fn take(op: Operation) -> Result<Self, Operation>;
+}
+
+/// Running takes every operation.
+impl Operations for Operation {
+    fn take(op: Operation) -> Result<Self, Operation> {
+        Ok(op)
+    }
+}
+
+/// The other waiting states take none.
+impl Operations for Infallible {
+    fn take(op: Operation) -> Result<Self, Operation> {
+        Err(op)
+    }
 }
 
 #[cfg(test)]

@@ -21,12 +21,12 @@ mod terminate;
 use admit::Here;
 pub use admit::{described, Asked, AskedOnly};
 pub use promote::PromoteTimings;
-pub use request::{Event, Handle, Operation, Request, RequestError, Restarted};
+pub use request::{Event, Handle, Keys, Operation, Request, RequestError, Restarted};
 use snapshot::Facts;
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
-use admit::{admitted, not_taken};
+use admit::{admitted, not_taken, Next, Operations};
 use replies::Replies;
 use request::interruptible;
 
@@ -396,9 +396,12 @@ impl Driver {
                 self.http_termination = Some(mode);
                 Next::Terminate(mode)
             }
-            Request::Configure { spec, reply } => {
+            Request::Configure { spec, keys, reply } => {
                 match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
+                        if let Some(keys) = keys {
+                            keys.install();
+                        }
                         self.spec_arrived(&spec);
                         self.replies.park_configure(reply);
                         Next::Configure(spec)
@@ -437,8 +440,14 @@ impl Driver {
         }
     }
 
+    /// A start from the spec given at launch, which is checked for this
+    /// postgres first, as a spec received over the API is when it is accepted.
     async fn on_init(&mut self, s: Init<Ctx>) -> State {
-        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
+        let (env, spec, timings) = (self.env.clone(), s.spec().clone(), self.timings());
+        let work = async move {
+            env.check_spec(&spec).await?;
+            start_compute(env, spec, timings).await
+        };
         match interruptible(&mut self.events, Here::new(Kind::Init, None), work).await {
             Ok(Ok((pg, timings))) => {
                 self.facts.timings = timings;
@@ -589,36 +598,4 @@ async fn death_of(pg: &mut Postgres) -> Option<String> {
         .await
         .ok()?;
     Some(exit_reason(&status, Some(pg)))
-}
-
-/// What an event asks of a state that waits for requests, once admitted.
-enum Next<O> {
-    /// Stop postgres and end.
-    Terminate(TerminationMode),
-    /// Apply this (accepted) spec.
-    Configure(Arc<ValidSpec>),
-    /// What only this state takes up.
-    Operate(O),
-    /// Nothing to do (the event was already answered).
-    Nothing,
-}
-
-/// The operations a waiting state takes up itself: Running's, or none.
-trait Operations: Sized {
-    /// The operation, if this state takes it.
-    fn take(op: Operation) -> Result<Self, Operation>;
-}
-
-/// Running takes every operation.
-impl Operations for Operation {
-    fn take(op: Operation) -> Result<Self, Operation> {
-        Ok(op)
-    }
-}
-
-/// The other waiting states take none.
-impl Operations for Infallible {
-    fn take(op: Operation) -> Result<Self, Operation> {
-        Err(op)
-    }
 }

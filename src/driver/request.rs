@@ -7,6 +7,7 @@
 
 use super::admit::{admitted, not_taken, AskedOnly, Here};
 use super::{ComputeStatus, PromoteTimings, Snapshot};
+use crate::auth::{Authenticator, Gate};
 use crate::catalog::Connector;
 use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
@@ -37,6 +38,8 @@ pub enum Request {
     Configure {
         /// The new spec, parsed and validated on its own.
         spec: Arc<ValidSpec>,
+        /// The keys that came with it, installed when the spec is accepted.
+        keys: Option<Keys>,
         /// Answered once Running (Ok) or Failed (Err).
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
@@ -73,6 +76,23 @@ pub enum Request {
         /// Ok: it would; else the refusal.
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
+}
+
+/// The keys that came with a spec (`compute_ctl_config.jwks`): installed
+/// into the gate when the driver accepts the spec, before its start, so a
+/// spec that is refused changes no keys, whether it came over HTTP or from
+/// the control plane.
+pub struct Keys {
+    /// The gate of the authenticated routes.
+    pub gate: Arc<Gate>,
+    /// The new keys.
+    pub auth: Authenticator,
+}
+
+impl Keys {
+    pub(super) fn install(self) {
+        self.gate.install(self.auth);
+    }
 }
 
 /// What only a Running compute takes.

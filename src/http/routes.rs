@@ -6,7 +6,7 @@ use super::Api;
 use crate::auth::Authenticator;
 use crate::catalog::dump::DumpError;
 use crate::catalog::{self, Connector};
-use crate::driver::{AskedOnly, Request, RequestError};
+use crate::driver::{AskedOnly, Keys, Request, RequestError};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
@@ -92,8 +92,9 @@ pub(super) async fn configure(api: Api, body: Bytes) -> Handled {
     apply(&api, spec, config.compute_ctl_config.as_ref()).await
 }
 
-/// Applies a spec (and the keys of its `compute_ctl_config`) through the
-/// driver, as `/configure` does; answers the status once running.
+/// Applies a spec (and the keys of its `compute_ctl_config`, installed by
+/// the driver when it accepts the spec) through the driver, as
+/// `/configure` does; answers the status once running.
 async fn apply(
     api: &Api,
     spec: crate::spec::ValidSpec,
@@ -107,14 +108,15 @@ async fn apply(
         None => None,
     };
     let spec = Arc::new(spec);
+    let keys = new_auth.map(|auth| Keys {
+        gate: api.auth.clone(),
+        auth,
+    });
     let snapshot = api
         .handle
-        .request(|reply| Request::Configure { spec, reply })
+        .request(|reply| Request::Configure { spec, keys, reply })
         .await
         .map_err(|e| reject(e.into()))?;
-    if let Some(auth) = new_auth {
-        api.auth.install(auth);
-    }
     Ok(warp::reply::json(&snapshot).into_response())
 }
 

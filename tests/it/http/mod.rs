@@ -292,3 +292,26 @@ async fn a_second_terminate_during_shutdown_gets_201() {
     assert_eq!(a.1["lsn"], b.1["lsn"]);
     assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0));
 }
+
+/// A spec given at launch is checked for this postgres as the start begins
+/// (a spec over the API is when it is accepted): a setting postgres does
+/// not know fails the start, named.
+#[tokio::test]
+async fn a_launch_spec_with_an_unknown_setting_fails_naming_it() {
+    let bad = with_settings(
+        small_spec(),
+        json!([{"name": "no_such_setting", "value": "1", "vartype": "integer"}]),
+    );
+    let mut c = Compute::start_with(Opts {
+        spec: Some(bad),
+        failure_exit_delay: 30,
+        ..Opts::default()
+    });
+    let status = c.wait_status("failed", Duration::from_secs(60)).await;
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cluster.settings[0].name") && error.contains("no_such_setting"),
+        "{status}"
+    );
+    c.terminate();
+}
