@@ -196,8 +196,6 @@ pub struct Driver {
     started_at: Instant,
     /// The replies owed to requests answered later than they arrive.
     replies: Replies,
-    /// The mode of a termination asked for over HTTP (which lingers).
-    http_termination: Option<TerminationMode>,
     /// A static compute's LSN lease, renewed while the driver lives (see
     /// `storage::lease`), and what it is held on.
     lsn_lease: Option<(
@@ -237,7 +235,6 @@ impl Driver {
             events: rx,
             started_at: Instant::now(),
             replies: Replies::default(),
-            http_termination: None,
             lsn_lease: None,
         };
         (
@@ -393,7 +390,7 @@ impl Driver {
         match request {
             Request::Terminate { mode, reply } => {
                 self.replies.park_terminate(reply);
-                self.http_termination = Some(mode);
+                self.facts.http_termination = Some(mode);
                 Next::Terminate(mode)
             }
             Request::Configure { spec, keys, reply } => {

@@ -110,6 +110,9 @@ pub(super) struct Facts {
     /// The spec in effect: the last one that reached Running (or the
     /// primary's, once a replica is promoted).
     pub spec: Option<Arc<ValidSpec>>,
+    /// The mode of a termination asked for over HTTP, which lingers; not
+    /// published.
+    pub http_termination: Option<compute_states::TerminationMode>,
     /// The figures of the last promotion (what a repeated `/promote`
     /// answers); not published.
     pub last_promotion: Option<super::PromoteTimings>,

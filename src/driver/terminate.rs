@@ -180,7 +180,7 @@ impl Driver {
                 Event::Suspend { .. } => {}
             }
         }
-        if let Some(mode) = self.http_termination {
+        if let Some(mode) = self.facts.http_termination {
             let how_long = linger_for(self.env.params.terminate_linger, mode);
             linger(&mut self.events, s.lsn(), how_long).await;
         }
