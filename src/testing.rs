@@ -34,7 +34,7 @@ pub mod driver {
 pub mod http {
     /// Which route is served on which port.
     pub mod table {
-        pub use crate::http::table::{markdown, Ports, ROUTES};
+        pub use crate::http::table::{markdown, Ports, States, ROUTES};
     }
     /// The probe paths.
     pub mod probes {

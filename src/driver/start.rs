@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// From a clean slate to a running, reconciled postgres.
+/// From a clean slate to a running, reconciled postgres. The spec was
+/// checked for this postgres when it was accepted (`Env::check_spec`).
 pub(super) async fn start_compute(
     env: Arc<Env>,
     spec: Arc<ValidSpec>,
@@ -138,9 +139,9 @@ async fn prepare_local(
     spec: &Arc<ValidSpec>,
 ) -> Result<Option<pgdata::spare::NextSpare>> {
     let params = &env.params;
-    let (checked, template) = tokio::join!(env.check_spec(spec), super::template::ensure(params));
-    checked?;
-    let template = template.context("preparing the initdb template")?;
+    let template = super::template::ensure(params)
+        .await
+        .context("preparing the initdb template")?;
     let (env, spec) = (env.clone(), spec.clone());
     tokio::task::spawn_blocking(move || {
         let params = &env.params;
@@ -180,9 +181,7 @@ async fn prepare_neon(
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let token = spec.storage_auth_token.clone();
-    let (checked, wiped) = tokio::join!(env.check_spec(spec), wipe(env));
-    checked?;
-    wiped?;
+    wipe(env).await?;
     config::write(&params.pgdata, spec, &env.config_params(spec))
         .context("writing the configuration for sync-safekeepers")?;
     let lsn = match spec.mode {
@@ -263,7 +262,6 @@ async fn prepare_replica_of(
 ) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    env.check_spec(spec).await?;
     wipe(env).await?;
     let stats = storage::pg_basebackup(
         &params.pgbin,

@@ -7,8 +7,7 @@
 use super::error::ApiError;
 use super::routes::Handled;
 use super::Api;
-use crate::driver::{Request, RequestError};
-use compute_states::Status;
+use crate::driver::Request;
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Reply;
@@ -20,14 +19,9 @@ fn reject(e: ApiError) -> warp::Rejection {
 /// The 100 statements of users other than the superuser with the highest
 /// mean planning and execution time.
 pub(super) async fn insights(api: Api) -> Handled {
-    if api.handle.status() != Status::Running {
-        return Err(reject(
-            RequestError::InvalidState(api.handle.compute_status()).into(),
-        ));
-    }
     let connector = api
         .handle
-        .request(|reply| Request::Connect { reply })
+        .request(|reply| Request::ConnectRunning { reply })
         .await
         .map_err(|e| reject(e.into()))?;
     let db = connector.maintenance_db().to_string();

@@ -7,7 +7,7 @@ use crate::auth::Authenticator;
 use crate::catalog;
 use crate::catalog::dump::DumpError;
 use crate::connect::Connector;
-use crate::driver::{Request, RequestError};
+use crate::driver::{AskedOnly, Keys, Request, RequestError};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
@@ -49,9 +49,20 @@ pub(super) fn metrics_json(api: Api) -> Response {
     warp::reply::json(&api.handle.snapshot().timings).into_response()
 }
 
-pub(super) fn diagram(api: Api) -> Response {
-    let text = compute_states::mermaid_highlighted(api.handle.status());
-    warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response()
+/// `GET /diagram[?view=status|types]`: the status view (the default) or the
+/// type view of the machine, the current status highlighted.
+pub(super) fn diagram(api: Api, query: HashMap<String, String>) -> Handled {
+    let view = match query.get("view").map(String::as_str) {
+        None | Some("status") => compute_states::View::Status,
+        Some("types") => compute_states::View::Types,
+        Some(v) => {
+            return Err(reject(ApiError::bad_request(format!(
+                "view must be \"status\" or \"types\", not {v:?}"
+            ))))
+        }
+    };
+    let text = compute_states::mermaid_highlighted(view, api.handle.status());
+    Ok(warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response())
 }
 
 pub(super) fn status(api: Api) -> Response {
@@ -84,8 +95,9 @@ pub(super) async fn configure(api: Api, body: Bytes) -> Handled {
     apply(&api, spec, config.compute_ctl_config.as_ref()).await
 }
 
-/// Applies a spec (and the keys of its `compute_ctl_config`) through the
-/// driver, as `/configure` does; answers the status once running.
+/// Applies a spec (and the keys of its `compute_ctl_config`, installed by
+/// the driver when it accepts the spec) through the driver, as
+/// `/configure` does; answers the status once running.
 async fn apply(
     api: &Api,
     spec: crate::spec::ValidSpec,
@@ -99,14 +111,15 @@ async fn apply(
         None => None,
     };
     let spec = Arc::new(spec);
+    let keys = new_auth.map(|auth| Keys {
+        gate: api.auth.clone(),
+        auth,
+    });
     let snapshot = api
         .handle
-        .request(|reply| Request::Configure { spec, reply })
+        .request(|reply| Request::Configure { spec, keys, reply })
         .await
         .map_err(|e| reject(e.into()))?;
-    if let Some(auth) = new_auth {
-        api.auth.install(auth);
-    }
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
@@ -114,12 +127,13 @@ async fn apply(
 /// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
 pub(super) async fn refresh_configuration(api: Api) -> Handled {
     // Not worth a pull where a new spec would be refused anyway.
-    let status = api.handle.status();
-    if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
-        return Err(reject(
-            RequestError::InvalidState(api.handle.compute_status()).into(),
-        ));
-    }
+    api.handle
+        .request(|reply| Request::Admits {
+            asked: AskedOnly::Configure,
+            reply,
+        })
+        .await
+        .map_err(|e| reject(e.into()))?;
     let Some(source) = api.spec_source.clone() else {
         return Err(reject(ApiError::new(
             StatusCode::CONFLICT,
@@ -148,20 +162,21 @@ pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handl
             )))
         })?,
     };
-    let snap = api.handle.snapshot();
-    if snap.status == Status::Terminated {
-        let body = warp::reply::json(&json!({ "lsn": snap.lsn }));
-        return Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response());
-    }
+    let already = |lsn| {
+        let body = warp::reply::json(&json!({ "lsn": lsn }));
+        Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+    };
     match api
         .handle
         .request(|reply| Request::Terminate { mode, reply })
         .await
     {
         Ok(lsn) => Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response()),
-        Err(RequestError::AlreadyTerminated(lsn)) => {
-            let body = warp::reply::json(&json!({ "lsn": lsn }));
-            Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+        Err(RequestError::AlreadyTerminated(lsn)) => already(lsn),
+        // The driver has ended after the termination (the linger is over,
+        // the process is exiting): the LSN it published.
+        Err(RequestError::ShuttingDown) if api.handle.status() == Status::Terminated => {
+            already(api.handle.snapshot().lsn)
         }
         Err(e) => Err(reject(e.into())),
     }
@@ -171,6 +186,14 @@ pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handl
 async fn connector(api: &Api) -> Result<Connector, Rejection> {
     api.handle
         .request(|reply| Request::Connect { reply })
+        .await
+        .map_err(|e| reject(e.into()))
+}
+
+/// Asks the driver for a connector for a change; granted only while Running.
+async fn connector_running(api: &Api) -> Result<Connector, Rejection> {
+    api.handle
+        .request(|reply| Request::ConnectRunning { reply })
         .await
         .map_err(|e| reject(e.into()))
 }
@@ -223,12 +246,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
 }
 
 pub(super) async fn check_writability(api: Api) -> Handled {
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
+    let connector = connector_running(&api).await?;
     let c = client(&connector, connector.maintenance_db()).await?;
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS public.health_check (id integer PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT pg_catalog.now());
@@ -260,12 +278,7 @@ fn refused(e: catalog::api::RequestFailure) -> Rejection {
 
 pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
     let req: catalog::api::ExtensionRequest = parse_json(&body)?;
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
+    let connector = connector_running(&api).await?;
     catalog::api::install_extension(&connector, &req)
         .await
         .map_err(refused)?;
