@@ -17,10 +17,6 @@ pub struct Catalog {
     /// in schema public, so the databases made from it inherit them. Read
     /// only when databases are to be created (`false` otherwise).
     pub template_defaults: bool,
-    /// Whether this is a start's catalog step: postgres serves no one yet,
-    /// so the checkpoints `STRATEGY FILE_COPY` forces cost no workload (see
-    /// the planner's `file_copy`). Set by the caller, not read.
-    pub starting: bool,
 }
 
 impl Catalog {

@@ -93,7 +93,6 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
         roles,
         databases,
         template_defaults: false,
-        starting: false,
     })
 }
 

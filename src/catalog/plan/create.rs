@@ -4,7 +4,7 @@
 //! no statement.
 
 use super::sql::Sql;
-use super::{object, stored_password, PlanError, Planner};
+use super::{object, stored_password, PlanError, Planner, StepKind};
 use crate::catalog::model::{DatabaseInfo, RoleInfo};
 use crate::options::{database_option_sql, role_attribute, RoleAttr};
 use crate::secret::Secret;
@@ -68,7 +68,7 @@ impl Planner<'_> {
                     set_attr(&mut created, attr);
                 }
                 created.password = password;
-                self.push(None, obj, sql);
+                self.push(StepKind::RoleChange, None, obj, sql);
                 self.sim.roles.push(created);
             }
             Some((changed, password_changed)) => {
@@ -85,7 +85,7 @@ impl Planner<'_> {
                         None => sql.kw(" PASSWORD NULL"),
                     };
                 }
-                self.push(None, obj, sql);
+                self.push(StepKind::RoleChange, None, obj, sql);
                 if let Some(r) = self.sim.roles.get_mut(&role.name) {
                     for attr in &attrs {
                         set_attr(r, attr);
@@ -128,7 +128,7 @@ impl Planner<'_> {
                 if self.file_copy && !strategy_given {
                     sql = sql.kw(" STRATEGY FILE_COPY");
                 }
-                self.push(None, obj, sql);
+                self.push(StepKind::CreateDatabase, None, obj, sql);
                 self.sim
                     .push_database(DatabaseInfo::new(&db.name, &db.owner));
             }
@@ -137,7 +137,7 @@ impl Planner<'_> {
                     .ident(&db.name)
                     .kw(" OWNER TO ")
                     .ident(&db.owner);
-                self.push(None, obj, sql);
+                self.push(StepKind::Other, None, obj, sql);
                 self.sim.set_owner(&db.name, &db.owner);
             }
             Some(_) => {}

@@ -176,16 +176,74 @@ fn tricky_names_are_escaped() {
 fn a_running_compute_creates_with_postgres_default() {
     // A reconfiguration: the two checkpoints of FILE_COPY would write out
     // what the compute's users dirtied.
-    let running = Catalog {
-        starting: false,
-        ..catalog(vec![], vec![])
-    };
-    check(
-        &running,
+    check_in(
+        PlanContext::Reconcile,
+        &catalog(vec![], vec![]),
         &spec(json!({"databases": [{"name": "a", "owner": SU}, {"name": "b", "owner": SU}]})),
         &[
             "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\"",
             "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\"",
         ],
     );
+}
+
+#[test]
+fn each_step_carries_the_kind_its_planner_gave_it() {
+    // One plan with every kind: a rename and a drop of a role (its handover
+    // in each database), a created and an altered role, a database created,
+    // one given a new owner, the privileged role's grant and default
+    // privileges in the new database.
+    let cat = catalog(
+        vec![role("old", None), role("gone", None), role("kept", None)],
+        vec![DatabaseInfo::new("owned", SU)],
+    );
+    let s = raw_spec(json!({
+        "delta_operations": [
+            {"action": "rename_role", "name": "old", "new_name": "renamed"},
+            {"action": "delete_role", "name": "gone"}
+        ],
+        "roles": [{"name": "new", "encrypted_password": null},
+                  {"name": "kept", "encrypted_password": null, "options": [{"name": "createdb", "vartype": "bool", "value": "true"}]}],
+        "databases": [{"name": "owned", "owner": "kept"}, {"name": "made", "owner": SU}]
+    }));
+    let plan = plan_unchecked(&cat, &s, SU, Some("neon_superuser"), START).unwrap();
+    use StepKind::*;
+    let handover = [
+        (
+            Other,
+            "SELECT pg_catalog.set_config('compute_ctl.dropped_role', 'gone'",
+        ),
+        (Other, "REASSIGN OWNED BY \"gone\""),
+        (Other, "DROP OWNED BY \"gone\""),
+    ];
+    let expected: Vec<(StepKind, &str)> = [(RoleChange, "ALTER ROLE \"old\" RENAME")]
+        .into_iter()
+        // In each database: owned, postgres, template1.
+        .chain(handover.iter().copied().cycle().take(9))
+        .chain([
+            (Other, "DROP ROLE \"gone\""),
+            (RoleChange, "CREATE ROLE \"neon_superuser\""),
+            (RoleChange, "CREATE ROLE \"new\""),
+            (RoleChange, "ALTER ROLE \"kept\""),
+            (Other, "ALTER DATABASE \"owned\" OWNER"),
+            (CreateDatabase, "CREATE DATABASE \"made\""),
+            (Grant, "GRANT ALL ON DATABASE \"made\""),
+            (Other, "ALTER DEFAULT PRIVILEGES"),
+        ])
+        .collect();
+    assert_eq!(plan.len(), expected.len(), "{plan}");
+    for (step, (kind, sql)) in plan.steps.iter().zip(&expected) {
+        assert!(step.sql().starts_with(sql), "{step} is not {sql}");
+        assert_eq!(step.kind(), *kind, "{step}");
+    }
+    // What the executor derives from the kind.
+    for step in &plan.steps {
+        let batchable = matches!(step.kind(), RoleChange | Grant);
+        assert_eq!(step.batchable(), batchable, "{step}");
+        assert_eq!(
+            step.creates_database(),
+            step.kind() == CreateDatabase,
+            "{step}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! a plan (phases, groups, redaction) are asserted on the plan it returns.
 
 use super::*;
+use crate::catalog::context::Origin;
 use crate::catalog::model::{DatabaseInfo, DATCONNLIMIT_INVALID_DB};
 use serde_json::{json, Value};
 
@@ -93,15 +94,28 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
         roles: all,
         databases,
         template_defaults: false,
-        // A start's plan (a reconfiguration's: `starting: false`).
-        starting: true,
     }
 }
 
-/// Plans `spec` on `catalog` as the superuser [`SU`], without a privileged
-/// role, and checks the exact statements in order; returns the plan.
+/// The context the cases plan in, unless they say otherwise: a local
+/// start's (a reconfiguration's is [`PlanContext::Reconcile`]).
+const START: PlanContext = PlanContext::Start(Origin::FinishedTemplate);
+
+/// Plans `spec` on `catalog` as the superuser [`SU`] at a start, without a
+/// privileged role, and checks the exact statements in order; returns the
+/// plan.
 fn check(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]) -> Plan {
-    let plan = plan_unchecked(catalog, spec, SU, None)
+    check_in(START, catalog, spec, expected_sql)
+}
+
+/// [`check`] in `context`.
+fn check_in(
+    context: PlanContext,
+    catalog: &Catalog,
+    spec: &ComputeSpec,
+    expected_sql: &[impl AsRef<str>],
+) -> Plan {
+    let plan = plan_unchecked(catalog, spec, SU, None, context)
         .unwrap_or_else(|e| panic!("refused: {e}\nspec: {spec:?}"));
     let got: Vec<&str> = plan.steps.iter().map(Step::sql).collect();
     let expected: Vec<&str> = expected_sql.iter().map(AsRef::as_ref).collect();
@@ -111,7 +125,7 @@ fn check(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]
 
 /// Plans `spec` on `catalog` as [`check`] does, and returns the error.
 fn refused(catalog: &Catalog, spec: &ComputeSpec) -> PlanError {
-    match plan_unchecked(catalog, spec, SU, None) {
+    match plan_unchecked(catalog, spec, SU, None, START) {
         Ok(plan) => panic!("planned instead of refusing:\n{plan}spec: {spec:?}"),
         Err(e) => e,
     }
