@@ -45,7 +45,7 @@ pub use model::DatabaseInfo;
 pub use plan::plan_with;
 pub use plan::{stored_password, Plan, PlanError};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
-pub use read::{normalize_spec, read_catalog};
+pub use read::{read_catalog, read_valid_until};
 pub use start::{finish_template, start, template_finish_key, Concurrency};
 pub use subscriptions::drop_before_start;
 
@@ -130,7 +130,7 @@ async fn read_and_plan(
     protect_databases(spec, connector.maintenance_db())?;
     let read = async {
         let mut catalog = read_catalog(client).await?;
-        let spec = normalize_spec(client, spec).await?;
+        catalog.valid_until = read_valid_until(client, spec).await?;
         let existing: std::collections::HashSet<&str> =
             catalog.databases.iter().map(|d| d.name.as_str()).collect();
         let creates = spec
@@ -156,11 +156,11 @@ async fn read_and_plan(
                 }
             };
         }
-        anyhow::Ok((catalog, spec))
+        anyhow::Ok(catalog)
     }
     .await;
-    let (catalog, spec) = read?;
-    plan_off_the_runtime(catalog, spec, connector, context)
+    // (A `ValidSpec` is shared, not copied: the planner's thread gets the same one.)
+    plan_off_the_runtime(read?, spec.clone(), connector, context)
         .await
         .context("planning the catalog reconciliation")
 }

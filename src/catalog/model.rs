@@ -1,6 +1,7 @@
 //! A snapshot of the catalog objects compute_ctl manages: roles and databases.
 
 use crate::secret::Secret;
+use std::collections::HashMap;
 
 /// `pg_database.datconnlimit` of a database whose `DROP DATABASE` was
 /// interrupted: it cannot be connected to and can only be dropped.
@@ -17,6 +18,10 @@ pub struct Catalog {
     /// in schema public, so the databases made from it inherit them. Read
     /// only when databases are to be created (`false` otherwise).
     pub template_defaults: bool,
+    /// How this postgres writes each `valid_until` value of the spec's
+    /// roles, from the spec's text to `rolvaliduntil::text` (what the roles
+    /// above show). A value missing here is compared as the spec writes it.
+    pub valid_until: HashMap<String, String>,
 }
 
 impl Catalog {

@@ -167,6 +167,9 @@ struct Planner<'a> {
     cancel: Option<&'a AtomicBool>,
     superuser: &'a str,
     privileged: Option<&'a str>,
+    /// How postgres writes the spec's `valid_until` values
+    /// ([`Catalog::valid_until`]).
+    valid_until: &'a std::collections::HashMap<String, String>,
     steps: Vec<Step>,
     phase: Phase,
     group: usize,
@@ -308,6 +311,7 @@ fn plan_inner<'a>(
         cancel,
         superuser,
         privileged,
+        valid_until: &catalog.valid_until,
         steps: Vec::new(),
         phase: Phase::Delta,
         group: 0,

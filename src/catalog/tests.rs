@@ -158,9 +158,9 @@ impl Pg {
 
     pub(super) async fn plan(&self, spec: &ValidSpec) -> Plan {
         let client = self.client("postgres").await;
-        let catalog = read_catalog(&client).await.unwrap();
-        let spec = normalize_spec(&client, spec).await.unwrap();
-        plan(&catalog, &spec, SU).unwrap()
+        let mut catalog = read_catalog(&client).await.unwrap();
+        catalog.valid_until = read_valid_until(&client, spec).await.unwrap();
+        plan(&catalog, spec, SU).unwrap()
     }
 
     /// datname -> owner

@@ -31,6 +31,7 @@ fn catalog_of(n: usize) -> Catalog {
         roles,
         databases: vec![DatabaseInfo::new("postgres", SU)],
         template_defaults: false,
+        valid_until: Default::default(),
     }
 }
 

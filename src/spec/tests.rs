@@ -310,3 +310,11 @@ fn the_only_way_to_a_valid_spec_is_through_validation() {
     assert_eq!(e.field, "cluster.settings[0].value");
     assert!(e.reason.contains("control character"), "{e}");
 }
+
+#[test]
+fn a_checked_spec_is_shared_not_copied() {
+    let spec = parse(minimal()).unwrap();
+    let clone = spec.clone();
+    assert!(std::ptr::eq::<ComputeSpec>(&*spec, &*clone));
+    assert_eq!(spec, clone);
+}

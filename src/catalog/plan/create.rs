@@ -19,10 +19,20 @@ impl Planner<'_> {
         // repeated option, the last one wins.
         let mut attrs = vec![RoleAttr::Flag("LOGIN", "NOLOGIN", true)];
         for opt in role.options.iter().flatten() {
-            let attr = role_attribute(opt).map_err(|reason| PlanError::BadOption {
-                object: obj.clone(),
-                reason,
-            })?;
+            let attr = match role_attribute(opt) {
+                // As postgres writes it, to compare with the catalog's.
+                Ok(RoleAttr::ValidUntil(t)) => match self.valid_until.get(&t) {
+                    Some(shown) => RoleAttr::ValidUntil(shown.clone()),
+                    None => RoleAttr::ValidUntil(t),
+                },
+                Ok(attr) => attr,
+                Err(reason) => {
+                    return Err(PlanError::BadOption {
+                        object: obj.clone(),
+                        reason,
+                    })
+                }
+            };
             match attrs.iter_mut().find(|a| same_attr(a, &attr)) {
                 Some(existing) => *existing = attr,
                 None => attrs.push(attr),

@@ -94,6 +94,7 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
         roles: all,
         databases,
         template_defaults: false,
+        valid_until: Default::default(),
     }
 }
 

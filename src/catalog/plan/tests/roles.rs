@@ -224,3 +224,38 @@ fn bad_options_name_the_object() {
         "{e}"
     );
 }
+
+#[test]
+fn valid_until_is_compared_and_written_as_postgres_shows_it() {
+    // The catalog read tells how postgres writes the spec's value; the spec
+    // itself keeps the text it was checked with.
+    let mut cat = catalog(
+        vec![RoleInfo {
+            valid_until: Some("2030-01-01 00:00:00+00".into()),
+            ..role("r", None)
+        }],
+        vec![],
+    );
+    cat.valid_until
+        .insert("2030-01-01".into(), "2030-01-01 00:00:00+00".into());
+    let s = raw_spec(json!({"roles": [{"name": "r", "options": [
+        {"name": "valid_until", "value": "2030-01-01", "vartype": "string"}]}]}));
+    check(&cat, &s, &[] as &[&str]);
+    let fresh = catalog(vec![], vec![]);
+    let mut fresh_shown = fresh.clone();
+    fresh_shown.valid_until = cat.valid_until.clone();
+    check(
+        &fresh_shown,
+        &s,
+        &["CREATE ROLE \"r\" WITH LOGIN VALID UNTIL '2030-01-01 00:00:00+00'"],
+    );
+    // Without the read's answer, the spec's text is compared as it is.
+    check(
+        &Catalog {
+            valid_until: Default::default(),
+            ..cat.clone()
+        },
+        &s,
+        &["ALTER ROLE \"r\" WITH VALID UNTIL '2030-01-01'"],
+    );
+}
