@@ -64,7 +64,7 @@ pub mod secret {
 
 /// The spec's two forms.
 pub mod spec {
-    pub use crate::spec::{ComputeConfig, ValidSpec};
+    pub use crate::spec::{ComputeConfig, ComputeSpec, ValidSpec};
 }
 
 /// Neon storage: basebackup, safekeepers, pg_basebackup.

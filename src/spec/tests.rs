@@ -318,3 +318,11 @@ fn a_checked_spec_is_shared_not_copied() {
     assert!(std::ptr::eq::<ComputeSpec>(&*spec, &*clone));
     assert_eq!(spec, clone);
 }
+
+/// Each case of `src/spec/ui/` tries what `ValidSpec` forbids; its
+/// `.stderr` is the compiler's refusal, checked in. Regenerate after a
+/// deliberate change with `TRYBUILD=overwrite cargo test --lib spec::tests::what`.
+#[test]
+fn what_a_valid_spec_forbids_does_not_compile() {
+    trybuild::TestCases::new().compile_fail("src/spec/ui/*.rs");
+}

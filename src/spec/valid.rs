@@ -35,20 +35,8 @@ pub enum Storage<'a> {
 /// [`Deref`]; immutable, and so shared: a clone is a reference count, not a
 /// copy of the spec (the planner's thread takes one at each reconcile).
 ///
-/// Neither made around the checks:
-/// ```compile_fail
-/// use compute_ctl::spec::{ComputeSpec, ValidSpec};
-/// fn sneak(raw: ComputeSpec) -> ValidSpec {
-///     ValidSpec(raw)
-/// }
-/// ```
-/// nor changed after them:
-/// ```compile_fail
-/// use compute_ctl::spec::ValidSpec;
-/// fn edit(spec: &mut ValidSpec) {
-///     spec.cluster.roles.clear();
-/// }
-/// ```
+/// Neither made around the checks (its field is private) nor changed after
+/// them (it has no `DerefMut`): the cases of `src/spec/ui/` do not compile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSpec(Arc<ComputeSpec>);
 
