@@ -53,13 +53,12 @@ fn chown_to_postgres(path: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The one port allocator of the tests (the integration tests' and the
+/// benches'): below the ephemeral range, where no outgoing connection can
+/// take the port between its pick and postgres' bind.
+#[path = "../../tests/it/ports.rs"]
+mod ports;
+use ports::free_port;
 
 impl Pg {
     pub(super) async fn start() -> Pg {
