@@ -19,7 +19,7 @@ mod read;
 mod start;
 pub mod stats;
 mod subscriptions;
-mod template;
+mod template1;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -35,7 +35,7 @@ mod tests_scale;
 #[cfg(test)]
 mod tests_start;
 #[cfg(test)]
-mod tests_template;
+mod tests_template1;
 
 pub use apply::{apply, ApplyReport};
 use context::Template1;
@@ -100,7 +100,7 @@ pub async fn refusal(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<
 /// [`reconcile`] would execute (`compute_ctl plan` prints it), except that
 /// where template1 lacks the privileged role's default privileges, the plan
 /// sets them in each new database, whereas [`reconcile`] first gives them
-/// to template1 (see `Catalog::template_defaults`).
+/// to template1 (see `Catalog::template1_defaults`).
 pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     let conn = connector.open(connector.maintenance_db()).await?;
     let plan = read_and_plan(
@@ -139,7 +139,7 @@ async fn read_and_plan(
             .iter()
             .any(|d| !existing.contains(d.name.as_str()));
         let template_open = catalog
-            .database(template::TEMPLATE)
+            .database(template1::TEMPLATE1)
             .is_some_and(DatabaseInfo::accepts_connections);
         // (A privileged role still to be created cannot be granted anything
         // yet: then the plan sets them in each new database.)
@@ -148,11 +148,11 @@ async fn read_and_plan(
             .filter(|r| creates && template_open && catalog.role(r).is_some());
         if let Some(role) = role {
             let prepare = context.prepares_template1();
-            catalog.template_defaults = match template1 {
+            catalog.template1_defaults = match template1 {
                 Template1::Inherits => true,
                 Template1::Lacks => false,
                 Template1::Unknown => {
-                    template::inherits_defaults(connector, client, role, prepare).await
+                    template1::inherits_defaults(connector, client, role, prepare).await
                 }
             };
         }

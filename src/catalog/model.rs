@@ -17,7 +17,7 @@ pub struct Catalog {
     /// Whether `template1` gives the privileged role its default privileges
     /// in schema public, so the databases made from it inherit them. Read
     /// only when databases are to be created (`false` otherwise).
-    pub template_defaults: bool,
+    pub template1_defaults: bool,
     /// How this postgres writes each `valid_until` value of the spec's
     /// roles, from the spec's text to `rolvaliduntil::text` (what the roles
     /// above show). A value missing here is compared as the spec writes it.

@@ -135,11 +135,11 @@ pub fn stored_password(spec_password: &str) -> String {
 /// storage, when there are at least
 /// [`FILE_COPY_FROM`] (a database whose options name a strategy keeps it).
 ///
-/// `WAL_LOG` reads every page of the template through shared buffers and
+/// `WAL_LOG` reads every page of template1 through shared buffers and
 /// writes it again as a full-page WAL record: for a 7 MB template1, ~4 MB
 /// of WAL and ~900 dirty buffers a database, which the creations evict from
 /// each other (and the next checkpoint still owes every new file's fsync).
-/// `FILE_COPY` copies the template's files and syncs them, between two
+/// `FILE_COPY` copies template1's files and syncs them, between two
 /// checkpoints that creations running at once share, with one small WAL
 /// record: measured on 50 creations at 10 at once (2 busy cores), about a
 /// third less time (the catalog bench: 999 ms against 1449 ms for the same
@@ -256,7 +256,7 @@ pub fn plan_with(
 /// CREATEROLE CREATEDB BYPASSRLS REPLICATION` (unless their options say
 /// otherwise), each new database grants it ALL and, in schema public, ALL
 /// on the tables and sequences its superuser creates later (with grant
-/// option: inherited from template1 when [`Catalog::template_defaults`]
+/// option: inherited from template1 when [`Catalog::template1_defaults`]
 /// says it has them, else set in the new database); it is never altered,
 /// renamed or dropped.
 ///
@@ -389,11 +389,11 @@ fn plan_inner<'a>(
         // them and the database is made from it; else they are set in it.
         for db in spec.cluster.databases.iter() {
             if !created.contains(db.name.as_str())
-                || (p.sim.template_defaults && !create::names_template(db))
+                || (p.sim.template1_defaults && !create::names_own_template(db))
             {
                 continue;
             }
-            let sql = Sql::new("").safe(&super::template::default_privileges_sql(privileged));
+            let sql = Sql::new("").safe(&super::template1::default_privileges_sql(privileged));
             let obj = object("database", &db.name);
             p.push(StepKind::Other, Some(&db.name), obj, sql);
         }

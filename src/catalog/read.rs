@@ -92,7 +92,7 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
     Ok(Catalog {
         roles,
         databases,
-        template_defaults: false,
+        template1_defaults: false,
         valid_until: HashMap::new(),
     })
 }

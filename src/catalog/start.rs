@@ -11,7 +11,9 @@
 //! template is not asked what the template already holds.
 
 use super::context::{Origin, PlanContext, Template1};
-use super::{apply_plan, extensions, migrations, privileged, read_and_plan, template, ApplyReport};
+use super::{
+    apply_plan, extensions, migrations, privileged, read_and_plan, template1, ApplyReport,
+};
 use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
@@ -122,20 +124,20 @@ async fn privileged_role_and_migrations(
     step: Template1Step,
 ) -> anyhow::Result<(i64, Template1)> {
     let created = privileged::ensure_unflushed(client, role).await?;
-    let template = async {
+    let looking = async {
         match step {
             Template1Step::LeaveAlone => None,
             Template1Step::Finished => Some((None, true)),
-            Template1Step::Prepare => template::prepare_at_start(connector, role)
+            Template1Step::Prepare => template1::prepare_at_start(connector, role)
                 .await
                 .map(|(pid, ready)| (Some(pid), ready)),
         }
     };
-    let (migrated, template) = tokio::join!(migrations::run_all(client, role), template);
+    let (migrated, looked) = tokio::join!(migrations::run_all(client, role), looking);
     let mut template1 = Template1::Unknown;
-    if let Some((pid, ready)) = template {
+    if let Some((pid, ready)) = looked {
         if let Some(pid) = pid {
-            template::wait_gone(client, pid).await;
+            template1::wait_gone(client, pid).await;
         }
         template1 = Template1::inherits(ready);
     }
@@ -165,7 +167,7 @@ pub fn template_finish_key(privileged: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     privileged::CREATE_ATTRIBUTES.hash(&mut h);
-    template::default_privileges_sql(privileged).hash(&mut h);
+    template1::default_privileges_sql(privileged).hash(&mut h);
     for m in migrations::MIGRATIONS {
         (m.id, m.render(privileged)).hash(&mut h);
     }

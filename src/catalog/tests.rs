@@ -132,11 +132,11 @@ impl Pg {
     }
 
     /// Whether `db` gives `neon_superuser` every default privilege in public
-    /// (see `template::HAS_DEFAULTS`).
+    /// (see `template1::HAS_DEFAULTS`).
     pub(super) async fn has_defaults(&self, db: &str) -> bool {
         self.client(db)
             .await
-            .query_one(super::template::HAS_DEFAULTS, &[&"neon_superuser"])
+            .query_one(super::template1::HAS_DEFAULTS, &[&"neon_superuser"])
             .await
             .unwrap()
             .get(1)

@@ -30,7 +30,7 @@ fn catalog_of(n: usize) -> Catalog {
     Catalog {
         roles,
         databases: vec![DatabaseInfo::new("postgres", SU)],
-        template_defaults: false,
+        template1_defaults: false,
         valid_until: Default::default(),
     }
 }

@@ -158,7 +158,7 @@ impl Planner<'_> {
 
 /// Whether the spec makes this database from a template of its choosing
 /// (whose default privileges compute_ctl does not know).
-pub(super) fn names_template(db: &Database) -> bool {
+pub(super) fn names_own_template(db: &Database) -> bool {
     db.options
         .iter()
         .flatten()

@@ -93,7 +93,7 @@ fn database_options_are_rendered() {
             &grant("\"d\""),
             // Made from another template than template1: its default
             // privileges are set in it.
-            &crate::catalog::template::default_privileges_sql(PRIV),
+            &crate::catalog::template1::default_privileges_sql(PRIV),
         ],
     );
 }
@@ -224,7 +224,7 @@ fn each_step_carries_the_kind_its_planner_gave_it() {
     // The privileged role missing and template1 without its defaults, so
     // that both are planned.
     cat.roles.retain(|r| r.name != PRIV);
-    cat.template_defaults = false;
+    cat.template1_defaults = false;
     let s = raw_spec(json!({
         "delta_operations": [
             {"action": "rename_role", "name": "old", "new_name": "renamed"},

@@ -112,7 +112,7 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
     Catalog {
         roles: all,
         databases,
-        template_defaults: true,
+        template1_defaults: true,
         valid_until: Default::default(),
     }
 }
