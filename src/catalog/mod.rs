@@ -6,10 +6,8 @@
 //! primary's start, [`start()`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
 
-pub mod api;
 mod apply;
 mod context;
-pub mod dump;
 pub mod extensions;
 pub mod migrations;
 mod model;

@@ -7,6 +7,7 @@
 //! `/metrics`), the internal port, on loopback by default, only what local
 //! helpers need (`/extensions`, `/grants`, `/refresh_configuration`).
 
+pub mod catalog;
 mod error;
 mod operate;
 pub mod probes;
