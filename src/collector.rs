@@ -6,8 +6,8 @@
 //! the catalog for the counts, so it sits above both: the catalog does not
 //! know the driver.
 
-use crate::catalog::extensions::refresh;
 use crate::driver::{Handle, Request, RequestError};
+use crate::extensions::refresh;
 use std::time::Duration;
 
 /// Refreshes the figures every `interval` while postgres is up; the task

@@ -105,6 +105,7 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     }
 
     crate::catalog::stats::register(registry)?;
+    crate::extensions::register(registry)?;
     crate::storage::lease::register(registry)?;
     Ok(())
 }
@@ -200,9 +201,9 @@ pub fn documented() -> Vec<MetricDoc> {
     use crate::replication::{Standby, StandbyStatus};
     use compute_states::{Lsn, Status};
     crate::catalog::stats::migration_failed(0);
-    crate::catalog::stats::set_installed_extensions(
+    crate::extensions::set_installed_extensions(
         [(
-            crate::catalog::stats::ExtensionKey {
+            crate::extensions::ExtensionKey {
                 name: "plpgsql".into(),
                 version: "1.0".into(),
                 owned_by_superuser: true,

@@ -8,7 +8,6 @@
 
 mod apply;
 mod context;
-pub mod extensions;
 pub mod migrations;
 mod model;
 mod plan;

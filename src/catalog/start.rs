@@ -11,9 +11,7 @@
 //! template is not asked what the template already holds.
 
 use super::context::{Origin, PlanContext, Template1};
-use super::{
-    apply_plan, extensions, migrations, privileged, read_and_plan, template1, ApplyReport,
-};
+use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport};
 use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
@@ -202,5 +200,5 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
 
 fn spawn_extension_count(connector: &Connector) {
     let connector = connector.clone();
-    tokio::spawn(async move { extensions::refresh(&connector).await });
+    tokio::spawn(async move { crate::extensions::refresh(&connector).await });
 }
