@@ -14,8 +14,8 @@
 //! the catalog for the counts, so it sits above both: the catalog does not
 //! know the driver.
 
-use crate::catalog::extensions::refresh;
 use crate::driver::{Handle, Request, RequestError};
+use crate::installed_extensions::refresh;
 use std::time::Duration;
 
 /// The wait before the next count: the spec's `suspend_timeout_seconds`

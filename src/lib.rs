@@ -24,7 +24,7 @@
 //! | faces | `http` (the API: reads snapshots, sends requests), `metrics`, `monitor` (last activity), `collector` (installed extensions), `signals` |
 //! | owner of the machine | `driver` (advances the typed states of `compute_states`) |
 //! | what the driver drives | `config` (postgresql.conf, pg_hba.conf), `extensions` (remote extensions: the store, the archives), `pgdata` (the data directory and template), `storage` (safekeepers, basebackup, LSN leases), `postgres` (the postmaster), `catalog` (roles and databases: read, plan, apply), `replication` |
-//! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `connect` (maintenance connections to the compute's postgres), `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `safe_fs` (files root writes where others can write), `secret`, `logging` |
+//! | leaves | `spec` (raw JSON and `ValidSpec`), `options` (the option grammar), `pgbin`, `connect` (maintenance connections to the compute's postgres), `auth` (JWT keys and the gate), `process` (owned children, the PID-1 reaper), `dump` (pg_dump --schema-only, streamed), `installed_extensions` (installed extensions counted), `safe_fs` (files root writes where others can write), `secret`, `logging` |
 
 #![warn(missing_docs)]
 
@@ -36,8 +36,10 @@ mod config;
 mod connect;
 mod control_plane;
 mod driver;
+mod dump;
 mod extensions;
 mod http;
+mod installed_extensions;
 mod launch;
 mod logging;
 mod metrics;

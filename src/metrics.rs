@@ -105,6 +105,8 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
     }
 
     crate::catalog::stats::register(registry)?;
+    crate::extensions::register(registry)?;
+    crate::installed_extensions::register(registry)?;
     crate::storage::lease::register(registry)?;
     crate::extensions::register(registry)?;
     Ok(())
@@ -202,9 +204,9 @@ pub fn documented() -> Vec<MetricDoc> {
     use compute_states::{Lsn, Status};
     crate::catalog::stats::migration_failed(0);
     crate::extensions::count_request("200 OK", "example.tar.zst");
-    crate::catalog::stats::set_installed_extensions(
+    crate::installed_extensions::set_installed_extensions(
         [(
-            crate::catalog::stats::ExtensionKey {
+            crate::installed_extensions::ExtensionKey {
                 name: "plpgsql".into(),
                 version: "1.0".into(),
                 owned_by_superuser: true,

@@ -53,13 +53,12 @@ fn chown_to_postgres(path: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The one port allocator of the tests (the integration tests' and the
+/// benches'): below the ephemeral range, where no outgoing connection can
+/// take the port between its pick and postgres' bind.
+#[path = "../../tests/it/ports.rs"]
+mod ports;
+use ports::free_port;
 
 impl Pg {
     pub(super) async fn start() -> Pg {
@@ -133,11 +132,11 @@ impl Pg {
     }
 
     /// Whether `db` gives `neon_superuser` every default privilege in public
-    /// (see `template::HAS_DEFAULTS`).
+    /// (see `template1::HAS_DEFAULTS`).
     pub(super) async fn has_defaults(&self, db: &str) -> bool {
         self.client(db)
             .await
-            .query_one(super::template::HAS_DEFAULTS, &[&"neon_superuser"])
+            .query_one(super::template1::HAS_DEFAULTS, &[&"neon_superuser"])
             .await
             .unwrap()
             .get(1)
@@ -158,9 +157,9 @@ impl Pg {
 
     pub(super) async fn plan(&self, spec: &ValidSpec) -> Plan {
         let client = self.client("postgres").await;
-        let catalog = read_catalog(&client).await.unwrap();
-        let spec = normalize_spec(&client, spec).await.unwrap();
-        plan(&catalog, &spec, SU).unwrap()
+        let mut catalog = read_catalog(&client).await.unwrap();
+        catalog.valid_until = read_valid_until(&client, spec).await.unwrap();
+        plan(&catalog, spec, SU).unwrap()
     }
 
     /// datname -> owner

@@ -499,7 +499,7 @@ impl Driver {
             self.env.clone(),
             s.spec().clone(),
             start::Serving::of(s.postgres()),
-            false,
+            crate::catalog::PlanContext::Reconcile,
         );
         match interruptible(
             &mut self.events,

@@ -153,7 +153,7 @@ impl Driver {
             self.env.clone(),
             primary.clone(),
             start::Serving::of(s.postgres()),
-            true,
+            crate::catalog::PlanContext::Start(crate::catalog::Origin::Unknown),
         );
         match interruptible(&mut self.events, status, work).await {
             Ok(Ok(mut pending_restart)) => {

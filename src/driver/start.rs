@@ -311,8 +311,9 @@ pub(super) const STORAGE_TOKEN_PENDING: &str = "storage_auth_token";
 
 /// Reconfigures a running postgres: new configuration files, the reload
 /// (signalled before any SQL connection: see [`config::reload_and_wait`]),
-/// then the catalog (`first_as_primary`: a replica just promoted, the whole
-/// catalog step of a primary's start). Returns the settings that need a
+/// then the catalog, as `context` says (a start's for a replica just
+/// promoted: the whole catalog step of a primary's start; a dry run's plans
+/// without applying). Returns the settings that need a
 /// restart (with [`STORAGE_TOKEN_PENDING`] when the spec's storage token is
 /// not the one postgres started with).
 ///
@@ -323,7 +324,7 @@ pub(super) async fn reconfigure(
     env: Arc<Env>,
     spec: Arc<ValidSpec>,
     serving: Serving,
-    first_as_primary: bool,
+    context: catalog::PlanContext,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
     let pgdata = &env.params.pgdata;
@@ -369,15 +370,22 @@ pub(super) async fn reconfigure(
     }
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
-        let applied = if first_as_primary {
-            let concurrency = catalog::Concurrency::Fixed(concurrency);
-            catalog::start(&connector, &spec, concurrency, catalog::Origin::Unknown)
-                .instrument(tracing::info_span!("apply_catalog"))
+        let applied = match context {
+            catalog::PlanContext::Start(origin) => {
+                let concurrency = catalog::Concurrency::Fixed(concurrency);
+                catalog::start(&connector, &spec, concurrency, origin)
+                    .instrument(tracing::info_span!("apply_catalog"))
+                    .await
+            }
+            catalog::PlanContext::Reconcile => {
+                catalog::reconcile(&connector, &spec, concurrency)
+                    .instrument(tracing::info_span!("apply_catalog"))
+                    .await
+            }
+            // Planned, not applied: the catalog stays as it is.
+            catalog::PlanContext::DryRun => catalog::dry_run(&connector, &spec)
                 .await
-        } else {
-            catalog::reconcile(&connector, &spec, concurrency)
-                .instrument(tracing::info_span!("apply_catalog"))
-                .await
+                .map(|_| catalog::ApplyReport::default()),
         };
         if size_limit_lifted {
             // On a failed apply too; its error is the one to report.

@@ -8,6 +8,7 @@
 //! helpers need (`/extensions`, `/grants`, `/refresh_configuration`,
 //! `/extension_server/`).
 
+pub mod catalog;
 mod error;
 mod extensions;
 mod insights;

@@ -4,10 +4,9 @@
 use super::error::ApiError;
 use super::Api;
 use crate::auth::Authenticator;
-use crate::catalog;
-use crate::catalog::dump::DumpError;
 use crate::connect::Connector;
 use crate::driver::{AskedOnly, Keys, Request, RequestError};
+use crate::dump::DumpError;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
@@ -207,7 +206,7 @@ async fn client(connector: &Connector, db: &str) -> Result<tokio_postgres::Clien
 
 pub(super) async fn dbs_and_roles(api: Api) -> Handled {
     let connector = connector(&api).await?;
-    let body = catalog::api::dbs_and_roles(&connector)
+    let body = super::catalog::dbs_and_roles(&connector)
         .await
         .map_err(|e| reject(ApiError::internal(&e)))?;
     // Streamed as it is read: flat memory however many roles there are.
@@ -226,7 +225,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
         })?;
     let connector = connector(&api).await?;
     let stall = api.limits.idle_timeout;
-    let stream = match catalog::dump::schema(&api.pg_dump, &connector, database, stall).await {
+    let stream = match crate::dump::schema(&api.pg_dump, &connector, database, stall).await {
         Ok(stream) => stream,
         // Beyond the cap: 429, and when to come back.
         Err(e @ DumpError::Busy) => {
@@ -269,17 +268,17 @@ pub(super) async fn check_writability(api: Api) -> Handled {
 }
 
 /// Maps a catalog request's failure to its status.
-fn refused(e: catalog::api::RequestFailure) -> Rejection {
+fn refused(e: super::catalog::RequestFailure) -> Rejection {
     match e {
-        catalog::api::RequestFailure::BadRequest(m) => reject(ApiError::bad_request(m)),
-        catalog::api::RequestFailure::Failed(e) => reject(ApiError::internal(&e)),
+        super::catalog::RequestFailure::BadRequest(m) => reject(ApiError::bad_request(m)),
+        super::catalog::RequestFailure::Failed(e) => reject(ApiError::internal(&e)),
     }
 }
 
 pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
-    let req: catalog::api::ExtensionRequest = parse_json(&body)?;
+    let req: super::catalog::ExtensionRequest = parse_json(&body)?;
     let connector = connector_running(&api).await?;
-    catalog::api::install_extension(&connector, &req)
+    super::catalog::install_extension(&connector, &req)
         .await
         .map_err(refused)?;
     let body = warp::reply::json(&json!({"extension": req.extension, "version": req.version}));
@@ -287,9 +286,9 @@ pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
 }
 
 pub(super) async fn grants(api: Api, body: Bytes) -> Handled {
-    let req: catalog::api::GrantRequest = parse_json(&body)?;
+    let req: super::catalog::GrantRequest = parse_json(&body)?;
     let connector = connector(&api).await?;
-    catalog::api::grant(&connector, &req)
+    super::catalog::grant(&connector, &req)
         .await
         .map_err(refused)?;
     let body = warp::reply::json(&req);

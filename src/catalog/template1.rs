@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 /// The database `CREATE DATABASE` copies when it names no template.
-pub(crate) const TEMPLATE: &str = "template1";
+pub(crate) const TEMPLATE1: &str = "template1";
 
 /// The privileged role's default privileges in schema public, run as the
 /// superuser (whose future objects they cover): what each new database must
@@ -99,7 +99,7 @@ async fn look(
     privileged: &str,
     prepare: bool,
 ) -> anyhow::Result<(i32, bool)> {
-    let conn = connector.open(TEMPLATE).await?;
+    let conn = connector.open(TEMPLATE1).await?;
     let result = async {
         let row = conn
             .client

@@ -1,6 +1,8 @@
 //! What the catalog routes of the HTTP API answer (`/dbs_and_roles`,
-//! `/grants`, `/extensions`), as the reference does; the HTTP layer only
-//! parses the request and maps [`RequestFailure`] to a status.
+//! `/grants`, `/extensions`), as the reference does: their answer shapes
+//! and the SQL behind them, beside the handlers that serve them (the
+//! reconciling catalog has no part in them); the handlers only parse the
+//! request and map [`RequestFailure`] to a status.
 
 use crate::connect::Connector;
 use anyhow::Context;
