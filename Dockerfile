@@ -58,7 +58,18 @@ RUN --mount=type=secret,id=ca-bundle \
     # write both, for an arbitrary uid (OpenShift runs containers as one in group 0).
     mkdir -p /var/lib/compute /var/cache/compute_ctl; \
     chown postgres:0 /var/lib/compute /var/cache/compute_ctl; \
-    chmod 2775 /var/lib/compute /var/cache/compute_ctl
+    chmod 2775 /var/lib/compute /var/cache/compute_ctl; \
+    # Remote extensions (-r): archives are unpacked in download_extensions, beside bin/
+    # (the file system of the directories their files move to), then moved into the
+    # extension and library directories. Group 0 may write the three, for a compute run
+    # as an arbitrary uid in group 0 (as postgres' user: with group 0 added); the last two
+    # stay root's, so postgres' user cannot change a library under a compute run as root,
+    # which takes download_extensions back (its own, 0700) before it unpacks there.
+    mkdir -p "/usr/lib/postgresql/${PG_MAJOR}/download_extensions"; \
+    chown postgres:0 "/usr/lib/postgresql/${PG_MAJOR}/download_extensions"; \
+    chgrp 0 "/usr/share/postgresql/${PG_MAJOR}/extension" "/usr/lib/postgresql/${PG_MAJOR}/lib"; \
+    chmod 2775 "/usr/lib/postgresql/${PG_MAJOR}/download_extensions" \
+        "/usr/share/postgresql/${PG_MAJOR}/extension" "/usr/lib/postgresql/${PG_MAJOR}/lib"
 
 COPY --from=build /compute_ctl /usr/local/bin/compute_ctl
 # pgbouncer's defaults, which --pgbouncer writes its ini from (docs/edge.md).

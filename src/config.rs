@@ -1,7 +1,7 @@
 //! postgresql.conf and pg_hba.conf, rendered from the spec (pure) and
 //! written; the reload, and the barrier that waits until it took effect.
 
-use crate::catalog::Connector;
+use crate::connect::Connector;
 pub use crate::options::quote_conf_value;
 use crate::options::setting_line;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
@@ -32,6 +32,14 @@ pub struct ConfigParams<'a> {
     /// TLS for clients and the rest of the edge (none in a template's
     /// configuration or a pure rendering).
     pub edge: Option<&'a crate::edge::Edge>,
+    /// The internal HTTP port, where Neon's postgres asks for remote
+    /// extensions (`neon.extension_server_port`, read at its start).
+    pub extension_server_port: Option<u16>,
+    /// Whether logical replication's subscribers are held back
+    /// (`neon.disable_logical_replication_subscribers`): while a start with
+    /// `drop_subscriptions_before_start` has not dropped the copied
+    /// subscriptions yet.
+    pub hold_subscribers: bool,
 }
 
 /// The full postgresql.conf for `spec`.
@@ -97,6 +105,16 @@ pub fn postgresql_conf(spec: &ValidSpec, p: &ConfigParams) -> String {
     out.push_str(END_MARKER);
     out.push('\n');
     out.push_str(&edge_lines(spec, p));
+    // As the reference, after the spec's settings (so they win), inert on
+    // vanilla PostgreSQL.
+    if let Some(port) = p.extension_server_port {
+        let _ = writeln!(out, "neon.extension_server_port = {port}");
+    }
+    let _ = writeln!(
+        out,
+        "neon.disable_logical_replication_subscribers = {}",
+        p.hold_subscribers
+    );
     // After the spec's text and settings, so neither can move the socket the
     // superuser is trusted on (a second directory such as /tmp, or an
     // abstract `@name`, would be open to every local user).
@@ -316,6 +334,36 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// What the override file holds while compute_ctl applies a spec to a
+/// catalog on Neon storage: a project at its size limit still gets its
+/// roles and databases (Neon's postgres refuses to grow past
+/// `neon.max_cluster_size` otherwise), as the reference does.
+pub const SIZE_LIMIT_LIFTED: &str = "neon.max_cluster_size=-1\n";
+
+/// Lifts the size limit for the apply to come: the override file (included
+/// last, so it wins) says [`SIZE_LIMIT_LIFTED`]. Before postgres starts, or
+/// before the reload that precedes the apply.
+pub fn lift_size_limit(pgdata: &Path) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), SIZE_LIMIT_LIFTED)
+        .context("lifting the size limit for the catalog's apply")
+}
+
+/// Puts the size limit back after an apply, whether it failed or not: the
+/// override file emptied (as the reference leaves it), then a reload,
+/// confirmed as [`reload_and_wait`] does.
+pub async fn restore_size_limit(
+    pgdata: &Path,
+    connector: &Connector,
+    postmaster: i32,
+) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), "")
+        .context("emptying the override file after the apply")?;
+    reload_and_wait(connector, connector.maintenance_db(), postmaster)
+        .await
+        .context("reloading with the size limit back")?;
+    Ok(())
+}
+
 /// How long to wait for postgres to take a reload into account.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -433,6 +481,8 @@ mod tests {
             socket_dir: Path::new("/tmp"),
             privileged_role: None,
             edge: None,
+            extension_server_port: None,
+            hold_subscribers: false,
         }
     }
 

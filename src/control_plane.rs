@@ -4,7 +4,7 @@
 //! `{"status": "empty"|"attached", "spec": ..., "compute_ctl_config": ...}`.
 
 use crate::auth::{Authenticator, Gate};
-use crate::driver::{Handle, Request};
+use crate::driver::{Handle, Keys, Request};
 use crate::secret::Secret;
 use crate::spec::{ComputeConfig, ValidSpec};
 use anyhow::{bail, Context, Result};
@@ -135,7 +135,8 @@ pub const PULLING: &str =
 /// would (the API is already up: `/metrics` answers meanwhile, while routes
 /// that need authentication answer 503 until the keys are known, so nobody
 /// can configure the compute before the control plane has spoken). The keys
-/// of the answer are installed first, an `empty` answer's included. When
+/// of the answer are installed when the driver accepts its spec (at once when
+/// it has none, and also when the spec is refused: see below). When
 /// the pull fails the authenticated routes stay closed (503): without the
 /// control plane's keys nobody can be told from an attacker.
 pub async fn pull_and_configure(source: SpecSource, handle: Handle, gate: Arc<Gate>) {
@@ -156,28 +157,45 @@ pub async fn pull_and_configure(source: SpecSource, handle: Handle, gate: Arc<Ga
             return;
         }
     };
-    match Authenticator::from_config(pulled.compute_ctl_config.as_ref(), Some(&id)) {
-        Ok(a) => {
-            gate.install(a);
-        }
+    let auth = match Authenticator::from_config(pulled.compute_ctl_config.as_ref(), Some(&id)) {
+        Ok(a) => Some(a),
         Err(e) => {
             tracing::error!("the control plane's compute_ctl_config.jwks: {e:#}; the authenticated API stays closed (503)");
             gate.close("the control plane's keys are unusable (see compute_ctl's log)");
+            None
         }
-    }
+    };
     let Some(spec) = pulled.spec else {
+        // No spec to accept: the keys are all the answer says.
+        if let Some(auth) = auth {
+            gate.install(auth);
+        }
         tracing::info!(
             "the control plane has no spec for this compute yet: waiting for POST /configure"
         );
         return;
     };
+    // The keys are installed when the driver accepts the spec, as a
+    // `/configure`'s are.
     let spec = Arc::new(spec);
+    let keys = auth.clone().map(|auth| Keys {
+        gate: gate.clone(),
+        auth,
+    });
     match handle
-        .request(|reply| Request::Configure { spec, reply })
+        .request(|reply| Request::Configure { spec, keys, reply })
         .await
     {
         Ok(_) => tracing::info!("compute configured from the control plane"),
-        Err(e) => tracing::error!("configuring from the control plane: {e}"),
+        Err(e) => {
+            tracing::error!("configuring from the control plane: {e}");
+            // A refused spec leaves the gate waiting for keys that nobody
+            // else can bring: the control plane's keys open it, so that it
+            // can send another spec (installing them again is harmless).
+            if let Some(auth) = auth {
+                gate.install(auth);
+            }
+        }
     }
 }
 

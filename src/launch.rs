@@ -9,8 +9,8 @@
 //! outlives us.
 
 use crate::auth::{Authenticator, Gate};
-use crate::catalog::Connector;
 use crate::cli::{socket, Cli, Command};
+use crate::connect::Connector;
 use crate::driver::Driver;
 use crate::http::{self, Api};
 use crate::{control_plane, logging, monitor, process, signals};
@@ -133,6 +133,7 @@ async fn run(cli: Cli) -> Result<u8> {
     let stop_timeout = params.stop_timeout;
     let cli_interval = params.installed_extensions_interval;
     let api_parts = (params.pgbin.tool("pg_dump"), params.pgbin.version.clone());
+    let remote_extensions = params.remote_extensions.clone();
     let connector = Connector::new(params.connstr.clone());
     let (driver, handle) = Driver::new(params);
 
@@ -153,6 +154,7 @@ async fn run(cli: Cli) -> Result<u8> {
         pg_version: api_parts.1,
         spec_source: cli.spec_source().map(Arc::new),
         connector: connector.clone(),
+        remote_extensions,
         limits: http::Limits {
             header_timeout: cli.http_header_timeout,
             idle_timeout: cli.http_idle_timeout,

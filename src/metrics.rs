@@ -106,7 +106,10 @@ fn fill(registry: &Registry, snap: &Snapshot, build_tag: &str) -> prometheus::Re
 
     edge(registry, &snap.edge.status())?;
     crate::catalog::stats::register(registry)?;
+    crate::extensions::register(registry)?;
+    crate::installed_extensions::register(registry)?;
     crate::storage::lease::register(registry)?;
+    crate::extensions::register(registry)?;
     Ok(())
 }
 
@@ -293,9 +296,10 @@ pub fn documented() -> Vec<MetricDoc> {
     use crate::replication::{Standby, StandbyStatus};
     use compute_states::{Lsn, Status};
     crate::catalog::stats::migration_failed(0);
-    crate::catalog::stats::set_installed_extensions(
+    crate::extensions::count_request("200 OK", "example.tar.zst");
+    crate::installed_extensions::set_installed_extensions(
         [(
-            crate::catalog::stats::ExtensionKey {
+            crate::installed_extensions::ExtensionKey {
                 name: "plpgsql".into(),
                 version: "1.0".into(),
                 owned_by_superuser: true,

@@ -13,7 +13,7 @@
 //! while it runs. The monitor's own connection is a superuser's and does not
 //! count.
 
-use crate::catalog::Connector;
+use crate::connect::Connector;
 use crate::driver::{Event, Handle};
 use chrono::{DateTime, Utc};
 use compute_states::Status;

@@ -31,14 +31,18 @@ use tokio::process::Command;
 
 mod cache;
 pub mod copy;
+mod orphan;
+pub use orphan::stop_orphan;
+use orphan::ORPHAN_STOP_LIMIT;
 pub mod spare;
 pub use copy::Copied;
 
 /// Written into a finished template; its content must match for the template to be used.
 const STAMP: &str = "compute_ctl.template";
 
-/// Removes `pgdata` (if present) and creates it empty, mode 0700, owned by `owner`.
-pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
+/// Removes `pgdata` (if present) and creates it empty, mode 0700, owned by
+/// `owner`; returns its handle (see [`create_empty`]).
+pub fn wipe(pgdata: &Path, owner: Option<&RunAs>) -> Result<crate::safe_fs::Dir> {
     check_not_root(pgdata)?;
     stop_orphan(pgdata, ORPHAN_STOP_LIMIT)?;
     match std::fs::remove_dir_all(pgdata) {
@@ -71,17 +75,29 @@ fn create_parent(pgdata: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates the missing `pgdata`, empty, mode 0700, owned by `owner`.
-fn create_empty(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(pgdata)
+/// Creates the missing `pgdata`, empty, mode 0700, owned by `owner`, and
+/// returns its handle. PGDATA's parent may belong to postgres (it does in
+/// the image, and in the reference's layout), and postgres' user can then
+/// rename the new directory and put a symlink at its name at any moment:
+/// so it is made and chowned relative to the parent's handle, and whoever
+/// fills it as root goes through the handle (`Dir::pinned_path`), never
+/// through the name.
+fn create_empty(pgdata: &Path, owner: Option<&RunAs>) -> Result<crate::safe_fs::Dir> {
+    let absolute = std::path::absolute(pgdata).unwrap_or_else(|_| pgdata.to_path_buf());
+    let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        bail!("PGDATA {} has no parent", pgdata.display());
+    };
+    let name = name
+        .to_str()
+        .with_context(|| format!("PGDATA {} is not a UTF-8 path", pgdata.display()))?;
+    let dir = crate::safe_fs::Dir::create_in(parent, name, 0o700)
         .with_context(|| format!("creating PGDATA {}", pgdata.display()))?;
     if let Some(u) = owner {
-        u.chown(pgdata)?;
+        std::os::unix::fs::fchown(dir.fd(), Some(u.uid), Some(u.gid))
+            .with_context(|| format!("chown {} to {}", pgdata.display(), u.name))?;
         check_reachable(pgdata, u)?;
     }
-    Ok(())
+    Ok(dir)
 }
 
 /// Takes the old `pgdata` out of the way without waiting for its removal:
@@ -146,8 +162,8 @@ pub fn from_template(
     spares: bool,
 ) -> Result<(Prepared, Option<spare::NextSpare>)> {
     if !(spares && spare::same_device(template, pgdata)) {
-        wipe(pgdata, None)?;
-        let copied = copy_then_hand_over(template, pgdata, owner)?;
+        let dir = wipe(pgdata, None)?;
+        let copied = copy_then_hand_over(template, &dir, pgdata, owner)?;
         return Ok((Prepared::Copied(copied), None));
     }
     clear_aside(pgdata)?;
@@ -166,99 +182,41 @@ pub fn from_template(
         );
         Prepared::Claimed
     } else {
-        create_empty(pgdata, None)?;
-        Prepared::Copied(copy_then_hand_over(template, pgdata, owner)?)
+        let dir = create_empty(pgdata, None)?;
+        Prepared::Copied(copy_then_hand_over(template, &dir, pgdata, owner)?)
     };
     let next = (claim != spare::Claim::CrossDevice)
         .then(|| spare::NextSpare::new(template.to_path_buf(), owner.cloned()));
     Ok((prepared, next))
 }
 
-/// Copies the template into the empty `pgdata`, which stays ours (0700)
+/// Copies the template into the empty PGDATA `dir`, which stays ours (0700)
 /// while it is filled: postgres' user cannot reach into it meanwhile, to
-/// swap a directory being filled for a symlink. Then `pgdata` is handed to
-/// `owner` (through its handle), as everything in it already is.
-fn copy_then_hand_over(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> Result<Copied> {
-    let copied = copy_template(template, pgdata, owner)?;
-    hand_over(pgdata, owner)?;
+/// swap a directory being filled for a symlink, and the copy goes through
+/// its handle, not its name (which sits in a directory postgres may write).
+/// Then it is handed to `owner` (through its handle), as everything in it
+/// already is.
+fn copy_then_hand_over(
+    template: &Path,
+    dir: &crate::safe_fs::Dir,
+    pgdata: &Path,
+    owner: Option<&RunAs>,
+) -> Result<Copied> {
+    let copied = copy_template(template, &dir.pinned_path(), owner)
+        .with_context(|| format!("filling PGDATA {}", pgdata.display()))?;
+    hand_over(dir, pgdata, owner)?;
     Ok(copied)
 }
 
-/// Gives the filled `pgdata`, kept ours while it was filled path by path
-/// (its entries already `owner`'s), to `owner`: through its handle.
-pub fn hand_over(pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
+/// Gives the filled PGDATA `dir`, kept ours while it was filled (its
+/// entries already `owner`'s), to `owner`: through its handle.
+pub fn hand_over(dir: &crate::safe_fs::Dir, pgdata: &Path, owner: Option<&RunAs>) -> Result<()> {
     if let Some(u) = owner {
-        let dir = crate::safe_fs::Dir::open(pgdata)?;
         std::os::unix::fs::fchown(dir.fd(), Some(u.uid), Some(u.gid))
             .with_context(|| format!("chown {} to {}", pgdata.display(), u.name))?;
         check_reachable(pgdata, u)?;
     }
     Ok(())
-}
-
-/// How long an orphaned postmaster gets for its immediate shutdown before
-/// its process group is killed.
-const ORPHAN_STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Stops a postmaster that still runs on `pgdata` though no compute_ctl
-/// supervises it: one left behind by a compute_ctl killed outright (SIGKILL,
-/// OOM killer), outside a container. It is found through `postmaster.pid`,
-/// and recognised by its working directory (postgres works in its data
-/// directory), so a recycled pid is never touched. It gets an immediate
-/// shutdown (the data is about to be wiped), then, after `limit`, SIGKILL
-/// for its whole process group. Fails if it survives that.
-pub fn stop_orphan(pgdata: &Path, limit: std::time::Duration) -> Result<()> {
-    use nix::sys::signal::{kill, killpg, Signal};
-    use nix::unistd::Pid;
-    let Ok(text) = std::fs::read_to_string(pgdata.join("postmaster.pid")) else {
-        return Ok(());
-    };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-        .filter(|pid| *pid > 0)
-    else {
-        return Ok(());
-    };
-    let Ok(dir) = pgdata.canonicalize() else {
-        return Ok(());
-    };
-    let works_here = std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir);
-    if !works_here || !process::alive(pid) {
-        return Ok(());
-    }
-    tracing::warn!(
-        pid,
-        pgdata = %pgdata.display(),
-        "a postmaster left by an earlier compute_ctl still runs on PGDATA: stopping it before the wipe"
-    );
-    let pid = Pid::from_raw(pid);
-    let _ = kill(pid, Signal::SIGQUIT);
-    let gone = |within: std::time::Duration| {
-        let deadline = std::time::Instant::now() + within;
-        while std::time::Instant::now() < deadline {
-            if !process::alive(pid.as_raw()) {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        !process::alive(pid.as_raw())
-    };
-    if gone(limit) {
-        tracing::info!(pid = pid.as_raw(), "the orphaned postmaster has stopped");
-        return Ok(());
-    }
-    let _ = killpg(pid, Signal::SIGKILL);
-    let _ = kill(pid, Signal::SIGKILL);
-    if gone(std::time::Duration::from_secs(2)) {
-        tracing::warn!(pid = pid.as_raw(), "killed the orphaned postmaster");
-        return Ok(());
-    }
-    bail!(
-        "postmaster {pid} still runs on PGDATA {} and does not die; not wiping it",
-        pgdata.display()
-    )
 }
 
 /// Fails clearly when `user` cannot reach `path`: postgres would otherwise
@@ -600,3 +558,6 @@ pub fn copy_template(template: &Path, pgdata: &Path, owner: Option<&RunAs>) -> R
     );
     Ok(copied)
 }
+
+#[cfg(test)]
+mod tests;

@@ -49,6 +49,47 @@ impl Dir {
         })
     }
 
+    /// Creates the directory `name` in `parent` (mode `mode`, ours) and
+    /// opens it, both relative to the parent's handle. `parent` may be
+    /// writable by another user (PGDATA's parent often belongs to postgres):
+    /// that user can rename what we made and put a symlink at its name, so
+    /// the new directory is known by its handle from here on, never by the
+    /// name. Fails if what is at `name` when it is opened is not the
+    /// directory we made (not ours, or a symlink).
+    pub fn create_in(parent: &Path, name: &str, mode: u32) -> Result<Dir> {
+        let path = parent.join(name);
+        let parent = Dir::open(parent)?;
+        nix::sys::stat::mkdirat(
+            parent.fd(),
+            entry(name)?,
+            Mode::from_bits_truncate(mode & 0o7777),
+        )
+        .with_context(|| format!("creating {}", path.display()))?;
+        let dir = parent
+            .open_dir(name)?
+            .with_context(|| format!("{} vanished as soon as it was made", path.display()))?;
+        if dir.owner()?.0 != nix::unistd::Uid::effective().as_raw() {
+            bail!(
+                "{} was replaced by another user's directory as it was made; not using it",
+                path.display()
+            );
+        }
+        // The mode asked for, whatever the umask.
+        fchmod(dir.fd(), Mode::from_bits_truncate(mode & 0o7777))
+            .with_context(|| format!("chmod {}", path.display()))?;
+        Ok(dir)
+    }
+
+    /// A path that leads to this directory whatever is renamed or planted
+    /// meanwhile: the handle's entry in `/proc/self/fd` (Linux), valid while
+    /// the handle lives. For code that can only take a path (a copy, an
+    /// archive's unpacking) into a directory only we can write, whose own
+    /// name sits where another user can change it.
+    pub fn pinned_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
     /// Opens the subdirectory `name`; None when it does not exist.
     pub fn open_dir(&self, name: &str) -> Result<Option<Dir>> {
         let path = self.path.join(name);

@@ -9,17 +9,16 @@
 
 /// The catalog: reading, planning and applying roles and databases.
 pub mod catalog {
-    pub use crate::catalog::{
-        dry_run, reconcile, start, stored_password, Concurrency, Connector, Origin,
-    };
-    /// The internal port's `/grants` and `/extensions` request bodies.
-    pub mod api {
-        pub use crate::catalog::api::{ExtensionRequest, GrantRequest};
-    }
+    pub use crate::catalog::{dry_run, reconcile, start, stored_password, Concurrency, Origin};
     /// compute_ctl's own SQL migrations.
     pub mod migrations {
         pub use crate::catalog::migrations::MIGRATIONS;
     }
+}
+
+/// Maintenance connections to the compute's postgres.
+pub mod connect {
+    pub use crate::connect::Connector;
 }
 
 /// The driver's status names.
@@ -29,9 +28,13 @@ pub mod driver {
 
 /// The HTTP API's route table and probes.
 pub mod http {
+    /// The internal port's `/grants` and `/extensions` request bodies.
+    pub mod catalog {
+        pub use crate::http::catalog::{ExtensionRequest, GrantRequest};
+    }
     /// Which route is served on which port.
     pub mod table {
-        pub use crate::http::table::{markdown, Ports, ROUTES};
+        pub use crate::http::table::{markdown, Ports, States, ROUTES};
     }
     /// The probe paths.
     pub mod probes {
@@ -61,7 +64,7 @@ pub mod secret {
 
 /// The spec's two forms.
 pub mod spec {
-    pub use crate::spec::{ComputeConfig, ValidSpec};
+    pub use crate::spec::{ComputeConfig, ComputeSpec, ValidSpec};
 }
 
 /// Neon storage: basebackup, safekeepers, pg_basebackup.

@@ -1,7 +1,7 @@
 //! The executor: runs a [`Plan`] group by group.
 
-use super::connect::{Connection, Connector};
 use super::plan::{Plan, Step};
+use crate::connect::{Connection, Connector};
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,20 +6,18 @@
 //! primary's start, [`start()`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
 
-pub mod api;
 mod apply;
-mod connect;
-pub mod dump;
-pub mod extensions;
+mod context;
 pub mod migrations;
 mod model;
+pub mod neon_extension;
 mod plan;
 pub mod privileged;
 mod read;
 mod start;
 pub mod stats;
 mod subscriptions;
-mod template;
+mod template1;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -35,19 +33,21 @@ mod tests_scale;
 #[cfg(test)]
 mod tests_start;
 #[cfg(test)]
-mod tests_template;
+mod tests_template1;
 
 pub use apply::{apply, ApplyReport};
-pub use connect::Connector;
+use context::Template1;
+pub use context::{Origin, PlanContext};
 pub use model::DatabaseInfo;
 #[cfg(test)]
 pub use plan::plan_with;
 pub use plan::{stored_password, Plan, PlanError};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
-pub use read::{normalize_spec, read_catalog};
-pub use start::{finish_template, start, template_finish_key, Concurrency, Origin};
+pub use read::{read_catalog, read_valid_until};
+pub use start::{finish_template, start, template_finish_key, Concurrency};
 pub use subscriptions::drop_before_start;
 
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,33 +98,37 @@ pub async fn refusal(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<
 /// [`reconcile`] would execute (`compute_ctl plan` prints it), except that
 /// where template1 lacks the privileged role's default privileges, the plan
 /// sets them in each new database, whereas [`reconcile`] first gives them
-/// to template1 (see `Catalog::template_defaults`).
+/// to template1 (see `Catalog::template1_defaults`).
 pub async fn dry_run(connector: &Connector, spec: &ValidSpec) -> anyhow::Result<Plan> {
     let conn = connector.open(connector.maintenance_db()).await?;
-    let plan = read_and_plan(connector, &conn.client, spec, false, None, false).await;
+    let plan = read_and_plan(
+        connector,
+        &conn.client,
+        spec,
+        PlanContext::DryRun,
+        Template1::Unknown,
+    )
+    .await;
     conn.close().await;
     plan
 }
 
-/// [`dry_run`], reading through `client` (a connection to the maintenance
-/// database); with `prepare`, template1 is first given the privileged
-/// role's default privileges if databases are to be created and it lacks
-/// them. `template_ready` is what the start found out about template1 beside
-/// the migrations, if it did: then it is not looked at again. `starting`:
-/// a start's catalog step (see [`model::Catalog::starting`]).
+/// Reads the catalog through `client` (a connection to the maintenance
+/// database) and plans for `context`: unless a dry run, template1 is first
+/// given the privileged role's default privileges if databases are to be
+/// created and it lacks them. `template1` is what the start found out about
+/// it beside the migrations: when known, it is not looked at again.
 async fn read_and_plan(
     connector: &Connector,
     client: &tokio_postgres::Client,
     spec: &ValidSpec,
-    prepare: bool,
-    template_ready: Option<bool>,
-    starting: bool,
+    context: PlanContext,
+    template1: Template1,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
     let read = async {
         let mut catalog = read_catalog(client).await?;
-        catalog.starting = starting;
-        let spec = normalize_spec(client, spec).await?;
+        catalog.valid_until = read_valid_until(client, spec).await?;
         let existing: std::collections::HashSet<&str> =
             catalog.databases.iter().map(|d| d.name.as_str()).collect();
         let creates = spec
@@ -133,7 +137,7 @@ async fn read_and_plan(
             .iter()
             .any(|d| !existing.contains(d.name.as_str()));
         let template_open = catalog
-            .database(template::TEMPLATE)
+            .database(template1::TEMPLATE1)
             .is_some_and(DatabaseInfo::accepts_connections);
         // (A privileged role still to be created cannot be granted anything
         // yet: then the plan sets them in each new database.)
@@ -141,16 +145,20 @@ async fn read_and_plan(
             .privileged_role()
             .filter(|r| creates && template_open && catalog.role(r).is_some());
         if let Some(role) = role {
-            catalog.template_defaults = match template_ready {
-                Some(ready) => ready,
-                None => template::inherits_defaults(connector, client, role, prepare).await,
+            let prepare = context.prepares_template1();
+            catalog.template1_defaults = match template1 {
+                Template1::Inherits => true,
+                Template1::Lacks => false,
+                Template1::Unknown => {
+                    template1::inherits_defaults(connector, client, role, prepare).await
+                }
             };
         }
-        anyhow::Ok((catalog, spec))
+        anyhow::Ok(catalog)
     }
     .await;
-    let (catalog, spec) = read?;
-    plan_off_the_runtime(catalog, spec, connector)
+    // (A `ValidSpec` is shared, not copied: the planner's thread gets the same one.)
+    plan_off_the_runtime(read?, spec.clone(), connector, context)
         .await
         .context("planning the catalog reconciliation")
 }
@@ -164,6 +172,7 @@ async fn plan_off_the_runtime(
     catalog: model::Catalog,
     spec: ValidSpec,
     connector: &Connector,
+    context: PlanContext,
 ) -> Result<Plan, plan::PlanError> {
     /// Sets the flag when dropped: when the plan is no longer awaited.
     struct CancelOnDrop(Arc<AtomicBool>);
@@ -182,7 +191,8 @@ async fn plan_off_the_runtime(
         "planning the catalog reconciliation"
     );
     let planned = tokio::task::spawn_blocking(move || {
-        plan::plan_cancellable(&catalog, &spec, &superuser, privileged.as_deref(), &flag)
+        let privileged = privileged.as_deref();
+        plan::plan_cancellable(&catalog, &spec, &superuser, privileged, context, &flag)
     })
     .await;
     drop(cancel);
@@ -209,7 +219,8 @@ pub async fn reconcile(
     }
     let start = std::time::Instant::now();
     let conn = connector.open(connector.maintenance_db()).await?;
-    let plan = read_and_plan(connector, &conn.client, spec, true, None, false).await;
+    let context = PlanContext::Reconcile;
+    let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
     conn.close().await;
     apply_plan(connector, plan?, concurrency, start).await
 }

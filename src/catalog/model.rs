@@ -1,6 +1,7 @@
 //! A snapshot of the catalog objects compute_ctl manages: roles and databases.
 
 use crate::secret::Secret;
+use std::collections::HashMap;
 
 /// `pg_database.datconnlimit` of a database whose `DROP DATABASE` was
 /// interrupted: it cannot be connected to and can only be dropped.
@@ -16,11 +17,11 @@ pub struct Catalog {
     /// Whether `template1` gives the privileged role its default privileges
     /// in schema public, so the databases made from it inherit them. Read
     /// only when databases are to be created (`false` otherwise).
-    pub template_defaults: bool,
-    /// Whether this is a start's catalog step: postgres serves no one yet,
-    /// so the checkpoints `STRATEGY FILE_COPY` forces cost no workload (see
-    /// the planner's `file_copy`). Set by the caller, not read.
-    pub starting: bool,
+    pub template1_defaults: bool,
+    /// How this postgres writes each `valid_until` value of the spec's
+    /// roles, from the spec's text to `rolvaliduntil::text` (what the roles
+    /// above show). A value missing here is compared as the spec writes it.
+    pub valid_until: HashMap<String, String>,
 }
 
 impl Catalog {

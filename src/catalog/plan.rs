@@ -12,6 +12,7 @@
 //! escaped names, escaped literals and the already escaped renderings of
 //! [`crate::options`].
 
+use super::context::PlanContext;
 use super::model::{Catalog, RoleInfo};
 use crate::spec::{ComputeSpec, DeltaAction, DeltaOp, ValidSpec};
 use postgres_protocol::escape::escape_identifier;
@@ -26,7 +27,7 @@ mod step;
 
 use index::Sim;
 use sql::Sql;
-pub use step::{Plan, Step};
+pub use step::{Plan, Step, StepKind};
 
 /// Placeholder for a password in every shown form of a statement.
 pub const REDACTED: &str = "<redacted>";
@@ -129,15 +130,16 @@ pub fn stored_password(spec_password: &str) -> String {
 }
 
 /// Whether the `creating` databases a plan creates are made with `STRATEGY
-/// FILE_COPY` rather than postgres' default `WAL_LOG`: at a start (see
-/// [`Catalog::starting`]) on local storage, when there are at least
+/// FILE_COPY` rather than postgres' default `WAL_LOG`: at a start whose
+/// postgres serves no one yet ([`PlanContext::serves_no_one`]) on local
+/// storage, when there are at least
 /// [`FILE_COPY_FROM`] (a database whose options name a strategy keeps it).
 ///
-/// `WAL_LOG` reads every page of the template through shared buffers and
+/// `WAL_LOG` reads every page of template1 through shared buffers and
 /// writes it again as a full-page WAL record: for a 7 MB template1, ~4 MB
 /// of WAL and ~900 dirty buffers a database, which the creations evict from
 /// each other (and the next checkpoint still owes every new file's fsync).
-/// `FILE_COPY` copies the template's files and syncs them, between two
+/// `FILE_COPY` copies template1's files and syncs them, between two
 /// checkpoints that creations running at once share, with one small WAL
 /// record: measured on 50 creations at 10 at once (2 busy cores), about a
 /// third less time (the catalog bench: 999 ms against 1449 ms for the same
@@ -148,8 +150,8 @@ pub fn stored_password(spec_password: &str) -> String {
 /// file copy there would copy the wrong thing, so `WAL_LOG` stays. Nor on a
 /// running compute (a reconfiguration): the two forced checkpoints write
 /// out everything its users dirtied, a burst postgres 15 moved away from.
-fn file_copy(spec: &ComputeSpec, catalog: &Catalog, creating: usize) -> bool {
-    catalog.starting && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
+fn file_copy(spec: &ComputeSpec, context: PlanContext, creating: usize) -> bool {
+    context.serves_no_one() && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
 }
 
 /// The fewest database creations in one plan that are made with `STRATEGY
@@ -165,6 +167,9 @@ struct Planner<'a> {
     cancel: Option<&'a AtomicBool>,
     superuser: &'a str,
     privileged: Option<&'a str>,
+    /// How postgres writes the spec's `valid_until` values
+    /// ([`Catalog::valid_until`]).
+    valid_until: &'a std::collections::HashMap<String, String>,
     steps: Vec<Step>,
     phase: Phase,
     group: usize,
@@ -173,9 +178,10 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Appends a statement to the current phase and group.
-    fn push(&mut self, database: Option<&str>, object: String, sql: Sql) {
+    /// Appends a statement of this kind to the current phase and group.
+    fn push(&mut self, kind: StepKind, database: Option<&str>, object: String, sql: Sql) {
         self.steps.push(Step {
+            kind,
             database: database.map(str::to_string),
             redacted: sql.secret.then_some(sql.redacted),
             sql: sql.text,
@@ -233,7 +239,8 @@ pub fn plan(catalog: &Catalog, spec: &ValidSpec, superuser: &str) -> Result<Plan
     plan_with(catalog, spec, superuser, None)
 }
 
-/// `plan()` with a privileged role: [`plan_cancellable`] never cancelled.
+/// `plan()` with a privileged role, for a reconciliation:
+/// [`plan_cancellable`] never cancelled.
 #[cfg(test)]
 pub fn plan_with(
     catalog: &Catalog,
@@ -241,7 +248,7 @@ pub fn plan_with(
     superuser: &str,
     privileged: Option<&str>,
 ) -> Result<Plan, PlanError> {
-    plan_unchecked(catalog, spec, superuser, privileged)
+    plan_unchecked(catalog, spec, superuser, privileged, PlanContext::Reconcile)
 }
 
 /// Plans as `plan()` does, with a privileged role (the reference's
@@ -249,9 +256,12 @@ pub fn plan_with(
 /// CREATEROLE CREATEDB BYPASSRLS REPLICATION` (unless their options say
 /// otherwise), each new database grants it ALL and, in schema public, ALL
 /// on the tables and sequences its superuser creates later (with grant
-/// option: inherited from template1 when [`Catalog::template_defaults`]
+/// option: inherited from template1 when [`Catalog::template1_defaults`]
 /// says it has them, else set in the new database); it is never altered,
 /// renamed or dropped.
+///
+/// `context` says why the plan is made (here: whether databases are created
+/// with `STRATEGY FILE_COPY`, see [`file_copy`]).
 ///
 /// It gives up with [`PlanError::Cancelled`] soon after `cancel` is set: a
 /// plan of a large catalog runs on a thread of its own, and whoever waits
@@ -262,9 +272,10 @@ pub fn plan_cancellable(
     spec: &ValidSpec,
     superuser: &str,
     privileged: Option<&str>,
+    context: PlanContext,
     cancel: &AtomicBool,
 ) -> Result<Plan, PlanError> {
-    plan_inner(catalog, spec, superuser, privileged, Some(cancel))
+    plan_inner(catalog, spec, superuser, privileged, context, Some(cancel))
 }
 
 /// How many spec objects the planner handles between two looks at its
@@ -280,8 +291,9 @@ fn plan_unchecked(
     spec: &ComputeSpec,
     superuser: &str,
     privileged: Option<&str>,
+    context: PlanContext,
 ) -> Result<Plan, PlanError> {
-    plan_inner(catalog, spec, superuser, privileged, None)
+    plan_inner(catalog, spec, superuser, privileged, context, None)
 }
 
 /// The planner, looking at `cancel` (if any) as it goes.
@@ -290,6 +302,7 @@ fn plan_inner<'a>(
     spec: &'a ComputeSpec,
     superuser: &'a str,
     privileged: Option<&'a str>,
+    context: PlanContext,
     cancel: Option<&'a AtomicBool>,
 ) -> Result<Plan, PlanError> {
     let mut p = Planner {
@@ -298,6 +311,7 @@ fn plan_inner<'a>(
         cancel,
         superuser,
         privileged,
+        valid_until: &catalog.valid_until,
         steps: Vec::new(),
         phase: Phase::Delta,
         group: 0,
@@ -321,6 +335,7 @@ fn plan_inner<'a>(
     if let Some(privileged) = privileged.filter(|r| p.sim.role(r).is_none()) {
         // Missing (say, the start skipped catalog updates): its members need it.
         p.push(
+            StepKind::RoleChange,
             None,
             object("role", privileged),
             Sql::new("CREATE ROLE ")
@@ -354,7 +369,7 @@ fn plan_inner<'a>(
         .filter(|d| p.sim.database(&d.name).is_none())
         .map(|d| d.name.as_str())
         .collect();
-    p.file_copy = file_copy(spec, catalog, created.len());
+    p.file_copy = file_copy(spec, context, created.len());
     for (n, db) in spec.cluster.databases.iter().enumerate() {
         p.check_cancel(n)?;
         p.database(db)?;
@@ -366,7 +381,7 @@ fn plan_inner<'a>(
                 .ident(db)
                 .kw(" TO ")
                 .ident(privileged);
-            p.push(None, object("database", db), sql);
+            p.push(StepKind::Grant, None, object("database", db), sql);
         }
         p.barrier();
         let created: HashSet<&str> = created.into_iter().collect();
@@ -374,12 +389,13 @@ fn plan_inner<'a>(
         // them and the database is made from it; else they are set in it.
         for db in spec.cluster.databases.iter() {
             if !created.contains(db.name.as_str())
-                || (p.sim.template_defaults && !create::names_template(db))
+                || (p.sim.template1_defaults && !create::names_own_template(db))
             {
                 continue;
             }
-            let sql = Sql::new("").safe(&super::template::default_privileges_sql(privileged));
-            p.push(Some(&db.name), object("database", &db.name), sql);
+            let sql = Sql::new("").safe(&super::template1::default_privileges_sql(privileged));
+            let obj = object("database", &db.name);
+            p.push(StepKind::Other, Some(&db.name), obj, sql);
         }
     }
     Ok(Plan { steps: p.steps })

@@ -92,34 +92,42 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
     Ok(Catalog {
         roles,
         databases,
-        template_defaults: false,
-        starting: false,
+        template1_defaults: false,
+        valid_until: HashMap::new(),
     })
 }
 
-/// The spec with every role's `valid_until` option written the way the
-/// catalog shows it (`rolvaliduntil::text` in this session), so that the pure
-/// planner can compare them as text. The changed spec is checked again.
-pub async fn normalize_spec(client: &Client, spec: &ValidSpec) -> anyhow::Result<ValidSpec> {
-    let mut spec = spec.clone().into_raw();
-    for role in &mut spec.cluster.roles {
-        for opt in role.options.iter_mut().flatten() {
-            if let Ok(RoleAttr::ValidUntil(text)) = role_attribute(opt) {
-                let row = client
-                    .query_one(
-                        "SELECT $1::pg_catalog.text::pg_catalog.timestamptz::pg_catalog.text",
-                        &[&text],
-                    )
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "role {:?}: valid_until {text:?} is not a timestamp",
-                            role.name
-                        )
-                    })?;
-                opt.value = Some(row.try_get(0)?);
+/// How this postgres writes each `valid_until` of the spec's roles
+/// (`rolvaliduntil::text` in this session: the spec's text, as it is, to
+/// the catalog's), so that the pure planner can compare them as text. One
+/// query per distinct value; the spec itself is left as it was checked.
+pub async fn read_valid_until(
+    client: &Client,
+    spec: &ValidSpec,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut shown = HashMap::new();
+    for role in &spec.cluster.roles {
+        for opt in role.options.iter().flatten() {
+            let Ok(RoleAttr::ValidUntil(text)) = role_attribute(opt) else {
+                continue;
+            };
+            if shown.contains_key(&text) {
+                continue;
             }
+            let row = client
+                .query_one(
+                    "SELECT $1::pg_catalog.text::pg_catalog.timestamptz::pg_catalog.text",
+                    &[&text],
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "role {:?}: valid_until {text:?} is not a timestamp",
+                        role.name
+                    )
+                })?;
+            shown.insert(text, row.try_get(0)?);
         }
     }
-    ValidSpec::try_from(spec).context("the spec with its valid_until normalized")
+    Ok(shown)
 }

@@ -10,25 +10,13 @@
 //! concurrency and the catalog read; and a cluster copied from a finished
 //! template is not asked what the template already holds.
 
-use super::{
-    apply_plan, extensions, migrations, privileged, read_and_plan, template, ApplyReport, Connector,
-};
+use super::context::{Origin, PlanContext, Template1};
+use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport};
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use tokio_postgres::Client;
 use tracing::info;
-
-/// Where the cluster a start reconciles came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A fresh copy of a local template that `finish_template` finished
-    /// for this privileged role: template1 carries its default privileges,
-    /// and the cluster serves no one yet (see `Catalog::starting`).
-    FinishedTemplate,
-    /// Anything else (Neon storage, a restart on the same data): each step
-    /// looks for itself.
-    Unknown,
-}
 
 /// How many connections the start's apply may use at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +54,10 @@ pub async fn start(
     }
     let conn = connector.open(connector.maintenance_db()).await?;
     let planned = async {
-        let (concurrency, template_ready) =
+        let (concurrency, template1) =
             prepare(connector, &conn.client, spec, concurrency, origin).await?;
-        // A fresh copy of the template serves no one yet.
-        let starting = origin == Origin::FinishedTemplate;
-        let client = &conn.client;
-        let plan = read_and_plan(connector, client, spec, true, template_ready, starting).await?;
+        let context = PlanContext::Start(origin);
+        let plan = read_and_plan(connector, &conn.client, spec, context, template1).await?;
         anyhow::Ok((plan, concurrency))
     }
     .await;
@@ -92,63 +78,72 @@ async fn prepare(
     spec: &ValidSpec,
     concurrency: Concurrency,
     origin: Origin,
-) -> anyhow::Result<(usize, Option<bool>)> {
+) -> anyhow::Result<(usize, Template1)> {
     let concurrency = match concurrency {
         Concurrency::Fixed(n) => n,
         Concurrency::ShareOfMaxConnections => share_of_max_connections(client).await,
     };
     let Some(role) = connector.privileged_role() else {
-        return Ok((concurrency, None));
+        return Ok((concurrency, Template1::Unknown));
     };
-    let template1 = match (origin, spec.cluster.databases.is_empty()) {
-        (_, true) => None,
-        (Origin::FinishedTemplate, false) => Some(true),
-        (Origin::Unknown, false) => Some(false),
+    let step = match (origin, spec.cluster.databases.is_empty()) {
+        (_, true) => Template1Step::LeaveAlone,
+        (Origin::FinishedTemplate, false) => Template1Step::Finished,
+        (Origin::Unknown, false) => Template1Step::Prepare,
     };
-    let (id, template_ready) = privileged_role_and_migrations(connector, client, role, template1)
+    let (id, template1) = privileged_role_and_migrations(connector, client, role, step)
         .await
         .context("running the catalog migrations")?;
     info!(migration_id = id, "catalog migrations done");
-    Ok((concurrency, template_ready))
+    Ok((concurrency, template1))
+}
+
+/// What a start does about template1 beside the migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Template1Step {
+    /// Nothing: the spec lists no database.
+    LeaveAlone,
+    /// Nothing to look at: a finished template's copy, whose template1
+    /// carries the privileged role's default privileges.
+    Finished,
+    /// Give it those it lacks, on its own connection.
+    Prepare,
 }
 
 /// Makes sure of the privileged role `role` and the migrations on `client`,
 /// for one WAL flush: the last migration's commit, or, when none was left
-/// to apply, a flush of the role's creation. `template1`: `None` leaves
-/// template1 alone; `Some(true)` says it is known to carry the role's
-/// default privileges; `Some(false)` gives it those it lacks meanwhile, on
-/// its own connection. Returns the migration id reached and whether
-/// template1 carries them (`None` when it was left alone or could not be
-/// looked at).
+/// to apply, a flush of the role's creation; meanwhile, what `step` says
+/// about template1. Returns the migration id reached and what is known of
+/// template1 (unknown when it was left alone or could not be looked at).
 async fn privileged_role_and_migrations(
     connector: &Connector,
     client: &Client,
     role: &str,
-    template1: Option<bool>,
-) -> anyhow::Result<(i64, Option<bool>)> {
+    step: Template1Step,
+) -> anyhow::Result<(i64, Template1)> {
     let created = privileged::ensure_unflushed(client, role).await?;
-    let template = async {
-        match template1 {
-            None => None,
-            Some(true) => Some((None, true)),
-            Some(false) => template::prepare_at_start(connector, role)
+    let looking = async {
+        match step {
+            Template1Step::LeaveAlone => None,
+            Template1Step::Finished => Some((None, true)),
+            Template1Step::Prepare => template1::prepare_at_start(connector, role)
                 .await
                 .map(|(pid, ready)| (Some(pid), ready)),
         }
     };
-    let (migrated, template) = tokio::join!(migrations::run_all(client, role), template);
-    let mut template_ready = None;
-    if let Some((pid, ready)) = template {
+    let (migrated, looked) = tokio::join!(migrations::run_all(client, role), looking);
+    let mut template1 = Template1::Unknown;
+    if let Some((pid, ready)) = looked {
         if let Some(pid) = pid {
-            template::wait_gone(client, pid).await;
+            template1::wait_gone(client, pid).await;
         }
-        template_ready = Some(ready);
+        template1 = Template1::inherits(ready);
     }
     let migrated = migrated?;
     if created && migrated.applied == 0 {
         privileged::flush(client).await?;
     }
-    Ok((migrated.reached, template_ready))
+    Ok((migrated.reached, template1))
 }
 
 /// A tenth of the server's `max_connections`, 1 to 16 (1 if unreadable).
@@ -170,7 +165,7 @@ pub fn template_finish_key(privileged: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     privileged::CREATE_ATTRIBUTES.hash(&mut h);
-    template::default_privileges_sql(privileged).hash(&mut h);
+    template1::default_privileges_sql(privileged).hash(&mut h);
     for m in migrations::MIGRATIONS {
         (m.id, m.render(privileged)).hash(&mut h);
     }
@@ -191,12 +186,13 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
         return Ok(());
     };
     let conn = connector.open(connector.maintenance_db()).await?;
-    let result = privileged_role_and_migrations(connector, &conn.client, role, Some(false)).await;
+    let step = Template1Step::Prepare;
+    let result = privileged_role_and_migrations(connector, &conn.client, role, step).await;
     conn.close().await;
-    let (id, template_ready) = result.context("running the catalog migrations")?;
+    let (id, template1) = result.context("running the catalog migrations")?;
     info!(migration_id = id, "catalog migrations done in the template");
     anyhow::ensure!(
-        template_ready == Some(true),
+        template1 == Template1::Inherits,
         "template1 did not take the privileged role's default privileges"
     );
     Ok(())
@@ -204,5 +200,5 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
 
 fn spawn_extension_count(connector: &Connector) {
     let connector = connector.clone();
-    tokio::spawn(async move { extensions::refresh(&connector).await });
+    tokio::spawn(async move { crate::installed_extensions::refresh(&connector).await });
 }

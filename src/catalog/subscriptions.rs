@@ -5,7 +5,7 @@
 //! in `neon.drop_subscriptions_done`, so subscriptions made later survive
 //! restarts.
 
-use super::connect::Connector;
+use crate::connect::Connector;
 use anyhow::Context;
 use postgres_protocol::escape::escape_identifier;
 use tracing::info;

@@ -53,13 +53,12 @@ fn chown_to_postgres(path: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The one port allocator of the tests (the integration tests' and the
+/// benches'): below the ephemeral range, where no outgoing connection can
+/// take the port between its pick and postgres' bind.
+#[path = "../../tests/it/ports.rs"]
+mod ports;
+use ports::free_port;
 
 impl Pg {
     pub(super) async fn start() -> Pg {
@@ -133,11 +132,11 @@ impl Pg {
     }
 
     /// Whether `db` gives `neon_superuser` every default privilege in public
-    /// (see `template::HAS_DEFAULTS`).
+    /// (see `template1::HAS_DEFAULTS`).
     pub(super) async fn has_defaults(&self, db: &str) -> bool {
         self.client(db)
             .await
-            .query_one(super::template::HAS_DEFAULTS, &[&"neon_superuser"])
+            .query_one(super::template1::HAS_DEFAULTS, &[&"neon_superuser"])
             .await
             .unwrap()
             .get(1)
@@ -158,9 +157,9 @@ impl Pg {
 
     pub(super) async fn plan(&self, spec: &ValidSpec) -> Plan {
         let client = self.client("postgres").await;
-        let catalog = read_catalog(&client).await.unwrap();
-        let spec = normalize_spec(&client, spec).await.unwrap();
-        plan(&catalog, &spec, SU).unwrap()
+        let mut catalog = read_catalog(&client).await.unwrap();
+        catalog.valid_until = read_valid_until(&client, spec).await.unwrap();
+        plan(&catalog, spec, SU).unwrap()
     }
 
     /// datname -> owner
@@ -513,4 +512,24 @@ async fn skip_pg_catalog_updates_does_nothing() {
     let report = reconcile(&pg.connector(), &s, 1).await.unwrap();
     assert_eq!(report.statements, 0);
     assert!(pg.catalog().await.role("r").is_none());
+}
+
+/// As the reference's maintenance sessions: compute_ctl's own DDL is not
+/// forwarded to the control plane by Neon's postgres (every kind of
+/// maintenance connection, the quiet one for passwords included).
+#[tokio::test]
+async fn maintenance_sessions_do_not_forward_ddl() {
+    let pg = Pg::start().await;
+    let connector = pg.connector();
+    let loud = connector.open("postgres").await.unwrap();
+    let quiet = connector.open_quiet("postgres").await.unwrap();
+    for client in [&loud.client, &quiet.client] {
+        let row = client
+            .query_one("SHOW neon.forward_ddl", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "false");
+    }
+    loud.close().await;
+    quiet.close().await;
 }

@@ -30,7 +30,7 @@ fn the_privileged_plan_makes_members_and_grants_databases() {
                     REPLICATION BYPASSRLS IN ROLE pg_read_all_data, pg_write_all_data"),
             (None, "CREATE ROLE \"a\" WITH LOGIN INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
             (None, "CREATE ROLE \"b\" WITH LOGIN NOCREATEDB INHERIT CREATEROLE BYPASSRLS REPLICATION IN ROLE \"neon_superuser\""),
-            // Not a start (`Catalog::starting`): postgres' default strategy.
+            // A reconciliation (`PlanContext::Reconcile`): postgres' default strategy.
             (None, "CREATE DATABASE \"d1\" WITH OWNER \"a\""),
             (None, "CREATE DATABASE \"d2\" WITH OWNER \"b\""),
             (None, "GRANT ALL ON DATABASE \"d1\" TO \"neon_superuser\""),

@@ -5,10 +5,12 @@
 use super::model::{Catalog, DatabaseInfo, RoleInfo};
 use super::plan::tests::spec;
 use super::plan::{plan_cancellable, PlanError};
+use super::PlanContext;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 
 const SU: &str = "cloud_admin";
+const RECONCILE: PlanContext = PlanContext::Reconcile;
 
 fn roles_json(n: usize) -> Vec<Value> {
     (0..n)
@@ -28,8 +30,8 @@ fn catalog_of(n: usize) -> Catalog {
     Catalog {
         roles,
         databases: vec![DatabaseInfo::new("postgres", SU)],
-        template_defaults: false,
-        starting: false,
+        template1_defaults: false,
+        valid_until: Default::default(),
     }
 }
 
@@ -39,12 +41,12 @@ fn a_large_catalog_plans_in_spec_order_and_a_no_op_is_empty() {
     let s = spec(json!({"roles": roles_json(n)}));
     let never = AtomicBool::new(false);
     let empty = Catalog::default();
-    let p = plan_cancellable(&empty, &s, SU, None, &never).unwrap();
+    let p = plan_cancellable(&empty, &s, SU, None, RECONCILE, &never).unwrap();
     assert_eq!(p.len(), n);
     for (i, step) in p.steps.iter().enumerate() {
         assert_eq!(step.sql(), format!("CREATE ROLE \"r{i}\" WITH LOGIN"));
     }
-    let p = plan_cancellable(&catalog_of(n), &s, SU, None, &never).unwrap();
+    let p = plan_cancellable(&catalog_of(n), &s, SU, None, RECONCILE, &never).unwrap();
     assert!(p.is_empty(), "{p}");
 }
 
@@ -67,7 +69,7 @@ fn a_rename_and_a_drop_move_the_databases_they_owned() {
         ]
     }));
     let never = AtomicBool::new(false);
-    let p = plan_cancellable(&cat, &s, SU, None, &never).unwrap();
+    let p = plan_cancellable(&cat, &s, SU, None, RECONCILE, &never).unwrap();
     // Neither pass needs an ALTER DATABASE .. OWNER TO: the rename gave
     // r0's databases to n0, the drop gave r1's to the superuser.
     assert!(!p.steps.iter().any(|s| s.sql().contains("OWNER TO")), "{p}");
@@ -79,6 +81,6 @@ fn a_rename_and_a_drop_move_the_databases_they_owned() {
 fn a_cancelled_plan_gives_up() {
     let s = spec(json!({"roles": roles_json(5_000)}));
     let cancelled = AtomicBool::new(true);
-    let got = plan_cancellable(&Catalog::default(), &s, SU, None, &cancelled);
+    let got = plan_cancellable(&Catalog::default(), &s, SU, None, RECONCILE, &cancelled);
     assert_eq!(got.unwrap_err(), PlanError::Cancelled);
 }

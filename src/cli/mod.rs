@@ -9,6 +9,7 @@ use crate::spec::{ComputeConfig, ValidSpec};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// compute_ctl: starts, configures and supervises a PostgreSQL compute node.
 ///
@@ -264,6 +265,29 @@ pub struct Cli {
     #[arg(long, env = "COMPUTE_CTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// How long one download from the extension store (`-r`) may take, all
+    /// its attempts included (a 503 or a store out of reach is tried again,
+    /// pauses doubling from 100 ms up to 2 s); a second request for an
+    /// archive being downloaded waits as long, and 5 s more. Fractions allowed.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_REMOTE_EXT_TIMEOUT",
+        default_value = "50",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub remote_ext_timeout: std::time::Duration,
+
+    /// Largest archive accepted from the extension store, compressed; it may
+    /// unpack to 8 times as much.
+    #[arg(
+        long,
+        env = "COMPUTE_CTL_REMOTE_EXT_MAX_BYTES",
+        default_value_t = 256 * 1024 * 1024,
+        value_name = "BYTES"
+    )]
+    pub remote_ext_max_bytes: u64,
+
     /// The reference's launch flags (Neon's compute_ctl).
     #[command(flatten)]
     pub reference: ReferenceFlags,
@@ -336,15 +360,19 @@ pub struct ReferenceFlags {
     #[arg(long, env = "COMPUTE_CTL_DEV")]
     pub dev: bool,
 
-    /// Not supported (the reference's remote extension storage).
+    /// The extension store (any static HTTP server): the archives of the
+    /// extensions a spec's `remote_extensions` allows, at
+    /// `<URL>/<build tag>/<arch>/v<major>/extensions/<extension>.tar.zst`.
+    /// No query allowed.
     #[arg(
         short = 'r',
         long,
         env = "COMPUTE_CTL_REMOTE_EXT_BASE_URL",
         value_name = "URL",
-        alias = "remote-ext-config"
+        alias = "remote-ext-config",
+        value_parser = parse_remote_ext_base_url
     )]
-    pub remote_ext_base_url: Option<String>,
+    pub remote_ext_base_url: Option<reqwest::Url>,
 
     /// Not supported (the reference's cgroup for postgres, in VMs).
     #[arg(long, env = "COMPUTE_CTL_CGROUP", value_name = "NAME")]
@@ -376,7 +404,6 @@ impl ReferenceFlags {
     pub fn unsupported(&self) -> Vec<&'static str> {
         [
             ("--dev", self.dev),
-            ("--remote-ext-base-url", self.remote_ext_base_url.is_some()),
             ("--cgroup", self.cgroup.is_some()),
             ("--filecache-connstr", self.filecache_connstr.is_some()),
             ("--vm-monitor-addr", self.vm_monitor_addr.is_some()),
@@ -390,6 +417,10 @@ impl ReferenceFlags {
         .filter_map(|(flag, given)| given.then_some(flag))
         .collect()
     }
+}
+
+fn parse_remote_ext_base_url(text: &str) -> Result<reqwest::Url, String> {
+    crate::extensions::parse_base_url(text).map_err(|e| format!("{e:#}"))
 }
 
 fn parse_privileged_role(name: &str) -> Result<String, String> {
@@ -470,7 +501,7 @@ pub async fn print_plan(
     let config: tokio_postgres::Config = connstr
         .parse()
         .with_context(|| format!("--connstr {connstr:?} is not a valid connection string"))?;
-    let connector = crate::catalog::Connector::new(config).with_privileged_role(privileged_role);
+    let connector = crate::connect::Connector::new(config).with_privileged_role(privileged_role);
     let plan = crate::catalog::dry_run(&connector, &spec).await?;
     if plan.is_empty() {
         eprintln!("-- the catalog matches the spec: nothing to do");
@@ -567,7 +598,18 @@ impl Cli {
         let socket_dir = self.socket_dir.clone().unwrap_or_else(socket::default_dir);
         // compute_ctl's own sessions go through the socket, where the
         // superuser is trusted; the connstr gives the user, database and port.
-        let connstr = crate::catalog::Connector::socket_config(&connstr, &socket_dir, port);
+        let connstr = crate::connect::Connector::socket_config(&connstr, &socket_dir, port);
+        let remote_extensions = Arc::new(crate::extensions::Store::new(
+            self.reference.remote_ext_base_url.clone(),
+            &pgbin,
+            crate::metrics::BUILD_TAG,
+            crate::extensions::Limits {
+                timeout: self.remote_ext_timeout,
+                max_bytes: self.remote_ext_max_bytes,
+                attempts: 10,
+                first_pause: std::time::Duration::from_millis(100),
+            },
+        )?);
         Ok(Params {
             pgdata,
             connstr,
@@ -583,12 +625,14 @@ impl Cli {
             start_timeout: std::time::Duration::from_secs(self.start_timeout.max(1)),
             stop_timeout: std::time::Duration::from_secs(self.stop_timeout),
             promote_timeout: std::time::Duration::from_secs(self.promote_timeout),
+            internal_http_port: self.internal_http_port,
             privileged_role: self.reference.privileged_role_name.clone(),
             installed_extensions_interval: std::time::Duration::from_secs(
                 self.reference
                     .installed_extensions_collection_interval
                     .max(1),
             ),
+            remote_extensions,
             storage_backoff: crate::storage::Backoff {
                 attempts: self.storage_attempts.max(1),
                 stall_timeout: std::time::Duration::from_secs(self.storage_stall_timeout.max(1)),

@@ -141,7 +141,6 @@ fn the_reference_launch_flags_are_accepted() {
         cli.reference.unsupported(),
         [
             "--dev",
-            "--remote-ext-base-url",
             "--cgroup",
             "--filecache-connstr",
             "--vm-monitor-addr",
@@ -150,6 +149,30 @@ fn the_reference_launch_flags_are_accepted() {
         ]
     );
     assert!(parse(&[]).unwrap().reference.unsupported().is_empty());
+    // -r is implemented: taken as the reference takes it.
+    assert_eq!(
+        cli.reference.remote_ext_base_url.map(|u| u.to_string()),
+        Some("http://ext/".to_string())
+    );
+}
+
+#[test]
+fn the_extension_store_url_is_validated_as_the_reference_does() {
+    let url = |text: &str| {
+        parse(&["-r", text]).map(|c| c.reference.remote_ext_base_url.unwrap().to_string())
+    };
+    assert_eq!(url("http://gw//").unwrap(), "http://gw/");
+    assert_eq!(url("https://gw/a/b").unwrap(), "https://gw/a/b/");
+    let e = url("http://gw/?x=1").unwrap_err().to_string();
+    assert!(
+        e.contains("parameters detected in remote extensions base URL"),
+        "{e}"
+    );
+    assert!(url("not a url").is_err());
+    assert!(url("file:///etc").is_err());
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.remote_ext_timeout, std::time::Duration::from_secs(50));
+    assert_eq!(cli.remote_ext_max_bytes, 256 * 1024 * 1024);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! [`Event`]s; the driver decides what a request means in the current state.
 
 mod accept;
+mod admit;
 mod operate;
 mod promote;
 mod replies;
@@ -17,18 +18,22 @@ mod status;
 pub(crate) mod template;
 mod terminate;
 
+use admit::Here;
+pub use admit::{described, Asked, AskedOnly};
 pub use promote::PromoteTimings;
-pub use request::{Event, Handle, Request, RequestError};
+pub use request::{Event, Handle, Keys, Operation, Request, RequestError, Restarted};
+use snapshot::Facts;
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
+use admit::{admitted, not_taken, Next, Operations};
 use replies::Replies;
-use request::{interruptible, reject};
+use request::interruptible;
 
 use start::{reconfigure, start_compute};
 
-use crate::catalog::Connector;
 use crate::config::ConfigParams;
+use crate::connect::Connector;
 use crate::pgbin::PgBin;
 use crate::postgres::Postgres;
 use crate::process::RunAs;
@@ -37,15 +42,16 @@ use crate::storage;
 use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
-    AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Lsn,
+    AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Kind,
     Reconfiguration, Running, Status, TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, OnceCell};
 
 /// The driver's types, plugged into the machine.
 pub struct Ctx;
@@ -95,6 +101,8 @@ pub struct Params {
     pub installed_extensions_interval: Duration,
     /// Retries of the storage steps.
     pub storage_backoff: storage::Backoff,
+    /// The extension store (`-r`) and what was fetched from it.
+    pub remote_extensions: Arc<crate::extensions::Store>,
     /// How long postgres may take to accept connections (recovery included).
     pub start_timeout: Duration,
     /// How long the API keeps answering after a termination asked for over
@@ -106,12 +114,18 @@ pub struct Params {
     pub promote_timeout: Duration,
     /// TLS for clients (and what it last did, shown in the snapshot).
     pub edge: Arc<crate::edge::Edge>,
+    /// The internal HTTP port (`neon.extension_server_port`).
+    pub internal_http_port: u16,
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
 struct Env {
     params: Params,
     known_settings: OnceCell<HashSet<String>>,
+    /// Set once a start with `drop_subscriptions_before_start` has dropped
+    /// the copied subscriptions: from then on every configuration written
+    /// lets logical replication's subscribers run.
+    subscribers_released: std::sync::atomic::AtomicBool,
 }
 
 impl Env {
@@ -171,13 +185,28 @@ impl Env {
             .with_privileged_role(&self.params.privileged_role)
     }
 
-    fn config_params(&self) -> ConfigParams<'_> {
+    fn base_config_params(&self) -> ConfigParams<'_> {
         ConfigParams {
             port: self.params.port,
             superuser: &self.params.superuser,
             socket_dir: &self.params.socket_dir,
             privileged_role: Some(&self.params.privileged_role),
             edge: Some(&self.params.edge),
+            extension_server_port: Some(self.params.internal_http_port),
+            hold_subscribers: false,
+        }
+    }
+
+    /// What the configuration of `spec` takes besides the spec: logical
+    /// replication's subscribers held back while a start's copied
+    /// subscriptions are still to be dropped.
+    fn config_params(&self, spec: &ValidSpec) -> ConfigParams<'_> {
+        use std::sync::atomic::Ordering;
+        ConfigParams {
+            hold_subscribers: spec.drop_subscriptions_before_start
+                && spec.mode == crate::spec::ComputeMode::Primary
+                && !self.subscribers_released.load(Ordering::Relaxed),
+            ..self.base_config_params()
         }
     }
 }
@@ -185,15 +214,14 @@ impl Env {
 /// The driver loop.
 pub struct Driver {
     env: Arc<Env>,
+    /// What everyone else reads: written by [`Driver::publish`] only.
     snapshot: Arc<RwLock<Snapshot>>,
+    /// What the driver knows besides its state, published with it.
+    facts: Facts,
     events: mpsc::Receiver<Event>,
     started_at: Instant,
     /// The replies owed to requests answered later than they arrive.
     replies: Replies,
-    /// The mode of a termination asked for over HTTP (which lingers).
-    http_termination: Option<TerminationMode>,
-    /// The figures of the last promotion (what a repeated `/promote` answers).
-    last_promotion: Option<PromoteTimings>,
     /// A static compute's LSN lease, renewed while the driver lives (see
     /// `storage::lease`), and what it is held on.
     lsn_lease: Option<(
@@ -228,13 +256,13 @@ impl Driver {
             env: Arc::new(Env {
                 params,
                 known_settings: OnceCell::new(),
+                subscribers_released: Default::default(),
             }),
             snapshot: snapshot.clone(),
+            facts: Facts::default(),
             events: rx,
             started_at: Instant::now(),
             replies: Replies::default(),
-            http_termination: None,
-            last_promotion: None,
             lsn_lease: None,
         };
         (
@@ -269,11 +297,6 @@ impl Driver {
                 AnyState::Reconfiguration(s) => self.on_reconfiguration(s).await,
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::RestartPending(s) => self.on_restarting(s).await,
-                // The restart's handler holds Restarting from the handover
-                // to the end of the restart; never returned to the loop.
-                AnyState::Restarting(s) => s
-                    .fail("a restart was left half-way (the driver lost its postgres)".into())
-                    .into(),
                 AnyState::Promoting(s) => self.on_promoting(s).await,
                 AnyState::TerminationPending(s) => {
                     let (postgres, s) = s.begin();
@@ -303,43 +326,56 @@ impl Driver {
                 (t, tokio_util::task::AbortOnDropHandle::new(task))
             });
         }
-        let mut snap = self.snapshot.write();
-        if snap.spec.is_none() {
-            snap.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
+        let facts = &mut self.facts;
+        if facts.spec.is_none() {
+            facts.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
         }
-        snap.tenant = spec.tenant_id.clone();
-        snap.timeline = spec.timeline_id.clone();
+        facts.tenant = spec.tenant_id.clone();
+        facts.timeline = spec.timeline_id.clone();
     }
 
-    fn count_transition(&self, from: Option<Status>, to: Status) {
+    fn count_transition(&mut self, from: Option<Status>, to: Status) {
         let Some(from) = from else { return };
-        let mut snap = self.snapshot.write();
-        match snap.transitions.iter_mut().find(|(k, _)| *k == (from, to)) {
+        let transitions = &mut self.facts.transitions;
+        match transitions.iter_mut().find(|(k, _)| *k == (from, to)) {
             Some((_, n)) => *n += 1,
-            None => snap.transitions.push(((from, to), 1)),
+            None => transitions.push(((from, to), 1)),
         }
     }
 
-    /// Publishes the new state, and answers the replies it settles.
+    /// Publishes the new state with the driver's facts, and answers the
+    /// replies it settles: the one writer of the snapshot (but for the
+    /// monitor's fields), after each step.
     fn publish(&mut self, state: &State) {
-        let mut snap = self.snapshot.write();
-        snap.status = state.status();
+        let facts = &mut self.facts;
+        match state {
+            AnyState::Failed(f) => facts.error = Some(f.error().clone()),
+            AnyState::FailedServing(f) => facts.error = Some(f.error().clone()),
+            AnyState::Running(r) => {
+                facts.error = None;
+                facts.spec = Some(r.spec().clone());
+            }
+            _ => {}
+        }
         let mode = match state {
             AnyState::TerminationPending(t) => Some(t.mode()),
             AnyState::Terminating(t) => Some(t.mode()),
             _ => None,
         };
+        let mut snap = self.snapshot.write();
+        snap.status = state.status();
         snap.compute_status = ComputeStatus::of(snap.status, mode);
+        snap.tenant = facts.tenant.clone();
+        snap.timeline = facts.timeline.clone();
+        snap.error = facts.error.clone();
+        snap.pending_restart = facts.pending_restart.clone();
+        snap.timings = facts.timings.clone();
+        snap.transitions = facts.transitions.clone();
+        snap.spec = facts.spec.clone();
         match state {
-            AnyState::Failed(f) => snap.error = Some(f.error().clone()),
-            AnyState::FailedServing(f) => snap.error = Some(f.error().clone()),
-            AnyState::Running(r) => {
-                snap.error = None;
-                snap.spec = Some(r.spec().clone());
-                if snap.last_active.is_none() {
-                    // Scale-to-zero counts idleness from the moment we serve.
-                    snap.last_active = Some(Utc::now());
-                }
+            AnyState::Running(_) if snap.last_active.is_none() => {
+                // Scale-to-zero counts idleness from the moment we serve.
+                snap.last_active = Some(Utc::now());
             }
             AnyState::Terminated(t) => snap.lsn = t.lsn(),
             _ => {}
@@ -348,87 +384,98 @@ impl Driver {
     }
 
     fn timings(&self) -> Timings {
-        self.snapshot.read().timings.clone()
+        self.facts.timings.clone()
     }
 
     /// What an event asks of a state that waits for requests (Empty,
-    /// Running, Failed). Replies that come later are parked here.
-    async fn triage(&mut self, event: Option<Event>, running: Option<&ValidSpec>) -> Ask {
-        match event {
+    /// Running, Failed with or without postgres), at `here`: requests are
+    /// admitted by [`admit`]; a connection is answered at once, a spec is
+    /// checked and its reply parked, and so is a termination's. What only
+    /// the state can take up is returned (`O`: Running's operations; none
+    /// elsewhere).
+    async fn triage<O: Operations>(
+        &mut self,
+        here: Here,
+        event: Option<Event>,
+        running: Option<&ValidSpec>,
+    ) -> Next<O> {
+        let request = match event {
             // Every sender is gone: nobody can reach us any more; stop.
-            None => Ask::Terminate(TerminationMode::Fast),
-            Some(Event::Signal(mode)) => Ask::Terminate(mode),
+            None => return Next::Terminate(TerminationMode::Fast),
+            Some(Event::Signal(mode)) => return Next::Terminate(mode),
             Some(Event::Suspend { idle }) => {
                 tracing::info!(
                     idle_s = idle.as_secs(),
                     "idle longer than suspend_timeout_seconds: suspending (fast termination)"
                 );
-                Ask::Terminate(TerminationMode::Fast)
+                return Next::Terminate(TerminationMode::Fast);
             }
-            Some(Event::Request(Request::Terminate { mode, reply })) => {
+            Some(Event::Request(request)) => request,
+        };
+        let Some(request) = admitted(here, request) else {
+            return Next::Nothing;
+        };
+        match request {
+            Request::Terminate { mode, reply } => {
                 self.replies.park_terminate(reply);
-                self.http_termination = Some(mode);
-                Ask::Terminate(mode)
+                self.facts.http_termination = Some(mode);
+                Next::Terminate(mode)
             }
-            Some(Event::Request(Request::Configure { spec, reply })) => {
+            Request::Configure { spec, keys, reply } => {
                 match self.accept_spec(&spec, running, reply).await {
                     Some(reply) => {
+                        if let Some(keys) = keys {
+                            keys.install();
+                        }
                         self.spec_arrived(&spec);
                         self.replies.park_configure(reply);
-                        Ask::Configure(spec)
+                        Next::Configure(spec)
                     }
-                    None => Ask::Nothing,
+                    None => Next::Nothing,
                 }
             }
-            Some(Event::Request(Request::Connect { reply })) => Ask::Connect(reply),
-            Some(Event::Request(Request::Ping { reply })) => {
-                let _ = reply.send(Ok(()));
-                Ask::Nothing
+            Request::Connect { reply } | Request::ConnectRunning { reply } => {
+                let _ = reply.send(Ok(self.env.connector()));
+                Next::Nothing
             }
-            Some(Event::Request(Request::Restart {
-                only_if_pending,
-                reply,
-            })) => Ask::Restart {
-                only_if_pending,
-                reply,
+            Request::Operate(op) => match O::take(op) {
+                Ok(op) => Next::Operate(op),
+                Err(op) => {
+                    not_taken(here, Request::Operate(op));
+                    Next::Nothing
+                }
             },
-            Some(Event::Request(Request::Promote {
-                spec,
-                wal_flush_lsn,
-                reply,
-            })) => Ask::Promote {
-                spec,
-                wal_flush_lsn,
-                reply,
-            },
+            other @ (Request::Ping { .. } | Request::Admits { .. }) => {
+                not_taken(here, other);
+                Next::Nothing
+            }
         }
     }
 
     async fn on_empty(&mut self, s: Empty<Ctx>) -> State {
+        let here = Here::new(Kind::Empty, None);
         loop {
             let event = self.events.recv().await;
-            match self.triage(event, None).await {
-                Ask::Terminate(mode) => return s.terminate(mode).into(),
-                Ask::Configure(spec) => return s.configure(spec).into(),
-                Ask::Connect(reply) => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Restart { reply, .. } => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Promote { reply, .. } => {
-                    let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Empty)));
-                }
-                Ask::Nothing => {}
+            match self.triage::<Infallible>(here, event, None).await {
+                Next::Terminate(mode) => return s.terminate(mode).into(),
+                Next::Configure(spec) => return s.configure(spec).into(),
+                Next::Operate(never) => match never {},
+                Next::Nothing => {}
             }
         }
     }
 
+    /// A start from the spec given at launch, which is checked for this
+    /// postgres first, as a spec received over the API is when it is accepted.
     async fn on_init(&mut self, s: Init<Ctx>) -> State {
-        let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, ComputeStatus::Init, work).await {
+        let (env, spec, timings) = (self.env.clone(), s.spec().clone(), self.timings());
+        let work = async move {
+            env.check_spec(&spec).await?;
+            start_compute(env, spec, timings).await
+        };
+        match interruptible(&mut self.events, Here::new(Kind::Init, None), work).await {
             Ok(Ok((pg, timings))) => {
-                self.snapshot.write().timings = timings;
+                self.facts.timings = timings;
                 s.started(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
@@ -439,12 +486,10 @@ impl Driver {
     /// A full start from a spec received over the API.
     async fn on_configuration(&mut self, s: Configuration<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+        match interruptible(&mut self.events, Here::new(Kind::Configuration, None), work).await {
             Ok(Ok((pg, timings))) => {
-                let mut snap = self.snapshot.write();
-                snap.timings = timings;
-                snap.pending_restart.clear();
-                drop(snap);
+                self.facts.timings = timings;
+                self.facts.pending_restart.clear();
                 s.configured(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
@@ -458,11 +503,17 @@ impl Driver {
             self.env.clone(),
             s.spec().clone(),
             start::Serving::of(s.postgres()),
-            false,
+            crate::catalog::PlanContext::Reconcile,
         );
-        match interruptible(&mut self.events, ComputeStatus::Configuration, work).await {
+        match interruptible(
+            &mut self.events,
+            Here::new(Kind::Reconfiguration, None),
+            work,
+        )
+        .await
+        {
             Ok(Ok(pending_restart)) => {
-                self.snapshot.write().pending_restart = pending_restart;
+                self.facts.pending_restart = pending_restart;
                 s.configured().into()
             }
             Ok(Err(e)) => {
@@ -477,31 +528,29 @@ impl Driver {
     }
 
     async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        let here = Here::new(Kind::Running, None);
         let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => return s.postgres_exited(status).into(),
-                ev = self.events.recv() => match self.triage(ev, Some(&running)).await {
-                    Ask::Terminate(mode) => return s.terminate(mode).into(),
-                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Ok(self.env.connector()));
-                    }
-                    Ask::Restart { only_if_pending, reply } => {
-                        let pending = !self.snapshot.read().pending_restart.is_empty();
+                ev = self.events.recv() => match self.triage(here, ev, Some(&running)).await {
+                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                    Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Operate(Operation::Restart { only_if_pending, reply }) => {
+                        let pending = !self.facts.pending_restart.is_empty();
                         if only_if_pending && !pending {
-                            let _ = reply.send(Ok(self.snapshot.read().clone()));
+                            let _ = reply.send(Ok(Restarted::NothingPending));
                         } else {
                             self.replies.park_restart(reply);
                             return s.restart().into();
                         }
                     }
-                    Ask::Promote { spec, wal_flush_lsn, reply } => {
+                    Next::Operate(Operation::Promote { spec, wal_flush_lsn, reply }) => {
                         if let Some(spec) = self.accept_promotion(&running, spec, reply).await {
                             return s.promote(spec, wal_flush_lsn).into();
                         }
                     }
-                    Ask::Nothing => {}
+                    Next::Nothing => {}
                 },
             }
         }
@@ -512,6 +561,7 @@ impl Driver {
     /// starts afresh), then exits.
     async fn on_failed(&mut self, s: Failed<Ctx>) -> Result<State, Exited> {
         tracing::error!(error = %s.error(), serving = false, "compute failed");
+        let here = Here::new(Kind::Failed, None);
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
@@ -522,19 +572,11 @@ impl Driver {
                     self.replies.exiting(ComputeStatus::Failed);
                     return Err(s.exit());
                 }
-                ev = self.events.recv() => match self.triage(ev, None).await {
-                    Ask::Terminate(mode) => return Ok(s.terminate(mode).into()),
-                    Ask::Configure(spec) => return Ok(s.configure(spec).into()),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Restart { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Promote { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Nothing => {}
+                ev = self.events.recv() => match self.triage::<Infallible>(here, ev, None).await {
+                    Next::Terminate(mode) => return Ok(s.terminate(mode).into()),
+                    Next::Configure(spec) => return Ok(s.configure(spec).into()),
+                    Next::Operate(never) => match never {},
+                    Next::Nothing => {}
                 },
             }
         }
@@ -546,26 +588,19 @@ impl Driver {
     /// without it (and exits after `failure_exit_delay`).
     async fn on_failed_serving(&mut self, mut s: FailedServing<Ctx>) -> State {
         tracing::error!(error = %s.error(), serving = true, "compute failed");
-        let running = self.snapshot.read().spec.clone();
+        let here = Here::new(Kind::FailedServing, None);
+        let running = self.facts.spec.clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => {
                     tracing::error!("{}", exit_reason(&status, Some(s.postgres())));
                     return s.postgres_exited(status).into();
                 }
-                ev = self.events.recv() => match self.triage(ev, running.as_deref()).await {
-                    Ask::Terminate(mode) => return s.terminate(mode).into(),
-                    Ask::Configure(spec) => return s.reconfigure(spec).into(),
-                    Ask::Connect(reply) => {
-                        let _ = reply.send(Ok(self.env.connector()));
-                    }
-                    Ask::Restart { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Promote { reply, .. } => {
-                        let _ = reply.send(Err(RequestError::InvalidState(ComputeStatus::Failed)));
-                    }
-                    Ask::Nothing => {}
+                ev = self.events.recv() => match self.triage::<Infallible>(here, ev, running.as_deref()).await {
+                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                    Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Operate(never) => match never {},
+                    Next::Nothing => {}
                 },
             }
         }
@@ -588,32 +623,4 @@ async fn death_of(pg: &mut Postgres) -> Option<String> {
         .await
         .ok()?;
     Some(exit_reason(&status, Some(pg)))
-}
-
-/// What an event asks of a state that waits for requests.
-enum Ask {
-    /// Stop postgres and end.
-    Terminate(TerminationMode),
-    /// Apply this (accepted) spec.
-    Configure(Arc<ValidSpec>),
-    /// Hand out a connector, if postgres is up.
-    Connect(oneshot::Sender<Result<Connector, RequestError>>),
-    /// Restart postgres in place (Running only).
-    Restart {
-        /// Only when a setting is pending a restart.
-        only_if_pending: bool,
-        /// Answered once Running again or Failed.
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
-    },
-    /// Promote a replica (Running only).
-    Promote {
-        /// The spec to run as a primary.
-        spec: Arc<ValidSpec>,
-        /// How far the replica must have replayed first.
-        wal_flush_lsn: Lsn,
-        /// Answered once promoted, or not.
-        reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
-    },
-    /// Nothing to do (the event was already answered).
-    Nothing,
 }

@@ -1,13 +1,12 @@
 //! Operations on a running compute (`POST /restart`): kept apart from the
 //! start and termination paths so each operation is one small, typed step.
 
-use super::ComputeStatus;
-use super::{interruptible, Ctx, Driver, Env, State};
+use super::{interruptible, Ctx, Driver, Env, Here, State};
 use crate::catalog;
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, ValidSpec};
 use anyhow::{Context, Result};
-use compute_states::{RestartPending, Status, TerminationMode};
+use compute_states::{Kind, RestartPending, TerminationMode};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -19,33 +18,22 @@ impl Driver {
         let (pg, s) = s.begin();
         let spec = s.spec().clone();
         let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
-        let stopped = match interruptible(
-            &mut self.events,
-            ComputeStatus::of(Status::Restarting, None),
-            stop,
-        )
-        .await
-        {
-            Ok(Ok(stopped)) => stopped,
-            Ok(Err(e)) => {
-                return s
-                    .fail(format!("stopping postgres to restart: {e:#}"))
-                    .into()
-            }
-            // The stop was dropped half-way: the postgres it held is
-            // abandoned (immediate shutdown); nothing is left to stop.
-            Err(mode) => return s.terminate(mode).into(),
-        };
+        let stopped =
+            match interruptible(&mut self.events, Here::new(Kind::Restarting, None), stop).await {
+                Ok(Ok(stopped)) => stopped,
+                Ok(Err(e)) => {
+                    return s
+                        .fail(format!("stopping postgres to restart: {e:#}"))
+                        .into()
+                }
+                // The stop was dropped half-way: the postgres it held is
+                // abandoned (immediate shutdown); nothing is left to stop.
+                Err(mode) => return s.terminate(mode).into(),
+            };
         let work = restart_postgres(self.env.clone(), spec);
-        match interruptible(
-            &mut self.events,
-            ComputeStatus::of(Status::Restarting, None),
-            work,
-        )
-        .await
-        {
+        match interruptible(&mut self.events, Here::new(Kind::Restarting, None), work).await {
             Ok(Ok(pg)) => {
-                self.snapshot.write().pending_restart.clear();
+                self.facts.pending_restart.clear();
                 s.restarted(stopped, pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),

@@ -8,10 +8,10 @@
 //! has changed and the compute is Running as the replica it was; after it,
 //! the compute is Failed with postgres serving (a new spec recovers it).
 
-use super::{interruptible, start, ComputeStatus, Ctx, Driver, Env, RequestError, State};
+use super::{interruptible, start, Ctx, Driver, Env, Here, RequestError, State};
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use anyhow::{anyhow, Context};
-use compute_states::{Lsn, Promoting, Status};
+use compute_states::{Kind, Lsn, Promoting};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ impl Driver {
         let refused = match (&running.mode, running.storage()) {
             (ComputeMode::Primary, _) => {
                 tracing::info!("/promote on a primary: already promoted, nothing to do");
-                let _ = reply.send(Ok(self.last_promotion.clone().unwrap_or_default()));
+                let _ = reply.send(Ok(self.facts.last_promotion.clone().unwrap_or_default()));
                 return None;
             }
             (ComputeMode::Static(lsn), _) => Some(RequestError::CannotPromote(format!(
@@ -113,7 +113,7 @@ impl Driver {
 
     /// Waits for the replay, promotes, applies the primary's spec.
     pub(super) async fn on_promoting(&mut self, s: Promoting<Ctx>) -> State {
-        let status = ComputeStatus::of(Status::Promoting, None);
+        let status = Here::new(Kind::Promoting, None);
         let lsn = s.wal_flush_lsn();
         let timeout = self.env.params.promote_timeout;
         tracing::info!(wal_flush_lsn = %lsn, ?timeout, "promoting the replica");
@@ -147,13 +147,13 @@ impl Driver {
         // Postgres is a primary now: a later failure or a new spec is judged
         // against the primary's spec.
         let primary = s.primary_spec().clone();
-        self.snapshot.write().spec = Some(primary.clone());
+        self.facts.spec = Some(primary.clone());
         let began = Instant::now();
         let work = start::reconfigure(
             self.env.clone(),
             primary.clone(),
             start::Serving::of(s.postgres()),
-            true,
+            crate::catalog::PlanContext::Start(crate::catalog::Origin::Unknown),
         );
         match interruptible(&mut self.events, status, work).await {
             Ok(Ok(mut pending_restart)) => {
@@ -166,9 +166,9 @@ impl Driver {
                     reconfigure_time_ms: began.elapsed().as_millis() as u64,
                 };
                 tracing::info!(?timings, "promoted to primary");
-                self.snapshot.write().pending_restart = pending_restart;
+                self.facts.pending_restart = pending_restart;
                 self.spec_arrived(&primary);
-                self.last_promotion = Some(timings.clone());
+                self.facts.last_promotion = Some(timings.clone());
                 self.answer_promote(Ok(timings));
                 s.promoted().into()
             }
@@ -186,8 +186,10 @@ impl Driver {
         }
     }
 
+    /// Tells the parked `/promote` how the promotion ended: answered by
+    /// `Replies::settle` once the state it returns is published.
     fn answer_promote(&mut self, answer: Result<PromoteTimings, RequestError>) {
-        self.replies.answer_promote(answer);
+        self.replies.promotion_ended(answer);
     }
 }
 

@@ -7,63 +7,79 @@
 //! Running answers a configuration or a restart, Failed refuses it, a
 //! termination that interrupted it refuses it at once (instead of leaving it
 //! hanging until the process exits), Terminated answers the terminations.
-//! A promotion is answered by the promotion itself (its figures, or why it
-//! did not happen); one still parked when the state moves on is refused.
+//! A promotion tells its outcome (its figures, or why it did not happen)
+//! and the state it leaves for settles the reply with it; one the
+//! promotion told nothing (a state it did not expect) is refused.
 
-use super::{ComputeStatus, PromoteTimings, RequestError, Snapshot, State};
+use super::{ComputeStatus, PromoteTimings, RequestError, Restarted, Snapshot, State};
 use compute_states::{AnyState, Lsn, TerminationMode};
 use tokio::sync::oneshot;
 
 /// A reply channel for requests answered with `T`.
 type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
 
-/// What the parked snapshot reply waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The parked reply waiting for Running or Failed.
 enum Waiting {
     /// `/configure`: a start or a reconfiguration.
-    Configure,
+    Configure(Reply<Snapshot>),
     /// `/restart`.
-    Restart,
+    Restart(Reply<Restarted>),
 }
 
 impl Waiting {
-    fn what(self) -> &'static str {
+    fn what(&self) -> &'static str {
         match self {
-            Waiting::Configure => "configuration",
-            Waiting::Restart => "restart",
+            Waiting::Configure(_) => "configuration",
+            Waiting::Restart(_) => "restart",
+        }
+    }
+
+    /// Answers with the snapshot published once Running, or the refusal.
+    fn answer(self, answer: Result<&Snapshot, RequestError>) {
+        match self {
+            Waiting::Configure(reply) => {
+                let _ = reply.send(answer.cloned());
+            }
+            Waiting::Restart(reply) => {
+                let _ = reply.send(answer.map(|snap| Restarted::Done(Box::new(snap.clone()))));
+            }
         }
     }
 }
+
+/// How a promotion ended, as its reply says it.
+type PromoteOutcome = Result<PromoteTimings, RequestError>;
 
 /// The outstanding replies.
 #[derive(Default)]
 pub(super) struct Replies {
     /// The `/configure` or `/restart` waiting for Running or Failed.
-    snapshot: Option<(Waiting, Reply<Snapshot>)>,
+    snapshot: Option<Waiting>,
     /// `/terminate` calls waiting for Terminated.
     terminate: Vec<Reply<Option<Lsn>>>,
     /// `/terminate` calls made while a termination was under way (answered 201).
     repeated_terminate: Vec<Reply<Option<Lsn>>>,
-    /// The `/promote` waiting for the promotion's end.
-    promote: Option<Reply<PromoteTimings>>,
+    /// The `/promote` waiting for the promotion's end, and its outcome
+    /// once the promotion has told it (answered when the state moves on).
+    promote: Option<(Reply<PromoteTimings>, Option<PromoteOutcome>)>,
 }
 
 impl Replies {
     /// Parks the reply of an accepted `/configure`.
     pub(super) fn park_configure(&mut self, reply: Reply<Snapshot>) {
-        self.park_snapshot(Waiting::Configure, reply);
+        self.park_snapshot(Waiting::Configure(reply));
     }
 
     /// Parks the reply of an accepted `/restart`.
-    pub(super) fn park_restart(&mut self, reply: Reply<Snapshot>) {
-        self.park_snapshot(Waiting::Restart, reply);
+    pub(super) fn park_restart(&mut self, reply: Reply<Restarted>) {
+        self.park_snapshot(Waiting::Restart(reply));
     }
 
-    fn park_snapshot(&mut self, waiting: Waiting, reply: Reply<Snapshot>) {
+    fn park_snapshot(&mut self, waiting: Waiting) {
         // The loop accepts one configuration at a time; an earlier one still
         // parked would be a bug, and is answered rather than dropped.
-        if let Some((_, earlier)) = self.snapshot.replace((waiting, reply)) {
-            let _ = earlier.send(Err(RequestError::ConfigurationFailed(
+        if let Some(earlier) = self.snapshot.replace(waiting) {
+            earlier.answer(Err(RequestError::ConfigurationFailed(
                 "superseded by a later request".into(),
             )));
         }
@@ -81,17 +97,24 @@ impl Replies {
 
     /// Parks the reply of an accepted `/promote`.
     pub(super) fn park_promote(&mut self, reply: Reply<PromoteTimings>) {
-        if let Some(earlier) = self.promote.replace(reply) {
+        if let Some((earlier, _)) = self.promote.replace((reply, None)) {
             let _ = earlier.send(Err(RequestError::PromoteFailed(
                 "superseded by a later promotion".into(),
             )));
         }
     }
 
-    /// Answers the parked `/promote` with the promotion's outcome.
-    pub(super) fn answer_promote(&mut self, answer: Result<PromoteTimings, RequestError>) {
-        if let Some(reply) = self.promote.take() {
-            let _ = reply.send(answer);
+    /// Records the promotion's outcome, which the parked `/promote` is
+    /// answered with once the state moves on from Promoting.
+    pub(super) fn promotion_ended(&mut self, outcome: PromoteOutcome) {
+        if let Some((_, told)) = &mut self.promote {
+            *told = Some(outcome);
+        }
+    }
+
+    fn answer_promote(&mut self, otherwise: impl FnOnce() -> RequestError) {
+        if let Some((reply, told)) = self.promote.take() {
+            let _ = reply.send(told.unwrap_or_else(|| Err(otherwise())));
         }
     }
 
@@ -99,13 +122,15 @@ impl Replies {
     /// settles.
     pub(super) fn settle(&mut self, state: &State, snap: &Snapshot) {
         if !matches!(state, AnyState::Promoting(_)) {
-            self.answer_promote(Err(RequestError::PromoteFailed(format!(
-                "the promotion ended in {}",
-                snap.compute_status
-            ))));
+            self.answer_promote(|| {
+                RequestError::PromoteFailed(format!(
+                    "the promotion ended in {}",
+                    snap.compute_status
+                ))
+            });
         }
         match state {
-            AnyState::Running(_) => self.answer_snapshot(|_| Ok(snap.clone())),
+            AnyState::Running(_) => self.answer_snapshot(|_| Ok(snap)),
             AnyState::Failed(f) => {
                 self.answer_snapshot(|_| Err(RequestError::ConfigurationFailed(f.error().clone())))
             }
@@ -136,9 +161,13 @@ impl Replies {
         })
     }
 
-    fn answer_snapshot(&mut self, answer: impl FnOnce(Waiting) -> Result<Snapshot, RequestError>) {
-        if let Some((waiting, reply)) = self.snapshot.take() {
-            let _ = reply.send(answer(waiting));
+    fn answer_snapshot<'a>(
+        &mut self,
+        answer: impl FnOnce(&Waiting) -> Result<&'a Snapshot, RequestError>,
+    ) {
+        if let Some(waiting) = self.snapshot.take() {
+            let answer = answer(&waiting);
+            waiting.answer(answer);
         }
     }
 
@@ -147,7 +176,7 @@ impl Replies {
     pub(super) fn exiting(&mut self, status: ComputeStatus) {
         let refuse = || RequestError::InvalidState(status);
         self.answer_snapshot(|_| Err(refuse()));
-        self.answer_promote(Err(refuse()));
+        self.answer_promote(refuse);
         for reply in self
             .terminate
             .drain(..)

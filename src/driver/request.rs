@@ -5,8 +5,10 @@
 //! listens to them meanwhile (`interruptible`). The loop itself is in
 //! `mod.rs`.
 
+use super::admit::{admitted, not_taken, AskedOnly, Here};
 use super::{ComputeStatus, PromoteTimings, Snapshot};
-use crate::catalog::Connector;
+use crate::auth::{Authenticator, Gate};
+use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
 use compute_states::{Lsn, Status, TerminationMode};
@@ -36,6 +38,8 @@ pub enum Request {
     Configure {
         /// The new spec, parsed and validated on its own.
         spec: Arc<ValidSpec>,
+        /// The keys that came with it, installed when the spec is accepted.
+        keys: Option<Keys>,
         /// Answered once Running (Ok) or Failed (Err).
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     },
@@ -52,12 +56,53 @@ pub enum Request {
         /// Answered at once.
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
+    /// An operation only a Running compute takes.
+    Operate(Operation),
+    /// A way to talk to postgres, granted only while it serves.
+    Connect {
+        /// The superuser connector.
+        reply: oneshot::Sender<Result<Connector, RequestError>>,
+    },
+    /// A way to talk to postgres for a change made only while Running.
+    ConnectRunning {
+        /// The superuser connector.
+        reply: oneshot::Sender<Result<Connector, RequestError>>,
+    },
+    /// Whether the driver would admit a request now (before the work of
+    /// making it, such as fetching a spec).
+    Admits {
+        /// The request it would be.
+        asked: AskedOnly,
+        /// Ok: it would; else the refusal.
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+}
+
+/// The keys that came with a spec (`compute_ctl_config.jwks`): installed
+/// into the gate when the driver accepts the spec, before its start, so a
+/// spec that is refused changes no keys, whether it came over HTTP or from
+/// the control plane.
+pub struct Keys {
+    /// The gate of the authenticated routes.
+    pub gate: Arc<Gate>,
+    /// The new keys.
+    pub auth: Authenticator,
+}
+
+impl Keys {
+    pub(super) fn install(self) {
+        self.gate.install(self.auth);
+    }
+}
+
+/// What only a Running compute takes.
+pub enum Operation {
     /// Restart postgres in place (`POST /restart`), so pending settings go live.
     Restart {
         /// Restart only when some setting is pending a restart.
         only_if_pending: bool,
         /// Answered once Running again (Ok) or Failed (Err).
-        reply: oneshot::Sender<Result<Snapshot, RequestError>>,
+        reply: oneshot::Sender<Result<Restarted, RequestError>>,
     },
     /// Promote a replica (`POST /promote`): wait until it has replayed up to
     /// `wal_flush_lsn`, `pg_promote()`, then apply `spec` as a primary.
@@ -69,11 +114,16 @@ pub enum Request {
         /// Answered once promoted (or not).
         reply: oneshot::Sender<Result<PromoteTimings, RequestError>>,
     },
-    /// A way to talk to postgres, granted only while it is up and idle.
-    Connect {
-        /// The superuser connector.
-        reply: oneshot::Sender<Result<Connector, RequestError>>,
-    },
+}
+
+/// What an accepted `/restart` did.
+#[derive(Debug)]
+pub enum Restarted {
+    /// Postgres was restarted: the snapshot published once Running again.
+    Done(Box<Snapshot>),
+    /// `only_if_pending`, and no setting was pending a restart: nothing
+    /// done (the caller reads the snapshot as it is).
+    NothingPending,
 }
 
 /// Why a request was not carried out.
@@ -184,38 +234,13 @@ impl Handle {
     }
 }
 
-/// Answers a request that the current state does not accept.
-pub(super) fn reject(request: Request, status: ComputeStatus) {
-    let err = RequestError::InvalidState(status);
-    match request {
-        Request::Configure { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-        Request::Terminate { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-        Request::Connect { reply } => {
-            let _ = reply.send(Err(err));
-        }
-        // Alive, whatever the state.
-        Request::Ping { reply } => {
-            let _ = reply.send(Ok(()));
-        }
-        Request::Restart { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-        Request::Promote { reply, .. } => {
-            let _ = reply.send(Err(err));
-        }
-    }
-}
-
-/// Runs `work` while listening for termination; other requests are refused
-/// with `status`. Returns the termination mode if one came first (dropping
-/// `work`, which cleans up after itself).
+/// Runs `work` while listening for termination; requests are admitted as
+/// at `here` (a state at work takes none but a ping). Returns the
+/// termination mode if one came first (dropping `work`, which cleans up
+/// after itself).
 pub(super) async fn interruptible<T>(
     events: &mut mpsc::Receiver<Event>,
-    status: ComputeStatus,
+    here: Here,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, TerminationMode> {
     tokio::pin!(work);
@@ -228,7 +253,11 @@ pub(super) async fn interruptible<T>(
                 Some(Event::Signal(mode)) => return Err(mode),
                 // Only a Running compute suspends; the monitor asks again.
                 Some(Event::Suspend { .. }) => {}
-                Some(Event::Request(r)) => reject(r, status),
+                Some(Event::Request(r)) => {
+                    if let Some(r) = admitted(here, r) {
+                        not_taken(here, r);
+                    }
+                }
             },
         }
     }

@@ -1,6 +1,8 @@
 //! What the driver publishes: the snapshot everyone else reads (status,
 //! error, activity, downtime, the spec in effect) and the startup timings
-//! `/metrics.json` reports.
+//! `/metrics.json` reports; and the driver's own facts ([`Facts`]), which
+//! it keeps beside its state and publishes with it. The driver never reads
+//! the snapshot back: what it needs to know is in its state or its facts.
 
 use super::ComputeStatus;
 use crate::spec::ValidSpec;
@@ -34,13 +36,13 @@ pub struct Timings {
     pub config_ms: u64,
     /// From the spec to Running.
     pub total_startup_ms: u64,
-    /// Loading remote extensions (none are downloaded here: 0).
+    /// Remote extensions' control files and preload libraries, before postgres starts.
     pub load_ext_ms: u64,
-    /// Remote extensions downloaded (0).
+    /// Remote extensions' archives downloaded at start (or found downloaded).
     pub num_ext_downloaded: u64,
-    /// Largest remote extension downloaded, in bytes (0).
+    /// Largest remote extension's archive downloaded at start, in bytes.
     pub largest_ext_size: u64,
-    /// Bytes of remote extensions downloaded (0).
+    /// Bytes of remote extensions' archives downloaded at start.
     pub total_ext_download_size: u64,
 }
 
@@ -89,4 +91,32 @@ pub struct Snapshot {
     /// The edge (TLS): written by its own tasks, shown as it is now.
     #[serde(flatten)]
     pub edge: Arc<crate::edge::Edge>,
+}
+
+/// What the driver knows besides its state: kept by the driver, published
+/// with the state by `Driver::publish`, the snapshot's one writer (but for
+/// the monitor's fields).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Facts {
+    /// The spec's tenant, if any.
+    pub tenant: Option<String>,
+    /// The spec's timeline, if any.
+    pub timeline: Option<String>,
+    /// The last error, until the compute runs again.
+    pub error: Option<String>,
+    /// Settings changed by the last configuration that need a restart.
+    pub pending_restart: Vec<String>,
+    /// Startup timings.
+    pub timings: Timings,
+    /// Transitions taken so far, as (from, to) pairs with counts.
+    pub transitions: Vec<((Status, Status), u64)>,
+    /// The spec in effect: the last one that reached Running (or the
+    /// primary's, once a replica is promoted).
+    pub spec: Option<Arc<ValidSpec>>,
+    /// The mode of a termination asked for over HTTP, which lingers; not
+    /// published.
+    pub http_termination: Option<compute_states::TerminationMode>,
+    /// The figures of the last promotion (what a repeated `/promote`
+    /// answers); not published.
+    pub last_promotion: Option<super::PromoteTimings>,
 }

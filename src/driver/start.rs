@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// From a clean slate to a running, reconciled postgres.
+/// From a clean slate to a running, reconciled postgres. The spec was
+/// checked for this postgres when it was accepted (`Env::check_spec`).
 pub(super) async fn start_compute(
     env: Arc<Env>,
     spec: Arc<ValidSpec>,
@@ -26,6 +27,10 @@ pub(super) async fn start_compute(
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let mut next_spare = None;
+    // Beside PGDATA: remote extensions' control files and preload libraries.
+    let extensions = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+        params.remote_extensions.clone().before_start(spec.clone()),
+    ));
     match spec.storage() {
         Storage::Local => next_spare = prepare_local(&env, &spec).await?,
         Storage::Neon {
@@ -43,6 +48,14 @@ pub(super) async fn start_compute(
         Storage::Primary(primary) => prepare_replica_of(&env, &spec, primary, &mut timings).await?,
     }
     tracing::info!(ms = began.elapsed().as_millis() as u64, "PGDATA prepared");
+    let ext = extensions.await.context("remote extensions")??;
+    (timings.load_ext_ms, timings.num_ext_downloaded) = (ext.load_ms, ext.downloaded);
+    (timings.largest_ext_size, timings.total_ext_download_size) = (ext.largest, ext.total);
+    let size_limit_lifted = lifts_size_limit(&spec);
+    if size_limit_lifted {
+        // In the files postgres starts with: no reload before the apply.
+        config::lift_size_limit(&params.pgdata)?;
+    }
     let pg_began = Instant::now();
     let mut pg = Postgres::start(
         &params.pgbin,
@@ -76,6 +89,25 @@ pub(super) async fn start_compute(
             let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
             return Err(e);
         }
+        if matches!(spec.storage(), Storage::Neon { .. }) {
+            catalog::neon_extension::handle(&connector, !spec.skip_pg_catalog_updates)
+                .await
+                .context("the neon extension")?;
+        }
+        // The copied subscriptions are gone: their workers may run now.
+        // (With `skip_pg_catalog_updates` they were not dropped: still held.)
+        let held = env.config_params(&spec).hold_subscribers && !spec.skip_pg_catalog_updates;
+        if held {
+            env.subscribers_released
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            config::write(&params.pgdata, &spec, &env.config_params(&spec))?;
+        }
+        if size_limit_lifted {
+            // Its reload takes the released subscribers too.
+            config::restore_size_limit(&params.pgdata, &connector, pg.pid()).await?;
+        } else if held {
+            config::reload_and_wait(&connector, connector.maintenance_db(), pg.pid()).await?;
+        }
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
     }
@@ -90,6 +122,15 @@ pub(super) async fn start_compute(
     Ok((pg, timings))
 }
 
+/// Whether the catalog's apply runs with Neon's size limit lifted (see
+/// [`config::SIZE_LIMIT_LIFTED`]): a primary on Neon storage that updates
+/// its catalog. Local and vanilla computes have no such limit.
+fn lifts_size_limit(spec: &ValidSpec) -> bool {
+    spec.mode == ComputeMode::Primary
+        && !spec.skip_pg_catalog_updates
+        && matches!(spec.storage(), Storage::Neon { .. })
+}
+
 /// Local storage: a copy of the cached initdb template (a spare copy made
 /// ahead of time and renamed into place, when there is one). Returns the
 /// next spare to make, when spares are on.
@@ -98,16 +139,16 @@ async fn prepare_local(
     spec: &Arc<ValidSpec>,
 ) -> Result<Option<pgdata::spare::NextSpare>> {
     let params = &env.params;
-    let (checked, template) = tokio::join!(env.check_spec(spec), super::template::ensure(params));
-    checked?;
-    let template = template.context("preparing the initdb template")?;
+    let template = super::template::ensure(params)
+        .await
+        .context("preparing the initdb template")?;
     let (env, spec) = (env.clone(), spec.clone());
     tokio::task::spawn_blocking(move || {
         let params = &env.params;
         let owner = params.run_as.as_ref();
         let (_, next) =
             pgdata::from_template(&template, &params.pgdata, owner, params.spare_pgdata)?;
-        config::write(&params.pgdata, &spec, &env.config_params())?;
+        config::write(&params.pgdata, &spec, &env.config_params(&spec))?;
         Ok(next)
     })
     .await
@@ -140,10 +181,8 @@ async fn prepare_neon(
     let params = &env.params;
     let owner = params.run_as.as_ref();
     let token = spec.storage_auth_token.clone();
-    let (checked, wiped) = tokio::join!(env.check_spec(spec), wipe(env));
-    checked?;
-    wiped?;
-    config::write(&params.pgdata, spec, &env.config_params())
+    wipe(env).await?;
+    config::write(&params.pgdata, spec, &env.config_params(spec))
         .context("writing the configuration for sync-safekeepers")?;
     let lsn = match spec.mode {
         ComputeMode::Primary => {
@@ -177,8 +216,10 @@ async fn prepare_neon(
 
     // The archive is unpacked path by path: PGDATA stays ours (postgres'
     // user cannot reach into it) until it is full, then it is handed over.
+    // PGDATA's name sits in a directory postgres may write: the archive goes
+    // in through the handle of the directory just made (`pinned_path`).
     let target = params.pgdata.clone();
-    tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
+    let dir = tokio::task::spawn_blocking(move || pgdata::wipe(&target, None))
         .await
         .context("wiping PGDATA")??;
     let request = storage::BasebackupRequest {
@@ -189,11 +230,11 @@ async fn prepare_neon(
         lsn,
         replica: spec.mode != ComputeMode::Primary,
     };
-    let stats = storage::basebackup(&request, &params.pgdata, owner, &params.storage_backoff)
+    let stats = storage::basebackup(&request, &dir.pinned_path(), owner, &params.storage_backoff)
         .instrument(tracing::info_span!("basebackup"))
         .await
-        .context("getting the basebackup")?;
-    pgdata::hand_over(&params.pgdata, owner)?;
+        .with_context(|| format!("getting the basebackup into {}", params.pgdata.display()))?;
+    pgdata::hand_over(&dir, &params.pgdata, owner)?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
     timings.pageserver_connect_micros = stats.connect_micros;
@@ -204,7 +245,7 @@ async fn prepare_neon(
         connect_micros = stats.connect_micros,
         "basebackup received"
     );
-    config::write(&params.pgdata, spec, &env.config_params())?;
+    config::write(&params.pgdata, spec, &env.config_params(spec))?;
     if spec.mode != ComputeMode::Primary {
         storage::create_standby_signal(&params.pgdata, owner)?;
     }
@@ -221,7 +262,6 @@ async fn prepare_replica_of(
 ) -> Result<()> {
     let params = &env.params;
     let owner = params.run_as.as_ref();
-    env.check_spec(spec).await?;
     wipe(env).await?;
     let stats = storage::pg_basebackup(
         &params.pgbin,
@@ -235,7 +275,7 @@ async fn prepare_replica_of(
     .context("copying the primary with pg_basebackup")?;
     timings.basebackup_ms = stats.duration.as_millis() as u64;
     timings.basebackup_bytes = stats.bytes;
-    config::write(&params.pgdata, spec, &env.config_params())
+    config::write(&params.pgdata, spec, &env.config_params(spec))
 }
 
 /// Empties PGDATA (0700, owned by the postgres user).
@@ -246,6 +286,7 @@ async fn wipe(env: &Arc<Env>) -> Result<()> {
     })
     .await
     .context("wiping PGDATA")?
+    .map(drop)
 }
 
 /// What a reconfiguration needs to know of the postgres it reconfigures.
@@ -270,8 +311,9 @@ pub(super) const STORAGE_TOKEN_PENDING: &str = "storage_auth_token";
 
 /// Reconfigures a running postgres: new configuration files, the reload
 /// (signalled before any SQL connection: see [`config::reload_and_wait`]),
-/// then the catalog (`first_as_primary`: a replica just promoted, the whole
-/// catalog step of a primary's start). Returns the settings that need a
+/// then the catalog, as `context` says (a start's for a replica just
+/// promoted: the whole catalog step of a primary's start; a dry run's plans
+/// without applying). Returns the settings that need a
 /// restart (with [`STORAGE_TOKEN_PENDING`] when the spec's storage token is
 /// not the one postgres started with).
 ///
@@ -282,12 +324,17 @@ pub(super) async fn reconfigure(
     env: Arc<Env>,
     spec: Arc<ValidSpec>,
     serving: Serving,
-    first_as_primary: bool,
+    context: catalog::PlanContext,
 ) -> Result<Vec<String>> {
     let began = Instant::now();
     let pgdata = &env.params.pgdata;
     let previous = ConfFiles::read(pgdata);
-    config::write(pgdata, &spec, &env.config_params()).context("writing the configuration")?;
+    config::write(pgdata, &spec, &env.config_params(&spec)).context("writing the configuration")?;
+    // Lifted by the same reload as the new files, put back after the apply.
+    let size_limit_lifted = lifts_size_limit(&spec);
+    if size_limit_lifted {
+        config::lift_size_limit(pgdata)?;
+    }
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
     let postmaster = serving.postmaster;
@@ -302,6 +349,9 @@ pub(super) async fn reconfigure(
             // (with the new storage), and a reload takes back what postgres
             // applied of the rejected one.
             previous.restore(pgdata, &spec)?;
+            if size_limit_lifted {
+                config::write_atomic(&pgdata.join(config::OVERRIDE_FILE), "")?;
+            }
             if let Err(again) = config::reload_and_wait(&connector, &db, postmaster).await {
                 tracing::warn!("reloading the restored configuration: {again:#}");
             }
@@ -320,16 +370,31 @@ pub(super) async fn reconfigure(
     }
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
-        let applied = if first_as_primary {
-            let concurrency = catalog::Concurrency::Fixed(concurrency);
-            catalog::start(&connector, &spec, concurrency, catalog::Origin::Unknown)
-                .instrument(tracing::info_span!("apply_catalog"))
+        let applied = match context {
+            catalog::PlanContext::Start(origin) => {
+                let concurrency = catalog::Concurrency::Fixed(concurrency);
+                catalog::start(&connector, &spec, concurrency, origin)
+                    .instrument(tracing::info_span!("apply_catalog"))
+                    .await
+            }
+            catalog::PlanContext::Reconcile => {
+                catalog::reconcile(&connector, &spec, concurrency)
+                    .instrument(tracing::info_span!("apply_catalog"))
+                    .await
+            }
+            // Planned, not applied: the catalog stays as it is.
+            catalog::PlanContext::DryRun => catalog::dry_run(&connector, &spec)
                 .await
-        } else {
-            catalog::reconcile(&connector, &spec, concurrency)
-                .instrument(tracing::info_span!("apply_catalog"))
-                .await
+                .map(|_| catalog::ApplyReport::default()),
         };
+        if size_limit_lifted {
+            // On a failed apply too; its error is the one to report.
+            let restored = config::restore_size_limit(pgdata, &connector, postmaster).await;
+            match restored {
+                Err(e) if applied.is_err() => tracing::warn!("putting the size limit back: {e:#}"),
+                restored => restored?,
+            }
+        }
         applied.context("applying the spec to the catalog")?;
     }
     tracing::info!(

@@ -14,7 +14,8 @@
 //! another `--privileged-role-name` makes a new template.
 
 use super::Params;
-use crate::catalog::{self, Connector};
+use crate::catalog;
+use crate::connect::Connector;
 use crate::pgdata::{self, Finish};
 use crate::postgres::Postgres;
 use anyhow::{Context, Result};

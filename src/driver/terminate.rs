@@ -11,11 +11,11 @@
 //! are those of the storage steps; after the last the compute terminates
 //! anyway, with the error logged and `lsn: null`.
 
-use super::{reject, ComputeStatus, Ctx, Driver, Env, Event, Request, RequestError, State};
+use super::{admitted, not_taken, Ctx, Driver, Env, Event, Here, Request, RequestError, State};
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
-use compute_states::{Exited, Lsn, Status, Terminated, Terminating, TerminationMode};
+use compute_states::{Exited, Kind, Lsn, Stopping, Terminated, Terminating, TerminationMode};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -153,10 +153,7 @@ pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>,
                     tracing::info!("signal during the linger: exiting now");
                     return;
                 }
-                Some(Event::Request(Request::Terminate { reply, .. })) => {
-                    let _ = reply.send(Err(RequestError::AlreadyTerminated(lsn)));
-                }
-                Some(Event::Request(r)) => super::reject(r, super::ComputeStatus::Terminated),
+                Some(Event::Request(r)) => after_termination(r, lsn),
             },
         }
     }
@@ -174,15 +171,16 @@ impl Driver {
         // (`Replies::settle`). Requests that queued up while postgres was stopping.
         while let Ok(ev) = self.events.try_recv() {
             match ev {
-                Event::Request(Request::Terminate { reply, .. }) => {
-                    let _ = reply.send(Err(RequestError::AlreadyTerminated(s.lsn())));
+                Event::Request(r) => after_termination(r, s.lsn()),
+                // The linger is cut short before it began.
+                Event::Signal(_) => {
+                    tracing::info!("signal during the linger: exiting now");
+                    return s.exit();
                 }
-                Event::Request(r) => reject(r, ComputeStatus::Terminated),
-                Event::Signal(_) => return s.exit(),
                 Event::Suspend { .. } => {}
             }
         }
-        if let Some(mode) = self.http_termination {
+        if let Some(mode) = self.facts.http_termination {
             let how_long = linger_for(self.env.params.terminate_linger, mode);
             linger(&mut self.events, s.lsn(), how_long).await;
         }
@@ -198,11 +196,12 @@ impl Driver {
 
     /// Stops the postgres handed over as asked (a repeated request or signal
     /// can make a fast stop immediate) and records the LSN `/terminate` answers.
-    pub(super) async fn stop_and_terminate(&mut self, s: Terminating<Ctx>, pg: Postgres) -> State {
+    pub(super) async fn stop_and_terminate(&mut self, s: Stopping<Ctx>, pg: Postgres) -> State {
         let mode = s.mode();
+        let here = Here::new(Kind::Stopping, Some(mode));
         // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-        let spec = self.snapshot.read().spec.clone();
+        let spec = self.facts.spec.clone();
         let source = LsnSource::of(spec.as_deref());
         let before = flush_lsn_before_stop(&self.env, source).await;
         let pid = nix::unistd::Pid::from_raw(pg.pid());
@@ -216,17 +215,20 @@ impl Driver {
                     None => listening = false,
                     // A fast shutdown that takes too long can be made immediate.
                     Some(Event::Signal(TerminationMode::Immediate)) => escalate(pid),
-                    Some(Event::Request(Request::Terminate { mode, reply })) => {
-                        self.replies.park_repeated_terminate(reply);
-                        if mode == TerminationMode::Immediate {
-                            escalate(pid);
-                        }
-                    }
                     // A second SIGTERM/SIGINT: the sender is out of patience.
                     Some(Event::Signal(TerminationMode::Fast)) => escalate(pid),
                     // Already stopping.
                     Some(Event::Suspend { .. }) => {}
-                    Some(Event::Request(r)) => reject(r, ComputeStatus::of(Status::TerminationPending, Some(mode))),
+                    Some(Event::Request(r)) => match admitted(here, r) {
+                        Some(Request::Terminate { mode, reply }) => {
+                            self.replies.park_repeated_terminate(reply);
+                            if mode == TerminationMode::Immediate {
+                                escalate(pid);
+                            }
+                        }
+                        Some(r) => not_taken(here, r),
+                        None => {}
+                    },
                 },
             }
         };
@@ -245,11 +247,25 @@ impl Driver {
             Err(e) => {
                 // The stop dropped the postgres it could not wait for (an
                 // immediate shutdown); make sure it is gone.
-                tracing::error!("stopping postgres: {e:#}");
+                let left = format!("stopping postgres failed, so it was abandoned: {e:#}");
+                tracing::error!("{left}");
                 crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-                s.nothing_to_stop().into()
+                s.abandoned(left).into()
             }
         }
+    }
+}
+
+/// Answers a request that reached the driver once terminated: a repeated
+/// `/terminate` gets the LSN (201), anything else what [`super::admit`] says.
+fn after_termination(request: Request, lsn: Option<Lsn>) {
+    let here = Here::new(Kind::Terminated, None);
+    match admitted(here, request) {
+        Some(Request::Terminate { reply, .. }) => {
+            let _ = reply.send(Err(RequestError::AlreadyTerminated(lsn)));
+        }
+        Some(r) => not_taken(here, r),
+        None => {}
     }
 }
 

@@ -5,9 +5,13 @@
 //! port serves only its rows of the route table ([`table::ROUTES`]): the
 //! external port the control plane's routes (JWT-authenticated except
 //! `/metrics`), the internal port, on loopback by default, only what local
-//! helpers need (`/extensions`, `/grants`, `/refresh_configuration`).
+//! helpers need (`/extensions`, `/grants`, `/refresh_configuration`,
+//! `/extension_server/`).
 
+pub mod catalog;
 mod error;
+mod extensions;
+mod insights;
 mod operate;
 pub mod probes;
 mod router;
@@ -50,7 +54,9 @@ pub struct Api {
     /// Where `/refresh_configuration` reads the spec again (None: nowhere).
     pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
     /// Connections of its own for `/readyz` (never through the driver).
-    pub connector: crate::catalog::Connector,
+    pub connector: crate::connect::Connector,
+    /// The extension store, for `/extension_server/`.
+    pub remote_extensions: Arc<crate::extensions::Store>,
     /// The bounds on both ports' connections (and on a stalled dump).
     pub limits: Limits,
 }

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::routes::Handled;
 use super::Api;
-use crate::driver::{Request, RequestError};
+use crate::driver::{Operation, Request, RequestError, Restarted};
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::Lsn;
@@ -29,12 +29,18 @@ pub(super) async fn restart(api: Api, query: HashMap<String, String>) -> Handled
     };
     let snapshot = api
         .handle
-        .request(|reply| Request::Restart {
-            only_if_pending,
-            reply,
+        .request(|reply| {
+            Request::Operate(Operation::Restart {
+                only_if_pending,
+                reply,
+            })
         })
         .await
         .map_err(|e| warp::reject::custom(ApiError::from(e)))?;
+    let snapshot = match snapshot {
+        Restarted::Done(snapshot) => *snapshot,
+        Restarted::NothingPending => api.handle.snapshot(),
+    };
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
@@ -67,10 +73,12 @@ pub(super) async fn promote(api: Api, body: Bytes) -> Handled {
     let spec = Arc::new(spec);
     let answer = api
         .handle
-        .request(|reply| Request::Promote {
-            spec,
-            wal_flush_lsn,
-            reply,
+        .request(|reply| {
+            Request::Operate(Operation::Promote {
+                spec,
+                wal_flush_lsn,
+                reply,
+            })
         })
         .await;
     match answer {

@@ -47,21 +47,39 @@ fn row(api: Api, route: &'static Route, idle: Duration) -> BoxedFilter<(Response
             .map(|query| Input {
                 query,
                 body: Bytes::new(),
+                tail: String::new(),
             })
             .boxed(),
         Body::Json => json_body(idle)
             .map(|body| Input {
                 query: HashMap::new(),
                 body,
+                tail: String::new(),
             })
             .boxed(),
     };
-    warp::path(route.path)
-        .and(warp::path::end())
-        .and(method)
+    // `name/{*rest}`: the rest of the path, one part at least, is the tail.
+    let path = match route.path.split_once("/{*") {
+        Some((head, _)) => warp::path(head)
+            .and(warp::path::tail())
+            .and_then(|tail: warp::path::Tail| async move {
+                match tail.as_str() {
+                    "" => Err(warp::reject::not_found()),
+                    t => Ok(t.to_string()),
+                }
+            })
+            .boxed(),
+        None => warp::path(route.path)
+            .and(warp::path::end())
+            .map(String::new)
+            .boxed(),
+    };
+    path.and(method)
         .and(authenticated(api.clone(), route.auth))
         .and(input)
-        .and_then(move |input: Input| (route.handler)(api.clone(), input))
+        .and_then(move |tail: String, input: Input| {
+            (route.handler)(api.clone(), Input { tail, ..input })
+        })
         .boxed()
 }
 

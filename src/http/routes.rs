@@ -4,9 +4,9 @@
 use super::error::ApiError;
 use super::Api;
 use crate::auth::Authenticator;
-use crate::catalog::dump::DumpError;
-use crate::catalog::{self, Connector};
-use crate::driver::{Request, RequestError};
+use crate::connect::Connector;
+use crate::driver::{AskedOnly, Keys, Request, RequestError};
+use crate::dump::DumpError;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
 use compute_states::{Status, TerminationMode};
@@ -26,6 +26,8 @@ pub struct Input {
     pub query: HashMap<String, String>,
     /// The JSON body (routes with one; empty otherwise).
     pub body: Bytes,
+    /// What follows the path of a route that ends in `/{*…}` (empty otherwise).
+    pub tail: String,
 }
 
 fn reject(e: ApiError) -> Rejection {
@@ -46,9 +48,20 @@ pub(super) fn metrics_json(api: Api) -> Response {
     warp::reply::json(&api.handle.snapshot().timings).into_response()
 }
 
-pub(super) fn diagram(api: Api) -> Response {
-    let text = compute_states::mermaid_highlighted(api.handle.status());
-    warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response()
+/// `GET /diagram[?view=status|types]`: the status view (the default) or the
+/// type view of the machine, the current status highlighted.
+pub(super) fn diagram(api: Api, query: HashMap<String, String>) -> Handled {
+    let view = match query.get("view").map(String::as_str) {
+        None | Some("status") => compute_states::View::Status,
+        Some("types") => compute_states::View::Types,
+        Some(v) => {
+            return Err(reject(ApiError::bad_request(format!(
+                "view must be \"status\" or \"types\", not {v:?}"
+            ))))
+        }
+    };
+    let text = compute_states::mermaid_highlighted(view, api.handle.status());
+    Ok(warp::reply::with_header(text, "content-type", "text/plain; charset=utf-8").into_response())
 }
 
 pub(super) fn status(api: Api) -> Response {
@@ -81,8 +94,9 @@ pub(super) async fn configure(api: Api, body: Bytes) -> Handled {
     apply(&api, spec, config.compute_ctl_config.as_ref()).await
 }
 
-/// Applies a spec (and the keys of its `compute_ctl_config`) through the
-/// driver, as `/configure` does; answers the status once running.
+/// Applies a spec (and the keys of its `compute_ctl_config`, installed by
+/// the driver when it accepts the spec) through the driver, as
+/// `/configure` does; answers the status once running.
 async fn apply(
     api: &Api,
     spec: crate::spec::ValidSpec,
@@ -96,14 +110,15 @@ async fn apply(
         None => None,
     };
     let spec = Arc::new(spec);
+    let keys = new_auth.map(|auth| Keys {
+        gate: api.auth.clone(),
+        auth,
+    });
     let snapshot = api
         .handle
-        .request(|reply| Request::Configure { spec, reply })
+        .request(|reply| Request::Configure { spec, keys, reply })
         .await
         .map_err(|e| reject(e.into()))?;
-    if let Some(auth) = new_auth {
-        api.auth.install(auth);
-    }
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
@@ -111,12 +126,13 @@ async fn apply(
 /// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
 pub(super) async fn refresh_configuration(api: Api) -> Handled {
     // Not worth a pull where a new spec would be refused anyway.
-    let status = api.handle.status();
-    if !matches!(status, Status::Empty | Status::Running | Status::Failed) {
-        return Err(reject(
-            RequestError::InvalidState(api.handle.compute_status()).into(),
-        ));
-    }
+    api.handle
+        .request(|reply| Request::Admits {
+            asked: AskedOnly::Configure,
+            reply,
+        })
+        .await
+        .map_err(|e| reject(e.into()))?;
     let Some(source) = api.spec_source.clone() else {
         return Err(reject(ApiError::new(
             StatusCode::CONFLICT,
@@ -145,20 +161,21 @@ pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handl
             )))
         })?,
     };
-    let snap = api.handle.snapshot();
-    if snap.status == Status::Terminated {
-        let body = warp::reply::json(&json!({ "lsn": snap.lsn }));
-        return Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response());
-    }
+    let already = |lsn| {
+        let body = warp::reply::json(&json!({ "lsn": lsn }));
+        Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+    };
     match api
         .handle
         .request(|reply| Request::Terminate { mode, reply })
         .await
     {
         Ok(lsn) => Ok(warp::reply::json(&json!({ "lsn": lsn })).into_response()),
-        Err(RequestError::AlreadyTerminated(lsn)) => {
-            let body = warp::reply::json(&json!({ "lsn": lsn }));
-            Ok(warp::reply::with_status(body, StatusCode::CREATED).into_response())
+        Err(RequestError::AlreadyTerminated(lsn)) => already(lsn),
+        // The driver has ended after the termination (the linger is over,
+        // the process is exiting): the LSN it published.
+        Err(RequestError::ShuttingDown) if api.handle.status() == Status::Terminated => {
+            already(api.handle.snapshot().lsn)
         }
         Err(e) => Err(reject(e.into())),
     }
@@ -172,6 +189,14 @@ async fn connector(api: &Api) -> Result<Connector, Rejection> {
         .map_err(|e| reject(e.into()))
 }
 
+/// Asks the driver for a connector for a change; granted only while Running.
+async fn connector_running(api: &Api) -> Result<Connector, Rejection> {
+    api.handle
+        .request(|reply| Request::ConnectRunning { reply })
+        .await
+        .map_err(|e| reject(e.into()))
+}
+
 async fn client(connector: &Connector, db: &str) -> Result<tokio_postgres::Client, Rejection> {
     connector
         .connect(db)
@@ -181,7 +206,7 @@ async fn client(connector: &Connector, db: &str) -> Result<tokio_postgres::Clien
 
 pub(super) async fn dbs_and_roles(api: Api) -> Handled {
     let connector = connector(&api).await?;
-    let body = catalog::api::dbs_and_roles(&connector)
+    let body = super::catalog::dbs_and_roles(&connector)
         .await
         .map_err(|e| reject(ApiError::internal(&e)))?;
     // Streamed as it is read: flat memory however many roles there are.
@@ -200,7 +225,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
         })?;
     let connector = connector(&api).await?;
     let stall = api.limits.idle_timeout;
-    let stream = match catalog::dump::schema(&api.pg_dump, &connector, database, stall).await {
+    let stream = match crate::dump::schema(&api.pg_dump, &connector, database, stall).await {
         Ok(stream) => stream,
         // Beyond the cap: 429, and when to come back.
         Err(e @ DumpError::Busy) => {
@@ -220,12 +245,7 @@ pub(super) async fn database_schema(api: Api, query: HashMap<String, String>) ->
 }
 
 pub(super) async fn check_writability(api: Api) -> Handled {
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
+    let connector = connector_running(&api).await?;
     let c = client(&connector, connector.maintenance_db()).await?;
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS public.health_check (id integer PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT pg_catalog.now());
@@ -233,27 +253,32 @@ pub(super) async fn check_writability(api: Api) -> Handled {
          ON CONFLICT (id) DO UPDATE SET updated_at = pg_catalog.now();",
     )
     .await
-    .map_err(|e| reject(ApiError::internal(&anyhow::Error::new(e).context("the compute is not writable"))))?;
+    .or_else(|e| {
+        // As the reference: a compute at its size limit is not broken
+        // (Neon's postgres answers disk_full when the project is full).
+        if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+            tracing::warn!("tenant disk is full: the compute counts as writable");
+            return Ok(());
+        }
+        Err(reject(ApiError::internal(
+            &anyhow::Error::new(e).context("the compute is not writable"),
+        )))
+    })?;
     Ok(warp::reply::json(&true).into_response())
 }
 
 /// Maps a catalog request's failure to its status.
-fn refused(e: catalog::api::RequestFailure) -> Rejection {
+fn refused(e: super::catalog::RequestFailure) -> Rejection {
     match e {
-        catalog::api::RequestFailure::BadRequest(m) => reject(ApiError::bad_request(m)),
-        catalog::api::RequestFailure::Failed(e) => reject(ApiError::internal(&e)),
+        super::catalog::RequestFailure::BadRequest(m) => reject(ApiError::bad_request(m)),
+        super::catalog::RequestFailure::Failed(e) => reject(ApiError::internal(&e)),
     }
 }
 
 pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
-    let req: catalog::api::ExtensionRequest = parse_json(&body)?;
-    if api.handle.status() != Status::Running {
-        return Err(reject(ApiError::from(RequestError::InvalidState(
-            api.handle.compute_status(),
-        ))));
-    }
-    let connector = connector(&api).await?;
-    catalog::api::install_extension(&connector, &req)
+    let req: super::catalog::ExtensionRequest = parse_json(&body)?;
+    let connector = connector_running(&api).await?;
+    super::catalog::install_extension(&connector, &req)
         .await
         .map_err(refused)?;
     let body = warp::reply::json(&json!({"extension": req.extension, "version": req.version}));
@@ -261,9 +286,9 @@ pub(super) async fn extensions(api: Api, body: Bytes) -> Handled {
 }
 
 pub(super) async fn grants(api: Api, body: Bytes) -> Handled {
-    let req: catalog::api::GrantRequest = parse_json(&body)?;
+    let req: super::catalog::GrantRequest = parse_json(&body)?;
     let connector = connector(&api).await?;
-    catalog::api::grant(&connector, &req)
+    super::catalog::grant(&connector, &req)
         .await
         .map_err(refused)?;
     let body = warp::reply::json(&req);

@@ -5,6 +5,7 @@
 
 use super::routes::{self, Handled, Input};
 use super::Api;
+use crate::driver::Asked;
 use futures_util::future::BoxFuture;
 use warp::http::Method;
 
@@ -39,6 +40,29 @@ pub enum Body {
     Json,
 }
 
+/// Where a route does its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum States {
+    /// Answered from the snapshot, whatever the state.
+    Any,
+    /// Answered from the snapshot; in which states, and what it answers elsewhere.
+    Snapshot(&'static str),
+    /// Asks the driver this, which the driver's admission takes in some
+    /// states (elsewhere: 412); with a note for the README.
+    Asks(Asked, &'static str),
+}
+
+impl States {
+    /// The states, as the README's table says them.
+    pub fn describe(self) -> String {
+        match self {
+            States::Any => "any".into(),
+            States::Snapshot(states) => states.into(),
+            States::Asks(asked, note) => format!("{}{note}", crate::driver::described(asked)),
+        }
+    }
+}
+
 /// A handler: the request's parts in, a response (or a JSON error) out.
 pub type Handler = fn(Api, Input) -> BoxFuture<'static, Handled>;
 
@@ -46,15 +70,16 @@ pub type Handler = fn(Api, Input) -> BoxFuture<'static, Handled>;
 pub struct Route {
     /// GET or POST.
     pub method: Method,
-    /// The path (one segment, without the leading `/`).
+    /// The path (one segment, without the leading `/`; or `name/{*rest}`,
+    /// where the rest of the path is the handler's `tail`).
     pub path: &'static str,
     /// Where it is served.
     pub ports: Ports,
     /// Who may call it.
     pub auth: Auth,
-    /// The states in which it does its work (elsewhere: 412), as documented;
-    /// the driver decides, the table says.
-    pub states: &'static str,
+    /// The states in which it does its work: rendered from the driver's
+    /// admission for the routes that ask the driver.
+    pub states: States,
     /// Whether it takes a JSON body.
     pub body: Body,
     /// What it answers, for the README.
@@ -70,7 +95,7 @@ pub static ROUTES: &[Route] = &[
         path: "status",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "any",
+        states: States::Any,
         body: Body::None,
         summary: "the compute's state, start time, last activity and error",
         handler: |api, _| Box::pin(async move { Ok(routes::status(api)) }),
@@ -80,7 +105,7 @@ pub static ROUTES: &[Route] = &[
         path: "configure",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "empty, running, failed",
+        states: States::Asks(Asked::Configure, ""),
         body: Body::Json,
         summary: "`{\"spec\", \"compute_ctl_config\"?}`: start or reconfigure; answers once running",
         handler: |api, input| Box::pin(routes::configure(api, input.body)),
@@ -90,7 +115,10 @@ pub static ROUTES: &[Route] = &[
         path: "terminate",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "any but terminated (then 201)",
+        states: States::Asks(
+            Asked::Terminate,
+            " (during a termination, or once terminated: 201 with its LSN)",
+        ),
         body: Body::None,
         summary: "`?mode=fast|immediate`: stop postgres and exit; `{\"lsn\"}`",
         handler: |api, input| Box::pin(routes::terminate(api, input.query)),
@@ -100,7 +128,7 @@ pub static ROUTES: &[Route] = &[
         path: "restart",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "running",
+        states: States::Asks(Asked::Restart, ""),
         body: Body::None,
         summary: "`?only_if_pending=true`: stop postgres fast and start it again so pending settings go live; answers the status once running",
         handler: |api, input| Box::pin(super::operate::restart(api, input.query)),
@@ -110,7 +138,10 @@ pub static ROUTES: &[Route] = &[
         path: "promote",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "running (a vanilla replica; a primary answers completed at once)",
+        states: States::Asks(
+            Asked::Promote,
+            " (a vanilla replica; a primary answers completed at once)",
+        ),
         body: Body::Json,
         summary: "`{\"spec\", \"wal_flush_lsn\"}`: wait until the replica has the WAL up to the LSN, `pg_promote()`, apply the spec as a primary; `{\"status\": \"completed\", \"lsn_wait_time_ms\", \"pg_promote_time_ms\", \"reconfigure_time_ms\"}`; 408 when the WAL does not arrive in time",
         handler: |api, input| Box::pin(super::operate::promote(api, input.body)),
@@ -120,7 +151,7 @@ pub static ROUTES: &[Route] = &[
         path: "metrics",
         ports: Ports::External,
         auth: Auth::Open,
-        states: "any",
+        states: States::Any,
         body: Body::None,
         summary: "Prometheus text",
         handler: |api, _| Box::pin(async move { Ok(routes::metrics(api)) }),
@@ -130,7 +161,7 @@ pub static ROUTES: &[Route] = &[
         path: "healthz",
         ports: Ports::External,
         auth: Auth::Open,
-        states: "any",
+        states: States::Asks(Asked::Ping, ""),
         body: Body::None,
         summary: "liveness: the driver loop answers within 1 s (postgres is not touched); else 503",
         handler: |api, _| Box::pin(async move { Ok(super::probes::healthz(api).await) }),
@@ -140,7 +171,7 @@ pub static ROUTES: &[Route] = &[
         path: "readyz",
         ports: Ports::External,
         auth: Auth::Open,
-        states: "running (else 503)",
+        states: States::Snapshot("running (else 503)"),
         body: Body::None,
         summary: "readiness: postgres answers `SELECT 1` within 1 s; `?lag=BYTES`: a replica's replay within that; else 503",
         handler: |api, input| Box::pin(async move { Ok(super::probes::readyz(api, input.query).await) }),
@@ -150,7 +181,7 @@ pub static ROUTES: &[Route] = &[
         path: "startupz",
         ports: Ports::External,
         auth: Auth::Open,
-        states: "any",
+        states: States::Any,
         body: Body::None,
         summary: "the compute has left init/configuration once; else 503",
         handler: |api, _| Box::pin(async move { Ok(super::probes::startupz(api)) }),
@@ -160,7 +191,7 @@ pub static ROUTES: &[Route] = &[
         path: "metrics.json",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "any",
+        states: States::Any,
         body: Body::None,
         summary: "startup timings (ms)",
         handler: |api, _| Box::pin(async move { Ok(routes::metrics_json(api)) }),
@@ -170,7 +201,7 @@ pub static ROUTES: &[Route] = &[
         path: "info",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "any",
+        states: States::Any,
         body: Body::None,
         summary: "CPUs, postgres and compute_ctl versions, build tag",
         handler: |api, _| Box::pin(async move { Ok(routes::info(api)) }),
@@ -180,17 +211,17 @@ pub static ROUTES: &[Route] = &[
         path: "diagram",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "any",
+        states: States::Any,
         body: Body::None,
-        summary: "the state diagram (mermaid), current state highlighted",
-        handler: |api, _| Box::pin(async move { Ok(routes::diagram(api)) }),
+        summary: "the state diagram (mermaid), current status highlighted: each state as the status it reports; `?view=types`: every state type and edge",
+        handler: |api, input| Box::pin(async move { routes::diagram(api, input.query) }),
     },
     Route {
         method: Method::GET,
         path: "dbs_and_roles",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "postgres up",
+        states: States::Asks(Asked::Connect, ""),
         body: Body::None,
         summary: "every role of `pg_authid` and database of `pg_database` (no password hashes)",
         handler: |api, _| Box::pin(routes::dbs_and_roles(api)),
@@ -200,17 +231,27 @@ pub static ROUTES: &[Route] = &[
         path: "database_schema",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "postgres up",
+        states: States::Asks(Asked::Connect, ""),
         body: Body::None,
         summary: "`?database=`: `pg_dump --schema-only`, streamed; 404 for an unknown database",
         handler: |api, input| Box::pin(routes::database_schema(api, input.query)),
+    },
+    Route {
+        method: Method::GET,
+        path: "insights",
+        ports: Ports::External,
+        auth: Auth::Jwt,
+        states: States::Asks(Asked::ConnectRunning, ""),
+        body: Body::None,
+        summary: "`{\"pg_stat_statements\": [rows]}`: the 100 statements of other users slowest on average; 404 when `pg_stat_statements` is not installed",
+        handler: |api, _| Box::pin(super::insights::insights(api)),
     },
     Route {
         method: Method::POST,
         path: "check_writability",
         ports: Ports::External,
         auth: Auth::Jwt,
-        states: "running",
+        states: States::Asks(Asked::ConnectRunning, ""),
         body: Body::None,
         summary: "`true` after an upsert into `public.health_check`",
         handler: |api, _| Box::pin(routes::check_writability(api)),
@@ -220,9 +261,9 @@ pub static ROUTES: &[Route] = &[
         path: "extensions",
         ports: Ports::Internal,
         auth: Auth::Loopback,
-        states: "running",
+        states: States::Asks(Asked::ConnectRunning, ""),
         body: Body::Json,
-        summary: "`{extension, database, version}`: `CREATE EXTENSION IF NOT EXISTS` in schema public; 201",
+        summary: "`{extension, database, version}`: `CREATE EXTENSION` in schema public, or `ALTER EXTENSION .. UPDATE TO` one at another version; 201",
         handler: |api, input| Box::pin(routes::extensions(api, input.body)),
     },
     Route {
@@ -230,17 +271,27 @@ pub static ROUTES: &[Route] = &[
         path: "grants",
         ports: Ports::Internal,
         auth: Auth::Loopback,
-        states: "postgres up",
+        states: States::Asks(Asked::Connect, ""),
         body: Body::Json,
         summary: "`{database, schema, privileges, role}`: grant on a schema what the role lacks; 201",
         handler: |api, input| Box::pin(routes::grants(api, input.body)),
     },
     Route {
         method: Method::POST,
+        path: "extension_server/{*filename}",
+        ports: Ports::Internal,
+        auth: Auth::Loopback,
+        states: States::Snapshot("any with a spec"),
+        body: Body::None,
+        summary: "`?is_library=true` (a library) or `false`: fetch the remote extension that provides the file from the store (`-r`) and install it; 412 without a store, 409 without `remote_extensions`, 404 not allowed, 500 failed download",
+        handler: |api, input| Box::pin(super::extensions::extension_server(api, input)),
+    },
+    Route {
+        method: Method::POST,
         path: "refresh_configuration",
         ports: Ports::Internal,
         auth: Auth::Loopback,
-        states: "empty, running, failed",
+        states: States::Asks(Asked::Configure, ""),
         body: Body::None,
         summary: "re-read the spec (control plane with `-p`, file with `-S`/`-c`) and apply it as `/configure` would",
         handler: |api, _| Box::pin(routes::refresh_configuration(api)),
@@ -274,7 +325,7 @@ pub fn markdown() -> String {
             "| {port} | `{} /{}`{body} | {auth} | {} | {} |\n",
             r.method,
             r.path,
-            r.states,
+            r.states.describe(),
             r.summary.replace('|', "\\|")
         ));
     }

@@ -266,14 +266,20 @@ impl Drop for Child {
 /// which live as long as the process.
 fn die_with_us(cmd: &mut Command) {
     let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, getppid).
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are sound (another thread may have held the
+    // allocator's lock at the fork). It makes two system calls (prctl,
+    // getppid) and allocates nothing, on its error paths too: an error is a
+    // raw errno (`nix`'s `Errno` converts to `io::Error` by
+    // `from_raw_os_error`, which holds the number inline), which std sends
+    // to the parent as it is.
     unsafe {
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // We may have died between the fork and the prctl.
+            // We may have died between the fork and the prctl: then there
+            // is nobody left to kill us with, and the child must not run.
             if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("compute_ctl exited"));
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

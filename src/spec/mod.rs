@@ -8,6 +8,7 @@
 //! [`crate::options`]: `spec` imports nothing that uses it.
 
 pub mod edge;
+mod remote_ext;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -18,7 +19,7 @@ mod validate;
 mod wire;
 
 pub use valid::{Storage, ValidSpec};
-pub use wire::{ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, Role};
+pub use wire::{ComputeMode, ComputeSpec, Database, DeltaAction, DeltaOp, RemoteExtensions, Role};
 
 use serde::Deserialize;
 

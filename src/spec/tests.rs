@@ -310,3 +310,19 @@ fn the_only_way_to_a_valid_spec_is_through_validation() {
     assert_eq!(e.field, "cluster.settings[0].value");
     assert!(e.reason.contains("control character"), "{e}");
 }
+
+#[test]
+fn a_checked_spec_is_shared_not_copied() {
+    let spec = parse(minimal()).unwrap();
+    let clone = spec.clone();
+    assert!(std::ptr::eq::<ComputeSpec>(&*spec, &*clone));
+    assert_eq!(spec, clone);
+}
+
+/// Each case of `src/spec/ui/` tries what `ValidSpec` forbids; its
+/// `.stderr` is the compiler's refusal, checked in. Regenerate after a
+/// deliberate change with `TRYBUILD=overwrite cargo test --lib spec::tests::what`.
+#[test]
+fn what_a_valid_spec_forbids_does_not_compile() {
+    trybuild::TestCases::new().compile_fail("src/spec/ui/*.rs");
+}

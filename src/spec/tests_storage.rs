@@ -194,7 +194,7 @@ fn the_settings_fall_back_for_the_stripe_size_and_the_generation() {
 fn unknown_fields_are_named_with_their_path_indices_folded() {
     let text = json!({
         "format_version": 1.0,
-        "remote_extensions": {"public_extensions": []},
+        "lfc_settings": {"size": 1},
         "cluster": {
             "roles": [
                 {"name": "a", "restrict": true},
@@ -214,8 +214,8 @@ fn unknown_fields_are_named_with_their_path_indices_folded() {
         vec![
             "cluster.databases[].invalid",
             "cluster.roles[].restrict",
+            "lfc_settings",
             "pageserver_connection_info.future_field",
-            "remote_extensions",
         ]
     );
     // A hostile key is escaped: it cannot start a line of its own in the log.

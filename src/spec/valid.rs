@@ -9,6 +9,7 @@ use super::validate::validate;
 use super::wire::ComputeSpec;
 use super::{parse_json, SpecError};
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// Where the data comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,24 +32,13 @@ pub enum Storage<'a> {
 
 /// A `ComputeSpec` that passed validation. Made only by
 /// [`ValidSpec::try_from`] or [`ValidSpec::from_json`]; read through
-/// [`Deref`]; immutable.
+/// [`Deref`]; immutable, and so shared: a clone is a reference count, not a
+/// copy of the spec (the planner's thread takes one at each reconcile).
 ///
-/// Neither made around the checks:
-/// ```compile_fail
-/// use compute_ctl::spec::{ComputeSpec, ValidSpec};
-/// fn sneak(raw: ComputeSpec) -> ValidSpec {
-///     ValidSpec(raw)
-/// }
-/// ```
-/// nor changed after them:
-/// ```compile_fail
-/// use compute_ctl::spec::ValidSpec;
-/// fn edit(spec: &mut ValidSpec) {
-///     spec.cluster.roles.clear();
-/// }
-/// ```
+/// Neither made around the checks (its field is private) nor changed after
+/// them (it has no `DerefMut`): the cases of `src/spec/ui/` do not compile.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidSpec(ComputeSpec);
+pub struct ValidSpec(Arc<ComputeSpec>);
 
 impl TryFrom<ComputeSpec> for ValidSpec {
     type Error = SpecError;
@@ -59,7 +49,7 @@ impl TryFrom<ComputeSpec> for ValidSpec {
     fn try_from(mut spec: ComputeSpec) -> Result<Self, SpecError> {
         resolve_storage(&mut spec)?;
         validate(&spec)?;
-        Ok(Self(spec))
+        Ok(Self(Arc::new(spec)))
     }
 }
 
@@ -77,9 +67,10 @@ impl ValidSpec {
         Self::try_from(parse_json::<ComputeSpec>(text)?)
     }
 
-    /// The unchecked spec back, to be changed and checked again.
+    /// The unchecked spec back, to be changed and checked again (a copy
+    /// if it is shared).
     pub fn into_raw(self) -> ComputeSpec {
-        self.0
+        Arc::unwrap_or_clone(self.0)
     }
 
     /// Where this compute's data comes from.

@@ -90,6 +90,7 @@ pub(super) fn validate(spec: &ComputeSpec) -> Result<(), SpecError> {
             }
         })?;
     }
+    super::remote_ext::validate(spec)?;
     super::storage::validate_storage(spec)
 }
 

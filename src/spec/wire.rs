@@ -98,6 +98,37 @@ pub struct ComputeSpec {
     /// Where postgres' log lines are forwarded (`host:port`, `[IPv6]:port`).
     #[serde(default)]
     pub logs_export_host: Option<super::edge::LogsExportHost>,
+    /// Extensions this compute may fetch from the extension store
+    /// (`-r/--remote-ext-base-url`) when it needs them.
+    #[serde(default)]
+    pub remote_extensions: Option<RemoteExtensions>,
+}
+
+/// The reference's `remote_extensions`: which extensions of the store a
+/// compute may use, the libraries they provide, and their control files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RemoteExtensions {
+    /// Extensions anyone may use; null counts as none.
+    #[serde(default)]
+    pub public_extensions: Option<Vec<String>>,
+    /// Extensions this project may use; null counts as none.
+    #[serde(default)]
+    pub custom_extensions: Option<Vec<String>>,
+    /// A library's name (without `.so`) to the extension whose archive holds it.
+    pub library_index: std::collections::BTreeMap<String, String>,
+    /// Each extension's control files.
+    pub extension_data: std::collections::BTreeMap<String, ExtensionData>,
+}
+
+/// One extension of [`RemoteExtensions::extension_data`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExtensionData {
+    /// Control file name (`<name>.control`) to its content, written at start
+    /// where the installation has no such file.
+    pub control_data: std::collections::BTreeMap<String, String>,
+    /// Required, as by the reference, and unused (as by the reference: the
+    /// archive's place in the store follows from the extension's name).
+    pub archive_path: String,
 }
 
 fn default_concurrency() -> usize {

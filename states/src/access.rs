@@ -109,6 +109,13 @@ impl<C: Compute> Terminating<C> {
     }
 }
 
+impl<C: Compute> Stopping<C> {
+    /// How postgres is being stopped.
+    pub fn mode(&self) -> TerminationMode {
+        self.mode
+    }
+}
+
 impl<C: Compute> Failed<C> {
     /// Why the compute failed.
     pub fn error(&self) -> &C::Error {

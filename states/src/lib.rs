@@ -12,7 +12,8 @@
 //! [`AnyState`] enum the driver loop holds, the fieldless [`Status`] with its
 //! stable snake_case names (what the API reports), the [`Kind`] of each state
 //! type (two types can report one status: a start and a reconfiguration are
-//! both `configuration`), and the [`EDGES`] table that [`mermaid`] renders.
+//! both `configuration`), and the [`EDGES`] table that [`mermaid`] (the status
+//! view) and [`mermaid_types`] (the type view) render.
 //!
 //! Whether a postgres serves is a fact of the type, never an `Option`: a
 //! state either holds it by value (`Running`, `FailedServing`,
@@ -35,7 +36,7 @@ mod access;
 mod diagram;
 mod lsn;
 
-pub use diagram::{mermaid, mermaid_highlighted};
+pub use diagram::{mermaid, mermaid_highlighted, mermaid_types, View};
 pub use lsn::{Lsn, LsnParseError};
 
 /// The concrete types a driver plugs into the machine.
@@ -182,6 +183,8 @@ pub struct RestartPending<C: Compute> {
 /// stops it fast and starts a new one on the same PGDATA, so settings
 /// pending a restart go live. The state holds no postgres; the move back to
 /// [`Running`] needs both the proof the old one stopped and the new one.
+/// Held by the driver from the handover to the restart's end, never between
+/// steps.
 pub struct Restarting<C: Compute> {
     spec: C::Spec,
 }
@@ -205,11 +208,22 @@ pub struct TerminationPending<C: Compute> {
     postgres: C::Postgres,
 }
 
-/// The compute is terminating and the state holds no postgres: the driver
-/// is stopping the one handed over (the proof it stopped leads to
-/// [`Terminated`]), or none was serving (a termination before a start
-/// finished, or after postgres died). Reported as `termination_pending`.
+/// The compute is terminating and no postgres was handed over to be
+/// stopped: none was serving (a termination before a start finished, or
+/// after postgres died), or the work it interrupted dropped the one it held
+/// (which the driver waits for). Reported as `termination_pending`.
 pub struct Terminating<C: Compute> {
+    mode: TerminationMode,
+    _compute: PhantomData<fn() -> C>,
+}
+
+/// The driver is stopping the postgres [`TerminationPending::begin`] handed
+/// over; the state holds none. It ends only in [`Terminated`], with the
+/// proof that postgres stopped ([`Stopping::terminated`]) or by saying what
+/// a failed stop left behind ([`Stopping::abandoned`]). Held by the driver
+/// from the handover to its end, never between steps. Reported as
+/// `termination_pending`.
+pub struct Stopping<C: Compute> {
     mode: TerminationMode,
     _compute: PhantomData<fn() -> C>,
 }
@@ -262,13 +276,19 @@ machine! {
         Init: Init,
         Running: Running,
         RestartPending: Restarting,
-        Restarting: Restarting,
         Promoting: Promoting,
         TerminationPending: TerminationPending,
         Terminating: TerminationPending,
         Failed: Failed,
         FailedServing: Failed,
         Terminated: Terminated,
+    }
+
+    // States held by the driver inside one step, from a handover to the
+    // step's end: never between steps, so not in `AnyState`.
+    held {
+        Restarting: Restarting,
+        Stopping: TerminationPending,
     }
 
     start Empty "Compute spawned" fn spawn() {
@@ -323,17 +343,35 @@ machine! {
 
         // The postgres handed over was stopped: the proof is what stopping
         // it returned.
-        Terminating -> Terminated "Terminated compute"
+        Stopping -> Terminated "Terminated compute"
         fn terminated(self, stopped: C::Stopped, lsn: Option<Lsn>) {
             let _proof = stopped;
             Terminated { lsn, _compute: PhantomData }
         }
 
-        // No postgres was running (the termination came before one started,
-        // or after it died), or a stop that failed abandoned it to the reaper.
+        // The stop failed: the error says what was left (a postgres
+        // abandoned to the reaper); no LSN.
+        Stopping -> Terminated "Stop failed: postgres abandoned"
+        fn abandoned(self, left: C::Error) {
+            let _left = left;
+            Terminated { lsn: None, _compute: PhantomData }
+        }
+
+        // No postgres was handed over (the termination came before one
+        // started, or after it died, or the work it interrupted dropped it).
         Terminating -> Terminated "No postgres left to stop"
         fn nothing_to_stop(self) {
             Terminated { lsn: None, _compute: PhantomData }
+        }
+
+        Init -> Terminating "Signal during startup"
+        fn terminate(self, mode: TerminationMode) {
+            Terminating { mode, _compute: PhantomData }
+        }
+
+        Configuration -> Terminating "Signal during configuration"
+        fn terminate(self, mode: TerminationMode) {
+            Terminating { mode, _compute: PhantomData }
         }
 
         Running -> ReconfigurationPending "New spec for a running compute"
@@ -364,16 +402,6 @@ machine! {
         Running -> Failed "Postgres exited on its own"
         fn postgres_exited(self, status: C::ExitStatus) {
             Failed { error: C::exited(&self.postgres, status) }
-        }
-
-        Init -> Terminating "Signal during startup"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
-        }
-
-        Configuration -> Terminating "Signal during configuration"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
         }
 
         Running -> RestartPending "Requested restart"
@@ -425,7 +453,7 @@ machine! {
             TerminationPending { mode, postgres: self.postgres }
         }
 
-        Failed -> ConfigurationPending "New spec after a failed start"
+        Failed -> ConfigurationPending "New spec after a failure"
         fn configure(self, spec: C::Spec) {
             ConfigurationPending { spec }
         }
@@ -458,9 +486,9 @@ machine! {
     // The postgres leaves the machine: the method returns it with the next
     // state, which holds none, so it cannot be taken twice or left behind.
     handovers {
-        TerminationPending -> Terminating "Postgres handed over to be stopped"
+        TerminationPending -> Stopping "Postgres handed over to be stopped"
         fn begin(self) -> C::Postgres {
-            (self.postgres, Terminating { mode: self.mode, _compute: PhantomData })
+            (self.postgres, Stopping { mode: self.mode, _compute: PhantomData })
         }
 
         RestartPending -> Restarting "Postgres handed over to be stopped"

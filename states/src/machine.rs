@@ -4,7 +4,8 @@
 //! `lib.rs` reads as the states and their table.
 
 /// Declares the machine: the statuses, the states (each a type, with the
-/// status it reports: two types can report one status), the entry, every
+/// status it reports: two types can report one status), the states held
+/// inside one step (not in [`AnyState`](crate::AnyState)), the entry, every
 /// transition, the handovers (transitions that also return what the state
 /// held) and the exits, each exactly once. Generates the methods,
 /// [`Status`](crate::Status), [`Kind`](crate::Kind), [`AnyState`](crate::AnyState) and
@@ -13,6 +14,7 @@ macro_rules! machine {
     (
         statuses { $( $status:ident = $snake:literal ),* $(,)? }
         states { $( $state:ident : $reports:ident ),* $(,)? }
+        held { $( $held:ident : $hreports:ident ),* $(,)? }
         start $first:ident $start_label:literal fn $start:ident() $start_body:block
         edges {
             $( $from:ident -> $to:ident $label:literal
@@ -44,6 +46,14 @@ macro_rules! machine {
         impl Status {
             /// Every status, in declaration order.
             pub const ALL: &'static [Status] = &[$(Status::$status),*];
+
+            /// The status as the status view of the diagram names it
+            /// (`ConfigurationPending`, as the reference's diagram does).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Status::$status => stringify!($status),)*
+                }
+            }
         }
 
         // Keep the explicit snake_case names and strum's derived ones in step.
@@ -57,16 +67,21 @@ macro_rules! machine {
                 #[doc = concat!("See [`", stringify!($state), "`].")]
                 $state,
             )*
+            $(
+                #[doc = concat!("See [`", stringify!($held), "`] (held inside a step).")]
+                $held,
+            )*
         }
 
         impl Kind {
-            /// Every state type, in declaration order.
-            pub const ALL: &'static [Kind] = &[$(Kind::$state),*];
+            /// Every state type, in declaration order (the held ones last).
+            pub const ALL: &'static [Kind] = &[$(Kind::$state,)* $(Kind::$held,)*];
 
             /// The Rust type name of the state, as used in the diagram.
             pub fn type_name(self) -> &'static str {
                 match self {
                     $(Kind::$state => stringify!($state),)*
+                    $(Kind::$held => stringify!($held),)*
                 }
             }
 
@@ -74,6 +89,7 @@ macro_rules! machine {
             pub fn status(self) -> Status {
                 match self {
                     $(Kind::$state => Status::$reports,)*
+                    $(Kind::$held => Status::$hreports,)*
                 }
             }
         }
@@ -84,7 +100,8 @@ macro_rules! machine {
             }
         }
 
-        /// Any state of the machine: what the driver loop holds between steps.
+        /// Any state of the machine the driver loop holds between steps (a
+        /// held state is not one: it lives inside one step).
         pub enum AnyState<C: Compute> {
             $(
                 #[doc = concat!("The compute is in [`", stringify!($state), "`].")]

@@ -26,8 +26,8 @@ struct Walk(HashSet<(Node, Node, &'static str)>);
 impl Walk {
     fn step<A, B>(&mut self, from: A, method: &'static str, f: impl FnOnce(A) -> B) -> B
     where
-        A: Into<AnyState<T>> + Probe,
-        B: Into<AnyState<T>> + Probe,
+        A: Probe,
+        B: Probe,
     {
         let from_status = from.probe();
         let to = f(from);
@@ -43,8 +43,8 @@ impl Walk {
         f: impl FnOnce(A) -> (P, B),
     ) -> (P, B)
     where
-        A: Into<AnyState<T>> + Probe,
-        B: Into<AnyState<T>> + Probe,
+        A: Probe,
+        B: Probe,
     {
         let from_status = from.probe();
         let (held, to) = f(from);
@@ -79,6 +79,7 @@ probe!(
     Promoting,
     TerminationPending,
     Terminating,
+    Stopping,
     Failed,
     FailedServing,
     Terminated
@@ -90,17 +91,17 @@ fn every_declared_edge_is_walked() {
     w.0.insert((Node::Start, Node::State(Kind::Empty), "spawn"));
 
     // Spec at launch: Empty -> Init -> Running -> TerminationPending ->
-    // Terminating -> Terminated -> [*].
+    // Stopping -> Terminated -> [*].
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
     assert_eq!(*init.spec(), "spec");
     let running = w.step(init, "started", |s| s.started(42));
     assert_eq!(*running.postgres(), 42);
     let pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
     assert_eq!(pending.mode(), TerminationMode::Fast);
-    let (pg, terminating) = w.hand(pending, "begin", |s| s.begin());
-    assert_eq!((pg, terminating.mode()), (42, TerminationMode::Fast));
+    let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((pg, stopping.mode()), (42, TerminationMode::Fast));
     let lsn = Some(Lsn(0x1_0000_0010));
-    let terminated = w.step(terminating, "terminated", |s| s.terminated(Stopped, lsn));
+    let terminated = w.step(stopping, "terminated", |s| s.terminated(Stopped, lsn));
     assert_eq!(terminated.lsn(), lsn);
     assert_eq!(w.exit(terminated, |s| s.exit()), 0);
 
@@ -170,7 +171,23 @@ fn every_declared_edge_is_walked() {
     let pending = w.step(failed, "terminate", |s| {
         s.terminate(TerminationMode::Immediate)
     });
-    assert_eq!(pending.begin().0, 12);
+    // The postgres handed over ends stopped, with the proof, or abandoned,
+    // saying what was left.
+    let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
+    assert_eq!((pg, stopping.mode()), (12, TerminationMode::Immediate));
+    let terminated = w.step(stopping, "abandoned", |s| {
+        s.abandoned("postgres 12 abandoned".into())
+    });
+    assert_eq!(terminated.lsn(), None);
+    let (_, stopping) = Empty::<T>::spawn()
+        .start("a")
+        .started(13)
+        .terminate(TerminationMode::Fast)
+        .begin();
+    let terminated = w.step(stopping, "terminated", |s| {
+        s.terminated(Stopped, Some(Lsn(0x30)))
+    });
+    assert_eq!(terminated.lsn(), Some(Lsn(0x30)));
     // A failed start takes a new spec as a start.
     let failed = {
         let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
@@ -267,8 +284,8 @@ fn edges_cover_the_seed_diagram_and_label_everything() {
         (Node::State(Init), Node::State(Failed)),
         (Node::State(Init), Node::State(Running)),
         (Node::State(Running), Node::State(TerminationPending)),
-        (Node::State(TerminationPending), Node::State(Terminating)),
-        (Node::State(Terminating), Node::State(Terminated)),
+        (Node::State(TerminationPending), Node::State(Stopping)),
+        (Node::State(Stopping), Node::State(Terminated)),
         (Node::State(Failed), Node::End),
         (Node::State(Terminated), Node::End),
         (Node::State(Running), Node::State(ReconfigurationPending)),
@@ -327,15 +344,44 @@ fn snake_case_names_are_stable() {
 }
 
 #[test]
-fn mermaid_lists_every_edge_once() {
-    let m = mermaid();
+fn the_type_view_lists_every_edge_once() {
+    let m = mermaid_types();
     assert!(m.starts_with("stateDiagram-v2\n"));
     assert_eq!(m.lines().count(), EDGES.len() + 1);
     assert!(m.contains("    [*] --> Empty : Compute spawned\n"));
+    assert!(m.contains("    Empty --> Terminating : Requested termination\n"));
     assert!(m.contains("    Terminated --> [*] : Compute exited\n"));
-    let live = mermaid_highlighted(Status::Running);
+    let live = mermaid_highlighted(View::Types, Status::Running);
     assert!(live.starts_with(&m));
     assert!(live.ends_with("    class Running current\n"));
+}
+
+#[test]
+fn the_status_view_draws_statuses_and_merges_their_edges() {
+    let m = mermaid();
+    assert!(m.starts_with("stateDiagram-v2\n"));
+    let lines: Vec<&str> = m.lines().skip(1).collect();
+    // Only statuses are drawn, never a type that is a twin.
+    for line in &lines {
+        let (edge, _label) = line.trim().split_once(" : ").unwrap();
+        let (from, to) = edge.split_once(" --> ").unwrap();
+        for node in [from, to] {
+            assert!(
+                node == "[*]" || Status::ALL.iter().any(|s| s.name() == node),
+                "{node} is not a status"
+            );
+        }
+        assert_ne!(from, to, "a handover inside one status is drawn: {line}");
+        let pair = format!("    {edge} : ");
+        assert_eq!(m.matches(&pair).count(), 1, "{edge} drawn twice");
+    }
+    assert!(m.contains("    Empty --> TerminationPending : Requested termination\n"));
+    assert!(m.contains("    TerminationPending --> Terminated : Terminated compute\n"));
+    assert!(!m.contains("Terminating"));
+    assert!(!m.contains("Reconfiguration"));
+    let live = mermaid_highlighted(View::Status, Status::Configuration);
+    assert!(live.starts_with(&m));
+    assert!(live.ends_with("    class Configuration current\n"));
 }
 
 #[test]
@@ -351,7 +397,7 @@ fn a_start_and_a_reconfiguration_report_one_status() {
     assert_eq!(state.kind(), Kind::Reconfiguration);
     assert_eq!(state.status(), Status::Configuration);
     // The live diagram highlights every type reporting the status.
-    let live = mermaid_highlighted(Status::Configuration);
+    let live = mermaid_highlighted(View::Types, Status::Configuration);
     assert!(live.contains("    class Configuration current\n"));
     assert!(live.contains("    class Reconfiguration current\n"));
 }
@@ -369,7 +415,7 @@ fn a_state_with_postgres_and_its_twin_without_report_one_status() {
     ] {
         assert_eq!((with.status(), without.status()), (status, status));
     }
-    let live = mermaid_highlighted(Status::Failed);
+    let live = mermaid_highlighted(View::Types, Status::Failed);
     assert!(live.contains("    class Failed current\n"));
     assert!(live.contains("    class FailedServing current\n"));
 }

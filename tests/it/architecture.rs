@@ -99,6 +99,8 @@ fn only_the_driver_holds_a_state() {
         "TerminationMode",
         "mermaid",
         "mermaid_highlighted",
+        "mermaid_types",
+        "View",
         "EDGES",
     ];
     let mut found = Vec::new();
@@ -270,5 +272,106 @@ fn auth_and_the_control_plane_pull_import_no_http() {
         found.is_empty(),
         "src/auth and src/control_plane.rs sit below src/http (ARCHITECTURE.md):\n{}",
         found.join("\n")
+    );
+}
+
+#[test]
+fn connections_are_a_leaf_that_config_and_the_monitor_take_without_the_catalog() {
+    let above = [
+        "crate::catalog",
+        "crate::driver",
+        "crate::http",
+        "crate::config",
+    ];
+    let mut found = Vec::new();
+    for (file, needles) in [
+        ("src/config.rs", &above[..1]),
+        ("src/monitor.rs", &above[..1]),
+        ("src/connect.rs", &above[..]),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if !code.starts_with("//") && needles.iter().any(|n| code.contains(n)) {
+                found.push(format!("{file}:{}: {code}", i + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "maintenance connections are a leaf (src/connect.rs) that config and the monitor \
+         take without importing the catalog (ARCHITECTURE.md):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The function each line of `text` is in: the nearest `fn name(` above it.
+fn enclosing_fns(text: &str) -> Vec<(usize, String, &str)> {
+    let mut current = String::new();
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if let Some(at) = line.find("fn ") {
+            let rest = &line[at + 3..];
+            if let Some(end) = rest.find(['(', '<']) {
+                current = rest[..end].trim().to_string();
+            }
+        }
+        out.push((n + 1, current.clone(), line));
+    }
+    out
+}
+
+#[test]
+fn only_publish_writes_the_snapshot_and_the_driver_never_reads_it() {
+    // The snapshot's lock is the driver's `snapshot` (and the Handle's,
+    // the same Arc): who takes it, where.
+    const WRITERS: &[(&str, &str)] = &[
+        ("src/driver/mod.rs", "publish"),
+        // The monitor's fields: last_active, replication, the downtime.
+        ("src/driver/request.rs", "set_last_active"),
+        ("src/driver/request.rs", "set_replication"),
+        ("src/driver/request.rs", "add_pg_downtime"),
+        ("src/driver/request.rs", "pg_answered"),
+    ];
+    // The Handle's reads, for everyone else.
+    const READERS: &[(&str, &str)] = &[
+        ("src/driver/request.rs", "snapshot"),
+        ("src/driver/request.rs", "status"),
+        ("src/driver/request.rs", "compute_status"),
+    ];
+    let mut found = Vec::new();
+    let mut publishes = 0;
+    for file in rust_files(&root().join("src")) {
+        if is_test_file(&file) {
+            continue;
+        }
+        let rel = file.strip_prefix(root()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, func, line) in enclosing_fns(&text) {
+            let code = line.split("//").next().unwrap_or("");
+            let at = (rel.as_str(), func.as_str());
+            if code.contains("snapshot.write()") {
+                if !WRITERS.contains(&at) {
+                    found.push(format!("{rel}:{n}: writes the snapshot in {func}: {line}"));
+                }
+                publishes += usize::from(at == WRITERS[0]);
+            }
+            if code.contains("snapshot.read()") && !READERS.contains(&at) {
+                found.push(format!("{rel}:{n}: reads the snapshot in {func}: {line}"));
+            }
+            if rel.starts_with("src/driver/") && code.contains("handle.snapshot()") {
+                found.push(format!("{rel}:{n}: the driver reads the snapshot: {line}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "only Driver::publish (and the monitor's setters) write the snapshot, and the \
+         driver never reads it:\n{}",
+        found.join("\n")
+    );
+    assert_eq!(
+        publishes, 1,
+        "Driver::publish takes the snapshot's lock once"
     );
 }

@@ -17,7 +17,12 @@ async fn every_route_not_in_the_internal_list_is_404_on_the_internal_port() {
         .collect();
     assert_eq!(
         internal,
-        ["extensions", "grants", "refresh_configuration"],
+        [
+            "extensions",
+            "grants",
+            "extension_server/{*filename}",
+            "refresh_configuration"
+        ],
         "the internal port serves what local helpers need, nothing else"
     );
     let mut checked = 0;

@@ -187,7 +187,7 @@ async fn postgres_dying_on_its_own_fails_the_compute() {
     let mut c = Compute::start(Some(spec(json!([]), json!([]))));
     c.wait_running();
     let postmaster = c.postmaster_pid().unwrap();
-    unsafe_kill(postmaster, 9);
+    send_signal(postmaster, 9);
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "{}", c.log());
     let log = c.log();
@@ -338,7 +338,7 @@ fn as_pid_1_it_handles_sigterm_and_reaps() {
         line.ends_with("\t1"),
         "compute_ctl is not PID 1 in its namespace: {line}"
     );
-    unsafe_kill(inner, 15);
+    send_signal(inner, 15);
     let status = c.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", c.log());
     assert!(c.log().contains("to=terminated"));
@@ -477,7 +477,7 @@ async fn sigquit_turns_a_stuck_fast_shutdown_into_an_immediate_one() {
     c.wait_running();
     let checkpointer = c.backend_pid("checkpointer").await;
     // A checkpointer that cannot run makes the fast shutdown hang.
-    unsafe_kill(checkpointer, 19); // SIGSTOP
+    send_signal(checkpointer, 19); // SIGSTOP
     c.signal(15);
     c.wait_for_log("mode=fast", Duration::from_secs(10));
     // The test: still stuck a second later (nothing ends it but a signal).

@@ -25,6 +25,7 @@ mod diagram;
 mod docs;
 mod doors;
 mod exposure;
+mod extensions;
 mod faults;
 mod fuzz;
 mod http;

@@ -294,7 +294,7 @@ async fn a_configure_interrupted_by_sigterm_is_answered_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    unsafe_kill(checkpointer, 19); // SIGSTOP: holds the fast shutdown
+    send_signal(checkpointer, 19); // SIGSTOP: holds the fast shutdown
     c.signal(15);
 
     let (code, body) = configure.await.unwrap();
@@ -313,7 +313,7 @@ async fn a_configure_interrupted_by_sigterm_is_answered_at_once() {
     let (_, status) = c.get("/status").await;
     assert_eq!(status["status"], "termination_pending_fast", "{status}");
 
-    unsafe_kill(checkpointer, 18); // SIGCONT: let the stop finish
+    send_signal(checkpointer, 18); // SIGCONT: let the stop finish
     let code = c.wait_exit(Duration::from_secs(120)).code();
     assert_eq!(code, Some(0), "{}", c.log());
     assert!(c

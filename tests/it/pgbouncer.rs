@@ -158,7 +158,7 @@ async fn pgbouncer_serves_the_spec_reloads_its_settings_restarts_and_stops_with_
     assert!(text.contains("default_pool_size = 17\n"), "{text}");
 
     // Killed: started again.
-    crate::common::unsafe_kill(first as i32, 9);
+    crate::common::send_signal(first as i32, 9);
     crate::wait::until("pgbouncer restarted", Duration::from_secs(30), async || {
         pgbouncer_pid(&c).await.is_some_and(|p| p != first)
     })

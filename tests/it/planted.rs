@@ -396,7 +396,7 @@ async fn a_template_build_killed_midway_is_stopped_and_cleared_by_the_next_start
         },
     );
     let (tmp, orphan) = building;
-    unsafe_kill(c.pid() as i32, 9);
+    send_signal(c.pid() as i32, 9);
     c.wait_exit(Duration::from_secs(10));
     assert!(
         process_alive(orphan),

@@ -1,6 +1,7 @@
 //! Free ports for the computes and stand-ins the tests start. A module of its
-//! own so that the benchmarks include the same one (`#[path]` from
-//! benches/common and benches/container.rs).
+//! own so that the benchmarks and the catalog's unit tests include the same
+//! one (`#[path]` from benches/common, benches/container.rs and
+//! src/catalog/tests.rs).
 
 /// A port nobody listens on right now, below the kernel's ephemeral range
 /// (32768-60999 here).

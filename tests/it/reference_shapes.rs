@@ -187,7 +187,7 @@ async fn bodies_of_a_local_compute_parse_as_the_references() {
     // Stopping: the reference's names for the mode. A frozen postmaster
     // holds the compute in TerminationPending.
     let postmaster = c.postmaster_pid().unwrap();
-    unsafe_kill(postmaster, 19); // SIGSTOP
+    send_signal(postmaster, 19); // SIGSTOP
     let terminate = tokio::spawn({
         let url = c.url("/terminate?mode=immediate");
         async move { into_pair(http().post(url).json(&json!({})).send().await).await }
@@ -209,7 +209,7 @@ async fn bodies_of_a_local_compute_parse_as_the_references() {
             .contains("status=\"termination_pending_immediate\"} 1"),
         "{text}"
     );
-    unsafe_kill(postmaster, 18); // SIGCONT
+    send_signal(postmaster, 18); // SIGCONT
     let (code, body) = terminate.await.unwrap();
     assert_eq!(code, 200);
     // A frozen postmaster could not tell its flush LSN before the stop: null.
@@ -221,12 +221,12 @@ async fn a_fast_termination_is_named_fast() {
     let mut c = Compute::start(Some(spec(json!([]), json!([]))));
     c.wait_running();
     let postmaster = c.postmaster_pid().unwrap();
-    unsafe_kill(postmaster, 19); // SIGSTOP
+    send_signal(postmaster, 19); // SIGSTOP
     c.signal(15);
     c.wait_status("termination_pending_fast", Duration::from_secs(10))
         .await;
     status(&c, ComputeStatus::TerminationPendingFast).await;
-    unsafe_kill(postmaster, 18); // SIGCONT
+    send_signal(postmaster, 18); // SIGCONT
     assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0));
 }
 

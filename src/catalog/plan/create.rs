@@ -4,7 +4,7 @@
 //! no statement.
 
 use super::sql::Sql;
-use super::{object, stored_password, PlanError, Planner};
+use super::{object, stored_password, PlanError, Planner, StepKind};
 use crate::catalog::model::{DatabaseInfo, RoleInfo};
 use crate::options::{database_option_sql, role_attribute, RoleAttr};
 use crate::secret::Secret;
@@ -19,10 +19,20 @@ impl Planner<'_> {
         // repeated option, the last one wins.
         let mut attrs = vec![RoleAttr::Flag("LOGIN", "NOLOGIN", true)];
         for opt in role.options.iter().flatten() {
-            let attr = role_attribute(opt).map_err(|reason| PlanError::BadOption {
-                object: obj.clone(),
-                reason,
-            })?;
+            let attr = match role_attribute(opt) {
+                // As postgres writes it, to compare with the catalog's.
+                Ok(RoleAttr::ValidUntil(t)) => match self.valid_until.get(&t) {
+                    Some(shown) => RoleAttr::ValidUntil(shown.clone()),
+                    None => RoleAttr::ValidUntil(t),
+                },
+                Ok(attr) => attr,
+                Err(reason) => {
+                    return Err(PlanError::BadOption {
+                        object: obj.clone(),
+                        reason,
+                    })
+                }
+            };
             match attrs.iter_mut().find(|a| same_attr(a, &attr)) {
                 Some(existing) => *existing = attr,
                 None => attrs.push(attr),
@@ -68,7 +78,7 @@ impl Planner<'_> {
                     set_attr(&mut created, attr);
                 }
                 created.password = password;
-                self.push(None, obj, sql);
+                self.push(StepKind::RoleChange, None, obj, sql);
                 self.sim.roles.push(created);
             }
             Some((changed, password_changed)) => {
@@ -85,7 +95,7 @@ impl Planner<'_> {
                         None => sql.kw(" PASSWORD NULL"),
                     };
                 }
-                self.push(None, obj, sql);
+                self.push(StepKind::RoleChange, None, obj, sql);
                 if let Some(r) = self.sim.roles.get_mut(&role.name) {
                     for attr in &attrs {
                         set_attr(r, attr);
@@ -128,7 +138,7 @@ impl Planner<'_> {
                 if self.file_copy && !strategy_given {
                     sql = sql.kw(" STRATEGY FILE_COPY");
                 }
-                self.push(None, obj, sql);
+                self.push(StepKind::CreateDatabase, None, obj, sql);
                 self.sim
                     .push_database(DatabaseInfo::new(&db.name, &db.owner));
             }
@@ -137,7 +147,7 @@ impl Planner<'_> {
                     .ident(&db.name)
                     .kw(" OWNER TO ")
                     .ident(&db.owner);
-                self.push(None, obj, sql);
+                self.push(StepKind::Other, None, obj, sql);
                 self.sim.set_owner(&db.name, &db.owner);
             }
             Some(_) => {}
@@ -148,7 +158,7 @@ impl Planner<'_> {
 
 /// Whether the spec makes this database from a template of its choosing
 /// (whose default privileges compute_ctl does not know).
-pub(super) fn names_template(db: &Database) -> bool {
+pub(super) fn names_own_template(db: &Database) -> bool {
     db.options
         .iter()
         .flatten()

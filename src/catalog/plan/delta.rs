@@ -4,7 +4,7 @@
 //! what was granted to it.
 
 use super::sql::Sql;
-use super::{object, PlanError, Planner};
+use super::{object, PlanError, Planner, StepKind};
 use crate::spec::{DeltaAction, DeltaOp};
 use postgres_protocol::escape::escape_identifier;
 
@@ -48,7 +48,7 @@ impl Planner<'_> {
             .ident(from)
             .kw(" RENAME TO ")
             .ident(to);
-        self.push(None, object("role", from), sql);
+        self.push(StepKind::RoleChange, None, object("role", from), sql);
         if let Some(role) = self.sim.roles.rename(from, to) {
             // Postgres clears an md5 password on rename: it is salted with the name.
             if role
@@ -78,7 +78,7 @@ impl Planner<'_> {
             .ident(from)
             .kw(" RENAME TO ")
             .ident(to);
-        self.push(None, object("database", from), sql);
+        self.push(StepKind::Other, None, object("database", from), sql);
         self.sim.databases.rename(from, to);
         Ok(())
     }
@@ -109,20 +109,26 @@ impl Planner<'_> {
                 .lit(name)
                 .kw(", true); ")
                 .kw(REVOKE_FOREIGN_GRANTS);
-            self.push(Some(db), obj.clone(), revoke);
+            self.push(StepKind::Other, Some(db), obj.clone(), revoke);
             let reassign = Sql::new("REASSIGN OWNED BY ")
                 .ident(name)
                 .kw(" TO ")
                 .ident(self.superuser);
-            self.push(Some(db), obj.clone(), reassign);
+            self.push(StepKind::Other, Some(db), obj.clone(), reassign);
             self.push(
+                StepKind::Other,
                 Some(db),
                 obj.clone(),
                 Sql::new("DROP OWNED BY ").ident(name),
             );
         }
         self.barrier();
-        self.push(None, obj, Sql::new("DROP ROLE ").ident(name));
+        self.push(
+            StepKind::Other,
+            None,
+            obj,
+            Sql::new("DROP ROLE ").ident(name),
+        );
         self.sim.roles.remove(name);
         self.sim.reown_all(name, self.superuser);
     }
@@ -136,14 +142,14 @@ impl Planner<'_> {
             let sql = Sql::new("ALTER DATABASE ")
                 .ident(name)
                 .kw(" IS_TEMPLATE false");
-            self.push(None, obj.clone(), sql);
+            self.push(StepKind::Other, None, obj.clone(), sql);
         }
         if !db.subscriptions.is_empty() && !db.is_invalid() {
             if !db.allow_connections {
                 let sql = Sql::new("ALTER DATABASE ")
                     .ident(name)
                     .kw(" ALLOW_CONNECTIONS true");
-                self.push(None, obj.clone(), sql);
+                self.push(StepKind::Other, None, obj.clone(), sql);
             }
             // A database with subscriptions cannot be dropped; detached from
             // their slot, they can be dropped without reaching the publisher.
@@ -156,7 +162,7 @@ impl Planner<'_> {
                     .kw(" SET (slot_name = NONE)");
                 let drop = Sql::new("DROP SUBSCRIPTION ").ident(sub);
                 for sql in [disable, detach, drop] {
-                    self.push(Some(name), sobj.clone(), sql);
+                    self.push(StepKind::Other, Some(name), sobj.clone(), sql);
                 }
             }
             self.barrier();
@@ -166,7 +172,7 @@ impl Planner<'_> {
 
     pub(super) fn drop_database(&mut self, name: &str) {
         let sql = Sql::new("DROP DATABASE ").ident(name).kw(" WITH (FORCE)");
-        self.push(None, object("database", name), sql);
+        self.push(StepKind::Other, None, object("database", name), sql);
         self.sim.remove_database(name);
     }
 }

@@ -142,8 +142,8 @@ pub(super) struct Sim<'a> {
     pub(super) roles: Table<'a, RoleInfo>,
     pub(super) databases: Table<'a, DatabaseInfo>,
     owned: HashMap<String, BTreeSet<usize>>,
-    /// See [`Catalog::template_defaults`].
-    pub(super) template_defaults: bool,
+    /// See [`Catalog::template1_defaults`].
+    pub(super) template1_defaults: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -162,7 +162,7 @@ impl<'a> Sim<'a> {
             roles: Table::of(&catalog.roles),
             databases,
             owned,
-            template_defaults: catalog.template_defaults,
+            template1_defaults: catalog.template1_defaults,
         }
     }
 

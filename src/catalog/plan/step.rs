@@ -3,9 +3,27 @@
 use super::Phase;
 use std::fmt;
 
+/// What a statement does, as far as its execution cares: set by the
+/// planner with each statement, never guessed back from the SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// A role created, altered or renamed, in the maintenance database.
+    RoleChange,
+    /// A privilege granted in the maintenance database (`GRANT ALL ON
+    /// DATABASE`).
+    Grant,
+    /// A database created (`CREATE DATABASE`, which cannot run in a
+    /// transaction block).
+    CreateDatabase,
+    /// Anything else: changes and drops of databases, a role's drop and its
+    /// handover, subscriptions, work inside a database. Each runs alone.
+    Other,
+}
+
 /// One SQL statement of a [`Plan`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Step {
+    pub(super) kind: StepKind,
     pub(super) database: Option<String>,
     pub(super) sql: String,
     /// The shown form, when it differs from `sql` (a password in it): a
@@ -40,6 +58,11 @@ impl Step {
         &self.object
     }
 
+    /// What the statement does.
+    pub fn kind(&self) -> StepKind {
+        self.kind
+    }
+
     /// Which pass of the reconciliation the statement belongs to.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -61,25 +84,21 @@ impl Step {
     /// (role creations and changes, grants): the executor sends runs of
     /// them as one batch.
     pub fn batchable(&self) -> bool {
-        self.database.is_none()
-            && ["CREATE ROLE ", "ALTER ROLE ", "GRANT "]
-                .iter()
-                .any(|p| self.sql.starts_with(p))
+        self.database.is_none() && matches!(self.kind, StepKind::RoleChange | StepKind::Grant)
     }
 
     /// Whether this creates a database. Creations of distinct databases
     /// (the spec's names are unique) do not depend on each other and may run
     /// in parallel.
     pub fn creates_database(&self) -> bool {
-        self.phase == Phase::Databases
-            && self.database.is_none()
-            && self.sql.starts_with("CREATE DATABASE ")
+        self.kind == StepKind::CreateDatabase
     }
 }
 
 impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Step")
+            .field("kind", &self.kind)
             .field("database", &self.database)
             .field("sql", &self.redacted_sql())
             .field("object", &self.object)

@@ -133,6 +133,8 @@ fn postgresql_conf_serves_tls_only_with_the_feature_and_after_the_spec() {
             socket_dir: Path::new("/run/x"),
             privileged_role: None,
             edge: Some(&edge),
+            extension_server_port: None,
+            hold_subscribers: false,
         };
         crate::config::postgresql_conf(&spec, &p)
     };

@@ -63,6 +63,39 @@ async fn neon_scenario_25_installed_extensions_metric() {
     .await;
 }
 
+/// As the reference: once a spec is taken, the collection follows its
+/// `suspend_timeout_seconds` (here 1 s), whatever the flag says (an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collection_interval_follows_the_specs_suspend_timeout() {
+    let mut s = spec(json!([]), json!([]));
+    s["suspend_timeout_seconds"] = json!(1);
+    let mut c = Compute::start_with(Opts {
+        spec: Some(s),
+        extra_args: vec![
+            "--installed-extensions-collection-interval".into(),
+            "3600".into(),
+        ],
+        ..Opts::default()
+    });
+    c.wait_running();
+    // The start's own count: postgres and template1.
+    until("the start's count", Duration::from_secs(60), async || {
+        plpgsql_count(&c.metrics().await).as_deref() == Some("2")
+    })
+    .await;
+    c.client("postgres")
+        .await
+        .batch_execute("CREATE DATABASE counted")
+        .await
+        .unwrap();
+    until(
+        "a count within seconds, not the flag's hour",
+        Duration::from_secs(30),
+        async || plpgsql_count(&c.metrics().await).as_deref() == Some("3"),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neon_scenario_26_role_grants() {
     let mut s = spec(
@@ -160,4 +193,47 @@ async fn neon_scenario_27_extensions() {
         .unwrap();
     let got: (String, String) = (row.get(0), row.get(1));
     assert_eq!(got, (version, "public".to_string()));
+}
+
+/// As the reference: `/extensions` for an extension installed at another
+/// version updates it (`ALTER EXTENSION .. UPDATE TO`), and one at that
+/// version already is left alone. hstore ships its update scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_extension_at_another_version_is_updated() {
+    let mut c = Compute::start(Some(spec(
+        json!([]),
+        json!([{"name": "ext", "owner": SUPERUSER}]),
+    )));
+    c.wait_running();
+    let db = c.client("ext").await;
+    db.batch_execute("CREATE EXTENSION hstore VERSION '1.4'")
+        .await
+        .unwrap();
+    let installed = || async {
+        db.query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'hstore'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+    };
+    for version in ["1.8", "1.8"] {
+        let req = json!({"extension": "hstore", "version": version, "database": "ext"});
+        let (code, body) = c.internal_post("/extensions", &req).await;
+        assert_eq!(
+            (code, body),
+            (201, json!({"extension": "hstore", "version": version}))
+        );
+        assert_eq!(installed().await, version);
+    }
+    // No downgrade script ships: postgres' own error, and nothing changed.
+    let req = json!({"extension": "hstore", "version": "1.6", "database": "ext"});
+    let (code, body) = c.internal_post("/extensions", &req).await;
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no update path"),
+        "{body}"
+    );
+    assert_eq!(installed().await, "1.8");
 }

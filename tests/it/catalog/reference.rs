@@ -332,3 +332,36 @@ async fn neon_scenario_23_migration_failure_fails_the_start() {
         "a template whose migration failed is not kept"
     );
 }
+
+/// `/check_writability` on a compute at its size limit: Neon's postgres
+/// answers `disk_full` to a write that would grow the project past it, and
+/// the reference counts that as writable (the compute is not broken). The
+/// model: a trigger on the check's table raising what Neon's postgres
+/// raises. Another error is still a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_writability_at_the_size_limit_counts_as_writable() {
+    let mut c = Compute::start(Some(spec(json!([]), json!([]))));
+    c.wait_running();
+    let (code, body) = c.post("/check_writability", &json!({})).await;
+    assert_eq!((code, body), (200, json!(true)));
+    let raising = |errcode: &str| {
+        format!(
+            "CREATE OR REPLACE FUNCTION public.size_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'could not extend file: project size limit exceeded'
+                   USING ERRCODE = '{errcode}'; END $$;
+             DROP TRIGGER IF EXISTS size_limit ON public.health_check;
+             CREATE TRIGGER size_limit BEFORE INSERT OR UPDATE ON public.health_check
+                 FOR EACH ROW EXECUTE FUNCTION public.size_limit();"
+        )
+    };
+    let admin = c.client("postgres").await;
+    admin.batch_execute(&raising("disk_full")).await.unwrap();
+    let (code, body) = c.post("/check_writability", &json!({})).await;
+    assert_eq!((code, body), (200, json!(true)));
+    admin
+        .batch_execute(&raising("read_only_sql_transaction"))
+        .await
+        .unwrap();
+    let (code, body) = c.post("/check_writability", &json!({})).await;
+    assert_eq!(code, 500, "{body}");
+}

@@ -330,7 +330,7 @@ impl Compute {
     }
 
     pub fn signal(&self, sig: i32) {
-        unsafe_kill(self.pid() as i32, sig);
+        send_signal(self.pid() as i32, sig);
     }
 
     /// SIGTERM, then waits for compute_ctl to exit 0 (a clean stop).
@@ -528,7 +528,7 @@ impl Drop for Compute {
         }
         if let Some(pid) = self.postmaster_pid() {
             if process_alive(pid) {
-                unsafe_kill(pid, 9);
+                send_signal(pid, 9);
             }
         }
     }
@@ -566,7 +566,9 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
     found
 }
 
-pub fn unsafe_kill(pid: i32, sig: i32) {
+/// Sends signal number `sig` to process `pid` by running `kill`. A process
+/// already gone is no error: callers signal processes that may have exited.
+pub fn send_signal(pid: i32, sig: i32) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())

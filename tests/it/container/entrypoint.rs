@@ -69,13 +69,13 @@ async fn probes_answer_without_authentication_and_follow_the_state() {
 
     // A postgres that does not answer: not ready, but alive, and fast.
     let postmaster = c.postmaster_pid().unwrap();
-    unsafe_kill(postmaster, 19); // SIGSTOP
+    send_signal(postmaster, 19); // SIGSTOP
     let started = Instant::now();
     let (code, body) = c.get("/healthz").await;
     assert_eq!(code, 200, "{body}");
     assert!(started.elapsed() < Duration::from_millis(500));
     let (code, body) = c.get("/readyz").await;
-    unsafe_kill(postmaster, 18); // SIGCONT
+    send_signal(postmaster, 18); // SIGCONT
     assert_eq!(code, 503, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("did not answer"),
@@ -275,7 +275,7 @@ async fn the_stop_timeout_escalates_a_stuck_fast_shutdown() {
     let checkpointer = c.backend_pid("checkpointer").await;
     let postmaster = c.postmaster_pid().unwrap();
     // A checkpointer that cannot run makes the fast shutdown hang.
-    unsafe_kill(checkpointer, 19); // SIGSTOP
+    send_signal(checkpointer, 19); // SIGSTOP
     let stopping = Instant::now();
     c.signal(15);
     c.expect_exit(0, Duration::from_secs(20));
@@ -294,7 +294,7 @@ async fn a_second_sigterm_escalates_at_once() {
     });
     c.wait_running();
     let checkpointer = c.backend_pid("checkpointer").await;
-    unsafe_kill(checkpointer, 19); // SIGSTOP
+    send_signal(checkpointer, 19); // SIGSTOP
     c.signal(15);
     c.wait_for_log("mode=fast", Duration::from_secs(10));
     c.signal(15);
@@ -374,7 +374,7 @@ async fn an_orphaned_postmaster_is_stopped_before_the_wipe() {
         "{}",
         log()
     );
-    unsafe_kill(second.id() as i32, 15);
+    send_signal(second.id() as i32, 15);
     assert!(second.wait().unwrap().success(), "{}", log());
 }
 

@@ -57,7 +57,7 @@ fn wait_applying(c: &mut Compute) {
 /// SIGKILLs postgres once a catalog apply is under way.
 fn kill_postgres_applying(c: &mut Compute) {
     wait_applying(c);
-    unsafe_kill(c.postmaster_pid().unwrap(), 9);
+    send_signal(c.postmaster_pid().unwrap(), 9);
 }
 
 /// A `/configure` of `dbs` databases, sent in the background.
@@ -105,12 +105,12 @@ async fn postgres_killed_while_running_fails_then_configure_recovers_else_exit_1
         ..Opts::default()
     });
     c.wait_running();
-    unsafe_kill(c.postmaster_pid().unwrap(), 9);
+    send_signal(c.postmaster_pid().unwrap(), 9);
     // A new spec starts it again.
     fails_then_configure_recovers(&c, 3).await;
 
     // Killed again and left alone: exit 1 after the failure delay.
-    unsafe_kill(c.postmaster_pid().unwrap(), 9);
+    send_signal(c.postmaster_pid().unwrap(), 9);
     let code = c.wait_exit(Duration::from_secs(60)).code();
     assert_eq!(code, Some(1), "{}", c.log());
     c.assert_logged("exiting in 3s unless a new spec arrives");

@@ -169,7 +169,7 @@ fn in_restarting_while_the_stop_is_stuck() {
         c.wait_running();
         let postmaster = c.postmaster_pid();
         // A stopped checkpointer holds the restart's fast shutdown.
-        unsafe_kill(c.backend_pid("checkpointer").await, 19);
+        send_signal(c.backend_pid("checkpointer").await, 19);
         let url = c.url("/restart");
         let restart = tokio::spawn(async move { http().post(url).send().await });
         c.wait_for_log("to=restarting", Duration::from_secs(20));
@@ -189,7 +189,7 @@ fn in_termination_pending_while_the_stop_is_stuck() {
         });
         c.wait_running();
         let postmaster = c.postmaster_pid();
-        unsafe_kill(c.backend_pid("checkpointer").await, 19);
+        send_signal(c.backend_pid("checkpointer").await, 19);
         c.signal(15);
         c.wait_for_log(
             "from=running to=termination_pending",
@@ -222,7 +222,7 @@ fn in_failed_with_no_zombie() {
         });
         c.wait_running();
         let postmaster = c.postmaster_pid().unwrap();
-        unsafe_kill(postmaster, 9);
+        send_signal(postmaster, 9);
         c.wait_for_log("exiting in", Duration::from_secs(20));
         assert_eq!(zombie_children(c.pid()), Vec::<i32>::new(), "{}", c.log());
         c.signal(sig);

@@ -10,7 +10,8 @@
 
 use super::cases::*;
 use crate::common::*;
-use compute_ctl::testing::catalog::{dry_run, stored_password, Connector};
+use compute_ctl::testing::catalog::{dry_run, stored_password};
+use compute_ctl::testing::connect::Connector;
 use compute_ctl::testing::spec::ValidSpec;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use proptest::prelude::*;

@@ -7,7 +7,7 @@
 //! `COMPUTE_CTL_FUZZ_CASES=N` sets the number of cases of each property.
 
 use crate::common::*;
-use compute_ctl::testing::catalog::api::{ExtensionRequest, GrantRequest};
+use compute_ctl::testing::http::catalog::{ExtensionRequest, GrantRequest};
 use compute_ctl::testing::spec::{ComputeConfig, ValidSpec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -123,3 +123,62 @@ async fn keys_configured_by_a_configure_guard_the_external_port() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(c.get("/status").await.0, 400);
 }
+
+/// The keys of a `/configure` are installed when the driver accepts its
+/// spec, before the start (as the control-plane pull's are), and a refused
+/// spec installs none.
+#[tokio::test]
+async fn keys_guard_from_the_moment_their_spec_is_accepted() {
+    let (key, jwk) = keypair();
+    let c = Compute::start(None);
+    c.wait_status("empty", Duration::from_secs(10)).await;
+    let config = |spec: Value| json!({"spec": spec, "compute_ctl_config": {"jwks": {"keys": [jwk.clone()]}}});
+    let bad = {
+        let mut s = small_spec();
+        s["cluster"]["settings"] =
+            json!([{"name": "no_such_setting", "value": "1", "vartype": "integer"}]);
+        s
+    };
+    let (code, answer) = c.post("/configure", &config(bad)).await;
+    assert_eq!(code, 400, "{answer}");
+    assert_eq!(
+        c.get("/status").await.0,
+        200,
+        "a refused spec installed its keys"
+    );
+
+    let url = c.url("/configure");
+    let body = config(small_spec());
+    let configure =
+        tokio::spawn(async move { into_pair(http().post(url).json(&body).send().await).await });
+    let admin = token(
+        &key,
+        json!({"scope": "compute_ctl:admin", "aud": "compute"}),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the keys were never installed"
+        );
+        if c.get("/status").await.0 == 400 {
+            let answer = into_pair(
+                http()
+                    .get(c.url("/status"))
+                    .bearer_auth(&admin)
+                    .send()
+                    .await,
+            )
+            .await;
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(seen.0, 200, "{}", seen.1);
+    assert_ne!(
+        seen.1["status"], "running",
+        "the keys were installed only once the compute ran"
+    );
+    let (code, answer) = configure.await.unwrap();
+    assert_eq!(code, 200, "{answer}");
+}

@@ -5,6 +5,7 @@ use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+mod admission;
 pub(crate) mod jwt;
 mod monitor;
 mod reconfigure;
@@ -110,7 +111,17 @@ async fn configure_from_empty_then_every_route() {
     assert!(text.contains("compute_pg_downtime_ms_total"));
     let (code, body) = c.get("/diagram").await;
     assert_eq!(code, 200);
-    assert!(body.as_str().unwrap().ends_with("class Running current\n"));
+    let status_view = body.as_str().unwrap();
+    assert!(status_view.ends_with("class Running current\n"));
+    assert!(status_view.contains("    Empty --> TerminationPending : Requested termination\n"));
+    assert!(!status_view.contains("Reconfiguration"));
+    let (code, body) = c.get("/diagram?view=types").await;
+    assert_eq!(code, 200);
+    let type_view = body.as_str().unwrap();
+    assert!(type_view.contains("    Empty --> Terminating : Requested termination\n"));
+    assert!(type_view.ends_with("class Running current\n"));
+    let (code, body) = c.get("/diagram?view=colours").await;
+    assert_eq!(code, 400, "{body}");
 
     // Internal port: extensions and grants; not on the external port.
     let ext = json!({"extension": "hstore", "database": "db1", "version": "1.8"});
@@ -280,4 +291,27 @@ async fn a_second_terminate_during_shutdown_gets_201() {
     assert_eq!(codes, [200, 201], "{a:?} {b:?}");
     assert_eq!(a.1["lsn"], b.1["lsn"]);
     assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0));
+}
+
+/// A spec given at launch is checked for this postgres as the start begins
+/// (a spec over the API is when it is accepted): a setting postgres does
+/// not know fails the start, named.
+#[tokio::test]
+async fn a_launch_spec_with_an_unknown_setting_fails_naming_it() {
+    let bad = with_settings(
+        small_spec(),
+        json!([{"name": "no_such_setting", "value": "1", "vartype": "integer"}]),
+    );
+    let mut c = Compute::start_with(Opts {
+        spec: Some(bad),
+        failure_exit_delay: 30,
+        ..Opts::default()
+    });
+    let status = c.wait_status("failed", Duration::from_secs(60)).await;
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cluster.settings[0].name") && error.contains("no_such_setting"),
+        "{status}"
+    );
+    c.terminate();
 }

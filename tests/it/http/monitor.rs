@@ -135,7 +135,7 @@ async fn a_postgres_that_stops_answering_counts_as_downtime() {
     // sessions, the monitor's among them (whichever query it ran last).
     let su = c.client("postgres").await;
     let postmaster = c.postmaster_pid().unwrap();
-    unsafe_kill(postmaster, 19); // SIGSTOP
+    send_signal(postmaster, 19); // SIGSTOP
     su.batch_execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = 'compute_ctl' AND pid <> pg_backend_pid()",
@@ -144,7 +144,7 @@ async fn a_postgres_that_stops_answering_counts_as_downtime() {
     .unwrap();
     // The outage itself (the test: over a second of it must be counted).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    unsafe_kill(postmaster, 18); // SIGCONT
+    send_signal(postmaster, 18); // SIGCONT
     let (_, body) = c.get("/metrics").await;
     let ms = downtime(body.as_str().unwrap());
     assert!(ms >= 1000.0, "downtime {ms} ms");

@@ -195,13 +195,13 @@ async fn the_storage_token_reaches_the_postmaster_in_its_environment_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_field_of_the_spec_is_named_once_in_a_warning() {
     let mut s = spec(json!([]), json!([]));
-    s["remote_extensions"] = json!({"public_extensions": ["postgis"]});
+    s["lfc_settings"] = json!({"size": 1});
     s["cluster"]["roles"] = json!([{"name": "alice", "encrypted_password": null, "flavour": 1}]);
     let mut c = Compute::start(Some(s.clone()));
     c.wait_running();
     c.configure(&s).await;
     let log = c.log();
-    for field in ["remote_extensions", "cluster.roles[].flavour"] {
+    for field in ["lfc_settings", "cluster.roles[].flavour"] {
         let warnings = log
             .lines()
             .filter(|l| l.contains("does not know") && l.contains(field))

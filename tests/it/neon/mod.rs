@@ -2,9 +2,12 @@
 //! `postgres --sync-safekeepers`), and vanilla replicas, end to end.
 
 mod addressing;
+mod conf_lines;
 mod gate;
 mod lease;
+mod neon_extension;
 mod scenarios;
+mod size_limit;
 
 use crate::common::*;
 use crate::fake_pageserver::Behaviour;

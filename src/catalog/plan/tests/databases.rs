@@ -21,6 +21,7 @@ fn invalid_databases_are_dropped_and_recreated_if_listed() {
             "DROP DATABASE \"listed\" WITH (FORCE)",
             "DROP DATABASE \"unlisted\" WITH (FORCE)",
             "CREATE DATABASE \"listed\" WITH OWNER \"o\"",
+            &grant("\"listed\""),
         ],
     );
     assert!(p.steps.iter().all(|s| s.phase() == Phase::Databases));
@@ -38,10 +39,14 @@ fn several_creations_on_local_storage_are_file_copies() {
             "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
             "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\" STRATEGY wal_log",
             "CREATE DATABASE \"c\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
+            &grant("\"a\""),
+            &grant("\"b\""),
+            &grant("\"c\""),
         ],
     );
-    // A lone creation (the others exist) keeps postgres' default.
-    check(
+    // A lone creation (the others exist) keeps postgres' default (here
+    // without the privileged role: nothing but the creation).
+    check_plain(
         &catalog(
             vec![],
             vec![DatabaseInfo::new("a", SU), DatabaseInfo::new("b", SU)],
@@ -68,6 +73,8 @@ fn several_creations_on_local_storage_are_file_copies() {
         &[
             "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\"",
             "CREATE DATABASE \"c\" WITH OWNER \"cloud_admin\"",
+            &grant("\"a\""),
+            &grant("\"c\""),
         ],
     );
 }
@@ -81,7 +88,13 @@ fn database_options_are_rendered() {
     check(
         &catalog(vec![], vec![]),
         &s,
-        &["CREATE DATABASE \"d\" WITH OWNER \"cloud_admin\" TEMPLATE \"template0\" ENCODING 'UTF8' CONNECTION LIMIT 7"],
+        &[
+            "CREATE DATABASE \"d\" WITH OWNER \"cloud_admin\" TEMPLATE \"template0\" ENCODING 'UTF8' CONNECTION LIMIT 7",
+            &grant("\"d\""),
+            // Made from another template than template1: its default
+            // privileges are set in it.
+            &crate::catalog::template1::default_privileges_sql(PRIV),
+        ],
     );
 }
 
@@ -101,7 +114,12 @@ fn tricky_names_are_escaped() {
     let s = spec(json!({"roles": roles, "databases": dbs}));
     let creates: Vec<String> = names
         .iter()
-        .map(|n| format!("CREATE ROLE {} WITH LOGIN PASSWORD 'md5{HASH}'", quoted(n)))
+        .map(|n| {
+            format!(
+                "CREATE ROLE {} WITH LOGIN PASSWORD 'md5{HASH}'{MEMBER}",
+                quoted(n)
+            )
+        })
         .chain(
             names
                 .iter()
@@ -114,6 +132,7 @@ fn tricky_names_are_escaped() {
                     )
                 }),
         )
+        .chain(names.iter().map(|n| grant(&quoted(n))))
         .collect();
     let p = check(&catalog(vec![], vec![]), &s, &creates);
     for (i, name) in names.iter().enumerate() {
@@ -122,7 +141,9 @@ fn tricky_names_are_escaped() {
     // The quoting itself, written out for the worst names.
     assert_eq!(
         creates[3],
-        format!("CREATE ROLE \"'; SELECT pg_sleep(1000);\" WITH LOGIN PASSWORD 'md5{HASH}'")
+        format!(
+            "CREATE ROLE \"'; SELECT pg_sleep(1000);\" WITH LOGIN PASSWORD 'md5{HASH}'{MEMBER}"
+        )
     );
     assert_eq!(
         creates[22 + 7],
@@ -176,16 +197,81 @@ fn tricky_names_are_escaped() {
 fn a_running_compute_creates_with_postgres_default() {
     // A reconfiguration: the two checkpoints of FILE_COPY would write out
     // what the compute's users dirtied.
-    let running = Catalog {
-        starting: false,
-        ..catalog(vec![], vec![])
-    };
-    check(
-        &running,
+    check_in(
+        PlanContext::Reconcile,
+        Some(PRIV),
+        &catalog(vec![], vec![]),
         &spec(json!({"databases": [{"name": "a", "owner": SU}, {"name": "b", "owner": SU}]})),
         &[
             "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\"",
             "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\"",
+            &grant("\"a\""),
+            &grant("\"b\""),
         ],
     );
+}
+
+#[test]
+fn each_step_carries_the_kind_its_planner_gave_it() {
+    // One plan with every kind: a rename and a drop of a role (its handover
+    // in each database), a created and an altered role, a database created,
+    // one given a new owner, the privileged role's grant and default
+    // privileges in the new database.
+    let mut cat = catalog(
+        vec![role("old", None), role("gone", None), role("kept", None)],
+        vec![DatabaseInfo::new("owned", SU)],
+    );
+    // The privileged role missing and template1 without its defaults, so
+    // that both are planned.
+    cat.roles.retain(|r| r.name != PRIV);
+    cat.template1_defaults = false;
+    let s = raw_spec(json!({
+        "delta_operations": [
+            {"action": "rename_role", "name": "old", "new_name": "renamed"},
+            {"action": "delete_role", "name": "gone"}
+        ],
+        "roles": [{"name": "new", "encrypted_password": null},
+                  {"name": "kept", "encrypted_password": null, "options": [{"name": "createdb", "vartype": "bool", "value": "true"}]}],
+        "databases": [{"name": "owned", "owner": "kept"}, {"name": "made", "owner": SU}]
+    }));
+    let plan = plan_unchecked(&cat, &s, SU, Some(PRIV), START).unwrap();
+    use StepKind::*;
+    let handover = [
+        (
+            Other,
+            "SELECT pg_catalog.set_config('compute_ctl.dropped_role', 'gone'",
+        ),
+        (Other, "REASSIGN OWNED BY \"gone\""),
+        (Other, "DROP OWNED BY \"gone\""),
+    ];
+    let expected: Vec<(StepKind, &str)> = [(RoleChange, "ALTER ROLE \"old\" RENAME")]
+        .into_iter()
+        // In each database: owned, postgres, template1.
+        .chain(handover.iter().copied().cycle().take(9))
+        .chain([
+            (Other, "DROP ROLE \"gone\""),
+            (RoleChange, "CREATE ROLE \"neon_superuser\""),
+            (RoleChange, "CREATE ROLE \"new\""),
+            (RoleChange, "ALTER ROLE \"kept\""),
+            (Other, "ALTER DATABASE \"owned\" OWNER"),
+            (CreateDatabase, "CREATE DATABASE \"made\""),
+            (Grant, "GRANT ALL ON DATABASE \"made\""),
+            (Other, "ALTER DEFAULT PRIVILEGES"),
+        ])
+        .collect();
+    assert_eq!(plan.len(), expected.len(), "{plan}");
+    for (step, (kind, sql)) in plan.steps.iter().zip(&expected) {
+        assert!(step.sql().starts_with(sql), "{step} is not {sql}");
+        assert_eq!(step.kind(), *kind, "{step}");
+    }
+    // What the executor derives from the kind.
+    for step in &plan.steps {
+        let batchable = matches!(step.kind(), RoleChange | Grant);
+        assert_eq!(step.batchable(), batchable, "{step}");
+        assert_eq!(
+            step.creates_database(),
+            step.kind() == CreateDatabase,
+            "{step}"
+        );
+    }
 }

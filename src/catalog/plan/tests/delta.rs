@@ -36,8 +36,9 @@ fn phases_run_in_contract_order() {
             3,
             &[
                 "DROP ROLE \"gone\"",
-                "CREATE ROLE \"fresh\" WITH LOGIN",
+                "CREATE ROLE \"fresh\" WITH LOGIN INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\"",
                 "CREATE DATABASE \"freshdb\" WITH OWNER \"fresh\"",
+                "GRANT ALL ON DATABASE \"freshdb\" TO \"neon_superuser\"",
             ],
         ),
     );
@@ -63,11 +64,13 @@ fn phases_run_in_contract_order() {
             (Delta, None),
             (Roles, None),
             (Databases, None),
+            (Databases, None),
         ]
     );
-    // Groups: the per-database steps share one group, between barriers.
+    // Groups: the per-database steps share one group, between barriers;
+    // the creation and its grant share the last.
     let groups: Vec<usize> = p.groups().map(<[Step]>::len).collect();
-    assert_eq!(groups, [3, 9, 1, 1, 1]);
+    assert_eq!(groups, [3, 9, 1, 1, 2]);
     assert!(p.steps.windows(2).all(|w| w[0].group() <= w[1].group()));
     assert!(p.steps.windows(2).all(|w| w[0].phase() <= w[1].phase()));
     assert!(p
@@ -198,7 +201,7 @@ fn deleted_role_still_in_spec_is_recreated_and_owner_must_be_known() {
             3,
             &[
                 "DROP ROLE \"r\"",
-                "CREATE ROLE \"r\" WITH LOGIN",
+                "CREATE ROLE \"r\" WITH LOGIN INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\"",
                 "ALTER DATABASE \"d\" OWNER TO \"r\"",
             ],
         ),
@@ -217,7 +220,10 @@ fn deleted_role_still_in_spec_is_recreated_and_owner_must_be_known() {
     check(
         &cat,
         &s,
-        &["CREATE DATABASE \"e\" WITH OWNER \"cloud_admin\""],
+        &[
+            "CREATE DATABASE \"e\" WITH OWNER \"cloud_admin\"",
+            "GRANT ALL ON DATABASE \"e\" TO \"neon_superuser\"",
+        ],
     );
 }
 

@@ -1,9 +1,11 @@
 //! Unit tests of the pure planner: no database. Each case is a catalog
-//! snapshot and a spec in, the exact SQL out, through [`check`] (or
+//! snapshot and a spec in, the exact SQL out, through [`check`] (with the
+//! privileged role, as every real compute plans; [`check_plain`] without) (or
 //! [`refused`] for a spec the planner must refuse); the other properties of
 //! a plan (phases, groups, redaction) are asserted on the plan it returns.
 
 use super::*;
+use crate::catalog::context::Origin;
 use crate::catalog::model::{DatabaseInfo, DATCONNLIMIT_INVALID_DB};
 use serde_json::{json, Value};
 
@@ -71,13 +73,31 @@ fn role(name: &str, password: Option<&str>) -> RoleInfo {
     }
 }
 
-/// A fresh cluster's catalog (the superuser; postgres, template1 and
-/// template0) with these roles and databases besides.
+/// The privileged role every real compute has (the reference's name).
+const PRIV: &str = "neon_superuser";
+
+/// How a role created as a member of [`PRIV`] ends (the reference's
+/// attributes for one).
+const MEMBER: &str =
+    " INHERIT CREATEROLE CREATEDB BYPASSRLS REPLICATION IN ROLE \"neon_superuser\"";
+
+/// [`PRIV`]'s grant on a database the plan creates, `db` quoted.
+fn grant(db: &str) -> String {
+    format!("GRANT ALL ON DATABASE {db} TO \"neon_superuser\"")
+}
+
+/// A fresh cluster's catalog (the superuser and the privileged role;
+/// postgres, template1, carrying the privileged role's default privileges
+/// as a finished template's does, and template0) with these roles and
+/// databases besides.
 fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
-    let mut all = vec![RoleInfo {
-        superuser: true,
-        ..role(SU, None)
-    }];
+    let mut all = vec![
+        RoleInfo {
+            superuser: true,
+            ..role(SU, None)
+        },
+        RoleInfo::new(PRIV),
+    ];
     all.extend(roles);
     let mut databases = vec![
         DatabaseInfo::new("postgres", SU),
@@ -92,17 +112,43 @@ fn catalog(roles: Vec<RoleInfo>, dbs: Vec<DatabaseInfo>) -> Catalog {
     Catalog {
         roles: all,
         databases,
-        template_defaults: false,
-        // A start's plan (a reconfiguration's: `starting: false`).
-        starting: true,
+        template1_defaults: true,
+        valid_until: Default::default(),
     }
 }
 
-/// Plans `spec` on `catalog` as the superuser [`SU`], without a privileged
-/// role, and checks the exact statements in order; returns the plan.
+/// The context the cases plan in, unless they say otherwise: a local
+/// start's (a reconfiguration's is [`PlanContext::Reconcile`]).
+const START: PlanContext = PlanContext::Start(Origin::FinishedTemplate);
+
+/// Plans `spec` on `catalog` as the superuser [`SU`] at a start, with the
+/// privileged role [`PRIV`], and checks the exact statements in order;
+/// returns the plan.
+#[track_caller]
 fn check(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]) -> Plan {
-    let plan = plan_unchecked(catalog, spec, SU, None)
-        .unwrap_or_else(|e| panic!("refused: {e}\nspec: {spec:?}"));
+    check_in(START, Some(PRIV), catalog, spec, expected_sql)
+}
+
+/// [`check`] without a privileged role (as plain postgres would).
+#[track_caller]
+fn check_plain(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]) -> Plan {
+    check_in(START, None, catalog, spec, expected_sql)
+}
+
+/// [`check`] in `context`, with `privileged` as the privileged role.
+#[track_caller]
+fn check_in(
+    context: PlanContext,
+    privileged: Option<&str>,
+    catalog: &Catalog,
+    spec: &ComputeSpec,
+    expected_sql: &[impl AsRef<str>],
+) -> Plan {
+    // (A `match`, not a closure: the panic names the case's line.)
+    let plan = match plan_unchecked(catalog, spec, SU, privileged, context) {
+        Ok(plan) => plan,
+        Err(e) => panic!("refused: {e}\nspec: {spec:?}"),
+    };
     let got: Vec<&str> = plan.steps.iter().map(Step::sql).collect();
     let expected: Vec<&str> = expected_sql.iter().map(AsRef::as_ref).collect();
     assert_eq!(got, expected, "spec: {spec:?}");
@@ -110,8 +156,9 @@ fn check(catalog: &Catalog, spec: &ComputeSpec, expected_sql: &[impl AsRef<str>]
 }
 
 /// Plans `spec` on `catalog` as [`check`] does, and returns the error.
+#[track_caller]
 fn refused(catalog: &Catalog, spec: &ComputeSpec) -> PlanError {
-    match plan_unchecked(catalog, spec, SU, None) {
+    match plan_unchecked(catalog, spec, SU, Some(PRIV), START) {
         Ok(plan) => panic!("planned instead of refusing:\n{plan}spec: {spec:?}"),
         Err(e) => e,
     }

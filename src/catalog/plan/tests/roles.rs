@@ -56,7 +56,8 @@ fn passwords_are_compared_and_redacted() {
         {"name": "b", "encrypted_password": null},
         {"name": "c", "encrypted_password": SCRAM}
     ]}));
-    let p = check(
+    // Without the privileged role: the statements as plain postgres takes them.
+    let p = check_plain(
         &cat,
         &s,
         &[
@@ -114,7 +115,10 @@ fn changed_options_alter_only_what_differs() {
                 "ALTER ROLE \"a\" WITH LOGIN CREATEROLE".to_string(),
                 "ALTER ROLE \"b\" WITH CONNECTION LIMIT 3 VALID UNTIL '2030-01-01 00:00:00+00'"
                     .to_string(),
-                format!("CREATE ROLE \"new\" WITH LOGIN PASSWORD 'md5{HASH}' NOCREATEDB"),
+                format!(
+                    "CREATE ROLE \"new\" WITH LOGIN PASSWORD 'md5{HASH}' NOCREATEDB{}",
+                    MEMBER.replace(" CREATEDB", "")
+                ),
             ],
         ),
         // A spec NOLOGIN role is created without LOGIN.
@@ -122,7 +126,7 @@ fn changed_options_alter_only_what_differs() {
             &catalog(vec![], vec![]),
             json!({"roles": [
                 {"name": "n", "options": [{"name": "LOGIN", "value": "off", "vartype": "bool"}]}]}),
-            vec!["CREATE ROLE \"n\" WITH NOLOGIN".to_string()],
+            vec![format!("CREATE ROLE \"n\" WITH NOLOGIN{MEMBER}")],
         ),
     ];
     for (cat, s, expected) in cases {
@@ -197,7 +201,7 @@ fn password_literals_are_escaped() {
     // The spec validator refuses such a password; the planner must still escape it.
     let mut s = raw_spec(json!({"roles": [{"name": "r"}]}));
     s.cluster.roles[0].encrypted_password = Some(crate::secret::Secret::new("it's\\odd"));
-    let p = check(
+    let p = check_plain(
         &catalog(vec![], vec![]),
         &s,
         &[r#"CREATE ROLE "r" WITH LOGIN PASSWORD  E'md5it''s\\odd'"#],
@@ -222,5 +226,42 @@ fn bad_options_name_the_object() {
     assert!(
         matches!(&e, PlanError::BadOption { object, .. } if object == "role \"r\""),
         "{e}"
+    );
+}
+
+#[test]
+fn valid_until_is_compared_and_written_as_postgres_shows_it() {
+    // The catalog read tells how postgres writes the spec's value; the spec
+    // itself keeps the text it was checked with.
+    let mut cat = catalog(
+        vec![RoleInfo {
+            valid_until: Some("2030-01-01 00:00:00+00".into()),
+            ..role("r", None)
+        }],
+        vec![],
+    );
+    cat.valid_until
+        .insert("2030-01-01".into(), "2030-01-01 00:00:00+00".into());
+    let s = raw_spec(json!({"roles": [{"name": "r", "options": [
+        {"name": "valid_until", "value": "2030-01-01", "vartype": "string"}]}]}));
+    check(&cat, &s, &[] as &[&str]);
+    let fresh = catalog(vec![], vec![]);
+    let mut fresh_shown = fresh.clone();
+    fresh_shown.valid_until = cat.valid_until.clone();
+    check(
+        &fresh_shown,
+        &s,
+        &[format!(
+            "CREATE ROLE \"r\" WITH LOGIN VALID UNTIL '2030-01-01 00:00:00+00'{MEMBER}"
+        )],
+    );
+    // Without the read's answer, the spec's text is compared as it is.
+    check(
+        &Catalog {
+            valid_until: Default::default(),
+            ..cat.clone()
+        },
+        &s,
+        &["ALTER ROLE \"r\" WITH VALID UNTIL '2030-01-01'"],
     );
 }

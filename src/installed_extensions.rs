@@ -1,13 +1,30 @@
 //! Installed extensions, counted for the `compute_installed_extensions`
 //! metric: at start (in the background) and every
 //! `--installed-extensions-collection-interval` (the periodic task is
-//! [`crate::collector`]'s: the catalog knows nothing of the driver).
+//! [`crate::collector`]'s: the catalog knows nothing of the driver). A
+//! module of its own, below the catalog: the count and its figures are no
+//! part of reconciling roles and databases.
 
-use super::connect::Connector;
-use super::stats::{self, ExtensionKey};
+use crate::connect::Connector;
 use anyhow::Context;
+use parking_lot::Mutex;
+use prometheus::{IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use tracing::{debug, warn};
+
+/// An installed extension as the metric labels it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExtensionKey {
+    /// `pg_extension.extname`.
+    pub name: String,
+    /// `pg_extension.extversion`.
+    pub version: String,
+    /// Whether its owner is a superuser.
+    pub owned_by_superuser: bool,
+}
+
+/// Databases per installed extension, from the last collection (None before it).
+static INSTALLED_EXTENSIONS: Mutex<Option<BTreeMap<ExtensionKey, u64>>> = Mutex::new(None);
 
 const DATABASES: &str = "SELECT datname::pg_catalog.text FROM pg_catalog.pg_database \
     WHERE datallowconn AND datconnlimit OPERATOR(pg_catalog.<>) -2 ORDER BY 1";
@@ -50,7 +67,30 @@ pub async fn collect(connector: &Connector) -> anyhow::Result<BTreeMap<Extension
 /// Collects once and publishes the figures; a failure is logged.
 pub async fn refresh(connector: &Connector) {
     match collect(connector).await {
-        Ok(counts) => stats::set_installed_extensions(counts),
+        Ok(counts) => set_installed_extensions(counts),
         Err(e) => warn!("counting installed extensions: {e:#}"),
     }
+}
+
+/// Replaces the installed extensions with a new collection.
+pub fn set_installed_extensions(counts: BTreeMap<ExtensionKey, u64>) {
+    *INSTALLED_EXTENSIONS.lock() = Some(counts);
+}
+
+/// Adds `compute_installed_extensions{extension_name, version, owned_by_superuser}`.
+pub fn register(registry: &Registry) -> prometheus::Result<()> {
+    let installed = IntGaugeVec::new(
+        Opts::new(
+            "compute_installed_extensions",
+            "Number of databases where an extension is installed, by name, version and owner",
+        ),
+        &["extension_name", "version", "owned_by_superuser"],
+    )?;
+    for (key, n) in INSTALLED_EXTENSIONS.lock().iter().flatten() {
+        let owned = if key.owned_by_superuser { "1" } else { "0" };
+        installed
+            .with_label_values(&[&key.name, &key.version, owned])
+            .set(*n as i64);
+    }
+    registry.register(Box::new(installed))
 }

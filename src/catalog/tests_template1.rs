@@ -120,11 +120,11 @@ fn the_planner_leaves_inherited_default_privileges_out() {
     cat.roles.push(RoleInfo::new(PRIV));
     let without = plan_with(&cat, &s, "cloud_admin", Some(PRIV)).unwrap();
     assert_eq!(per_database(&without), ["d1", "d2"]);
-    cat.template_defaults = true;
+    cat.template1_defaults = true;
     let with = plan_with(&cat, &s, "cloud_admin", Some(PRIV)).unwrap();
     assert_eq!(per_database(&with), ["d2"], "{with}");
     assert_eq!(
         with.steps.last().map(Step::sql),
-        Some(template::default_privileges_sql(PRIV).as_str())
+        Some(template1::default_privileges_sql(PRIV).as_str())
     );
 }

@@ -12,7 +12,7 @@
 //! statement in each new database when the template could not be seen or
 //! prepared, and for a database the spec makes from another template.
 
-use super::connect::Connector;
+use crate::connect::Connector;
 use anyhow::Context;
 use postgres_protocol::escape::escape_identifier;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 /// The database `CREATE DATABASE` copies when it names no template.
-pub(crate) const TEMPLATE: &str = "template1";
+pub(crate) const TEMPLATE1: &str = "template1";
 
 /// The privileged role's default privileges in schema public, run as the
 /// superuser (whose future objects they cover): what each new database must
@@ -99,7 +99,7 @@ async fn look(
     privileged: &str,
     prepare: bool,
 ) -> anyhow::Result<(i32, bool)> {
-    let conn = connector.open(TEMPLATE).await?;
+    let conn = connector.open(TEMPLATE1).await?;
     let result = async {
         let row = conn
             .client

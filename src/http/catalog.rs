@@ -1,8 +1,10 @@
 //! What the catalog routes of the HTTP API answer (`/dbs_and_roles`,
-//! `/grants`, `/extensions`), as the reference does; the HTTP layer only
-//! parses the request and maps [`RequestFailure`] to a status.
+//! `/grants`, `/extensions`), as the reference does: their answer shapes
+//! and the SQL behind them, beside the handlers that serve them (the
+//! reconciling catalog has no part in them); the handlers only parse the
+//! request and map [`RequestFailure`] to a status.
 
-use super::connect::Connector;
+use crate::connect::Connector;
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -298,8 +300,11 @@ pub struct ExtensionRequest {
 /// database, so that concurrent identical requests both succeed.
 const EXTENSION_LOCK: i64 = 0x636f_6d70_7574_6501;
 
-/// `CREATE EXTENSION IF NOT EXISTS <ext> WITH SCHEMA public VERSION <v>` in
-/// the request's database (an installed one is left as it is).
+/// Installs the request's extension at its version in the request's
+/// database, as the reference: `CREATE EXTENSION IF NOT EXISTS <ext> WITH
+/// SCHEMA public VERSION <v>` where it is not installed, `ALTER EXTENSION
+/// <ext> UPDATE TO <v>` where it is at another version, nothing where it is
+/// at that version already.
 pub async fn install_extension(
     connector: &Connector,
     req: &ExtensionRequest,
@@ -313,13 +318,36 @@ pub async fn install_extension(
     }
     check_database(connector, &req.database).await?;
     let conn = connector.open(&req.database).await?;
-    let sql = format!(
-        "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({EXTENSION_LOCK}); \
-         CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA public VERSION {}; COMMIT",
+    let (name, version) = (
         escape_identifier(&req.extension),
-        escape_literal(&req.version)
+        escape_literal(&req.version),
     );
-    let result = conn.client.batch_execute(&sql).await;
+    let result = async {
+        conn.client
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({EXTENSION_LOCK})"
+            ))
+            .await?;
+        let installed: Option<String> = conn
+            .client
+            .query_opt(
+                "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1",
+                &[&req.extension],
+            )
+            .await?
+            .map(|row| row.get(0));
+        let change = match installed {
+            None => format!(
+                "CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA public VERSION {version}"
+            ),
+            Some(v) if v == req.version => String::new(),
+            Some(_) => format!("ALTER EXTENSION {name} UPDATE TO {version}"),
+        };
+        conn.client
+            .batch_execute(&format!("{change}; COMMIT"))
+            .await
+    }
+    .await;
     if result.is_err() {
         let _ = conn.client.batch_execute("ROLLBACK").await;
     }

@@ -1,7 +1,8 @@
 //! `pg_dump --schema-only` of one database, streamed as it is produced: what
 //! `/database_schema` serves.
 //!
-//! It lives here, not in the HTTP handler, because running a child process
+//! A module of its own (not the catalog's, which reconciles; not the HTTP
+//! handler's), because running a child process
 //! well is most of it: the password goes through a 0600 password file (never
 //! argv), stderr is drained on its own so pg_dump never blocks on a pipe, the
 //! first chunk decides between success and failure (a pg_dump failing at once
@@ -15,7 +16,7 @@
 //! `neon_migration` schema, `public.health_check`) is not the user's schema
 //! and is left out.
 
-use super::Connector;
+use crate::connect::Connector;
 use crate::process::{Child, LogAs, Options};
 use crate::secret::PassFile;
 use anyhow::anyhow;

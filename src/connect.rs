@@ -1,6 +1,10 @@
 //! Maintenance connections to the compute's own postgres: how compute_ctl's
 //! own sessions reach it (the Unix socket, where the superuser is trusted)
 //! and the settings forced on them.
+//!
+//! A leaf of its own: the catalog, `config` (the reload barrier), the
+//! activity monitor and the HTTP API all open such connections, and none of
+//! them should import the catalog for it.
 
 use anyhow::Context;
 use std::path::Path;
@@ -14,11 +18,16 @@ use tracing::warn;
 /// the apply. `pg_stat_statements.track=none`: our statements (`CREATE
 /// ROLE .. PASSWORD` with its verifier among them) are not kept where spec
 /// roles can read them; without the library loaded it is an inert
-/// placeholder setting. `pgaudit.log=none`: compute_ctl's own statements
-/// are not audited (as the reference's sessions).
+/// placeholder setting. `neon.forward_ddl=false`, as the reference's
+/// maintenance sessions: Neon's postgres forwards role and database DDL to
+/// the control plane, and a forwarding that fails aborts the statement,
+/// while compute_ctl's own DDL comes from the control plane already (inert
+/// on vanilla PostgreSQL too). `pgaudit.log=none`: compute_ctl's own
+/// statements are not audited (as the reference's sessions).
 const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_timeout=0 \
     -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c search_path= \
-    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none -c pgaudit.log=none";
+    -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none \
+    -c neon.forward_ddl=false -c pgaudit.log=none";
 
 /// Options of a connection whose statements postgres must not log (they
 /// carry passwords). Startup options apply before the first statement.
@@ -81,7 +90,7 @@ impl Connector {
         config
     }
 
-    /// The same, with a privileged role (see `privileged`): the
+    /// The same, with a privileged role (see `catalog::privileged`): the
     /// spec's roles are made its members and its databases grant it ALL.
     /// Without one, roles and databases are created as plain postgres would.
     pub fn with_privileged_role(mut self, name: &str) -> Self {
