@@ -74,9 +74,20 @@ impl Dir {
                 path.display()
             );
         }
-        // The mode asked for, whatever the umask.
-        fchmod(dir.fd(), Mode::from_bits_truncate(mode & 0o7777))
+        // The mode asked for, whatever the umask, but only where the umask
+        // took something: the set-group-id bit a set-group-id parent gave it
+        // must stay, so that what is made inside gets the parent's group (a
+        // container run as postgres, or an arbitrary uid, under the image's
+        // group-0 `/var/lib/compute` relies on it), and a chmod by a user not
+        // in that group would clear it.
+        let made = dir.stat()?.st_mode;
+        if made & 0o777 != mode & 0o777 {
+            fchmod(
+                dir.fd(),
+                Mode::from_bits_truncate((mode & 0o777) | (made & 0o2000)),
+            )
             .with_context(|| format!("chmod {}", path.display()))?;
+        }
         Ok(dir)
     }
 

@@ -113,3 +113,30 @@ fn a_symlink_planted_at_pgdata_is_replaced_not_followed() {
     assert!(meta.is_dir(), "PGDATA is a directory of its own again");
     assert_eq!(dir.stat().unwrap().st_ino, meta.ino());
 }
+
+/// In a set-group-id parent (the image's `/var/lib/compute`, 2775, for a
+/// container run as an arbitrary uid of group 0), PGDATA keeps the group
+/// and the set-group-id bit a plain mkdir gives it, so that the files made
+/// in it get the group too.
+#[test]
+fn pgdata_in_a_set_group_id_parent_keeps_its_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let parent = root.path().join("parent");
+    std::fs::create_dir(&parent).unwrap();
+    let gid = postgres_user().map(|u| u.gid);
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(&parent, None, Some(gid)).unwrap();
+    }
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let pgdata = parent.join("pgdata");
+
+    let dir = wipe(&pgdata, None).unwrap();
+
+    let meta = std::fs::metadata(&pgdata).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o2700);
+    if let Some(gid) = gid {
+        assert_eq!(meta.gid(), gid);
+    }
+    assert_eq!(dir.stat().unwrap().st_ino, meta.ino());
+}
