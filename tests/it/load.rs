@@ -215,8 +215,16 @@ async fn fifty_concurrent_configures_are_each_answered_and_one_spec_wins_whole()
         c.db_owner("load db").await,
         ["load a", "load b", "load c"][k % 3]
     );
-    let work_mem: String = client.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
-    assert_eq!(work_mem, format!("{}kB", 1024 + k));
+    // In kB, as pg_settings keeps it (SHOW says 1MB for spec 0's 1024kB).
+    let work_mem: String = client
+        .query_one(
+            "SELECT setting FROM pg_settings WHERE name = 'work_mem'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(work_mem, (1024 + k).to_string());
     let (_, status) = c.get("/status").await;
     assert_eq!(status["status"], "running");
 }
