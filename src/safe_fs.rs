@@ -304,6 +304,34 @@ impl Dir {
     }
 }
 
+/// Where an archive's entry named `name` goes under `base`: `.` is dropped;
+/// `..` and absolute paths are refused (None). The path rule of every
+/// archive compute_ctl unpacks (the basebackup, a remote extension's).
+pub fn within(base: &Path, name: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut dest = base.to_path_buf();
+    for part in name.components() {
+        match part {
+            Component::Normal(p) => dest.push(p),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
+        }
+    }
+    Some(dest)
+}
+
+/// Whether a symlink's target only goes down from where the link is:
+/// relative, without `..`. Such links, and chains of them, stay inside the
+/// unpacked tree whatever else the archive holds (counting `..` against the
+/// link's depth would not: `x -> l/..`, where `l` is a link to `..`, climbs out).
+pub fn link_descends(target: &Path) -> bool {
+    use std::path::Component;
+    !target.as_os_str().is_empty()
+        && target
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
 /// `name` as one entry of a directory: no `/`, not `.` or `..`.
 fn entry(name: &str) -> Result<&str> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {

@@ -13,12 +13,13 @@
 //! belongs to the owner of the directory it goes to.
 
 use crate::safe_fs::Dir;
+use crate::safe_fs::{link_descends, within};
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{renameat2, RenameFlags};
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What an unpacking found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub fn unpack(compressed: &[u8], staging: &Path, max_bytes: u64) -> Result<Unpac
         let mut entry = entry.map_err(archive_error)?;
         let kind = entry.header().entry_type();
         let name = entry.path().map_err(archive_error)?.into_owned();
-        let relative = relative(&name).with_context(|| {
+        let relative = within(Path::new(""), &name).with_context(|| {
             format!(
                 "archive entry {} leaves the archive's directory",
                 name.display()
@@ -123,27 +124,6 @@ fn write_file(entry: &mut impl Read, dest: &Path) -> Result<()> {
     io::copy(entry, &mut file).map_err(archive_error)?;
     file.flush()
         .with_context(|| format!("writing {}", dest.display()))
-}
-
-/// `name` without `.`, or None when it is absolute or climbs with `..`.
-fn relative(name: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for part in name.components() {
-        match part {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
-        }
-    }
-    Some(out)
-}
-
-/// Whether a symlink's target only goes down from where the link is.
-fn link_descends(target: &Path) -> bool {
-    !target.as_os_str().is_empty()
-        && target
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Names the cause of a failure to read the archive.

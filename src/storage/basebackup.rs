@@ -14,6 +14,7 @@
 
 use super::{clear_after_failure, mask_connstring, prepare_empty_dir, Backoff};
 use crate::process::RunAs;
+use crate::safe_fs::{link_descends, within};
 use crate::secret::Secret;
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,7 +23,7 @@ use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -397,7 +398,7 @@ fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Res
                 name.display()
             ),
         };
-        let dest = destination(pgdata, &name)
+        let dest = within(pgdata, &name)
             .with_context(|| format!("archive entry {} is outside PGDATA", name.display()))?;
         stats.entries += 1;
         stats.bytes += entry.size();
@@ -514,31 +515,6 @@ fn write_file(
         );
     }
     Ok(())
-}
-
-/// Where an entry named `name` goes: `.` is dropped; `..` and absolute
-/// paths are refused (a pageserver sends neither).
-fn destination(pgdata: &Path, name: &Path) -> Option<PathBuf> {
-    let mut dest = pgdata.to_path_buf();
-    for part in name.components() {
-        match part {
-            Component::Normal(p) => dest.push(p),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
-        }
-    }
-    Some(dest)
-}
-
-/// Whether a symlink's target only goes down from where the link is:
-/// relative, without `..`. Such links, and chains of them, stay inside
-/// PGDATA whatever else the archive holds (counting `..` against the
-/// link's depth would not: `x -> l/..`, where `l` is a link to `..`, climbs out).
-fn link_descends(target: &Path) -> bool {
-    !target.as_os_str().is_empty()
-        && target
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Names the cause of a failure to read the archive.
