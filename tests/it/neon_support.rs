@@ -132,3 +132,10 @@ pub fn neon_opts(spec: Value, pgbin: &Path, extra: &[&str]) -> Opts {
         ..Opts::default()
     }
 }
+
+/// A setting as a new superuser session of `c` shows it.
+pub async fn show(c: &Compute, name: &str) -> String {
+    let client = c.client("postgres").await;
+    let row = client.query_one(&format!("SHOW {name}"), &[]).await;
+    row.unwrap_or_else(|e| panic!("SHOW {name}: {e}")).get(0)
+}

@@ -33,12 +33,6 @@ fn info_spec(mode: Value, shards: Value, shard_count: u8, stripe: Value) -> Valu
     spec
 }
 
-async fn show(c: &Compute, name: &str) -> String {
-    let client = c.client("postgres").await;
-    let row = client.query_one(&format!("SHOW {name}"), &[]).await;
-    row.unwrap_or_else(|e| panic!("SHOW {name}: {e}")).get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_naming_its_pageserver_only_by_connection_info_starts_on_it() {
     let ps = pageserver(Behaviour::Normal).await;

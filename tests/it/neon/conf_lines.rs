@@ -10,15 +10,6 @@ use crate::fake_pageserver::Behaviour;
 use crate::neon_support::*;
 use serde_json::json;
 
-async fn show(c: &Compute, name: &str) -> String {
-    c.client("postgres")
-        .await
-        .query_one(&format!("SHOW {name}"), &[])
-        .await
-        .unwrap_or_else(|e| panic!("SHOW {name}: {e}"))
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_are_held_until_the_start_dropped_the_copied_subscriptions() {
     let ps = pageserver(Behaviour::Normal).await;
