@@ -348,6 +348,12 @@ pub fn lift_size_limit(pgdata: &Path) -> Result<()> {
         .context("lifting the size limit for the catalog's apply")
 }
 
+/// Empties the override file (as the reference leaves it after an apply),
+/// without a reload: for a rollback whose own reload follows.
+pub fn empty_override(pgdata: &Path) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), "").context("emptying the override file")
+}
+
 /// Puts the size limit back after an apply, whether it failed or not: the
 /// override file emptied (as the reference leaves it), then a reload,
 /// confirmed as [`reload_and_wait`] does.
@@ -356,8 +362,7 @@ pub async fn restore_size_limit(
     connector: &Connector,
     postmaster: i32,
 ) -> Result<()> {
-    write_atomic(&pgdata.join(OVERRIDE_FILE), "")
-        .context("emptying the override file after the apply")?;
+    empty_override(pgdata)?;
     reload_and_wait(connector, connector.maintenance_db(), postmaster)
         .await
         .context("reloading with the size limit back")?;

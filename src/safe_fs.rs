@@ -68,7 +68,8 @@ impl Dir {
         let dir = parent
             .open_dir(name)?
             .with_context(|| format!("{} vanished as soon as it was made", path.display()))?;
-        if dir.owner()?.0 != nix::unistd::Uid::effective().as_raw() {
+        let made = dir.stat()?;
+        if made.st_uid != nix::unistd::Uid::effective().as_raw() {
             bail!(
                 "{} was replaced by another user's directory as it was made; not using it",
                 path.display()
@@ -80,7 +81,7 @@ impl Dir {
         // container run as postgres, or an arbitrary uid, under the image's
         // group-0 `/var/lib/compute` relies on it), and a chmod by a user not
         // in that group would clear it.
-        let made = dir.stat()?.st_mode;
+        let made = made.st_mode;
         if made & 0o777 != mode & 0o777 {
             fchmod(
                 dir.fd(),

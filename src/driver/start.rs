@@ -350,7 +350,7 @@ pub(super) async fn reconfigure(
             // applied of the rejected one.
             previous.restore(pgdata, &spec)?;
             if size_limit_lifted {
-                config::write_atomic(&pgdata.join(config::OVERRIDE_FILE), "")?;
+                config::empty_override(pgdata)?;
             }
             if let Err(again) = config::reload_and_wait(&connector, &db, postmaster).await {
                 tracing::warn!("reloading the restored configuration: {again:#}");
