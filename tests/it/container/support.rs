@@ -119,6 +119,9 @@ fn make_base_image() {
     podman_ok(&["import", &tarball.display().to_string(), BASE]);
 }
 
+/// One image build at a time: a Dockerfile build prunes the untagged images after it.
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A builder image for the Dockerfile's build stage: the Debian base plus
 /// `files` (absolute path, content, mode).
 pub fn builder_image(tag: &str, files: &[(&str, &[u8], u32)]) {
@@ -133,6 +136,9 @@ pub fn builder_image(tag: &str, files: &[(&str, &[u8], u32)]) {
         containerfile.push_str(&format!("COPY file{i} {dest}\n"));
     }
     std::fs::write(dir.path().join("Containerfile"), containerfile).unwrap();
+    // Under the Dockerfile builds' lock: their prune must not remove the
+    // layers this build is using ("layer not known", seen in CI).
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     podman_ok(&["build", "-t", tag, &dir.path().display().to_string()]);
 }
 
@@ -154,7 +160,6 @@ fn binary_builder_image() {
 /// arguments (and the CA bundle as a secret) into `tag`.
 pub fn build_dockerfile(tag: &str, build_args: &[String]) -> String {
     // One build at a time: the prune below must not race with another build.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = vec![
         "build".to_string(),
