@@ -14,6 +14,7 @@ pub mod neon_extension;
 mod plan;
 pub mod privileged;
 mod read;
+pub mod spare_db;
 mod start;
 pub mod stats;
 mod subscriptions;
