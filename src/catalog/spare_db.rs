@@ -20,7 +20,10 @@
 //! DATABASE .. OWNER ..` and the grant would have made, OID aside: the same
 //! template1 copied, the same `pg_database` row, ACL and shared
 //! dependencies (tests/it/catalog/spare_databases.rs compares both ways).
-//! The spares not taken are dropped in the background, right away.
+//! The spares not taken are dropped in the background once the start has
+//! planned. `DROP DATABASE` first marks its database invalid and commits,
+//! and a catalog read then would plan to drop it too: every catalog read
+//! and plan waits for the drops under way ([`settled`]).
 //!
 //! A spec database with options (encoding, locale, template, strategy...)
 //! is created as before, as is any database a delta operation names. Other
@@ -39,8 +42,10 @@ use tracing::{info, warn};
 
 /// How many spare databases the local template holds: as many as a start
 /// takes at most. Each costs a template1's size in every copy of the
-/// template (about 7.5 MB on PostgreSQL 15).
-pub const COUNT: usize = 2;
+/// template (about 7.5 MB on PostgreSQL 15), and each one a start does not
+/// take costs a `DROP DATABASE` (a checkpoint) in the background: one
+/// serves the common spec of one database with neither.
+pub const COUNT: usize = 1;
 
 /// The spares' names: this, then their number.
 const PREFIX: &str = "compute_ctl_spare_";
@@ -92,17 +97,27 @@ pub async fn make_in_template(connector: &Connector) -> anyhow::Result<()> {
 
 /// What [`take`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
+#[must_use = "the spares not taken are dropped only when asked to"]
 pub struct Taken {
     /// The spec databases that are spares renamed.
     pub databases: Vec<String>,
-    /// The spares left, being dropped in the background.
-    pub dropped: Vec<String>,
+    /// The spares not taken.
+    pub unused: Vec<String>,
+}
+
+impl Taken {
+    /// Drops the spares not taken, in the background: once the start has
+    /// read the catalog and planned (see [`settled`]).
+    pub fn drop_unused(self, connector: &Connector) {
+        drop_in_background(connector, self.unused);
+    }
 }
 
 /// At a start from `origin`, on `client` (the maintenance database, as the
 /// superuser), before the plan: gives each spec database that may have one
-/// a spare (see the module's comment), and drops the others in the
-/// background. Does nothing unless `origin` is a finished template.
+/// a spare (see the module's comment); the others are for
+/// [`Taken::drop_unused`]. Does nothing unless `origin` is a finished
+/// template.
 pub async fn take(
     connector: &Connector,
     client: &Client,
@@ -138,14 +153,13 @@ pub async fn take(
         rename(client, &spare, &name, connector.privileged_role()).await?;
         taken.push(name);
     }
-    let dropped: Vec<String> = left.collect();
-    drop_in_background(connector, dropped.clone());
+    let unused: Vec<String> = left.collect();
     if !taken.is_empty() {
         info!(databases = ?taken, "spec databases taken from spares, not created");
     }
     Ok(Taken {
         databases: taken,
-        dropped,
+        unused,
     })
 }
 
@@ -222,7 +236,9 @@ fn drop_in_background(connector: &Connector, spares: Vec<String>) {
         return;
     }
     let connector = connector.clone();
+    let dropping = Dropping::begin();
     tokio::spawn(async move {
+        let _dropping = dropping;
         let started = std::time::Instant::now();
         let dropped = async {
             let conn = connector.open(connector.maintenance_db()).await?;
@@ -259,7 +275,9 @@ pub fn drop_all(connector: &Connector, origin: Origin) {
         return;
     }
     let connector = connector.clone();
+    let dropping = Dropping::begin();
     tokio::spawn(async move {
+        let _dropping = dropping;
         let found = async {
             let conn = connector.open(connector.maintenance_db()).await?;
             let rows = conn.client.query(SPARES, &[]).await;
@@ -275,4 +293,43 @@ pub fn drop_all(connector: &Connector, origin: Origin) {
             Err(e) => warn!("looking for spare databases: {e:#}"),
         }
     });
+}
+
+/// How many drops of spares (or looks for them) this process has under way.
+static DROPPING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Woken when a drop of spares ends.
+static DROPPED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// One drop of spares under way, counted in [`DROPPING`] until dropped
+/// (also when its task panics or is cancelled).
+struct Dropping;
+
+impl Dropping {
+    fn begin() -> Dropping {
+        DROPPING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Dropping
+    }
+}
+
+impl Drop for Dropping {
+    fn drop(&mut self) {
+        DROPPING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        DROPPED.notify_waiters();
+    }
+}
+
+/// Returns once no drop of spares is under way in this process: a catalog
+/// read waits for it, as a spare being dropped is, for a moment, an invalid
+/// database that the plan would drop too (and fail, once it is gone).
+pub async fn settled() {
+    loop {
+        let notified = DROPPED.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if DROPPING.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return;
+        }
+        notified.await;
+    }
 }

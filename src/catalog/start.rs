@@ -57,9 +57,10 @@ pub async fn start(
     let planned = async {
         let (concurrency, template1) =
             prepare(connector, &conn.client, spec, concurrency, origin).await?;
-        super::spare_db::take(connector, &conn.client, spec, origin).await?;
+        let spares = super::spare_db::take(connector, &conn.client, spec, origin).await?;
         let context = PlanContext::Start(origin);
         let plan = read_and_plan(connector, &conn.client, spec, context, template1).await?;
+        spares.drop_unused(connector);
         anyhow::Ok((plan, concurrency))
     }
     .await;

@@ -66,47 +66,50 @@ async fn shape(c: &Compute, db: &str) -> Vec<String> {
     out
 }
 
+fn start(cache: &std::path::Path, s: serde_json::Value) -> Compute {
+    let mut s = s;
+    s["cluster"]["settings"] =
+        json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
+    let mut c = Compute::start_with(Opts {
+        spec: Some(s),
+        template_cache: cache.to_path_buf(),
+        ..Opts::default()
+    });
+    c.wait_running();
+    c
+}
+
+fn created(log: &str, db: &str) -> bool {
+    log.contains(&format!("statement: CREATE DATABASE \"{db}\""))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_taken_from_a_spare_is_what_create_database_makes() {
     let cache = test_dir();
     let roles = json!([{"name": "alice", "encrypted_password": null}]);
     // "made" is named by a delta operation (a rename from a database that
-    // does not exist: nothing to rename), so it is created, not taken.
+    // does not exist: nothing to rename), so it is created, not taken; so
+    // is "latin", which has options; "more" finds no spare left.
     let mut s = spec(
         roles,
         json!([{"name": "app", "owner": "alice"}, {"name": "made", "owner": "alice"},
-               {"name": "mine", "owner": "cloud_admin"},
                {"name": "latin", "owner": "alice", "options": [
                    {"name": "template", "value": "template0", "vartype": "string"},
                    {"name": "encoding", "value": "LATIN1", "vartype": "string"},
                    {"name": "lc_collate", "value": "C", "vartype": "string"},
-                   {"name": "lc_ctype", "value": "C", "vartype": "string"}]}]),
+                   {"name": "lc_ctype", "value": "C", "vartype": "string"}]},
+               {"name": "more", "owner": "alice"}]),
     );
     s["delta_operations"] = json!([{"action": "rename_db", "name": "gone", "new_name": "made"}]);
-    s["cluster"]["settings"] =
-        json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
-    let mut c = Compute::start_with(Opts {
-        spec: Some(s),
-        template_cache: cache.path().to_path_buf(),
-        ..Opts::default()
-    });
-    c.wait_running();
+    let mut c = start(cache.path(), s);
     let log = c.log();
     assert!(
-        log.contains("spec databases taken from spares, not created databases=[\"app\", \"mine\"]"),
+        log.contains("spec databases taken from spares, not created databases=[\"app\"]"),
         "{log}"
     );
-    for created in ["made", "latin"] {
-        assert!(
-            log.contains(&format!("statement: CREATE DATABASE \"{created}\"")),
-            "{log}"
-        );
-    }
-    for taken in ["app", "mine"] {
-        assert!(
-            !log.contains(&format!("statement: CREATE DATABASE \"{taken}\"")),
-            "{log}"
-        );
+    assert!(!created(&log, "app"), "{log}");
+    for db in ["made", "latin", "more"] {
+        assert!(created(&log, db), "{db}: {log}");
     }
     // Both ways give the same database, OID and name aside.
     assert_eq!(shape(&c, "app").await, shape(&c, "made").await);
@@ -123,9 +126,23 @@ async fn a_database_taken_from_a_spare_is_what_create_database_makes() {
     assert_eq!(row.get::<_, String>(0), "LATIN1");
     assert_eq!(row.get::<_, String>(1), "C");
     assert_eq!(row.get::<_, String>(2), "alice");
-    // The superuser's own database, taken too, is as a creation would make it:
-    // the same as one made now by CREATE DATABASE, with the privileged role's
-    // grant the start gives.
+    let left: i64 = admin.query_one(SPARES_LEFT, &[]).await.unwrap().get(0);
+    assert_eq!(left, 0, "the one spare was taken");
+    c.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_superusers_own_database_taken_from_a_spare_is_what_create_database_makes() {
+    let cache = test_dir();
+    let mut c = start(
+        cache.path(),
+        spec(json!([]), json!([{"name": "mine", "owner": "cloud_admin"}])),
+    );
+    let log = c.log();
+    assert!(!created(&log, "mine"), "{log}");
+    // What a CREATE DATABASE now makes, with the privileged role's grant the
+    // start gives each database it creates.
+    let admin = c.client("postgres").await;
     for sql in [
         "CREATE DATABASE again",
         "GRANT ALL ON DATABASE again TO neon_superuser",
@@ -133,7 +150,23 @@ async fn a_database_taken_from_a_spare_is_what_create_database_makes() {
         admin.batch_execute(sql).await.unwrap();
     }
     assert_eq!(shape(&c, "mine").await, shape(&c, "again").await);
-    // The spares not taken go.
+    c.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spares_not_taken_are_dropped_and_a_configure_right_after_the_start_works() {
+    let cache = test_dir();
+    let mut c = start(cache.path(), spec(json!([]), json!([])));
+    // Right away, while the spare is being dropped: the reconcile waits for
+    // the drop (else it would see the spare invalid, mid-drop, and plan to
+    // drop it too).
+    let more = spec(
+        json!([{"name": "bob", "encrypted_password": null}]),
+        json!([{"name": "later", "owner": "bob"}]),
+    );
+    let (status, body) = c.configure(&more).await;
+    assert_eq!(status, 200, "{body}");
+    let admin = c.client("postgres").await;
     wait_for_count(
         &admin,
         SPARES_LEFT,
@@ -142,6 +175,7 @@ async fn a_database_taken_from_a_spare_is_what_create_database_makes() {
         "spares dropped",
     )
     .await;
+    assert_eq!(c.db_owner("later").await, "bob");
     c.terminate();
 }
 
@@ -150,12 +184,7 @@ async fn a_start_that_skips_the_catalog_step_drops_the_spares() {
     let cache = test_dir();
     let mut s = spec(json!([]), json!([]));
     s["skip_pg_catalog_updates"] = json!(true);
-    let mut c = Compute::start_with(Opts {
-        spec: Some(s),
-        template_cache: cache.path().to_path_buf(),
-        ..Opts::default()
-    });
-    c.wait_running();
+    let mut c = start(cache.path(), s);
     let admin = c.client("postgres").await;
     wait_for_count(
         &admin,
