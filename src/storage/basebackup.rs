@@ -374,31 +374,6 @@ fn gunzip(input: ChannelReader, output: mpsc::Sender<Bytes>) -> Result<()> {
 /// symlink entry forgets the directories made so far, so no later file is
 /// written through a link.
 fn unpack(input: ChannelReader, pgdata: &Path, owner: Option<(u32, u32)>) -> Result<Unpacked> {
-    let pool = Writers::default();
-    std::thread::scope(|scope| {
-        for _ in 0..WRITER_THREADS {
-            scope.spawn(|| pool.work(owner));
-        }
-        let unpacked = unpack_entries(input, pgdata, owner, &pool);
-        // Every file queued is written (or failed) before the answer.
-        let drained = pool.drain();
-        pool.close();
-        let stats = unpacked?;
-        drained?;
-        Ok(stats)
-    })
-}
-
-/// [`unpack`]'s reading of the archive: small files written directly go to
-/// `pool`'s threads; everything else is done here, once the files queued
-/// before it are written (a symlink, or `tar`'s `unpack_in`, could change
-/// what their paths lead to), as is a second entry for a file still queued.
-fn unpack_entries(
-    input: ChannelReader,
-    pgdata: &Path,
-    owner: Option<(u32, u32)>,
-    pool: &Writers,
-) -> Result<Unpacked> {
     let mut archive = tar::Archive::new(input);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -410,12 +385,6 @@ fn unpack_entries(
     // Real directories (never symlinks) that this unpacking made.
     let mut made: HashSet<PathBuf> = HashSet::from([pgdata.to_path_buf()]);
     let mut buf = vec![0u8; WRITE_BUFFER];
-    // Files queued to the writers since they were last drained.
-    let mut queued: HashSet<PathBuf> = HashSet::new();
-    let drain = |queued: &mut HashSet<PathBuf>| {
-        queued.clear();
-        pool.drain()
-    };
     for entry in archive.entries().map_err(archive_error)? {
         let mut entry = entry.map_err(archive_error)?;
         let kind = entry.header().entry_type();
@@ -435,23 +404,8 @@ fn unpack_entries(
         stats.bytes += entry.size();
         let in_made_dir = dest.parent().is_some_and(|p| made.contains(p));
         if mode == Some(0o600) && in_made_dir {
-            if queued.contains(&dest) {
-                drain(&mut queued)?;
-            }
-            if entry.size() <= PARALLEL_MAX {
-                let data = read_entry(&mut entry, &dest)?;
-                pool.submit(Job {
-                    dest: dest.clone(),
-                    data,
-                })?;
-                queued.insert(dest);
-            } else {
-                write_file(&mut entry, &dest, owner, &mut buf)?;
-            }
+            write_file(&mut entry, &dest, owner, &mut buf)?;
             continue;
-        }
-        if kind != tar::EntryType::Directory || queued.contains(&dest) {
-            drain(&mut queued)?;
         }
         if kind == tar::EntryType::Symlink {
             let target = entry
@@ -509,31 +463,15 @@ fn unpack_entries(
 /// Bytes written to a file at once.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
-/// The content of the regular file `entry` (at most [`PARALLEL_MAX`]).
-fn read_entry(entry: &mut tar::Entry<'_, ChannelReader>, dest: &Path) -> Result<Vec<u8>> {
-    let expected = entry.size();
-    let mut data = Vec::with_capacity(expected as usize);
-    entry.read_to_end(&mut data).map_err(archive_error)?;
-    if data.len() as u64 != expected {
-        bail!(
-            "truncated archive: {} has {} of {expected} bytes",
-            dest.display(),
-            data.len()
-        );
-    }
-    Ok(data)
-}
-
-/// Writes `data` as the new file `dest` (see [`create_file`]).
-fn write_data(dest: &Path, data: &[u8], owner: Option<(u32, u32)>) -> Result<()> {
-    let mut file = create_file(dest, owner)?;
-    file.write_all(data)
-        .with_context(|| format!("writing {}", dest.display()))
-}
-
-/// Creates `dest`, a new file (one already there is removed first, as `tar`
-/// does: never written through), mode 0600, owned by `owner`.
-fn create_file(dest: &Path, owner: Option<(u32, u32)>) -> Result<std::fs::File> {
+/// Writes the regular file `entry` at `dest` through `buf`, a new file (one already there
+/// is removed first, as `tar` does: never written through), mode 0600,
+/// owned by `owner`.
+fn write_file(
+    entry: &mut tar::Entry<'_, ChannelReader>,
+    dest: &Path,
+    owner: Option<(u32, u32)>,
+    buf: &mut [u8],
+) -> Result<()> {
     let create = || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -551,19 +489,8 @@ fn create_file(dest: &Path, owner: Option<(u32, u32)>) -> Result<std::fs::File> 
         std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
             .with_context(|| format!("chown {}", dest.display()))?;
     }
-    Ok(file)
-}
-
-/// Writes the regular file `entry` at `dest` through `buf` (see
-/// [`create_file`]).
-fn write_file(
-    entry: &mut tar::Entry<'_, ChannelReader>,
-    dest: &Path,
-    owner: Option<(u32, u32)>,
-    buf: &mut [u8],
-) -> Result<()> {
-    let mut file = create_file(dest, owner)?;
     let expected = entry.size();
+    let mut file = file;
     let mut written = 0u64;
     loop {
         // Fill the buffer, then one write.
@@ -602,5 +529,3 @@ fn archive_error(e: io::Error) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests;
-mod writers;
-use writers::{Job, Writers, PARALLEL_MAX, WRITER_THREADS};

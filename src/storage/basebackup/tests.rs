@@ -213,7 +213,7 @@ fn files_written_directly_replace_and_never_go_through_a_symlink() {
 }
 
 #[test]
-fn many_small_files_are_written_by_the_writers_each_whole_and_in_order() {
+fn many_small_files_are_each_written_whole_and_in_order() {
     use tar::EntryType::{Directory, Regular};
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..300).map(|i| format!("base/{}/{i}", i % 3)).collect();
@@ -234,7 +234,7 @@ fn many_small_files_are_written_by_the_writers_each_whole_and_in_order() {
     }
     assert_eq!(std::fs::read(dir.path().join("base/0/0")).unwrap(), b"last");
 
-    // A writer's failure (here: a file over a directory) fails the unpacking.
+    // A failure to write a file (here: one over a directory) fails the unpacking.
     let dir = tempfile::tempdir().unwrap();
     let archive = gz_tar_of(&[
         ("base/", Directory, b""),
