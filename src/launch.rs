@@ -112,12 +112,19 @@ async fn run(cli: Cli) -> Result<u8> {
         .context("compute_ctl_config.jwks")?;
     // With a control plane, nothing that needs authentication is served
     // before its keys are known.
-    let gate = if cli.control_plane_uri.is_some() {
+    let gate = Arc::new(if cli.control_plane_uri.is_some() {
         Gate::waiting(control_plane::PULLING)
     } else {
         Gate::new(auth)
-    };
+    });
     let mut params = cli.params().await?;
+    params.refresh = cli
+        .spec_source()
+        .map(|source| crate::driver::RefreshSource {
+            source,
+            gate: gate.clone(),
+            compute_id: cli.compute_id.clone(),
+        });
     let mut edge = crate::edge::Edge::from_compute_ctl_config(compute_ctl_config.as_ref())?;
     edge.pgbouncer = cli.edge.pgbouncer(&params);
     edge.audit_endpoint = crate::edge::ship::AuditEnv::from_env()?;
@@ -144,7 +151,6 @@ async fn run(cli: Cli) -> Result<u8> {
     process::spawn_reaper()?;
 
     // The API answers /status from the first milliseconds, before anything slow.
-    let gate = Arc::new(gate);
     let api = Api {
         handle: handle.clone(),
         auth: gate.clone(),
@@ -152,7 +158,6 @@ async fn run(cli: Cli) -> Result<u8> {
         build_tag: crate::metrics::BUILD_TAG.to_string(),
         pg_dump: api_parts.0,
         pg_version: api_parts.1,
-        spec_source: cli.spec_source().map(Arc::new),
         connector: connector.clone(),
         remote_extensions,
         limits: http::Limits {

@@ -14,6 +14,7 @@ pub mod neon_extension;
 mod plan;
 pub mod privileged;
 mod read;
+pub mod spare_db;
 mod start;
 pub mod stats;
 mod subscriptions;
@@ -126,6 +127,7 @@ async fn read_and_plan(
     template1: Template1,
 ) -> anyhow::Result<Plan> {
     protect_databases(spec, connector.maintenance_db())?;
+    spare_db::settled().await;
     let read = async {
         let mut catalog = read_catalog(client).await?;
         catalog.valid_until = read_valid_until(client, spec).await?;

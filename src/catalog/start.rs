@@ -41,6 +41,7 @@ pub async fn start(
 ) -> anyhow::Result<ApplyReport> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog step");
+        super::spare_db::drop_all(connector, origin);
         spawn_extension_count(connector);
         return Ok(ApplyReport::default());
     }
@@ -56,8 +57,10 @@ pub async fn start(
     let planned = async {
         let (concurrency, template1) =
             prepare(connector, &conn.client, spec, concurrency, origin).await?;
+        let spares = super::spare_db::take(connector, &conn.client, spec, origin).await?;
         let context = PlanContext::Start(origin);
         let plan = read_and_plan(connector, &conn.client, spec, context, template1).await?;
+        spares.drop_unused(connector);
         anyhow::Ok((plan, concurrency))
     }
     .await;

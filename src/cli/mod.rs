@@ -640,6 +640,8 @@ impl Cli {
             },
             // Set by the launch from compute_ctl_config.
             edge: Default::default(),
+            // Set by the launch, beside the gate the keys go to.
+            refresh: None,
         })
     }
 }

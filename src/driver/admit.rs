@@ -11,15 +11,17 @@
 
 use super::{ComputeStatus, Operation, Request, RequestError};
 use crate::spec::ValidSpec;
-use compute_states::{Kind, Status, TerminationMode};
+use compute_states::{Kind, Status, Termination, TerminationMode};
 use std::convert::Infallible;
 use std::sync::Arc;
 
 /// A request without its data: what [`admit`] decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Asked {
-    /// `/configure`, `/refresh_configuration`, the control plane's spec.
+    /// `/configure`, the control plane's spec.
     Configure,
+    /// `/refresh_configuration`.
+    Refresh,
     /// `/terminate`.
     Terminate,
     /// `/restart`.
@@ -33,23 +35,6 @@ pub enum Asked {
     ConnectRunning,
     /// Liveness (`/healthz`).
     Ping,
-    /// Whether another request would be admitted now.
-    Admits(AskedOnly),
-}
-
-/// The requests [`Asked::Admits`] can ask about (not itself, so the type is finite).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AskedOnly {
-    /// Would a spec be taken (before a spec is fetched for it).
-    Configure,
-}
-
-impl AskedOnly {
-    fn asked(self) -> Asked {
-        match self {
-            AskedOnly::Configure => Asked::Configure,
-        }
-    }
 }
 
 /// Where the driver is when a request arrives: the state's type, and the
@@ -91,12 +76,18 @@ pub enum Admission {
 /// - A termination under way or done takes another `/terminate` (answered
 ///   201 with the LSN once terminated); a start, a reconfiguration, a
 ///   restart or a promotion under way refuses it (a signal stops them).
-/// - A ping, and the question whether a request would be admitted, anywhere.
+/// - A refresh of the configuration wherever postgres serves or is being
+///   brought up: taken up at once where postgres serves and nothing is
+///   under way (Running, Failed with postgres serving), folded into the one
+///   under way (a refresh), else noted for when the work under way is done.
+///   Not without postgres (Empty, Failed: a new spec starts afresh) nor
+///   once terminating.
+/// - A ping, anywhere.
 pub fn admit(here: Here, asked: Asked) -> Admission {
     use Kind::*;
     let k = here.kind;
     let accepted = match asked {
-        Asked::Ping | Asked::Admits(_) => true,
+        Asked::Ping => true,
         Asked::Configure => matches!(k, Empty | Running | Failed | FailedServing),
         Asked::Terminate => matches!(
             k,
@@ -108,6 +99,10 @@ pub fn admit(here: Here, asked: Asked) -> Admission {
                 | Terminating
                 | Stopping
                 | Terminated
+        ),
+        Asked::Refresh => !matches!(
+            k,
+            Empty | Failed | TerminationPending | Terminating | Stopping | Terminated
         ),
         Asked::Connect => matches!(k, Running | FailedServing),
         Asked::ConnectRunning | Asked::Restart | Asked::Promote => k == Running,
@@ -164,12 +159,12 @@ impl Request {
         match self {
             Request::Configure { .. } => Asked::Configure,
             Request::Terminate { .. } => Asked::Terminate,
+            Request::Refresh { .. } => Asked::Refresh,
             Request::Operate(Operation::Restart { .. }) => Asked::Restart,
             Request::Operate(Operation::Promote { .. }) => Asked::Promote,
             Request::Connect { .. } => Asked::Connect,
             Request::ConnectRunning { .. } => Asked::ConnectRunning,
             Request::Ping { .. } => Asked::Ping,
-            Request::Admits { asked, .. } => Asked::Admits(*asked),
         }
     }
 
@@ -188,7 +183,7 @@ impl Request {
             Request::Connect { reply } | Request::ConnectRunning { reply } => {
                 let _ = reply.send(Err(err));
             }
-            Request::Ping { reply } | Request::Admits { reply, .. } => {
+            Request::Ping { reply } | Request::Refresh { reply } => {
                 let _ = reply.send(Err(err));
             }
             Request::Operate(Operation::Promote { reply, .. }) => {
@@ -199,8 +194,8 @@ impl Request {
 }
 
 /// Admits `request` at `here`: a refused one is answered, and so is what is
-/// answered the same in every state (a ping, whether a request would be
-/// admitted); the rest is returned for the state to take up.
+/// answered the same in every state (a ping); the rest is returned for the
+/// state to take up.
 pub(super) fn admitted(here: Here, request: Request) -> Option<Request> {
     if let Admission::Refuse(err) = admit(here, request.asked()) {
         request.refuse(err);
@@ -209,14 +204,6 @@ pub(super) fn admitted(here: Here, request: Request) -> Option<Request> {
     match request {
         Request::Ping { reply } => {
             let _ = reply.send(Ok(()));
-            None
-        }
-        Request::Admits { asked, reply } => {
-            let answer = match admit(here, asked.asked()) {
-                Admission::Accept => Ok(()),
-                Admission::Refuse(err) => Err(err),
-            };
-            let _ = reply.send(answer);
             None
         }
         other => Some(other),
@@ -233,9 +220,11 @@ pub(super) fn not_taken(here: Here, request: Request) {
 }
 
 /// What an event asks of a state that waits for requests, once admitted.
-pub(super) enum Next<O> {
+pub(super) enum Next<O: Operations> {
     /// Stop postgres and end.
-    Terminate(TerminationMode),
+    Terminate(Termination),
+    /// Read the spec again (answered already): only where postgres serves.
+    Refresh(O::Serving),
     /// Apply this (accepted) spec.
     Configure(Arc<ValidSpec>),
     /// What only this state takes up.
@@ -244,23 +233,52 @@ pub(super) enum Next<O> {
     Nothing,
 }
 
-/// The operations a waiting state takes up itself: Running's, or none.
+/// The operations a waiting state takes up itself (Running's, or none),
+/// and whether postgres serves there, so that a refresh can be taken up:
+/// [`Operations::serving`] is the proof, which a state without postgres
+/// cannot give (its `Serving` is uninhabited).
 pub(super) trait Operations: Sized {
+    /// What a state where postgres serves has; uninhabited where it does not.
+    type Serving;
     /// The operation, if this state takes it.
     fn take(op: Operation) -> Result<Self, Operation>;
+    /// The proof that postgres serves here, if it does.
+    fn serving() -> Option<Self::Serving>;
 }
 
-/// Running takes every operation.
+/// Running takes every operation, and postgres serves.
 impl Operations for Operation {
+    type Serving = ();
     fn take(op: Operation) -> Result<Self, Operation> {
         Ok(op)
     }
+    fn serving() -> Option<()> {
+        Some(())
+    }
 }
 
-/// The other waiting states take none.
-impl Operations for Infallible {
+/// A failed compute whose postgres still serves takes no operation, but a
+/// refresh.
+pub(super) enum ServingOnly {}
+
+impl Operations for ServingOnly {
+    type Serving = ();
     fn take(op: Operation) -> Result<Self, Operation> {
         Err(op)
+    }
+    fn serving() -> Option<()> {
+        Some(())
+    }
+}
+
+/// The states without postgres (Empty, Failed) take none, nor a refresh.
+impl Operations for Infallible {
+    type Serving = Infallible;
+    fn take(op: Operation) -> Result<Self, Operation> {
+        Err(op)
+    }
+    fn serving() -> Option<Infallible> {
+        None
     }
 }
 

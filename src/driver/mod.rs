@@ -10,6 +10,7 @@ mod accept;
 mod admit;
 mod operate;
 mod promote;
+mod refresh;
 mod replies;
 mod request;
 mod snapshot;
@@ -19,14 +20,15 @@ pub(crate) mod template;
 mod terminate;
 
 use admit::Here;
-pub use admit::{described, Asked, AskedOnly};
+pub use admit::{described, Asked};
 pub use promote::PromoteTimings;
+pub use refresh::RefreshSource;
 pub use request::{Event, Handle, Keys, Operation, Request, RequestError, Restarted};
 use snapshot::Facts;
 pub use snapshot::{Snapshot, Timings};
 pub use status::ComputeStatus;
 
-use admit::{admitted, not_taken, Next, Operations};
+use admit::{admitted, not_taken, Next, Operations, ServingOnly};
 use replies::Replies;
 use request::interruptible;
 
@@ -43,7 +45,7 @@ use anyhow::Result;
 use chrono::Utc;
 use compute_states::{
     AnyState, Compute, Configuration, Empty, Exited, Failed, FailedServing, Init, Kind,
-    Reconfiguration, Running, Status, TerminationMode,
+    Reconfiguration, Running, Status, Termination, TerminationMode,
 };
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -116,6 +118,9 @@ pub struct Params {
     pub edge: Arc<crate::edge::Edge>,
     /// The internal HTTP port (`neon.extension_server_port`).
     pub internal_http_port: u16,
+    /// Where `/refresh_configuration` reads the spec again (None: nowhere,
+    /// and a refresh is refused).
+    pub refresh: Option<RefreshSource>,
 }
 
 /// What a start or reconfiguration needs, shared with the work futures.
@@ -252,6 +257,14 @@ impl Driver {
             spec: None,
             edge: params.edge.clone(),
         }));
+        let facts = Facts {
+            refresh: if params.refresh.is_some() {
+                refresh::RefreshAsk::Idle
+            } else {
+                refresh::RefreshAsk::Impossible
+            },
+            ..Facts::default()
+        };
         let driver = Driver {
             env: Arc::new(Env {
                 params,
@@ -259,7 +272,7 @@ impl Driver {
                 subscribers_released: Default::default(),
             }),
             snapshot: snapshot.clone(),
-            facts: Facts::default(),
+            facts,
             events: rx,
             started_at: Instant::now(),
             replies: Replies::default(),
@@ -298,6 +311,8 @@ impl Driver {
                 AnyState::Running(s) => self.on_running(s).await,
                 AnyState::RestartPending(s) => self.on_restarting(s).await,
                 AnyState::Promoting(s) => self.on_promoting(s).await,
+                AnyState::RefreshPending(s) => s.begin().into(),
+                AnyState::Refreshing(s) => self.on_refreshing(s).await,
                 AnyState::TerminationPending(s) => {
                     let (postgres, s) = s.begin();
                     self.stop_and_terminate(s, postgres).await
@@ -327,7 +342,8 @@ impl Driver {
             });
         }
         let facts = &mut self.facts;
-        if facts.spec.is_none() {
+        if !facts.spec_seen {
+            facts.spec_seen = true;
             facts.timings.wait_for_spec_ms = self.started_at.elapsed().as_millis() as u64;
         }
         facts.tenant = spec.tenant_id.clone();
@@ -348,18 +364,34 @@ impl Driver {
     /// monitor's fields), after each step.
     fn publish(&mut self, state: &State) {
         let facts = &mut self.facts;
-        match state {
-            AnyState::Failed(f) => facts.error = Some(f.error().clone()),
-            AnyState::FailedServing(f) => facts.error = Some(f.error().clone()),
+        // The spec in effect, where the state has one (elsewhere the last
+        // one stays published: what `/dbs_and_roles` lists).
+        let spec = match state {
+            AnyState::Failed(f) => {
+                facts.error = Some(f.error().clone());
+                None
+            }
+            AnyState::FailedServing(f) => {
+                facts.error = Some(f.error().clone());
+                Some(f.spec())
+            }
             AnyState::Running(r) => {
                 facts.error = None;
-                facts.spec = Some(r.spec().clone());
+                Some(r.spec())
             }
-            _ => {}
-        }
+            AnyState::RefreshPending(r) => {
+                facts.error = r.error().cloned();
+                Some(r.spec())
+            }
+            AnyState::Refreshing(r) => {
+                facts.error = r.error().cloned();
+                Some(r.spec())
+            }
+            _ => None,
+        };
         let mode = match state {
-            AnyState::TerminationPending(t) => Some(t.mode()),
-            AnyState::Terminating(t) => Some(t.mode()),
+            AnyState::TerminationPending(t) => Some(t.termination().mode),
+            AnyState::Terminating(t) => Some(t.termination().mode),
             _ => None,
         };
         let mut snap = self.snapshot.write();
@@ -371,7 +403,9 @@ impl Driver {
         snap.pending_restart = facts.pending_restart.clone();
         snap.timings = facts.timings.clone();
         snap.transitions = facts.transitions.clone();
-        snap.spec = facts.spec.clone();
+        if let Some(spec) = spec {
+            snap.spec = Some(spec.clone());
+        }
         match state {
             AnyState::Running(_) if snap.last_active.is_none() => {
                 // Scale-to-zero counts idleness from the moment we serve.
@@ -389,10 +423,10 @@ impl Driver {
 
     /// What an event asks of a state that waits for requests (Empty,
     /// Running, Failed with or without postgres), at `here`: requests are
-    /// admitted by [`admit`]; a connection is answered at once, a spec is
-    /// checked and its reply parked, and so is a termination's. What only
-    /// the state can take up is returned (`O`: Running's operations; none
-    /// elsewhere).
+    /// admitted by [`admit`]; a connection and a refresh are answered at
+    /// once, a spec is checked and its reply parked, and so is a
+    /// termination's. What only the state can take up is returned (`O`:
+    /// Running's operations; none elsewhere; a refresh where postgres serves).
     async fn triage<O: Operations>(
         &mut self,
         here: Here,
@@ -401,14 +435,14 @@ impl Driver {
     ) -> Next<O> {
         let request = match event {
             // Every sender is gone: nobody can reach us any more; stop.
-            None => return Next::Terminate(TerminationMode::Fast),
-            Some(Event::Signal(mode)) => return Next::Terminate(mode),
+            None => return Next::Terminate(Termination::signal(TerminationMode::Fast)),
+            Some(Event::Signal(mode)) => return Next::Terminate(Termination::signal(mode)),
             Some(Event::Suspend { idle }) => {
                 tracing::info!(
                     idle_s = idle.as_secs(),
                     "idle longer than suspend_timeout_seconds: suspending (fast termination)"
                 );
-                return Next::Terminate(TerminationMode::Fast);
+                return Next::Terminate(Termination::idle());
             }
             Some(Event::Request(request)) => request,
         };
@@ -418,8 +452,7 @@ impl Driver {
         match request {
             Request::Terminate { mode, reply } => {
                 self.replies.park_terminate(reply);
-                self.facts.http_termination = Some(mode);
-                Next::Terminate(mode)
+                Next::Terminate(Termination::api(mode))
             }
             Request::Configure { spec, keys, reply } => {
                 match self.accept_spec(&spec, running, reply).await {
@@ -434,6 +467,22 @@ impl Driver {
                     None => Next::Nothing,
                 }
             }
+            Request::Refresh { reply } => match O::serving() {
+                Some(serving) => match self.facts.refresh.check() {
+                    Ok(()) => {
+                        let _ = reply.send(Ok(()));
+                        Next::Refresh(serving)
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Next::Nothing
+                    }
+                },
+                None => {
+                    not_taken(here, Request::Refresh { reply });
+                    Next::Nothing
+                }
+            },
             Request::Connect { reply } | Request::ConnectRunning { reply } => {
                 let _ = reply.send(Ok(self.env.connector()));
                 Next::Nothing
@@ -445,7 +494,7 @@ impl Driver {
                     Next::Nothing
                 }
             },
-            other @ (Request::Ping { .. } | Request::Admits { .. }) => {
+            other @ Request::Ping { .. } => {
                 not_taken(here, other);
                 Next::Nothing
             }
@@ -457,9 +506,9 @@ impl Driver {
         loop {
             let event = self.events.recv().await;
             match self.triage::<Infallible>(here, event, None).await {
-                Next::Terminate(mode) => return s.terminate(mode).into(),
+                Next::Terminate(termination) => return s.terminate(termination).into(),
                 Next::Configure(spec) => return s.configure(spec).into(),
-                Next::Operate(never) => match never {},
+                Next::Operate(never) | Next::Refresh(never) => match never {},
                 Next::Nothing => {}
             }
         }
@@ -473,27 +522,29 @@ impl Driver {
             env.check_spec(&spec).await?;
             start_compute(env, spec, timings).await
         };
-        match interruptible(&mut self.events, Here::new(Kind::Init, None), work).await {
+        let here = Here::new(Kind::Init, None);
+        match interruptible(&mut self.events, &mut self.facts.refresh, here, work).await {
             Ok(Ok((pg, timings))) => {
                 self.facts.timings = timings;
                 s.started(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
-            Err(mode) => s.terminate(mode).into(),
+            Err(termination) => s.terminate(termination).into(),
         }
     }
 
     /// A full start from a spec received over the API.
     async fn on_configuration(&mut self, s: Configuration<Ctx>) -> State {
         let work = start_compute(self.env.clone(), s.spec().clone(), self.timings());
-        match interruptible(&mut self.events, Here::new(Kind::Configuration, None), work).await {
+        let here = Here::new(Kind::Configuration, None);
+        match interruptible(&mut self.events, &mut self.facts.refresh, here, work).await {
             Ok(Ok((pg, timings))) => {
                 self.facts.timings = timings;
                 self.facts.pending_restart.clear();
                 s.configured(pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
-            Err(mode) => s.terminate(mode).into(),
+            Err(termination) => s.terminate(termination).into(),
         }
     }
 
@@ -505,13 +556,8 @@ impl Driver {
             start::Serving::of(s.postgres()),
             crate::catalog::PlanContext::Reconcile,
         );
-        match interruptible(
-            &mut self.events,
-            Here::new(Kind::Reconfiguration, None),
-            work,
-        )
-        .await
-        {
+        let here = Here::new(Kind::Reconfiguration, None);
+        match interruptible(&mut self.events, &mut self.facts.refresh, here, work).await {
             Ok(Ok(pending_restart)) => {
                 self.facts.pending_restart = pending_restart;
                 s.configured().into()
@@ -523,19 +569,24 @@ impl Driver {
                 }
                 s.fail(error).into()
             }
-            Err(mode) => s.terminate(mode).into(),
+            Err(termination) => s.terminate(termination).into(),
         }
     }
 
     async fn on_running(&mut self, mut s: Running<Ctx>) -> State {
+        // A refresh asked for while the work that led here was under way.
+        if self.facts.refresh.take() {
+            return s.refresh().into();
+        }
         let here = Here::new(Kind::Running, None);
         let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => return s.postgres_exited(status).into(),
                 ev = self.events.recv() => match self.triage(here, ev, Some(&running)).await {
-                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                    Next::Terminate(termination) => return s.terminate(termination).into(),
                     Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Refresh(()) => return s.refresh().into(),
                     Next::Operate(Operation::Restart { only_if_pending, reply }) => {
                         let pending = !self.facts.pending_restart.is_empty();
                         if only_if_pending && !pending {
@@ -561,6 +612,9 @@ impl Driver {
     /// starts afresh), then exits.
     async fn on_failed(&mut self, s: Failed<Ctx>) -> Result<State, Exited> {
         tracing::error!(error = %s.error(), serving = false, "compute failed");
+        if self.facts.refresh.take() {
+            tracing::warn!("the refresh asked for during the work is dropped: no postgres serves");
+        }
         let here = Here::new(Kind::Failed, None);
         let delay = self.env.params.failure_exit_delay;
         let deadline = tokio::time::sleep(delay);
@@ -573,9 +627,9 @@ impl Driver {
                     return Err(s.exit());
                 }
                 ev = self.events.recv() => match self.triage::<Infallible>(here, ev, None).await {
-                    Next::Terminate(mode) => return Ok(s.terminate(mode).into()),
+                    Next::Terminate(termination) => return Ok(s.terminate(termination).into()),
                     Next::Configure(spec) => return Ok(s.configure(spec).into()),
-                    Next::Operate(never) => match never {},
+                    Next::Operate(never) | Next::Refresh(never) => match never {},
                     Next::Nothing => {}
                 },
             }
@@ -584,21 +638,25 @@ impl Driver {
 
     /// A failed reconfiguration with postgres still serving (the last spec
     /// that reached Running): it waits for a new spec (reconfigured in
-    /// place) or a termination; if postgres dies, the compute is Failed
-    /// without it (and exits after `failure_exit_delay`).
+    /// place), a refresh or a termination; if postgres dies, the compute is
+    /// Failed without it (and exits after `failure_exit_delay`).
     async fn on_failed_serving(&mut self, mut s: FailedServing<Ctx>) -> State {
         tracing::error!(error = %s.error(), serving = true, "compute failed");
+        if self.facts.refresh.take() {
+            return s.refresh().into();
+        }
         let here = Here::new(Kind::FailedServing, None);
-        let running = self.facts.spec.clone();
+        let running = s.spec().clone();
         loop {
             tokio::select! {
                 status = s.postgres_mut().wait() => {
                     tracing::error!("{}", exit_reason(&status, Some(s.postgres())));
                     return s.postgres_exited(status).into();
                 }
-                ev = self.events.recv() => match self.triage::<Infallible>(here, ev, running.as_deref()).await {
-                    Next::Terminate(mode) => return s.terminate(mode).into(),
+                ev = self.events.recv() => match self.triage::<ServingOnly>(here, ev, Some(&running)).await {
+                    Next::Terminate(termination) => return s.terminate(termination).into(),
                     Next::Configure(spec) => return s.reconfigure(spec).into(),
+                    Next::Refresh(()) => return s.refresh().into(),
                     Next::Operate(never) => match never {},
                     Next::Nothing => {}
                 },
@@ -616,11 +674,16 @@ fn exit_reason(status: &Result<std::process::ExitStatus>, pg: Option<&Postgres>)
 }
 
 /// When a step failed because postgres died under it (killed, crashed):
-/// its exit status and last log lines. Waits briefly: a postmaster killed
-/// outright is gone before its backends close our connections.
-async fn death_of(pg: &mut Postgres) -> Option<String> {
-    let status = tokio::time::timeout(Duration::from_millis(200), pg.wait())
+/// its exit status. Waits briefly: a postmaster killed outright is gone
+/// before its backends close our connections.
+async fn exit_of(pg: &mut Postgres) -> Option<Result<std::process::ExitStatus>> {
+    tokio::time::timeout(Duration::from_millis(200), pg.wait())
         .await
-        .ok()?;
+        .ok()
+}
+
+/// [`exit_of`], said with postgres' last log lines.
+async fn death_of(pg: &mut Postgres) -> Option<String> {
+    let status = exit_of(pg).await?;
     Some(exit_reason(&status, Some(pg)))
 }

@@ -18,8 +18,9 @@ impl Driver {
         let (pg, s) = s.begin();
         let spec = s.spec().clone();
         let stop = pg.stop(TerminationMode::Fast, &self.env.params.pgbin);
+        let here = Here::new(Kind::Restarting, None);
         let stopped =
-            match interruptible(&mut self.events, Here::new(Kind::Restarting, None), stop).await {
+            match interruptible(&mut self.events, &mut self.facts.refresh, here, stop).await {
                 Ok(Ok(stopped)) => stopped,
                 Ok(Err(e)) => {
                     return s
@@ -28,16 +29,16 @@ impl Driver {
                 }
                 // The stop was dropped half-way: the postgres it held is
                 // abandoned (immediate shutdown); nothing is left to stop.
-                Err(mode) => return s.terminate(mode).into(),
+                Err(termination) => return s.terminate(termination).into(),
             };
         let work = restart_postgres(self.env.clone(), spec);
-        match interruptible(&mut self.events, Here::new(Kind::Restarting, None), work).await {
+        match interruptible(&mut self.events, &mut self.facts.refresh, here, work).await {
             Ok(Ok(pg)) => {
                 self.facts.pending_restart.clear();
                 s.restarted(stopped, pg).into()
             }
             Ok(Err(e)) => s.fail(format!("{e:#}")).into(),
-            Err(mode) => s.terminate(mode).into(),
+            Err(termination) => s.terminate(termination).into(),
         }
     }
 }

@@ -119,35 +119,39 @@ impl Driver {
         tracing::info!(wal_flush_lsn = %lsn, ?timeout, "promoting the replica");
         let work = catch_up_and_promote(self.env.clone(), lsn, timeout)
             .instrument(tracing::info_span!("promote", wal_flush_lsn = %lsn));
-        let (lsn_wait, pg_promote) = match interruptible(&mut self.events, status, work).await {
-            Ok(Ok(times)) => times,
-            Ok(Err(NotPromoted::NotReached(why))) => {
-                tracing::warn!("{why}");
-                self.answer_promote(Err(RequestError::PromoteTimeout(why)));
-                return s.not_promoted().into();
-            }
-            Ok(Err(NotPromoted::Before(e))) => {
-                let why = format!("promotion failed, nothing changed (still a replica): {e:#}");
-                tracing::error!("{why}");
-                self.answer_promote(Err(RequestError::PromoteFailed(why)));
-                return s.not_promoted().into();
-            }
-            Ok(Err(NotPromoted::After(e))) => {
-                let why = format!("promotion failed: {e:#}");
-                self.answer_promote(Err(RequestError::PromoteFailed(why.clone())));
-                return s.fail(why).into();
-            }
-            Err(mode) => {
-                self.answer_promote(Err(RequestError::PromoteFailed(
-                    "a termination interrupted the promotion".into(),
-                )));
-                return s.terminate(mode).into();
-            }
-        };
+        let refresh = &mut self.facts.refresh;
+        let (lsn_wait, pg_promote) =
+            match interruptible(&mut self.events, refresh, status, work).await {
+                Ok(Ok(times)) => times,
+                Ok(Err(NotPromoted::NotReached(why))) => {
+                    tracing::warn!("{why}");
+                    self.answer_promote(Err(RequestError::PromoteTimeout(why)));
+                    return s.not_promoted().into();
+                }
+                Ok(Err(NotPromoted::Before(e))) => {
+                    let why = format!("promotion failed, nothing changed (still a replica): {e:#}");
+                    tracing::error!("{why}");
+                    self.answer_promote(Err(RequestError::PromoteFailed(why)));
+                    return s.not_promoted().into();
+                }
+                Ok(Err(NotPromoted::After(e))) => {
+                    // pg_promote() was called: postgres may be a primary now.
+                    let why = format!("promotion failed: {e:#}");
+                    self.answer_promote(Err(RequestError::PromoteFailed(why.clone())));
+                    return s.pg_promoted().fail(why).into();
+                }
+                Err(termination) => {
+                    self.answer_promote(Err(RequestError::PromoteFailed(
+                        "a termination interrupted the promotion".into(),
+                    )));
+                    return s.terminate(termination).into();
+                }
+            };
         // Postgres is a primary now: a later failure or a new spec is judged
         // against the primary's spec.
+        let s = s.pg_promoted();
+        let status = Here::new(Kind::Promoted, None);
         let primary = s.primary_spec().clone();
-        self.facts.spec = Some(primary.clone());
         let began = Instant::now();
         let work = start::reconfigure(
             self.env.clone(),
@@ -155,7 +159,7 @@ impl Driver {
             start::Serving::of(s.postgres()),
             crate::catalog::PlanContext::Start(crate::catalog::Origin::Unknown),
         );
-        match interruptible(&mut self.events, status, work).await {
+        match interruptible(&mut self.events, &mut self.facts.refresh, status, work).await {
             Ok(Ok(mut pending_restart)) => {
                 // Dropped from the replica's configuration; it does nothing
                 // on a primary, so no restart is wanted for it.
@@ -177,11 +181,11 @@ impl Driver {
                 self.answer_promote(Err(RequestError::PromoteFailed(why.clone())));
                 s.fail(why).into()
             }
-            Err(mode) => {
+            Err(termination) => {
                 self.answer_promote(Err(RequestError::PromoteFailed(
                     "promoted, but a termination interrupted the reconfiguration".into(),
                 )));
-                s.terminate(mode).into()
+                s.terminate(termination).into()
             }
         }
     }

@@ -137,8 +137,8 @@ impl Replies {
             AnyState::FailedServing(f) => {
                 self.answer_snapshot(|_| Err(RequestError::ConfigurationFailed(f.error().clone())))
             }
-            AnyState::TerminationPending(t) => self.interrupted_by(t.mode()),
-            AnyState::Terminating(t) => self.interrupted_by(t.mode()),
+            AnyState::TerminationPending(t) => self.interrupted_by(t.termination().mode),
+            AnyState::Terminating(t) => self.interrupted_by(t.termination().mode),
             AnyState::Terminated(t) => {
                 for reply in self.terminate.drain(..) {
                     let _ = reply.send(Ok(t.lsn()));

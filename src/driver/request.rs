@@ -5,13 +5,13 @@
 //! listens to them meanwhile (`interruptible`). The loop itself is in
 //! `mod.rs`.
 
-use super::admit::{admitted, not_taken, AskedOnly, Here};
+use super::admit::{admitted, not_taken, Here};
 use super::{ComputeStatus, PromoteTimings, Snapshot};
 use crate::auth::{Authenticator, Gate};
 use crate::connect::Connector;
 use crate::spec::ValidSpec;
 use chrono::{DateTime, Utc};
-use compute_states::{Lsn, Status, TerminationMode};
+use compute_states::{Lsn, Status, Termination, TerminationMode};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,12 +68,11 @@ pub enum Request {
         /// The superuser connector.
         reply: oneshot::Sender<Result<Connector, RequestError>>,
     },
-    /// Whether the driver would admit a request now (before the work of
-    /// making it, such as fetching a spec).
-    Admits {
-        /// The request it would be.
-        asked: AskedOnly,
-        /// Ok: it would; else the refusal.
+    /// Read the spec again from where it came from and apply it if it
+    /// changed (`/refresh_configuration`). Answered at once: Ok when the
+    /// refresh was taken up (or will be, once the work under way is done).
+    Refresh {
+        /// Answered at once.
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
 }
@@ -154,6 +153,10 @@ pub enum RequestError {
     /// changed; after it the compute is Failed with postgres serving.
     #[error("{0}")]
     PromoteFailed(String),
+    /// A refresh was asked for, but the compute has nowhere to read its
+    /// spec again from (HTTP 409).
+    #[error("no spec source to refresh from: compute_ctl was started without -p, -S or -c")]
+    NoSpecSource,
     /// The driver has ended.
     #[error("compute_ctl is shutting down")]
     ShuttingDown,
@@ -235,29 +238,39 @@ impl Handle {
 }
 
 /// Runs `work` while listening for termination; requests are admitted as
-/// at `here` (a state at work takes none but a ping). Returns the
-/// termination mode if one came first (dropping `work`, which cleans up
-/// after itself).
+/// at `here` (a state at work takes none but a ping, and a refresh, which
+/// is answered at once and noted in `refresh` for when the work is done). Returns the termination if one came first (dropping `work`, which
+/// cleans up after itself).
 pub(super) async fn interruptible<T>(
     events: &mut mpsc::Receiver<Event>,
+    refresh: &mut super::refresh::RefreshAsk,
     here: Here,
     work: impl std::future::Future<Output = T>,
-) -> Result<T, TerminationMode> {
+) -> Result<T, Termination> {
     tokio::pin!(work);
     loop {
         tokio::select! {
             out = &mut work => return Ok(out),
             ev = events.recv() => match ev {
                 // Nobody can reach us any more: stop.
-                None => return Err(TerminationMode::Fast),
-                Some(Event::Signal(mode)) => return Err(mode),
+                None => return Err(Termination::signal(TerminationMode::Fast)),
+                Some(Event::Signal(mode)) => return Err(Termination::signal(mode)),
                 // Only a Running compute suspends; the monitor asks again.
                 Some(Event::Suspend { .. }) => {}
-                Some(Event::Request(r)) => {
-                    if let Some(r) = admitted(here, r) {
-                        not_taken(here, r);
+                Some(Event::Request(r)) => match admitted(here, r) {
+                    Some(Request::Refresh { reply }) => {
+                        let deferred = refresh.defer();
+                        if deferred.is_ok() {
+                            tracing::info!(
+                                status = %here.status(),
+                                "refresh asked for: taken up once the work under way is done"
+                            );
+                        }
+                        let _ = reply.send(deferred);
                     }
-                }
+                    Some(r) => not_taken(here, r),
+                    None => {}
+                },
             },
         }
     }

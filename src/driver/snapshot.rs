@@ -110,12 +110,13 @@ pub(super) struct Facts {
     pub timings: Timings,
     /// Transitions taken so far, as (from, to) pairs with counts.
     pub transitions: Vec<((Status, Status), u64)>,
-    /// The spec in effect: the last one that reached Running (or the
-    /// primary's, once a replica is promoted).
-    pub spec: Option<Arc<ValidSpec>>,
-    /// The mode of a termination asked for over HTTP, which lingers; not
-    /// published.
-    pub http_termination: Option<compute_states::TerminationMode>,
+    /// Whether a spec has arrived yet (`wait_for_spec_ms` is taken once).
+    pub spec_seen: bool,
+    /// Whether a refresh can be asked for, and one waiting for the work
+    /// under way; not published.
+    pub refresh: super::refresh::RefreshAsk,
+    /// When the spec source was last read by a refresh; not published.
+    pub last_refresh: Option<std::time::Instant>,
     /// The figures of the last promotion (what a repeated `/promote`
     /// answers); not published.
     pub last_promotion: Option<super::PromoteTimings>,

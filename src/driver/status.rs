@@ -33,6 +33,10 @@ pub enum ComputeStatus {
     Failed,
     /// Postgres stopped; the process exits (or lingers before it does).
     Terminated,
+    /// A refresh of the configuration was asked for; postgres serves.
+    RefreshConfigurationPending,
+    /// Reading the spec again and applying it; postgres serves.
+    RefreshConfiguration,
 }
 
 impl ComputeStatus {
@@ -55,6 +59,8 @@ impl ComputeStatus {
                 TerminationMode::Fast => Self::TerminationPendingFast,
                 TerminationMode::Immediate => Self::TerminationPendingImmediate,
             },
+            Status::RefreshConfigurationPending => Self::RefreshConfigurationPending,
+            Status::RefreshConfiguration => Self::RefreshConfiguration,
             Status::Failed => Self::Failed,
             Status::Terminated => Self::Terminated,
         }
@@ -71,6 +77,8 @@ impl ComputeStatus {
         Self::TerminationPendingImmediate,
         Self::Failed,
         Self::Terminated,
+        Self::RefreshConfigurationPending,
+        Self::RefreshConfiguration,
     ];
 }
 

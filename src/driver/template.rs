@@ -9,9 +9,11 @@
 //! private socket and no TCP, `catalog::finish_template` runs, postgres
 //! stops with its shutdown checkpoint, and only then is the template
 //! stamped and published (see `pgdata::ensure_template`). A start from it
-//! still checks each step and finds it done. The template's key names the
-//! privileged role and a hash of every migration, so a new migration or
-//! another `--privileged-role-name` makes a new template.
+//! still checks each step and finds it done. The template also gets empty
+//! spare databases, which a start renames instead of creating databases
+//! (see `catalog::spare_db`). The template's key names the privileged role,
+//! a hash of every migration and the spares, so a new migration, another
+//! `--privileged-role-name` or another count of spares makes a new template.
 
 use super::Params;
 use crate::catalog;
@@ -26,7 +28,11 @@ use std::path::PathBuf;
 /// the cache has none.
 pub(crate) async fn ensure(params: &Params) -> Result<PathBuf> {
     let finish = Finish {
-        key: catalog::template_finish_key(&params.privileged_role),
+        key: format!(
+            "{} {}",
+            catalog::template_finish_key(&params.privileged_role),
+            catalog::spare_db::template_key()
+        ),
         run: |dir: PathBuf| finish(params, dir),
     };
     pgdata::ensure_template(
@@ -65,7 +71,11 @@ async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
         .user(&params.superuser)
         .dbname("postgres");
     let connector = Connector::new(config).with_privileged_role(&params.privileged_role);
-    let finished = catalog::finish_template(&connector).await;
+    let finished = async {
+        catalog::finish_template(&connector).await?;
+        catalog::spare_db::make_in_template(&connector).await
+    }
+    .await;
     let stopped = pg.stop(TerminationMode::Fast, &params.pgbin).await;
     finished?;
     let stopped = stopped.context("stopping postgres on the new template")?;
@@ -85,7 +95,7 @@ async fn finish(params: &Params, dir: PathBuf) -> Result<()> {
     if let Some(stats) = tree.open_dir("pg_stat")? {
         stats.remove_files()?;
     }
-    tracing::info!("template finished: privileged role, migrations, template1");
+    tracing::info!("template finished: privileged role, migrations, template1, spare databases");
     Ok(())
 }
 

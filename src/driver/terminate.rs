@@ -15,7 +15,9 @@ use super::{admitted, not_taken, Ctx, Driver, Env, Event, Here, Request, Request
 use crate::postgres::Postgres;
 use crate::spec::{ComputeMode, Storage, ValidSpec};
 use crate::storage;
-use compute_states::{Exited, Kind, Lsn, Stopping, Terminated, Terminating, TerminationMode};
+use compute_states::{
+    Exited, Kind, Lsn, Origin, Stopping, Terminated, Terminating, TerminationMode,
+};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -180,8 +182,9 @@ impl Driver {
                 Event::Suspend { .. } => {}
             }
         }
-        if let Some(mode) = self.facts.http_termination {
-            let how_long = linger_for(self.env.params.terminate_linger, mode);
+        let termination = s.termination();
+        if termination.origin == Origin::Api {
+            let how_long = linger_for(self.env.params.terminate_linger, termination.mode);
             linger(&mut self.events, s.lsn(), how_long).await;
         }
         s.exit()
@@ -197,12 +200,18 @@ impl Driver {
     /// Stops the postgres handed over as asked (a repeated request or signal
     /// can make a fast stop immediate) and records the LSN `/terminate` answers.
     pub(super) async fn stop_and_terminate(&mut self, s: Stopping<Ctx>, pg: Postgres) -> State {
-        let mode = s.mode();
+        let termination = s.termination();
+        let mode = termination.mode;
         let here = Here::new(Kind::Stopping, Some(mode));
         // Whatever an earlier interrupted start dropped is gone first.
         crate::postgres::wait_abandoned(self.env.params.stop_timeout).await;
-        let spec = self.facts.spec.clone();
-        let source = LsnSource::of(spec.as_deref());
+        let spec = s.spec().clone();
+        // Detached from its storage, the compute has no LSN to tell (nor
+        // safekeepers to sync with).
+        let source = match termination.origin {
+            Origin::Detached => LsnSource::None,
+            _ => LsnSource::of(Some(&spec)),
+        };
         let before = flush_lsn_before_stop(&self.env, source).await;
         let pid = nix::unistd::Pid::from_raw(pg.pid());
         let stop = pg.stop(mode, &self.env.params.pgbin);
@@ -234,14 +243,8 @@ impl Driver {
         };
         match stopped {
             Ok(proof) => {
-                let lsn = final_lsn(
-                    &self.env,
-                    spec.as_deref(),
-                    source,
-                    proof.checkpoint(),
-                    before,
-                )
-                .await;
+                let lsn =
+                    final_lsn(&self.env, Some(&spec), source, proof.checkpoint(), before).await;
                 s.terminated(proof, lsn).into()
             }
             Err(e) => {

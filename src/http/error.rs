@@ -53,6 +53,7 @@ impl From<RequestError> for ApiError {
             RequestError::CannotPromote(_) => StatusCode::PRECONDITION_FAILED,
             RequestError::PromoteTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RequestError::PromoteFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestError::NoSpecSource => StatusCode::CONFLICT,
             RequestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.to_string())

@@ -51,8 +51,6 @@ pub struct Api {
     pub pg_dump: PathBuf,
     /// Postgres' version string, for `/info`.
     pub pg_version: String,
-    /// Where `/refresh_configuration` reads the spec again (None: nowhere).
-    pub spec_source: Option<Arc<crate::control_plane::SpecSource>>,
     /// Connections of its own for `/readyz` (never through the driver).
     pub connector: crate::connect::Connector,
     /// The extension store, for `/extension_server/`.

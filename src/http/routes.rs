@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::Api;
 use crate::auth::Authenticator;
 use crate::connect::Connector;
-use crate::driver::{AskedOnly, Keys, Request, RequestError};
+use crate::driver::{Keys, Request, RequestError};
 use crate::dump::DumpError;
 use crate::spec::ComputeConfig;
 use bytes::Bytes;
@@ -122,34 +122,18 @@ async fn apply(
     Ok(warp::reply::json(&snapshot).into_response())
 }
 
-/// `/refresh_configuration`: re-reads the spec from where it came from (the
-/// control plane, or the `-S`/`-c` file) and applies it as `/configure` would.
+/// `/refresh_configuration`: asks the driver to read the spec again from
+/// where it came from (the control plane, or the `-S`/`-c` file) and apply
+/// it if it changed. Answered at once, with an empty 200 as the reference
+/// (the refresh itself shows in `/status`: `refresh_configuration_pending`,
+/// `refresh_configuration`, then `running`); 412 where no postgres serves,
+/// 409 without a spec source.
 pub(super) async fn refresh_configuration(api: Api) -> Handled {
-    // Not worth a pull where a new spec would be refused anyway.
     api.handle
-        .request(|reply| Request::Admits {
-            asked: AskedOnly::Configure,
-            reply,
-        })
+        .request(|reply| Request::Refresh { reply })
         .await
         .map_err(|e| reject(e.into()))?;
-    let Some(source) = api.spec_source.clone() else {
-        return Err(reject(ApiError::new(
-            StatusCode::CONFLICT,
-            "no spec source to refresh from: compute_ctl was started without -p, -S or -c",
-        )));
-    };
-    let fetched = source
-        .fetch()
-        .await
-        .map_err(|e| reject(ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}"))))?;
-    let Some(spec) = fetched.spec else {
-        return Err(reject(ApiError::new(
-            StatusCode::CONFLICT,
-            "the spec source has no spec for this compute",
-        )));
-    };
-    apply(&api, spec, fetched.compute_ctl_config.as_ref()).await
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::OK).into_response())
 }
 
 pub(super) async fn terminate(api: Api, query: HashMap<String, String>) -> Handled {

@@ -291,9 +291,9 @@ pub static ROUTES: &[Route] = &[
         path: "refresh_configuration",
         ports: Ports::Internal,
         auth: Auth::Loopback,
-        states: States::Asks(Asked::Configure, ""),
+        states: States::Asks(Asked::Refresh, ""),
         body: Body::None,
-        summary: "re-read the spec (control plane with `-p`, file with `-S`/`-c`) and apply it as `/configure` would",
+        summary: "answered at once (empty 200): re-read the spec (control plane with `-p`, file with `-S`/`-c`) and apply it in place if it changed, through `refresh_configuration_pending` and `refresh_configuration`; retried every 5 s until it succeeds; a source with no spec (attached to no storage) stops postgres and exits 1; 409 without a source; during other work it runs once that is done",
         handler: |api, _| Box::pin(routes::refresh_configuration(api)),
     },
 ];

@@ -30,6 +30,10 @@ impl<C: Compute> Reconfiguration<C> {
     pub fn spec(&self) -> &C::Spec {
         &self.spec
     }
+    /// The spec in effect until the reconfiguration succeeds.
+    pub fn previous(&self) -> &C::Spec {
+        &self.previous
+    }
     /// The serving postgres being reconfigured.
     pub fn postgres(&self) -> &C::Postgres {
         &self.postgres
@@ -96,23 +100,69 @@ impl<C: Compute> Promoting<C> {
 }
 
 impl<C: Compute> TerminationPending<C> {
-    /// How postgres is to be stopped.
-    pub fn mode(&self) -> TerminationMode {
-        self.mode
+    /// How postgres is to be stopped, and who asked.
+    pub fn termination(&self) -> Termination {
+        self.termination
     }
 }
 
 impl<C: Compute> Terminating<C> {
-    /// How postgres is being stopped.
-    pub fn mode(&self) -> TerminationMode {
-        self.mode
+    /// How postgres is being stopped, and who asked.
+    pub fn termination(&self) -> Termination {
+        self.termination
     }
 }
 
 impl<C: Compute> Stopping<C> {
-    /// How postgres is being stopped.
-    pub fn mode(&self) -> TerminationMode {
-        self.mode
+    /// How postgres is being stopped, and who asked.
+    pub fn termination(&self) -> Termination {
+        self.termination
+    }
+    /// The spec in effect when the termination was asked for (what the
+    /// final LSN is read from).
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
+}
+
+impl<C: Compute> Promoted<C> {
+    /// The spec in effect: the primary's.
+    pub fn primary_spec(&self) -> &C::Spec {
+        &self.primary
+    }
+    /// The promoted postgres.
+    pub fn postgres(&self) -> &C::Postgres {
+        &self.postgres
+    }
+}
+
+impl<C: Compute> RefreshPending<C> {
+    /// The spec in effect.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
+    /// Why the last attempt failed, if one did.
+    pub fn error(&self) -> Option<&C::Error> {
+        self.error.as_ref()
+    }
+}
+
+impl<C: Compute> Refreshing<C> {
+    /// The spec in effect.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
+    /// Why the last attempt failed, if one did.
+    pub fn error(&self) -> Option<&C::Error> {
+        self.error.as_ref()
+    }
+    /// The serving postgres.
+    pub fn postgres(&self) -> &C::Postgres {
+        &self.postgres
+    }
+    /// The serving postgres, mutably (to wait on it).
+    pub fn postgres_mut(&mut self) -> &mut C::Postgres {
+        &mut self.postgres
     }
 }
 
@@ -128,6 +178,10 @@ impl<C: Compute> FailedServing<C> {
     pub fn error(&self) -> &C::Error {
         &self.error
     }
+    /// The spec in effect: the last one postgres was configured with.
+    pub fn spec(&self) -> &C::Spec {
+        &self.spec
+    }
     /// The postgres still serving.
     pub fn postgres(&self) -> &C::Postgres {
         &self.postgres
@@ -142,5 +196,9 @@ impl<C: Compute> Terminated<C> {
     /// The last flushed LSN of a primary stopped with a shutdown checkpoint.
     pub fn lsn(&self) -> Option<Lsn> {
         self.lsn
+    }
+    /// How postgres was stopped, and who asked.
+    pub fn termination(&self) -> Termination {
+        self.termination
     }
 }

@@ -35,9 +35,11 @@ mod machine;
 mod access;
 mod diagram;
 mod lsn;
+mod termination;
 
 pub use diagram::{mermaid, mermaid_highlighted, mermaid_types, View};
 pub use lsn::{Lsn, LsnParseError};
+pub use termination::{Origin, Termination, TerminationMode};
 
 /// The concrete types a driver plugs into the machine.
 pub trait Compute {
@@ -54,31 +56,6 @@ pub trait Compute {
     type ExitStatus;
     /// The error of a compute whose postgres exited on its own with `status`.
     fn exited(postgres: &Self::Postgres, status: Self::ExitStatus) -> Self::Error;
-}
-
-/// How postgres is asked to stop.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum TerminationMode {
-    /// Disconnect clients, write a shutdown checkpoint, exit (SIGINT to the postmaster).
-    #[default]
-    Fast,
-    /// Exit at once without a checkpoint; recovery runs at the next start (SIGQUIT).
-    Immediate,
 }
 
 /// One end of an edge in the diagram: a state, or the pseudo-state `[*]`.
@@ -143,6 +120,7 @@ pub struct ConfigurationPending<C: Compute> {
 /// not picked it up yet. Reported as `configuration_pending`.
 pub struct ReconfigurationPending<C: Compute> {
     spec: C::Spec,
+    previous: C::Spec,
     postgres: C::Postgres,
 }
 
@@ -154,9 +132,11 @@ pub struct Configuration<C: Compute> {
 
 /// The driver is applying a spec received over the API to a serving
 /// postgres, which the state keeps (it cannot be lost on the way to
-/// [`Running`]). Reported as `configuration`.
+/// [`Running`]), with the spec it served until now (still in effect if the
+/// reconfiguration fails). Reported as `configuration`.
 pub struct Reconfiguration<C: Compute> {
     spec: C::Spec,
+    previous: C::Spec,
     postgres: C::Postgres,
 }
 
@@ -190,9 +170,9 @@ pub struct Restarting<C: Compute> {
 }
 
 /// A promotion was requested (`POST /promote`): the replica waits until it
-/// has replayed the old primary's WAL up to `wal_flush_lsn`, is promoted, and
-/// takes the new spec as a primary. Until postgres is promoted the replica's
-/// spec stays in effect (and comes back if the WAL never arrives).
+/// has replayed the old primary's WAL up to `wal_flush_lsn`, and is
+/// promoted ([`Promoting::pg_promoted`]). Until then the replica's spec
+/// stays in effect (and comes back if the WAL never arrives).
 pub struct Promoting<C: Compute> {
     replica: C::Spec,
     primary: C::Spec,
@@ -200,11 +180,39 @@ pub struct Promoting<C: Compute> {
     postgres: C::Postgres,
 }
 
-/// A termination was requested while postgres serves: the driver takes it up
-/// at once with [`TerminationPending::begin`], which hands the postgres over
-/// to be stopped.
+/// Postgres was promoted: it is a primary, with the primary's spec in
+/// effect, being configured as one. Held by the driver inside the
+/// promotion's step. Reported as `promoting`.
+pub struct Promoted<C: Compute> {
+    primary: C::Spec,
+    postgres: C::Postgres,
+}
+
+/// A refresh of the configuration was requested (`/refresh_configuration`,
+/// or a refresh that failed and is tried again): the serving postgres and
+/// the spec in effect are kept; the driver takes it up at once. The error
+/// is the last failed attempt's, if any.
+pub struct RefreshPending<C: Compute> {
+    spec: C::Spec,
+    postgres: C::Postgres,
+    error: Option<C::Error>,
+}
+
+/// The driver reads the spec again from where it came from and, if it
+/// changed, reconfigures the serving postgres with it.
+pub struct Refreshing<C: Compute> {
+    spec: C::Spec,
+    postgres: C::Postgres,
+    error: Option<C::Error>,
+}
+
+/// A termination was requested while postgres serves: the driver takes it
+/// up at once with [`TerminationPending::begin`], which hands the postgres
+/// over to be stopped, with the spec in effect (what the final LSN is read
+/// from).
 pub struct TerminationPending<C: Compute> {
-    mode: TerminationMode,
+    termination: Termination,
+    spec: C::Spec,
     postgres: C::Postgres,
 }
 
@@ -213,7 +221,7 @@ pub struct TerminationPending<C: Compute> {
 /// after postgres died), or the work it interrupted dropped the one it held
 /// (which the driver waits for). Reported as `termination_pending`.
 pub struct Terminating<C: Compute> {
-    mode: TerminationMode,
+    termination: Termination,
     _compute: PhantomData<fn() -> C>,
 }
 
@@ -224,8 +232,8 @@ pub struct Terminating<C: Compute> {
 /// from the handover to its end, never between steps. Reported as
 /// `termination_pending`.
 pub struct Stopping<C: Compute> {
-    mode: TerminationMode,
-    _compute: PhantomData<fn() -> C>,
+    termination: Termination,
+    spec: C::Spec,
 }
 
 /// Something went wrong and no postgres serves (a failed start, postgres
@@ -236,17 +244,20 @@ pub struct Failed<C: Compute> {
 }
 
 /// A reconfiguration (or the reconfiguration after a promotion) failed and
-/// postgres still serves the previous configuration, so a later spec can
-/// recover it in place. Reported as `failed`; the compute does not exit
+/// postgres still serves with the spec in effect before it, so a later spec
+/// can recover it in place. Reported as `failed`; the compute does not exit
 /// while postgres serves.
 pub struct FailedServing<C: Compute> {
     error: C::Error,
+    spec: C::Spec,
     postgres: C::Postgres,
 }
 
-/// Postgres has been stopped on request.
+/// Postgres has been stopped on request; the termination says who asked
+/// (and so the exit code).
 pub struct Terminated<C: Compute> {
     lsn: Option<Lsn>,
+    termination: Termination,
     _compute: PhantomData<fn() -> C>,
 }
 
@@ -259,6 +270,8 @@ machine! {
         Running = "running",
         Restarting = "restarting",
         Promoting = "promoting",
+        RefreshConfigurationPending = "refresh_configuration_pending",
+        RefreshConfiguration = "refresh_configuration",
         TerminationPending = "termination_pending",
         Failed = "failed",
         Terminated = "terminated",
@@ -277,6 +290,8 @@ machine! {
         Running: Running,
         RestartPending: Restarting,
         Promoting: Promoting,
+        RefreshPending: RefreshConfigurationPending,
+        Refreshing: RefreshConfiguration,
         TerminationPending: TerminationPending,
         Terminating: TerminationPending,
         Failed: Failed,
@@ -288,6 +303,7 @@ machine! {
     // step's end: never between steps, so not in `AnyState`.
     held {
         Restarting: Restarting,
+        Promoted: Promoting,
         Stopping: TerminationPending,
     }
 
@@ -322,8 +338,8 @@ machine! {
         }
 
         Empty -> Terminating "Requested termination"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
+        fn terminate(self, termination: Termination) {
+            Terminating { termination, _compute: PhantomData }
         }
 
         Init -> Failed "Failed to start Postgres"
@@ -337,8 +353,8 @@ machine! {
         }
 
         Running -> TerminationPending "Requested termination"
-        fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.spec, postgres: self.postgres }
         }
 
         // The postgres handed over was stopped: the proof is what stopping
@@ -346,7 +362,7 @@ machine! {
         Stopping -> Terminated "Terminated compute"
         fn terminated(self, stopped: C::Stopped, lsn: Option<Lsn>) {
             let _proof = stopped;
-            Terminated { lsn, _compute: PhantomData }
+            Terminated { lsn, termination: self.termination, _compute: PhantomData }
         }
 
         // The stop failed: the error says what was left (a postgres
@@ -354,34 +370,34 @@ machine! {
         Stopping -> Terminated "Stop failed: postgres abandoned"
         fn abandoned(self, left: C::Error) {
             let _left = left;
-            Terminated { lsn: None, _compute: PhantomData }
+            Terminated { lsn: None, termination: self.termination, _compute: PhantomData }
         }
 
         // No postgres was handed over (the termination came before one
         // started, or after it died, or the work it interrupted dropped it).
         Terminating -> Terminated "No postgres left to stop"
         fn nothing_to_stop(self) {
-            Terminated { lsn: None, _compute: PhantomData }
+            Terminated { lsn: None, termination: self.termination, _compute: PhantomData }
         }
 
         Init -> Terminating "Signal during startup"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
+        fn terminate(self, termination: Termination) {
+            Terminating { termination, _compute: PhantomData }
         }
 
         Configuration -> Terminating "Signal during configuration"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
+        fn terminate(self, termination: Termination) {
+            Terminating { termination, _compute: PhantomData }
         }
 
         Running -> ReconfigurationPending "New spec for a running compute"
         fn reconfigure(self, spec: C::Spec) {
-            ReconfigurationPending { spec, postgres: self.postgres }
+            ReconfigurationPending { spec, previous: self.spec, postgres: self.postgres }
         }
 
         ReconfigurationPending -> Reconfiguration "Received compute spec"
         fn begin(self) {
-            Reconfiguration { spec: self.spec, postgres: self.postgres }
+            Reconfiguration { spec: self.spec, previous: self.previous, postgres: self.postgres }
         }
 
         Reconfiguration -> Running "Compute has been reconfigured"
@@ -389,14 +405,15 @@ machine! {
             Running { spec: self.spec, postgres: self.postgres }
         }
 
+        // Postgres serves on with the spec it had.
         Reconfiguration -> FailedServing "Failed to reconfigure the compute"
         fn fail(self, error: C::Error) {
-            FailedServing { error, postgres: self.postgres }
+            FailedServing { error, spec: self.previous, postgres: self.postgres }
         }
 
         Reconfiguration -> TerminationPending "Signal during reconfiguration"
-        fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.previous, postgres: self.postgres }
         }
 
         Running -> Failed "Postgres exited on its own"
@@ -424,8 +441,8 @@ machine! {
 
         // The postgres being stopped or started was dropped with the work.
         Restarting -> Terminating "Signal during restart"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
+        fn terminate(self, termination: Termination) {
+            Terminating { termination, _compute: PhantomData }
         }
 
         Running -> Promoting "Requested promotion"
@@ -433,7 +450,14 @@ machine! {
             Promoting { replica: self.spec, primary: spec, wal_flush_lsn, postgres: self.postgres }
         }
 
-        Promoting -> Running "Promoted to primary"
+        // `pg_promote()` was called: from here on postgres is a primary,
+        // whatever happens next.
+        Promoting -> Promoted "Postgres promoted"
+        fn pg_promoted(self) {
+            Promoted { primary: self.primary, postgres: self.postgres }
+        }
+
+        Promoted -> Running "Promoted to primary"
         fn promoted(self) {
             Running { spec: self.primary, postgres: self.postgres }
         }
@@ -443,14 +467,19 @@ machine! {
             Running { spec: self.replica, postgres: self.postgres }
         }
 
-        Promoting -> FailedServing "Promoted, but not reconfigured"
+        Promoted -> FailedServing "Promoted, but not reconfigured"
         fn fail(self, error: C::Error) {
-            FailedServing { error, postgres: self.postgres }
+            FailedServing { error, spec: self.primary, postgres: self.postgres }
         }
 
         Promoting -> TerminationPending "Signal during promotion"
-        fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.replica, postgres: self.postgres }
+        }
+
+        Promoted -> TerminationPending "Signal during promotion"
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.primary, postgres: self.postgres }
         }
 
         Failed -> ConfigurationPending "New spec after a failure"
@@ -459,18 +488,18 @@ machine! {
         }
 
         Failed -> Terminating "Requested termination"
-        fn terminate(self, mode: TerminationMode) {
-            Terminating { mode, _compute: PhantomData }
+        fn terminate(self, termination: Termination) {
+            Terminating { termination, _compute: PhantomData }
         }
 
         FailedServing -> ReconfigurationPending "New spec for the postgres still serving"
         fn reconfigure(self, spec: C::Spec) {
-            ReconfigurationPending { spec, postgres: self.postgres }
+            ReconfigurationPending { spec, previous: self.spec, postgres: self.postgres }
         }
 
         FailedServing -> TerminationPending "Requested termination"
-        fn terminate(self, mode: TerminationMode) {
-            TerminationPending { mode, postgres: self.postgres }
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.spec, postgres: self.postgres }
         }
 
         // The error stays the one that failed the reconfiguration (the
@@ -481,6 +510,55 @@ machine! {
             let _exited = status;
             Failed { error: self.error }
         }
+
+        Running -> RefreshPending "Requested configuration refresh"
+        fn refresh(self) {
+            RefreshPending { spec: self.spec, postgres: self.postgres, error: None }
+        }
+
+        FailedServing -> RefreshPending "Requested configuration refresh"
+        fn refresh(self) {
+            RefreshPending { spec: self.spec, postgres: self.postgres, error: Some(self.error) }
+        }
+
+        RefreshPending -> Refreshing "Refreshing the configuration"
+        fn begin(self) {
+            Refreshing { spec: self.spec, postgres: self.postgres, error: self.error }
+        }
+
+        // The spec read again, the same or applied in place.
+        Refreshing -> Running "Configuration refreshed"
+        fn refreshed(self, spec: C::Spec) {
+            Running { spec, postgres: self.postgres }
+        }
+
+        // Tried again (after a pause) until it succeeds or the compute is
+        // terminated; postgres serves on meanwhile.
+        Refreshing -> RefreshPending "Refresh failed: retried"
+        fn retry(self, error: C::Error) {
+            RefreshPending { spec: self.spec, postgres: self.postgres, error: Some(error) }
+        }
+
+        Refreshing -> TerminationPending "Signal during refresh"
+        fn terminate(self, termination: Termination) {
+            TerminationPending { termination, spec: self.spec, postgres: self.postgres }
+        }
+
+        // The spec source has no spec for this compute: it is attached to
+        // no storage any more; postgres is stopped and the process exits 1.
+        Refreshing -> TerminationPending "Attached to no storage: exit 1"
+        fn detach(self) {
+            TerminationPending {
+                termination: Termination::detached(),
+                spec: self.spec,
+                postgres: self.postgres,
+            }
+        }
+
+        Refreshing -> Failed "Postgres exited on its own"
+        fn postgres_exited(self, status: C::ExitStatus) {
+            Failed { error: C::exited(&self.postgres, status) }
+        }
     }
 
     // The postgres leaves the machine: the method returns it with the next
@@ -488,7 +566,7 @@ machine! {
     handovers {
         TerminationPending -> Stopping "Postgres handed over to be stopped"
         fn begin(self) -> C::Postgres {
-            (self.postgres, Stopping { mode: self.mode, _compute: PhantomData })
+            (self.postgres, Stopping { termination: self.termination, spec: self.spec })
         }
 
         RestartPending -> Restarting "Postgres handed over to be stopped"
@@ -503,8 +581,9 @@ machine! {
         Failed "Compute exited" fn exit(self) {
             Exited { code: 1 }
         }
+        // 0, but 1 for a compute detached from its storage.
         Terminated "Compute exited" fn exit(self) {
-            Exited { code: 0 }
+            Exited { code: self.termination.exit_code() }
         }
     }
 }

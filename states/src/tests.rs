@@ -77,6 +77,9 @@ probe!(
     RestartPending,
     Restarting,
     Promoting,
+    Promoted,
+    RefreshPending,
+    Refreshing,
     TerminationPending,
     Terminating,
     Stopping,
@@ -96,10 +99,15 @@ fn every_declared_edge_is_walked() {
     assert_eq!(*init.spec(), "spec");
     let running = w.step(init, "started", |s| s.started(42));
     assert_eq!(*running.postgres(), 42);
-    let pending = w.step(running, "terminate", |s| s.terminate(TerminationMode::Fast));
-    assert_eq!(pending.mode(), TerminationMode::Fast);
+    let pending = w.step(running, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
+    assert_eq!(pending.termination().mode, TerminationMode::Fast);
     let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
-    assert_eq!((pg, stopping.mode()), (42, TerminationMode::Fast));
+    assert_eq!(
+        (pg, stopping.termination().mode, *stopping.spec()),
+        (42, TerminationMode::Fast, "spec")
+    );
     let lsn = Some(Lsn(0x1_0000_0010));
     let terminated = w.step(stopping, "terminated", |s| s.terminated(Stopped, lsn));
     assert_eq!(terminated.lsn(), lsn);
@@ -114,9 +122,12 @@ fn every_declared_edge_is_walked() {
     // Signal during startup: nothing to stop.
     let init = w.step(Empty::<T>::spawn(), "start", |s| s.start("spec"));
     let terminating = w.step(init, "terminate", |s| {
-        s.terminate(TerminationMode::Immediate)
+        s.terminate(Termination::api(TerminationMode::Immediate))
     });
-    assert_eq!(terminating.mode(), TerminationMode::Immediate);
+    assert_eq!(
+        terminating.termination(),
+        Termination::api(TerminationMode::Immediate)
+    );
 
     // Spec over the API: Empty -> ConfigurationPending -> Configuration -> Running.
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
@@ -147,10 +158,11 @@ fn every_declared_edge_is_walked() {
     let running = w.step(running, "started", |s| s.started(9));
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("bad"));
     let cfg = w.step(cp, "begin", |s| s.begin());
+    assert_eq!((*cfg.spec(), *cfg.previous()), ("bad", "a"));
     let mut failed = w.step(cfg, "fail", |s| s.fail("rejected".into()));
     assert_eq!(
-        (failed.error().as_str(), *failed.postgres()),
-        ("rejected", 9)
+        (failed.error().as_str(), *failed.spec(), *failed.postgres()),
+        ("rejected", "a", 9)
     );
     assert_eq!(*failed.postgres_mut(), 9);
     let cp = w.step(failed, "reconfigure", |s| s.reconfigure("good"));
@@ -158,7 +170,9 @@ fn every_declared_edge_is_walked() {
     assert_eq!(*cfg.postgres(), 9);
     let running = w.step(cfg, "configured", |s| s.configured());
     let failed = w.step(running, "postgres_exited", |s| s.postgres_exited(1));
-    let terminating = w.step(failed, "terminate", |s| s.terminate(TerminationMode::Fast));
+    let terminating = w.step(failed, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
     w.step(terminating, "nothing_to_stop", |s| s.nothing_to_stop());
     // The postgres of a failed reconfiguration can die too: Failed, with the
     // error that failed the reconfiguration.
@@ -169,12 +183,15 @@ fn every_declared_edge_is_walked() {
     let running = Empty::<T>::spawn().start("a").started(12);
     let failed = running.reconfigure("bad").begin().fail("rejected".into());
     let pending = w.step(failed, "terminate", |s| {
-        s.terminate(TerminationMode::Immediate)
+        s.terminate(Termination::api(TerminationMode::Immediate))
     });
     // The postgres handed over ends stopped, with the proof, or abandoned,
     // saying what was left.
     let (pg, stopping) = w.hand(pending, "begin", |s| s.begin());
-    assert_eq!((pg, stopping.mode()), (12, TerminationMode::Immediate));
+    assert_eq!(
+        (pg, stopping.termination().mode, *stopping.spec()),
+        (12, TerminationMode::Immediate, "a")
+    );
     let terminated = w.step(stopping, "abandoned", |s| {
         s.abandoned("postgres 12 abandoned".into())
     });
@@ -182,7 +199,7 @@ fn every_declared_edge_is_walked() {
     let (_, stopping) = Empty::<T>::spawn()
         .start("a")
         .started(13)
-        .terminate(TerminationMode::Fast)
+        .terminate(Termination::signal(TerminationMode::Fast))
         .begin();
     let terminated = w.step(stopping, "terminated", |s| {
         s.terminated(Stopped, Some(Lsn(0x30)))
@@ -201,11 +218,17 @@ fn every_declared_edge_is_walked() {
     let running = w.step(running, "started", |s| s.started(10));
     let cp = w.step(running, "reconfigure", |s| s.reconfigure("b"));
     let cfg = w.step(cp, "begin", |s| s.begin());
-    let pending = w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
-    assert_eq!(pending.begin().0, 10);
+    let pending = w.step(cfg, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
+    let (pg, stopping) = pending.begin();
+    // The spec in effect is the one postgres served before.
+    assert_eq!((pg, *stopping.spec()), (10, "a"));
     let cp = w.step(Empty::<T>::spawn(), "configure", |s| s.configure("a"));
     let cfg = w.step(cp, "begin", |s| s.begin());
-    w.step(cfg, "terminate", |s| s.terminate(TerminationMode::Fast));
+    w.step(cfg, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
 
     // Restart in place: Running -> RestartPending -> Restarting -> Running;
     // a postgres that does not come back fails; a signal during the restart
@@ -226,7 +249,7 @@ fn every_declared_edge_is_walked() {
     let running = w.step(running, "started", |s| s.started(5));
     let (_, restarting) = running.restart().begin();
     w.step(restarting, "terminate", |s| {
-        s.terminate(TerminationMode::Fast)
+        s.terminate(Termination::signal(TerminationMode::Fast))
     });
 
     // Promotion: Running (replica) -> Promoting -> Running (primary); the
@@ -242,22 +265,82 @@ fn every_declared_edge_is_walked() {
     let running = w.step(promoting, "not_promoted", |s| s.not_promoted());
     assert_eq!(*running.spec(), "replica");
     let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
-    let running = w.step(promoting, "promoted", |s| s.promoted());
+    let promoted = w.step(promoting, "pg_promoted", |s| s.pg_promoted());
+    assert_eq!(
+        (*promoted.primary_spec(), *promoted.postgres()),
+        ("primary", 6)
+    );
+    let running = w.step(promoted, "promoted", |s| s.promoted());
     assert_eq!((*running.spec(), *running.postgres()), ("primary", 6));
     let promoting = w.step(running, "promote", |s| s.promote("again", Lsn(0x20)));
-    let failed = w.step(promoting, "fail", |s| s.fail("catalog".into()));
-    assert_eq!(*failed.postgres(), 6);
+    let promoted = promoting.pg_promoted();
+    let failed = w.step(promoted, "fail", |s| s.fail("catalog".into()));
+    assert_eq!((*failed.spec(), *failed.postgres()), ("again", 6));
     let running = w.step(Empty::<T>::spawn(), "start", |s| s.start("replica"));
     let running = w.step(running, "started", |s| s.started(8));
     let promoting = w.step(running, "promote", |s| s.promote("primary", Lsn(0x10)));
     let pending = w.step(promoting, "terminate", |s| {
-        s.terminate(TerminationMode::Fast)
+        s.terminate(Termination::signal(TerminationMode::Fast))
     });
-    assert_eq!(pending.begin().0, 8);
+    let (pg, stopping) = pending.begin();
+    assert_eq!((pg, *stopping.spec()), (8, "replica"));
+    let promoted = Empty::<T>::spawn()
+        .start("replica")
+        .started(14)
+        .promote("primary", Lsn(0x10))
+        .pg_promoted();
+    let pending = w.step(promoted, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
+    let (pg, stopping) = pending.begin();
+    assert_eq!((pg, *stopping.spec()), (14, "primary"));
+
+    // Refresh: Running -> RefreshPending -> Refreshing -> Running with the
+    // spec read again; a failed attempt is retried with its error kept; a
+    // failed compute that still serves takes a refresh too; a signal stops
+    // it; a spec source with no spec detaches the compute, which exits 1.
+    let running = Empty::<T>::spawn().start("old").started(20);
+    let pending = w.step(running, "refresh", |s| s.refresh());
+    assert_eq!((*pending.spec(), pending.error()), ("old", None));
+    let refreshing = w.step(pending, "begin", |s| s.begin());
+    let pending = w.step(refreshing, "retry", |s| s.retry("cplane down".into()));
+    assert_eq!(pending.error().map(String::as_str), Some("cplane down"));
+    let mut refreshing = pending.begin();
+    assert_eq!(
+        (
+            *refreshing.spec(),
+            *refreshing.postgres(),
+            *refreshing.postgres_mut()
+        ),
+        ("old", 20, 20)
+    );
+    let running = w.step(refreshing, "refreshed", |s| s.refreshed("new"));
+    assert_eq!((*running.spec(), *running.postgres()), ("new", 20));
+    let failed = running.reconfigure("bad").begin().fail("rejected".into());
+    let pending = w.step(failed, "refresh", |s| s.refresh());
+    assert_eq!(
+        (*pending.spec(), pending.error().map(String::as_str)),
+        ("new", Some("rejected"))
+    );
+    let refreshing = pending.begin();
+    let pending = w.step(refreshing, "terminate", |s| {
+        s.terminate(Termination::signal(TerminationMode::Fast))
+    });
+    assert_eq!(pending.begin().0, 20);
+    let refreshing = Empty::<T>::spawn().start("a").started(21).refresh().begin();
+    let pending = w.step(refreshing, "detach", |s| s.detach());
+    assert_eq!(pending.termination(), Termination::detached());
+    let (_, stopping) = pending.begin();
+    let terminated = stopping.terminated(Stopped, None);
+    assert_eq!(terminated.termination().origin, Origin::Detached);
+    assert_eq!(terminated.exit().code(), 1);
+    let refreshing = Empty::<T>::spawn().start("a").started(22).refresh().begin();
+    let failed = w.step(refreshing, "postgres_exited", |s| s.postgres_exited(9));
+    assert_eq!(failed.error(), "postgres 22 exited with 9");
 
     // Termination from Empty.
     let terminating = w.step(Empty::<T>::spawn(), "terminate", |s| {
-        s.terminate(TerminationMode::Fast)
+        s.terminate(Termination::signal(TerminationMode::Fast))
     });
     let terminated = w.step(terminating, "nothing_to_stop", |s| s.nothing_to_stop());
     assert_eq!(terminated.lsn(), None);

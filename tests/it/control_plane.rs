@@ -223,8 +223,7 @@ async fn the_token_file_is_read_at_each_use_and_refresh_pulls_again() {
     c.wait_status("running", Duration::from_secs(60)).await;
     // A rotated token is picked up by the next pull.
     std::fs::write(&token_file, "second-token").unwrap();
-    let (code, body) = c.refresh_configuration().await;
-    assert_eq!(code, 200, "{body}");
+    c.refresh_and_wait().await;
     assert_eq!(
         *seen.lock().unwrap(),
         ["Bearer first-token", "Bearer second-token"]

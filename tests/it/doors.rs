@@ -58,21 +58,51 @@ async fn refresh_configuration_reapplies_the_spec_file() {
         json!([{"name": "refreshed db", "owner": "refreshed"}]),
     );
     std::fs::write(&path, new.to_string()).unwrap();
-    let (code, body) = c.refresh_configuration().await;
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(body["status"], "running");
+    let status = c.refresh_and_wait().await;
+    assert_eq!(status["status"], "running");
     assert_eq!(c.db_owner("refreshed db").await, "refreshed");
 
-    // A broken file is a clear error, and nothing changes.
+    // A broken file is a clear error, postgres serves on, and the refresh
+    // is tried again until the file is right.
     std::fs::write(
         &path,
         "{\"format_version\": 1.0, \"cluster\": {\"roles\": 5}}",
     )
     .unwrap();
     let (code, body) = c.refresh_configuration().await;
-    assert_eq!(code, 502, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("roles"), "{body}");
-    assert_eq!(c.get("/status").await.1["status"], "running");
+    assert_eq!((code, &body), (200, &json!("")));
+    let mut error = String::new();
+    crate::wait::until(
+        "the failed refresh in /status",
+        Duration::from_secs(30),
+        async || {
+            let status = c.get("/status").await.1;
+            error = status["error"].as_str().unwrap_or_default().to_owned();
+            error.contains("roles") && status["status"] != "running"
+        },
+    )
+    .await;
+    c.client("refreshed db").await;
+    let fixed = spec(
+        json!([{"name": "refreshed", "encrypted_password": null}, {"name": "again", "encrypted_password": null}]),
+        json!([{"name": "refreshed db", "owner": "refreshed"}]),
+    );
+    std::fs::write(&path, fixed.to_string()).unwrap();
+    crate::wait::until("the retried refresh", Duration::from_secs(60), async || {
+        c.get("/status").await.1["status"] == "running"
+            && c.transitions("refresh_configuration", "refresh_configuration_pending")
+                .await
+                >= 1
+    })
+    .await;
+    let client = c.client("postgres").await;
+    let again = client
+        .query_one("SELECT count(*) FROM pg_roles WHERE rolname = 'again'", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(again, 1, "{}", c.log());
+    assert!(c.log().contains("roles"), "the failed attempt is logged");
 }
 
 /// A running compute whose external API is guarded by a fresh Ed25519 key,
@@ -419,51 +449,42 @@ async fn a_rejected_postgresql_conf_is_replaced_by_the_previous_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_configuration_is_412_while_a_configuration_runs() {
-    let c = Compute::start_with(Opts {
-        config: Some(json!({"spec": null})),
-        ..Opts::default()
-    });
-    c.wait_status("empty", Duration::from_secs(10)).await;
-    // 400 roles and 20 databases make the apply take a while.
+async fn a_refresh_during_a_start_is_taken_up_once_it_is_done() {
+    // 400 roles and 20 databases make the start take a while.
     let roles: Vec<serde_json::Value> = (0..400)
         .map(|i| json!({"name": format!("r{i}"), "encrypted_password": null}))
         .collect();
     let dbs: Vec<serde_json::Value> = (0..20)
         .map(|i| json!({"name": format!("d{i}"), "owner": format!("r{i}")}))
         .collect();
+    let c = Compute::start_with(Opts {
+        config: Some(json!({"spec": spec(json!(roles), json!(dbs))})),
+        ..Opts::default()
+    });
     let config = c.dir.path().join("config.json");
     assert!(config.is_file(), "the harness writes -c to config.json");
+    let mut later = roles.clone();
+    later.push(json!({"name": "late", "encrypted_password": null}));
     std::fs::write(
         &config,
-        json!({"spec": spec(json!(roles), json!(dbs))}).to_string(),
+        json!({"spec": spec(json!(later), json!(dbs))}).to_string(),
     )
     .unwrap();
-    let refresh = || {
-        let url = c.internal_url("/refresh_configuration");
-        async move { into_pair(http().post(url).send().await).await }
-    };
-    let first = refresh();
-    tokio::pin!(first);
-    let mut refused = None;
-    let result = loop {
-        tokio::select! {
-            r = &mut first => break r,
-            () = tokio::time::sleep(Duration::from_millis(5)) => {
-                let (_, body) = c.get("/status").await;
-                if body["status"] == "configuration" && refused.is_none() {
-                    refused = Some(refresh().await);
-                }
-            }
-        }
-    };
-    assert_eq!(result.0, 200, "{}", result.1);
-    let (code, body) = refused.expect("saw the configuration state");
-    assert_eq!(
-        (code, body),
-        (
-            412,
-            json!({"error": "invalid compute status: configuration"})
-        )
-    );
+    c.wait_status("init", Duration::from_secs(30)).await;
+    let (code, body) = c.refresh_configuration().await;
+    assert_eq!((code, body), (200, json!("")));
+    crate::wait::until(
+        "the refresh after the start",
+        Duration::from_secs(60),
+        async || c.transitions("refresh_configuration", "running").await == 1,
+    )
+    .await;
+    let client = c.client("postgres").await;
+    let late: i64 = client
+        .query_one("SELECT count(*) FROM pg_roles WHERE rolname = 'late'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(late, 1, "{}", c.log());
+    assert!(c.log().contains("taken up once the work under way is done"));
 }

@@ -82,8 +82,12 @@ async fn names_planted_in_pgdata_are_never_written_through() {
         let at = pgdata.join(name);
         assert!(as_postgres(&format!("ln -sfn {v} {}", at.display())));
     }
-    let (code, body) = c.refresh_configuration().await;
-    assert_eq!(code, 200, "{body}\n{}", c.log());
+    // A refresh that brings a changed spec rewrites both files.
+    let mut refreshed = spec(json!([]), json!([]));
+    refreshed["cluster"]["settings"] =
+        json!([{"name": "work_mem", "value": "3MB", "vartype": "integer"}]);
+    std::fs::write(c.dir.path().join("spec.json"), refreshed.to_string()).unwrap();
+    c.refresh_and_wait().await;
     victim.assert_untouched(&c);
     // The files were replaced, not written through, and are postgres'.
     assert_postgres_file(&pgdata.join("pg_hba.conf"));

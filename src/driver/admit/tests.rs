@@ -11,12 +11,29 @@ fn expected() -> Vec<(Asked, Vec<Kind>)> {
     vec![
         (Asked::Configure, waiting),
         (Asked::Terminate, terminate),
+        (
+            Asked::Refresh,
+            vec![
+                ConfigurationPending,
+                ReconfigurationPending,
+                Configuration,
+                Reconfiguration,
+                Init,
+                Running,
+                RestartPending,
+                Promoting,
+                RefreshPending,
+                Refreshing,
+                FailedServing,
+                Restarting,
+                Promoted,
+            ],
+        ),
         (Asked::Restart, vec![Running]),
         (Asked::Promote, vec![Running]),
         (Asked::Connect, vec![Running, FailedServing]),
         (Asked::ConnectRunning, vec![Running]),
         (Asked::Ping, Kind::ALL.to_vec()),
-        (Asked::Admits(AskedOnly::Configure), Kind::ALL.to_vec()),
     ]
 }
 
@@ -57,6 +74,11 @@ fn the_route_table_says_the_statuses() {
         "empty, running, termination_pending, failed, terminated"
     );
     assert_eq!(described(Asked::Ping), "any");
+    assert_eq!(
+        described(Asked::Refresh),
+        "configuration_pending, configuration, init, running, restarting, promoting, \
+         refresh_configuration_pending, refresh_configuration, failed (FailedServing)"
+    );
 }
 
 /// Only Running takes an operation: the one state whose `triage` takes

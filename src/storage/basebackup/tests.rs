@@ -211,3 +211,37 @@ fn files_written_directly_replace_and_never_go_through_a_symlink() {
         assert_eq!(mode(outside.path()), before, "{entries:?}");
     }
 }
+
+#[test]
+fn many_small_files_are_each_written_whole_and_in_order() {
+    use tar::EntryType::{Directory, Regular};
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..300).map(|i| format!("base/{}/{i}", i % 3)).collect();
+    let datas: Vec<Vec<u8>> = (0..300).map(|i| vec![(i % 251) as u8; i * 37]).collect();
+    let mut entries: Vec<(&str, tar::EntryType, &[u8])> = vec![("base/", Directory, b"")];
+    for d in ["base/0/", "base/1/", "base/2/"] {
+        entries.push((d, Directory, b""));
+    }
+    for (n, d) in names.iter().zip(&datas) {
+        entries.push((n, Regular, d));
+    }
+    // A later entry for a file still queued replaces it.
+    entries.push(("base/0/0", Regular, b"last"));
+    let stats = unpack_bytes(dir.path(), gz_tar_of(&entries)).unwrap();
+    assert_eq!(stats.entries, 305);
+    for (i, (n, d)) in names.iter().zip(&datas).enumerate().skip(1) {
+        assert_eq!(&std::fs::read(dir.path().join(n)).unwrap(), d, "{i}");
+    }
+    assert_eq!(std::fs::read(dir.path().join("base/0/0")).unwrap(), b"last");
+
+    // A failure to write a file (here: one over a directory) fails the unpacking.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = gz_tar_of(&[
+        ("base/", Directory, b""),
+        ("base/d/", Directory, b""),
+        ("base/d", Regular, b"x"),
+        ("base/f", Regular, b"y"),
+    ]);
+    let e = unpack_bytes(dir.path(), archive).err().unwrap();
+    assert!(format!("{e:#}").contains("base/d"), "{e:#}");
+}

@@ -4,5 +4,5 @@ include!("common/stand_in.rs");
 fn main() {
     let empty = Empty::<T>::spawn();
     let _init = empty.start("spec");
-    let _pending = empty.terminate(TerminationMode::Fast);
+    let _pending = empty.terminate(Termination::signal(TerminationMode::Fast));
 }

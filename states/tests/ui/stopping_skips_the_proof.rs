@@ -5,6 +5,6 @@ include!("common/stand_in.rs");
 // been nothing to stop.
 fn main() {
     let running = Empty::<T>::spawn().start("a").started(1);
-    let (_pg, stopping) = running.terminate(TerminationMode::Fast).begin();
+    let (_pg, stopping) = running.terminate(Termination::signal(TerminationMode::Fast)).begin();
     let _terminated = stopping.nothing_to_stop();
 }

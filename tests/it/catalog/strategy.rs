@@ -26,7 +26,10 @@ async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not()
                        {"name": "bob", "encrypted_password": null}]);
     let mut first = spec(
         roles.clone(),
+        // "app" is the template's spare database renamed (see
+        // spare_databases.rs); the others are created.
         json!([{"name": "app", "owner": "alice"}, {"name": "app two", "owner": "bob"},
+               {"name": "app three", "owner": "alice"},
                {"name": "walled", "owner": "bob", "options": [
                    {"name": "strategy", "value": "wal_log", "vartype": "string"}]}]),
     );
@@ -46,8 +49,8 @@ async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not()
     assert_eq!(
         made,
         [
+            ("\"app three\"".to_string(), true),
             ("\"app two\"".to_string(), true),
-            ("\"app\"".to_string(), true),
             ("\"walled\"".to_string(), false),
         ],
         "{}",

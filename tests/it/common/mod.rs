@@ -433,6 +433,33 @@ impl Compute {
         .await
     }
 
+    /// How many times the compute moved from `from` to `to`, as
+    /// `compute_ctl_transitions_total` counts it.
+    pub async fn transitions(&self, from: &str, to: &str) -> u64 {
+        let line = format!("compute_ctl_transitions_total{{from=\"{from}\",to=\"{to}\"}} ");
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(&line)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// POST `/refresh_configuration`, which answers at once, and waits until
+    /// the refresh has brought the compute back to running (a refresh ends
+    /// in Running once more than before); the `/status` then.
+    pub async fn refresh_and_wait(&self) -> serde_json::Value {
+        let before = self.transitions("refresh_configuration", "running").await;
+        let (code, body) = self.refresh_configuration().await;
+        assert_eq!(code, 200, "{body}\n{}", self.log());
+        crate::wait::until(
+            "the refresh to end in running",
+            Duration::from_secs(60),
+            async || self.transitions("refresh_configuration", "running").await > before,
+        )
+        .await;
+        self.get("/status").await.1
+    }
+
     /// The Prometheus text of `/metrics` on the external port (open even
     /// while the authenticated routes are closed); it must answer 200.
     pub async fn metrics(&self) -> String {

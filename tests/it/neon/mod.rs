@@ -6,6 +6,7 @@ mod conf_lines;
 mod gate;
 mod lease;
 mod neon_extension;
+mod refresh;
 mod scenarios;
 mod size_limit;
 
