@@ -205,9 +205,8 @@ fn starts_record(line: &str) -> bool {
 }
 
 /// Reads what was added to each audit file since the last call: whole
-/// records (lines joined until the next record's start; the last, maybe
-/// unfinished, record waits unless its file is idle). `files`: name to
-/// (inode, offset, pending text).
+/// records (see [`split_records`]). `files`: name to (inode, offset,
+/// pending text).
 fn read_new(
     pgdata: &std::path::Path,
     files: &mut HashMap<String, (u64, u64, String)>,
@@ -249,7 +248,8 @@ fn read_new(
         if entry.0 != meta.ino() || meta.len() < entry.1 {
             *entry = (meta.ino(), 0, String::new());
         }
-        if meta.len() > entry.1 {
+        let grew = meta.len() > entry.1;
+        if grew {
             file.seek(std::io::SeekFrom::Start(entry.1))?;
             let mut buf = Vec::new();
             (&mut file)
@@ -258,29 +258,42 @@ fn read_new(
             entry.1 += buf.len() as u64;
             entry.2.push_str(&String::from_utf8_lossy(&buf));
         }
-        // Records: from one record's start to the next's, of the lines
-        // ended so far (pgauditlogtofile writes a record in one write); a
-        // line not ended yet waits for the next read.
-        let text = std::mem::take(&mut entry.2);
-        let mut record = String::new();
-        let mut rest = String::new();
-        for line in text.split_inclusive('\n') {
-            if !line.ends_with('\n') {
-                rest = line.to_string();
-                break;
-            }
-            if starts_record(line) && !record.is_empty() {
-                out.push(record.trim_end().to_string());
-                record.clear();
-            }
-            record.push_str(line);
-        }
-        if !record.is_empty() {
-            out.push(record.trim_end().to_string());
-        }
-        entry.2 = rest;
+        entry.2 = split_records(std::mem::take(&mut entry.2), !grew, out);
     }
     Ok(())
+}
+
+/// Moves the whole records of `text` (from one record's start to the
+/// next's, of the lines ended so far) to `out`; returns what waits for the
+/// next read: a line not ended yet, and the last record, which more lines
+/// may still continue (a statement over several lines can reach us in
+/// several writes), unless the file is `idle` (it did not grow since the
+/// last read: the record is whole).
+fn split_records(text: String, idle: bool, out: &mut Vec<String>) -> String {
+    let mut record = String::new();
+    let mut rest = "";
+    for line in text.split_inclusive('\n') {
+        // A record's start, even one whose line is not ended yet, ends the
+        // record before it.
+        if starts_record(line) && !record.is_empty() {
+            out.push(record.trim_end().to_string());
+            record.clear();
+        }
+        if !line.ends_with('\n') {
+            rest = line;
+            break;
+        }
+        record.push_str(line);
+    }
+    if record.is_empty() {
+        return rest.to_string();
+    }
+    if idle && rest.is_empty() {
+        out.push(record.trim_end().to_string());
+        return String::new();
+    }
+    record.push_str(rest);
+    record
 }
 
 /// Removes audit files untouched for [`KEEP`] that were read; returns the
