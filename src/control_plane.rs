@@ -139,7 +139,16 @@ pub const PULLING: &str =
 /// it has none, and also when the spec is refused: see below). When
 /// the pull fails the authenticated routes stay closed (503): without the
 /// control plane's keys nobody can be told from an attacker.
-pub async fn pull_and_configure(source: SpecSource, handle: Handle, gate: Arc<Gate>) {
+///
+/// The answer's `compute_ctl_config.tls` is taken into `edge` before the
+/// spec is handed over, so the start serves TLS as with `-c`; a `tls` that
+/// is not one closes the API as unusable keys do, and configures nothing.
+pub async fn pull_and_configure(
+    source: SpecSource,
+    handle: Handle,
+    gate: Arc<Gate>,
+    edge: Arc<crate::edge::Edge>,
+) {
     let SpecSource::ControlPlane { id, .. } = &source else {
         tracing::error!("pull_and_configure needs a control plane as the spec source");
         return;
@@ -165,6 +174,11 @@ pub async fn pull_and_configure(source: SpecSource, handle: Handle, gate: Arc<Ga
             None
         }
     };
+    if let Err(e) = edge.adopt(pulled.compute_ctl_config.as_ref()) {
+        tracing::error!("the control plane's compute_ctl_config.tls: {e:#}; nothing is configured");
+        gate.close("the control plane's TLS configuration is unusable (see compute_ctl's log)");
+        return;
+    }
     let Some(spec) = pulled.spec else {
         // No spec to accept: the keys are all the answer says.
         if let Some(auth) = auth {

@@ -177,6 +177,7 @@ async fn run(cli: Cli) -> Result<u8> {
             source,
             handle.clone(),
             gate,
+            edge.0.clone(),
         ));
     }
     crate::collector::spawn(handle.clone(), cli_interval);

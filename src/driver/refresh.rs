@@ -190,6 +190,11 @@ async fn read(refresh: &RefreshSource, current: &ValidSpec, env: &super::Env) ->
     };
     spec.check_change_from(current)?;
     env.check_spec(&spec).await?;
+    // A `tls` the launch did not have is taken (the first one stands).
+    env.params
+        .edge
+        .adopt(pulled.compute_ctl_config.as_ref())
+        .context("compute_ctl_config.tls")?;
     let auth = match &pulled.compute_ctl_config {
         Some(config) => Some(
             Authenticator::from_config(Some(config), refresh.compute_id.as_deref())

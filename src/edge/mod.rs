@@ -3,9 +3,10 @@
 //! `compute_ctl_config.tls` checked and copied into PGDATA; `watch`: a
 //! rotation picked up within seconds and applied by a reload).
 //!
-//! [`Edge`] is fixed at launch (what the deployment configured) and holds
-//! what the edge last did, which `/status` and the metrics read: the driver
-//! puts it in its snapshot as it is, the edge's tasks update it.
+//! [`Edge`] is set at launch (what the deployment configured: the `-c`
+//! file's `compute_ctl_config`, or the control plane's first answer) and
+//! holds what the edge last did, which `/status` and the metrics read: the
+//! driver puts it in its snapshot as it is, the edge's tasks update it.
 
 pub mod audit;
 pub mod export;
@@ -25,9 +26,10 @@ use tls::{Pair, TlsConfig};
 /// The edge's configuration and what it last did.
 #[derive(Default)]
 pub struct Edge {
-    /// `compute_ctl_config.tls` of the launch configuration (as the
-    /// reference: a later configuration's is ignored).
-    pub tls: Option<TlsConfig>,
+    /// `compute_ctl_config.tls` of the first configuration that has one
+    /// (the launch file's, or the control plane's first answer; as the
+    /// reference, a later configuration's is ignored): see [`Edge::adopt`].
+    tls: std::sync::OnceLock<TlsConfig>,
     /// pgbouncer: where its ini is, and whether compute_ctl runs it.
     pub pgbouncer: pgbouncer::PgbouncerConfig,
     /// Where audit records go (`AUDIT_LOGGING_ENDPOINT`).
@@ -41,7 +43,7 @@ pub struct Edge {
 impl std::fmt::Debug for Edge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Edge")
-            .field("tls", &self.tls)
+            .field("tls", &self.tls.get())
             .field("status", &*self.status.read())
             .finish_non_exhaustive()
     }
@@ -84,19 +86,40 @@ impl Serialize for Edge {
 impl Edge {
     /// The edge of a launch configuration (`compute_ctl_config`).
     pub fn from_compute_ctl_config(config: Option<&serde_json::Value>) -> Result<Edge> {
-        let tls = TlsConfig::from_compute_ctl_config(config)?;
-        let status = EdgeStatus {
-            tls: tls.as_ref().map(|_| TlsStatus::default()),
-            pgbouncer: None,
-            audit: None,
+        let edge = Edge::default();
+        edge.adopt(config)?;
+        Ok(edge)
+    }
+
+    /// Takes the TLS configuration of a `compute_ctl_config` that arrived
+    /// after the launch (the control plane's answer, a refresh): the first
+    /// one with `tls` is kept, as the reference keeps its launch's; a later,
+    /// different one is ignored with a warning (the watch follows the files,
+    /// not their names). A `tls` that is not one is an error, and nothing
+    /// is taken.
+    pub fn adopt(&self, config: Option<&serde_json::Value>) -> Result<()> {
+        let Some(tls) = TlsConfig::from_compute_ctl_config(config)? else {
+            return Ok(());
         };
-        Ok(Edge {
-            tls,
-            pgbouncer: Default::default(),
-            audit_endpoint: None,
-            installed: Mutex::new(None),
-            status: RwLock::new(status),
-        })
+        match self.tls.get() {
+            Some(kept) if *kept == tls => {}
+            Some(kept) => tracing::warn!(
+                kept = ?kept,
+                ignored = ?tls,
+                "compute_ctl_config.tls names other files than the first configuration's: ignored"
+            ),
+            None => {
+                if self.tls.set(tls).is_ok() {
+                    self.status.write().tls.get_or_insert_with(Default::default);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The TLS configuration, whatever the spec's features.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.get()
     }
 
     /// An edge with every part shown, for the generated metrics reference.
@@ -125,7 +148,7 @@ impl Edge {
     /// The TLS configuration, when `spec_features` turn it on.
     pub fn tls_for(&self, spec_features: &[String]) -> Option<&TlsConfig> {
         self.tls
-            .as_ref()
+            .get()
             .filter(|_| spec_features.iter().any(|f| f == tls::FEATURE))
     }
 

@@ -27,12 +27,9 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// How long a reload may take to be seen by a new connection.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Watches the pair of `edge.tls` (when there is one) for the life of the
-/// process.
+/// Watches the pair of `edge.tls` (once there is one: it can come with the
+/// control plane's answer, after the launch) for the life of the process.
 pub fn spawn(edge: Arc<Edge>, pgdata: PathBuf, handle: Handle) {
-    if edge.tls.is_none() {
-        return;
-    }
     tokio::spawn(async move {
         let mut seen: Option<(Vec<u8>, Vec<u8>)> = None;
         let mut unreadable = false;
@@ -40,6 +37,9 @@ pub fn spawn(edge: Arc<Edge>, pgdata: PathBuf, handle: Handle) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if edge.tls().is_none() {
+                continue;
+            }
             let Some(spec) = handle.snapshot().spec else {
                 continue;
             };

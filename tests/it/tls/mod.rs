@@ -248,3 +248,85 @@ async fn without_the_feature_postgres_serves_no_tls() {
     assert!(ok);
     c.terminate();
 }
+
+/// A control plane answering `answer` for compute-1.
+async fn control_plane(answer: serde_json::Value) -> u16 {
+    use warp::Filter;
+    let route = warp::path!("compute" / "api" / "v2" / "computes" / "compute-1" / "spec")
+        .and(warp::get())
+        .map(move || warp::reply::json(&answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_planes_tls_is_served_as_the_launch_files() {
+    if !tools() {
+        return;
+    }
+    let ca = Ca::new();
+    let pair = ca.server("ecdsa", KeyKind::EcdsaP256, 30);
+    let port = control_plane(json!({
+        "status": "attached",
+        "spec": tls_spec(),
+        "compute_ctl_config": {"jwks": null, "tls": {
+            "key_path": pair.key.display().to_string(),
+            "cert_path": pair.cert.display().to_string(),
+        }},
+    }))
+    .await;
+    let mut c = Compute::start_with(Opts {
+        failure_exit_delay: 60,
+        extra_args: vec![
+            "-p".into(),
+            format!("http://127.0.0.1:{port}"),
+            "-i".into(),
+            "compute-1".into(),
+        ],
+        ..Opts::default()
+    });
+    c.wait_status("running", Duration::from_secs(60)).await;
+    let root = format!("sslmode=verify-full sslrootcert={}", ca.cert.display());
+    let (ok, out) = psql(&c, &root, "SELECT 1");
+    assert!(
+        ok && out == "1",
+        "verify-full against the test CA: {out}\n{}",
+        c.log()
+    );
+    assert_eq!(served_fingerprint(c.port), Some(pair.fingerprint()));
+    let (_, status) = c.get("/status").await;
+    assert!(status["tls"]["cert_not_after"].is_string(), "{status}");
+    c.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_planes_tls_that_is_not_one_configures_nothing() {
+    let port = control_plane(json!({
+        "status": "attached",
+        "spec": tls_spec(),
+        "compute_ctl_config": {"jwks": null, "tls": {"key_path": "relative.key", "cert_path": "/x.crt"}},
+    }))
+    .await;
+    let c = Compute::start_with(Opts {
+        extra_args: vec![
+            "-p".into(),
+            format!("http://127.0.0.1:{port}"),
+            "-i".into(),
+            "compute-1".into(),
+        ],
+        ..Opts::default()
+    });
+    crate::wait::until(
+        "the refusal in the log",
+        Duration::from_secs(30),
+        async || c.log().contains("compute_ctl_config.tls"),
+    )
+    .await;
+    let log = c.log();
+    assert!(log.contains("not an absolute path"), "{log}");
+    assert!(!log.contains("to=configuration_pending"), "{log}");
+    // The authenticated routes stay closed, as for unusable keys.
+    assert_eq!(c.get("/status").await.0, 503);
+}
