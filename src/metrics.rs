@@ -167,7 +167,7 @@ fn edge(registry: &Registry, status: &crate::edge::EdgeStatus) -> prometheus::Re
         let records = IntCounterVec::new(
             Opts::new(
                 "compute_ctl_audit_records_total",
-                "Audit records forwarded to AUDIT_LOGGING_ENDPOINT (sent), or dropped with the queue full",
+                "Audit records forwarded to the collector (sent), or dropped with the queue full",
             ),
             &["result"],
         )?;

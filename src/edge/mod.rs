@@ -32,8 +32,9 @@ pub struct Edge {
     tls: std::sync::OnceLock<TlsConfig>,
     /// pgbouncer: where its ini is, and whether compute_ctl runs it.
     pub pgbouncer: pgbouncer::PgbouncerConfig,
-    /// Where audit records go (`AUDIT_LOGGING_ENDPOINT`).
-    pub audit_endpoint: Option<ship::Endpoint>,
+    /// Where audit records go (`AUDIT_LOGGING_TLS_ENDPOINT`, else
+    /// `AUDIT_LOGGING_ENDPOINT`).
+    pub audit_endpoint: Option<ship::AuditTarget>,
     /// The pair last copied into PGDATA; held while one is copied, so two
     /// copies never interleave.
     installed: Mutex<Option<Pair>>,

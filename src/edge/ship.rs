@@ -2,7 +2,11 @@
 //! configuration (and a `pkill rsyslogd`), compute_ctl reads pgauditlogtofile's
 //! files (`PGDATA/log/audit*.log`) itself and forwards each record as an
 //! RFC 5424 syslog message over TCP (newline-framed, as rsyslog's `omfwd`)
-//! to `AUDIT_LOGGING_ENDPOINT`, the reference's message shape: facility
+//! to `AUDIT_LOGGING_TLS_ENDPOINT` over TLS (the peer's certificate checked
+//! against `AUDIT_LOGGING_TLS_CA_FILE`, by default the system's bundle as
+//! the reference's rsyslog, for the endpoint's host name, unexpired, for
+//! server authentication) or else to `AUDIT_LOGGING_ENDPOINT` in the clear,
+//! the reference's message shape: facility
 //! local5, severity info, and as the message the JSON object
 //! `{"endpoint_id", "project_id", "msg"}`.
 //!
@@ -17,7 +21,7 @@
 use super::Edge;
 use crate::driver::Handle;
 use crate::safe_fs::Dir;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek};
@@ -38,24 +42,112 @@ const PRI: u8 = 21 * 8 + 6;
 
 pub use crate::spec::edge::Endpoint;
 
+/// The CA bundle a TLS collector's certificate is checked against, unless
+/// `AUDIT_LOGGING_TLS_CA_FILE` names another (the reference's rsyslog:
+/// `DefaultNetstreamDriverCAFile`).
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Where audit records go: the collector, and TLS to it when the TLS
+/// endpoint is the one given.
+#[derive(Clone)]
+pub struct AuditTarget {
+    /// The collector.
+    pub endpoint: Endpoint,
+    /// The TLS client, for `AUDIT_LOGGING_TLS_ENDPOINT`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for AuditTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditTarget")
+            .field("endpoint", &self.endpoint)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 /// The audit endpoint the environment names.
 pub struct AuditEnv;
 
 impl AuditEnv {
-    /// The reference's variables: the TLS endpoint wins (TLS is not done
-    /// here yet: it is refused), then the plain one; none when both are
-    /// empty or unset.
-    pub fn from_env() -> Result<Option<Endpoint>> {
+    /// The reference's variables: the TLS endpoint wins, then the plain
+    /// one; none when both are empty or unset. A value that is not
+    /// `host:port`, or a CA file that holds no certificate, is an error
+    /// naming it.
+    pub fn from_env() -> Result<Option<AuditTarget>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(tls) = var("AUDIT_LOGGING_TLS_ENDPOINT") {
-            bail!(
-                "AUDIT_LOGGING_TLS_ENDPOINT={tls:?}: shipping audit records over TLS is not \
-                 supported yet; use AUDIT_LOGGING_ENDPOINT"
-            );
+        if let Some(value) = var("AUDIT_LOGGING_TLS_ENDPOINT") {
+            let endpoint = Endpoint::parse("AUDIT_LOGGING_TLS_ENDPOINT", value.trim())?;
+            let ca = var("AUDIT_LOGGING_TLS_CA_FILE").unwrap_or_else(|| SYSTEM_CA_FILE.into());
+            let tls = client_config(std::path::Path::new(ca.trim()))
+                .with_context(|| format!("AUDIT_LOGGING_TLS_CA_FILE={ca:?}"))?;
+            return Ok(Some(AuditTarget {
+                endpoint,
+                tls: Some(Arc::new(tls)),
+            }));
         }
         var("AUDIT_LOGGING_ENDPOINT")
             .map(|v| Endpoint::parse("AUDIT_LOGGING_ENDPOINT", v.trim()))
             .transpose()
+            .map(|e| {
+                e.map(|endpoint| AuditTarget {
+                    endpoint,
+                    tls: None,
+                })
+            })
+    }
+}
+
+/// A TLS client that trusts the certificates of `ca_file` (PEM) and checks
+/// the collector's name, validity and purpose (rustls' webpki verifier).
+fn client_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).context("reading the CA file")? {
+        let cert = cert.context("a certificate of the CA file")?;
+        roots.add(cert).context("a certificate of the CA file")?;
+    }
+    if roots.is_empty() {
+        bail!("the CA file holds no certificate");
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A connection to the collector, in the clear or over TLS.
+enum Conn {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl Conn {
+    /// Connects (and, for TLS, shakes hands, checking the collector's certificate).
+    async fn open(target: &AuditTarget) -> Result<Conn> {
+        let Endpoint { host, port } = &target.endpoint;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+        let Some(tls) = &target.tls else {
+            return Ok(Conn::Plain(tcp));
+        };
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .with_context(|| format!("{host:?} is not a name a certificate can be for"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        Ok(Conn::Tls(Box::new(stream)))
+    }
+
+    /// Writes `line` whole (and through TLS' buffer).
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(c) => c.write_all(line.as_bytes()).await,
+            Conn::Tls(c) => {
+                c.write_all(line.as_bytes()).await?;
+                c.flush().await
+            }
+        }
     }
 }
 
@@ -74,21 +166,28 @@ pub struct ShipStatus {
     pub dir_size: u64,
     /// Whether a connection to the collector is open.
     pub connected: bool,
+    /// Whether the collector is reached over TLS.
+    pub tls: bool,
+    /// Connections to the collector that failed (refused, or a TLS
+    /// handshake that did not verify).
+    pub failures: u64,
 }
 
 /// Ships the audit files of `pgdata` while the spec in effect asks for them.
 pub fn spawn(edge: Arc<Edge>, pgdata: PathBuf, handle: Handle) {
-    let Some(endpoint) = edge.audit_endpoint.clone() else {
+    let Some(target) = edge.audit_endpoint.clone() else {
         return;
     };
+    let endpoint = target.endpoint.clone();
     edge.status.write().audit = Some(ShipStatus {
-        endpoint: format!("{}:{}", endpoint.host, endpoint.port),
+        endpoint: format!("{}:{}", target.endpoint.host, target.endpoint.port),
+        tls: target.tls.is_some(),
         ..Default::default()
     });
     tokio::spawn(async move {
         let mut files: HashMap<String, (u64, u64, String)> = HashMap::new();
         let mut queue: VecDeque<String> = VecDeque::new();
-        let mut conn: Option<tokio::net::TcpStream> = None;
+        let mut conn: Option<Conn> = None;
         let mut backoff = Duration::from_millis(100);
         let mut retry_at = tokio::time::Instant::now();
         let mut gc_at = tokio::time::Instant::now();
@@ -134,14 +233,22 @@ pub fn spawn(edge: Arc<Edge>, pgdata: PathBuf, handle: Handle) {
             }
             let mut sent = 0;
             if !queue.is_empty() && conn.is_none() && tokio::time::Instant::now() >= retry_at {
-                match tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await
-                {
+                match Conn::open(&target).await {
                     Ok(c) => {
                         conn = Some(c);
                         backoff = Duration::from_millis(100);
                     }
                     Err(e) => {
-                        tracing::warn!("audit collector {}:{}: {e}", endpoint.host, endpoint.port);
+                        tracing::warn!(
+                            "audit collector {}:{}: {e:#}",
+                            endpoint.host,
+                            endpoint.port
+                        );
+                        edge.status
+                            .write()
+                            .audit
+                            .get_or_insert_with(Default::default)
+                            .failures += 1;
                         retry_at = tokio::time::Instant::now() + backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
@@ -149,7 +256,7 @@ pub fn spawn(edge: Arc<Edge>, pgdata: PathBuf, handle: Handle) {
             }
             if let Some(c) = conn.as_mut() {
                 while let Some(line) = queue.front() {
-                    if let Err(e) = c.write_all(line.as_bytes()).await {
+                    if let Err(e) = c.send(line).await {
                         tracing::warn!("audit collector: {e}; reconnecting");
                         conn = None;
                         break;

@@ -242,3 +242,127 @@ async fn a_compliance_level_without_an_endpoint_fails_the_start_and_a_bad_one_th
     bad.expect_exit(1, Duration::from_secs(30));
     bad.assert_logged("is not a port");
 }
+
+/// A syslog collector over TLS on `port`, serving `pair`: every line it
+/// receives after a handshake.
+async fn tls_collector(port: u16, pair: &crate::tls::pki::ServerPair) -> Arc<Mutex<Vec<String>>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use tokio::io::AsyncBufReadExt;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&pair.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&pair.key).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, sink) = (acceptor.clone(), sink.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut reader = tokio::io::BufReader::new(tls).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    lines
+}
+
+fn shipping_over_tls(port: u16, ca: &Path) -> Compute {
+    let mut s = audited_spec("Extended");
+    s["endpoint_id"] = json!("ep-tls");
+    Compute::start_with(Opts {
+        spec: Some(s),
+        env: vec![
+            (
+                "AUDIT_LOGGING_TLS_ENDPOINT".into(),
+                format!("localhost:{port}"),
+            ),
+            ("AUDIT_LOGGING_TLS_CA_FILE".into(), ca.display().to_string()),
+        ],
+        ..Opts::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_reach_a_tls_collector_that_a_wrong_ca_never_reaches() {
+    if !have_pgaudit() {
+        return;
+    }
+    let ca = crate::tls::pki::Ca::new();
+    let pair = ca.server("collector", crate::tls::pki::KeyKind::EcdsaP256, 2);
+    let port = free_port();
+    let lines = tls_collector(port, &pair).await;
+    let mut c = shipping_over_tls(port, &ca.cert);
+    c.wait_running();
+    as_alice(&c, "CREATE TABLE tls_shipped (i int)").await;
+    crate::wait::until(
+        "the DDL at the TLS collector",
+        Duration::from_secs(30),
+        async || {
+            messages(&lines).iter().any(|m| {
+                m["msg"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("CREATE TABLE tls_shipped"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(messages(&lines)[0]["endpoint_id"], "ep-tls");
+    let (_, status) = c.get("/status").await;
+    assert_eq!(status["audit"]["tls"], true, "{status}");
+    c.terminate();
+
+    // A compute that trusts another CA does not hand its records to this
+    // collector: the handshake fails, is counted, and nothing arrives.
+    let other = crate::tls::pki::Ca::new();
+    let port = free_port();
+    let lines = tls_collector(port, &pair).await;
+    let mut c = shipping_over_tls(port, &other.cert);
+    c.wait_running();
+    as_alice(&c, "CREATE TABLE never_shipped (i int)").await;
+    crate::wait::until("a failed handshake", Duration::from_secs(30), async || {
+        c.get("/status").await.1["audit"]["failures"].as_u64() >= Some(2)
+    })
+    .await;
+    assert!(
+        lines.lock().unwrap().is_empty(),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert!(c.log().contains("TLS handshake"), "{}", c.log());
+    c.terminate();
+}
+
+#[test]
+fn a_tls_endpoint_with_a_ca_file_that_is_not_one_fails_the_launch() {
+    let dir = crate::common::test_dir();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let mut c = Compute::start_with(Opts {
+        spec: Some(audited_spec("Extended")),
+        env: vec![
+            ("AUDIT_LOGGING_TLS_ENDPOINT".into(), "localhost:6514".into()),
+            (
+                "AUDIT_LOGGING_TLS_CA_FILE".into(),
+                bad.display().to_string(),
+            ),
+        ],
+        ..Opts::default()
+    });
+    assert_eq!(c.wait_exit(Duration::from_secs(30)).code(), Some(1));
+    assert!(c.log().contains("AUDIT_LOGGING_TLS_CA_FILE"), "{}", c.log());
+}

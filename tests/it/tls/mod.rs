@@ -4,7 +4,7 @@
 //! -starttls postgres`, a rotation served by the same postmaster, and pairs
 //! that are not pairs refused.
 
-mod pki;
+pub(crate) mod pki;
 
 use crate::common::{spec, Compute, Opts};
 use pki::{Ca, KeyKind, ServerPair};
