@@ -1,8 +1,9 @@
 //! pgbouncer run by compute_ctl (`--pgbouncer`), the real Debian pgbouncer:
 //! a client through it reaches the spec's database, a reconfiguration's
 //! `default_pool_size` shows in `SHOW CONFIG` without a pgbouncer restart
-//! (the ini's comments kept), a killed pgbouncer is restarted, and a
-//! terminated compute leaves no pgbouncer behind.
+//! (the ini's comments kept), a killed pgbouncer is restarted, a
+//! terminated compute leaves no pgbouncer behind, and a TLS client
+//! (`verify-full` against the test CA) reaches the spec's database through it.
 
 use crate::common::{free_port, process_alive, spec, test_dir, Compute, Opts};
 use serde_json::json;
@@ -264,4 +265,81 @@ async fn a_pgbouncer_the_deployment_runs_is_tuned_over_its_admin_console() {
     );
     let _ = bouncer.kill();
     let _ = bouncer.wait();
+}
+
+#[tokio::test]
+async fn a_tls_client_reaches_the_spec_database_through_our_pgbouncer() {
+    let psql = "/usr/lib/postgresql/15/bin/psql";
+    if !crate::needs::needs(
+        Path::new(BIN).exists() && Path::new(psql).exists(),
+        "the pgbouncer package (/usr/sbin/pgbouncer) and psql",
+    ) || !crate::needs::root("pgbouncer as postgres' user")
+    {
+        return;
+    }
+    let ca = crate::tls::pki::Ca::new();
+    let pair = ca.server("bouncer", crate::tls::pki::KeyKind::EcdsaP256, 2);
+    let dir = test_dir();
+    let port = free_port();
+    std::fs::write(dir.path().join("defaults.ini"), defaults(dir.path(), port)).unwrap();
+    std::fs::write(
+        dir.path().join("userlist.txt"),
+        format!("\"bouncer_admin\" \"{ADMIN_PW}\"\n"),
+    )
+    .unwrap();
+    let mut spec = bouncer_spec("8");
+    spec["features"] = json!(["tls_experimental"]);
+    let ini = dir.path().join("pgbouncer.ini");
+    let mut c = Compute::start_with(Opts {
+        config: Some(json!({
+            "spec": spec,
+            "compute_ctl_config": {"tls": {
+                "key_path": pair.key.display().to_string(),
+                "cert_path": pair.cert.display().to_string(),
+            }},
+        })),
+        extra_args: vec![
+            "--pgbouncer".into(),
+            "--pgbouncer-ini".into(),
+            ini.display().to_string(),
+            "--pgbouncer-defaults".into(),
+            dir.path().join("defaults.ini").display().to_string(),
+        ],
+        ..Opts::default()
+    });
+    c.wait_running();
+    let through = |mode: &str| {
+        let out = std::process::Command::new(psql)
+            .arg(format!(
+                "host=localhost port={port} user=alice dbname=app {mode} sslrootcert={}",
+                ca.cert.display()
+            ))
+            .args(["-XAtc", "SELECT current_database() || ' ' || current_user"])
+            .env("PGPASSWORD", ALICE_PW)
+            .output()
+            .expect("psql");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text.trim().to_string())
+    };
+    let mut last = (false, String::new());
+    crate::wait::until(
+        "a TLS client through pgbouncer",
+        Duration::from_secs(30),
+        async || {
+            last = through("sslmode=verify-full");
+            last.0
+        },
+    )
+    .await;
+    assert_eq!(last.1, "app alice");
+    let (ok, out) = through("sslmode=require");
+    assert!(ok && out == "app alice", "sslmode=require: {out}");
+    // pgbouncer serves the pair compute_ctl copied into PGDATA.
+    let conf = std::fs::read_to_string(&ini).unwrap();
+    assert!(conf.contains("client_tls_sslmode"), "{conf}");
+    c.terminate();
 }
