@@ -414,20 +414,45 @@ pub async fn reload_and_wait(
     db: &str,
     postmaster: i32,
 ) -> Result<Vec<String>> {
+    let reloaded = reload_and_confirm(connector, db, postmaster).await?;
+    reloaded.connection.close().await;
+    Ok(reloaded.pending_restart)
+}
+
+/// A reload [`reload_and_wait`] confirmed, with the connection that saw it.
+pub(crate) struct Reloaded {
+    /// The settings that need a restart to take effect.
+    pub(crate) pending_restart: Vec<String>,
+    /// The new backend that saw the new configuration: opened after the
+    /// reload, so the next SQL (a reconfiguration's catalog check) can run
+    /// on it instead of paying for a connection of its own.
+    pub(crate) connection: crate::connect::Connection,
+    /// When the SIGHUP was sent (what follows is the wait for a backend
+    /// that sees the new files).
+    pub(crate) signalled: Instant,
+}
+
+/// [`reload_and_wait`], keeping the connection that confirmed the reload.
+pub(crate) async fn reload_and_confirm(
+    connector: &Connector,
+    db: &str,
+    postmaster: i32,
+) -> Result<Reloaded> {
     let before = micros_since_epoch(std::time::SystemTime::now());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(postmaster),
         nix::sys::signal::Signal::SIGHUP,
     )
     .context("sending SIGHUP to postgres")?;
+    let signalled = Instant::now();
     let deadline = Instant::now() + RELOAD_TIMEOUT;
     loop {
         // A new backend inherits the postmaster's configuration and load time.
-        let client = connector
-            .connect(db)
+        let connection = connector
+            .open(db)
             .await
             .context("connecting after the reload")?;
-        let row = client.query_one(RELOAD_STATE, &[]).await?;
+        let row = connection.client.query_one(RELOAD_STATE, &[]).await?;
         let loaded: i64 = row.get(0);
         let pending: Vec<String> = row.get(1);
         let unparsable: Vec<String> = row.get(2);
@@ -452,8 +477,13 @@ pub async fn reload_and_wait(
                     rejected.join("; ")
                 );
             }
-            return Ok(pending);
+            return Ok(Reloaded {
+                pending_restart: pending,
+                connection,
+                signalled,
+            });
         }
+        connection.close().await;
         if Instant::now() > deadline {
             bail!("postgres did not reload its configuration within {RELOAD_TIMEOUT:?}");
         }

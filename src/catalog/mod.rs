@@ -48,7 +48,7 @@ pub use read::{read_catalog, read_valid_until};
 pub use start::{finish_template, start, template_finish_key, Concurrency};
 pub use subscriptions::drop_before_start;
 
-use crate::connect::Connector;
+use crate::connect::{Connection, Connector};
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,8 +219,25 @@ pub async fn reconcile(
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
         return Ok(ApplyReport::default());
     }
-    let start = std::time::Instant::now();
     let conn = connector.open(connector.maintenance_db()).await?;
+    reconcile_on(connector, conn, spec, concurrency).await
+}
+
+/// [`reconcile`] on `conn`, a connection to the maintenance database already
+/// open (the one that confirmed a reconfiguration's reload): reading the
+/// catalog then costs no connection of its own.
+pub(crate) async fn reconcile_on(
+    connector: &Connector,
+    conn: Connection,
+    spec: &ValidSpec,
+    concurrency: usize,
+) -> anyhow::Result<ApplyReport> {
+    let start = std::time::Instant::now();
+    if spec.skip_pg_catalog_updates {
+        conn.close().await;
+        info!("skip_pg_catalog_updates is set: no catalog reconciliation");
+        return Ok(ApplyReport::default());
+    }
     let context = PlanContext::Reconcile;
     let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
     conn.close().await;

@@ -20,6 +20,7 @@ impl Driver {
         &self,
         spec: &ValidSpec,
         running: Option<&ValidSpec>,
+        applied: bool,
         reply: oneshot::Sender<Result<Snapshot, RequestError>>,
     ) -> Option<oneshot::Sender<Result<Snapshot, RequestError>>> {
         let checked = match running {
@@ -31,7 +32,7 @@ impl Driver {
             Err(e) => Err(e.to_string()),
         };
         let checked = match (checked, running) {
-            (Ok(()), Some(current)) => self.planner_refusal(spec, current).await,
+            (Ok(()), Some(current)) => self.planner_refusal(spec, current, applied).await,
             (checked, _) => checked,
         };
         match checked {
@@ -53,10 +54,24 @@ impl Driver {
     /// gone), so that spec is planned after its reload, as every spec also is.
     /// A catalog that cannot be read in time is not the spec's fault: the
     /// spec is accepted, and the reconfiguration reports what happens.
-    async fn planner_refusal(&self, spec: &ValidSpec, current: &ValidSpec) -> Result<(), String> {
+    ///
+    /// Nor when the catalog's part of the spec (roles, databases, delta
+    /// operations) is the one `current` was `applied` with: the planner took
+    /// it on this catalog already, so a settings-only change costs no dry
+    /// run (a connection and a read of the catalog). Its catalog check
+    /// after the reload still reports a catalog changed by hand since.
+    async fn planner_refusal(
+        &self,
+        spec: &ValidSpec,
+        current: &ValidSpec,
+        applied: bool,
+    ) -> Result<(), String> {
         let moves = spec.pageserver_connstring != current.pageserver_connstring
             || spec.safekeeper_connstrings != current.safekeeper_connstrings;
         if spec.mode != crate::spec::ComputeMode::Primary || spec.skip_pg_catalog_updates || moves {
+            return Ok(());
+        }
+        if applied && !current.skip_pg_catalog_updates && spec.same_catalog_as(current) {
             return Ok(());
         }
         let connector = self.env.connector();

@@ -51,6 +51,11 @@ impl Here {
         Here { kind, mode }
     }
 
+    /// The type of the state.
+    pub fn kind(self) -> Kind {
+        self.kind
+    }
+
     /// The status a refusal names.
     pub fn status(self) -> ComputeStatus {
         ComputeStatus::of(self.kind.status(), self.mode)

@@ -309,7 +309,10 @@ impl Driver {
                 Next::Terminate(Termination::api(mode))
             }
             Request::Configure { spec, keys, reply } => {
-                match self.accept_spec(&spec, running, reply).await {
+                // In Running, the spec it runs is the one its catalog was last
+                // reconciled to (in FailedServing, the one that failed).
+                let applied = here.kind() == Kind::Running;
+                match self.accept_spec(&spec, running, applied, reply).await {
                     Some(reply) => {
                         if let Some(keys) = keys {
                             keys.install();

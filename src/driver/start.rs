@@ -335,14 +335,16 @@ pub(super) async fn reconfigure(
     if size_limit_lifted {
         config::lift_size_limit(pgdata)?;
     }
+    let written = Instant::now();
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
     let postmaster = serving.postmaster;
-    let reloaded = config::reload_and_wait(&connector, &db, postmaster)
+    let reloaded = config::reload_and_confirm(&connector, &db, postmaster)
         .instrument(tracing::info_span!("reload"))
         .await;
-    let mut pending_restart = match reloaded {
-        Ok(pending) => pending,
+    let confirmed = Instant::now();
+    let (mut pending_restart, confirming, signalled) = match reloaded {
+        Ok(r) => (r.pending_restart, r.connection, r.signalled),
         Err(e) => {
             // A configuration postgres rejected must not stay on disk for a
             // later SIGHUP or restart to pick up: the previous one goes back
@@ -368,22 +370,35 @@ pub(super) async fn reconfigure(
     if !pending_restart.is_empty() {
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
+    // The backend that confirmed the reload reads the catalog of a plain
+    // reconcile; the other contexts open their own sessions.
+    let mut confirming = Some(confirming);
+    if !matches!(context, catalog::PlanContext::Reconcile) || spec.mode != ComputeMode::Primary {
+        if let Some(c) = confirming.take() {
+            c.close().await;
+        }
+    }
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
-        let applied = match context {
-            catalog::PlanContext::Start(origin) => {
+        let applied = match (context, confirming) {
+            (catalog::PlanContext::Start(origin), _) => {
                 let concurrency = catalog::Concurrency::Fixed(concurrency);
                 catalog::start(&connector, &spec, concurrency, origin)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
             }
-            catalog::PlanContext::Reconcile => {
+            (catalog::PlanContext::Reconcile, Some(conn)) => {
+                catalog::reconcile_on(&connector, conn, &spec, concurrency)
+                    .instrument(tracing::info_span!("apply_catalog"))
+                    .await
+            }
+            (catalog::PlanContext::Reconcile, None) => {
                 catalog::reconcile(&connector, &spec, concurrency)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
             }
             // Planned, not applied: the catalog stays as it is.
-            catalog::PlanContext::DryRun => catalog::dry_run(&connector, &spec)
+            (catalog::PlanContext::DryRun, _) => catalog::dry_run(&connector, &spec)
                 .await
                 .map(|_| catalog::ApplyReport::default()),
         };
@@ -397,8 +412,14 @@ pub(super) async fn reconfigure(
         }
         applied.context("applying the spec to the catalog")?;
     }
+    let done = Instant::now();
+    let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     tracing::info!(
-        ms = began.elapsed().as_millis() as u64,
+        ms = ms(began, done).round() as u64,
+        write_ms = format_args!("{:.2}", ms(began, written)),
+        signal_ms = format_args!("{:.2}", ms(written, signalled)),
+        confirm_ms = format_args!("{:.2}", ms(signalled, confirmed)),
+        catalog_ms = format_args!("{:.2}", ms(confirmed, done)),
         "compute reconfigured"
     );
     Ok(pending_restart)

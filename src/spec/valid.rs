@@ -87,6 +87,15 @@ impl ValidSpec {
         }
     }
 
+    /// Whether `self` asks the same of the catalog as `other`: the same
+    /// roles, databases and delta operations, in the same order (what the
+    /// planner reads of a spec; the rest of a plan comes from the catalog).
+    pub fn same_catalog_as(&self, other: &ValidSpec) -> bool {
+        self.cluster.roles == other.cluster.roles
+            && self.cluster.databases == other.cluster.databases
+            && self.delta_operations == other.delta_operations
+    }
+
     /// Checks that `self`, a new spec for a compute running `current`,
     /// changes nothing a running compute cannot change: its tenant, its
     /// timeline and its mode. (The pageserver and the safekeepers may change.)

@@ -173,3 +173,51 @@ async fn a_failed_start_keeps_its_error_in_status_until_exit() {
     c.signal(15);
     assert_eq!(c.wait_exit(Duration::from_secs(20)).code(), Some(0));
 }
+
+/// A settings-only reconfigure is not planned before it is accepted (its
+/// catalog part is what the running compute was reconciled to), only
+/// checked after its reload; that check still sees the catalog as it is,
+/// so a spec role dropped by hand comes back. A spec that changes the
+/// catalog is planned twice: before it is accepted, and after the reload.
+#[tokio::test]
+async fn a_settings_only_reconfigure_is_planned_once_after_its_reload() {
+    let mut c = Compute::start(Some(small_spec()));
+    c.wait_running();
+    let plans = |c: &Compute| {
+        c.log()
+            .matches("planning the catalog reconciliation")
+            .count()
+    };
+    let before = plans(&c);
+    let settings = |s: Value| {
+        with_settings(
+            s,
+            json!([{"name": "work_mem", "value": "4321kB", "vartype": "string"}]),
+        )
+    };
+    // Bob owns db1: it is given away first, so bob can be dropped by hand.
+    let admin = c.client("postgres").await;
+    admin
+        .batch_execute("ALTER DATABASE db1 OWNER TO cloud_admin; DROP ROLE bob")
+        .await
+        .unwrap();
+    let (code, body) = c.configure(&settings(small_spec())).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(plans(&c) - before, 1, "{}", c.log());
+    let bob: i64 = admin
+        .query_one("SELECT count(*) FROM pg_roles WHERE rolname = 'bob'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bob, 1, "the catalog check after the reload put bob back");
+
+    let mut more = settings(small_spec());
+    more["cluster"]["roles"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "carol", "encrypted_password": null}));
+    let before = plans(&c);
+    let (code, body) = c.configure(&more).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(plans(&c) - before, 2, "{}", c.log());
+}
