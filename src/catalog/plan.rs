@@ -182,10 +182,10 @@ impl<'a> Planner<'a> {
     fn push(&mut self, kind: StepKind, database: Option<&str>, object: String, sql: Sql) {
         self.steps.push(Step {
             kind,
-            database: database.map(str::to_string),
-            redacted: sql.secret.then_some(sql.redacted),
-            sql: sql.text,
-            object,
+            database: database.map(Box::from),
+            redacted: sql.secret.then(|| sql.redacted.into_boxed_str()),
+            sql: sql.text.into_boxed_str(),
+            object: object.into_boxed_str(),
             phase: self.phase,
             group: self.group,
             secret: sql.secret,

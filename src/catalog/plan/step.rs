@@ -21,15 +21,19 @@ pub enum StepKind {
 }
 
 /// One SQL statement of a [`Plan`].
+///
+/// Its texts are boxed `str`s, not `String`s: a plan of 100k roles holds
+/// 200k steps, and each text built by pushes keeps spare capacity (and a
+/// `String` a word more) that a box does not.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Step {
     pub(super) kind: StepKind,
-    pub(super) database: Option<String>,
-    pub(super) sql: String,
+    pub(super) database: Option<Box<str>>,
+    pub(super) sql: Box<str>,
     /// The shown form, when it differs from `sql` (a password in it): a
     /// plan of 100k roles keeps one copy of each statement, not two.
-    pub(super) redacted: Option<String>,
-    pub(super) object: String,
+    pub(super) redacted: Option<Box<str>>,
+    pub(super) object: Box<str>,
     pub(super) phase: Phase,
     pub(super) group: usize,
     pub(super) secret: bool,
