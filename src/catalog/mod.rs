@@ -208,36 +208,37 @@ async fn plan_off_the_runtime(
 }
 
 /// Reads the catalog, plans and applies; returns what was done (the duration
-/// includes reading and planning). With `spec.skip_pg_catalog_updates`, does
-/// nothing.
+/// includes connecting, reading and planning). With
+/// `spec.skip_pg_catalog_updates`, does nothing.
 pub async fn reconcile(
     connector: &Connector,
     spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    if spec.skip_pg_catalog_updates {
-        info!("skip_pg_catalog_updates is set: no catalog reconciliation");
-        return Ok(ApplyReport::default());
-    }
-    let conn = connector.open(connector.maintenance_db()).await?;
-    reconcile_on(connector, conn, spec, concurrency).await
+    reconcile_on(connector, None, spec, concurrency).await
 }
 
-/// [`reconcile`] on `conn`, a connection to the maintenance database already
-/// open (the one that confirmed a reconfiguration's reload): reading the
-/// catalog then costs no connection of its own.
+/// [`reconcile`], on `conn` when given: a connection to the maintenance
+/// database already open (the one that confirmed a reconfiguration's
+/// reload), so that reading the catalog costs no connection of its own.
 pub(crate) async fn reconcile_on(
     connector: &Connector,
-    conn: Connection,
+    conn: Option<Connection>,
     spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    let start = std::time::Instant::now();
     if spec.skip_pg_catalog_updates {
-        conn.close().await;
+        if let Some(conn) = conn {
+            conn.close().await;
+        }
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
         return Ok(ApplyReport::default());
     }
+    let start = std::time::Instant::now();
+    let conn = match conn {
+        Some(conn) => conn,
+        None => connector.open(connector.maintenance_db()).await?,
+    };
     let context = PlanContext::Reconcile;
     let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
     conn.close().await;

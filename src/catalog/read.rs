@@ -35,19 +35,15 @@ pub async fn read_catalog(client: &Client) -> anyhow::Result<Catalog> {
         read_databases(client),
         read_subscriptions(client)
     )?;
-    let by_name: HashMap<&str, usize> = databases
+    let by_name: HashMap<String, usize> = databases
         .iter()
         .enumerate()
-        .map(|(i, d)| (d.name.as_str(), i))
+        .map(|(i, d)| (d.name.clone(), i))
         .collect();
-    let mut of_database: Vec<Vec<String>> = vec![Vec::new(); databases.len()];
     for (db, sub) in subscriptions {
-        if let Some(&i) = by_name.get(db.as_str()) {
-            of_database[i].push(sub);
+        if let Some(&i) = by_name.get(&db) {
+            databases[i].subscriptions.push(sub);
         }
-    }
-    for (d, subs) in databases.iter_mut().zip(of_database) {
-        d.subscriptions = subs;
     }
     Ok(Catalog {
         roles,

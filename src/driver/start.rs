@@ -370,37 +370,29 @@ pub(super) async fn reconfigure(
     if !pending_restart.is_empty() {
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
-    // The backend that confirmed the reload reads the catalog of a plain
-    // reconcile; the other contexts open their own sessions.
-    let mut confirming = Some(confirming);
-    if !matches!(context, catalog::PlanContext::Reconcile) || spec.mode != ComputeMode::Primary {
-        if let Some(c) = confirming.take() {
-            c.close().await;
-        }
-    }
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
-        let applied = match (context, confirming) {
-            (catalog::PlanContext::Start(origin), _) => {
+        let applied = match context {
+            catalog::PlanContext::Start(origin) => {
+                confirming.close().await;
                 let concurrency = catalog::Concurrency::Fixed(concurrency);
                 catalog::start(&connector, &spec, concurrency, origin)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
             }
-            (catalog::PlanContext::Reconcile, Some(conn)) => {
-                catalog::reconcile_on(&connector, conn, &spec, concurrency)
-                    .instrument(tracing::info_span!("apply_catalog"))
-                    .await
-            }
-            (catalog::PlanContext::Reconcile, None) => {
-                catalog::reconcile(&connector, &spec, concurrency)
+            // The backend that confirmed the reload reads the catalog.
+            catalog::PlanContext::Reconcile => {
+                catalog::reconcile_on(&connector, Some(confirming), &spec, concurrency)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
             }
             // Planned, not applied: the catalog stays as it is.
-            (catalog::PlanContext::DryRun, _) => catalog::dry_run(&connector, &spec)
-                .await
-                .map(|_| catalog::ApplyReport::default()),
+            catalog::PlanContext::DryRun => {
+                confirming.close().await;
+                catalog::dry_run(&connector, &spec)
+                    .await
+                    .map(|_| catalog::ApplyReport::default())
+            }
         };
         if size_limit_lifted {
             // On a failed apply too; its error is the one to report.
