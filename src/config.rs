@@ -8,7 +8,6 @@ use crate::spec::{ComputeMode, Storage, ValidSpec};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// Marks the start of the settings block compute_ctl manages.
 pub const BEGIN_MARKER: &str = "# Managed by compute_ctl: begin";
@@ -311,6 +310,13 @@ pub fn write(pgdata: &Path, spec: &ValidSpec, p: &ConfigParams) -> Result<()> {
     write_edge_files(pgdata, spec, p)?;
     write_atomic(&pgdata.join("postgresql.conf"), &postgresql_conf(spec, p))?;
     write_atomic(&pgdata.join("pg_hba.conf"), &pg_hba_conf(p))?;
+    // The override file is there, empty, as the reference leaves it (it
+    // truncates it, never removes it): postgres' every process logs a line
+    // for a missing included file at each reload otherwise.
+    let override_file = pgdata.join(OVERRIDE_FILE);
+    if std::fs::symlink_metadata(&override_file).is_err() {
+        empty_override(pgdata)?;
+    }
     Ok(())
 }
 
@@ -369,133 +375,9 @@ pub async fn restore_size_limit(
     Ok(())
 }
 
-/// How long to wait for postgres to take a reload into account.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a backend says of the configuration, in one round trip: when its
-/// postmaster last loaded the files (microseconds since the epoch), the
-/// settings pending a restart, the lines that keep postgres from loading the
-/// files at all (syntax errors, then unknown settings: postgres then keeps
-/// the old configuration and its load time stays), and the lines it
-/// rejected (a value a setting cannot take: the rest is applied).
-/// `pg_file_settings` parses the files as they are on disk now.
-const RELOAD_STATE: &str = "\
-    WITH pending AS (SELECT name FROM pg_catalog.pg_settings WHERE pending_restart), \
-         errors AS (SELECT sourcefile, sourceline, name, error \
-                    FROM pg_catalog.pg_file_settings \
-                    WHERE error IS NOT NULL AND sourcefile IS NOT NULL \
-                      AND (name IS NULL OR pg_catalog.lower(name) NOT IN (SELECT name FROM pending))) \
-    SELECT (EXTRACT(epoch FROM pg_catalog.pg_conf_load_time()) * 1000000)::pg_catalog.int8, \
-           ARRAY(SELECT name FROM pending ORDER BY name), \
-           ARRAY(SELECT pg_catalog.format('%s:%s: %s', sourcefile, sourceline, error) \
-                 FROM errors WHERE name IS NULL ORDER BY sourcefile, sourceline), \
-           ARRAY(SELECT pg_catalog.format('%s (%s:%s)', name, sourcefile, sourceline) \
-                 FROM errors WHERE error = 'unrecognized configuration parameter' \
-                 ORDER BY sourcefile, sourceline), \
-           ARRAY(SELECT pg_catalog.format('%s (%s:%s): %s', name, sourcefile, sourceline, error) \
-                 FROM errors WHERE name IS NOT NULL \
-                   AND error <> 'unrecognized configuration parameter' \
-                 ORDER BY sourcefile, sourceline)";
-
-/// Reloads postgres, then returns once a new connection sees the new
-/// configuration; lines postgres rejected are an error, and the settings
-/// that need a restart are returned.
-///
-/// The reload is sent first, as `pg_ctl reload` does (SIGHUP to the
-/// postmaster), and only then is a connection opened: on Neon storage a new
-/// backend needs the pageserver its postmaster has loaded, so a connection
-/// opened before the reload would wait for the pageserver the new
-/// configuration moves away from (which may be gone). The reload is confirmed
-/// when a new backend's `pg_conf_load_time()` is later than the moment
-/// before the signal; a file postgres cannot load at all is reported at once,
-/// naming its lines, instead of waiting for a reload that will not come.
-pub async fn reload_and_wait(
-    connector: &Connector,
-    db: &str,
-    postmaster: i32,
-) -> Result<Vec<String>> {
-    let reloaded = reload_and_confirm(connector, db, postmaster).await?;
-    reloaded.connection.close().await;
-    Ok(reloaded.pending_restart)
-}
-
-/// A reload [`reload_and_wait`] confirmed, with the connection that saw it.
-pub(crate) struct Reloaded {
-    /// The settings that need a restart to take effect.
-    pub(crate) pending_restart: Vec<String>,
-    /// The new backend that saw the new configuration: opened after the
-    /// reload, so the next SQL (a reconfiguration's catalog check) can run
-    /// on it instead of paying for a connection of its own.
-    pub(crate) connection: crate::connect::Connection,
-    /// When the SIGHUP was sent (what follows is the wait for a backend
-    /// that sees the new files).
-    pub(crate) signalled: Instant,
-}
-
-/// [`reload_and_wait`], keeping the connection that confirmed the reload.
-pub(crate) async fn reload_and_confirm(
-    connector: &Connector,
-    db: &str,
-    postmaster: i32,
-) -> Result<Reloaded> {
-    let before = micros_since_epoch(std::time::SystemTime::now());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(postmaster),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .context("sending SIGHUP to postgres")?;
-    let signalled = Instant::now();
-    let deadline = Instant::now() + RELOAD_TIMEOUT;
-    loop {
-        // A new backend inherits the postmaster's configuration and load time.
-        let connection = connector
-            .open(db)
-            .await
-            .context("connecting after the reload")?;
-        let row = connection.client.query_one(RELOAD_STATE, &[]).await?;
-        let loaded: i64 = row.get(0);
-        let pending: Vec<String> = row.get(1);
-        let unparsable: Vec<String> = row.get(2);
-        let unknown: Vec<String> = row.get(3);
-        let rejected: Vec<String> = row.get(4);
-        if !unparsable.is_empty() {
-            bail!(
-                "postgres cannot parse the configuration (it keeps the previous one): {}",
-                unparsable.join("; ")
-            );
-        }
-        if !unknown.is_empty() {
-            bail!(
-                "postgres has no such settings, so it keeps the previous configuration: {}",
-                unknown.join("; ")
-            );
-        }
-        if loaded >= before {
-            if !rejected.is_empty() {
-                bail!(
-                    "postgres rejected the configuration: {}",
-                    rejected.join("; ")
-                );
-            }
-            return Ok(Reloaded {
-                pending_restart: pending,
-                connection,
-                signalled,
-            });
-        }
-        connection.close().await;
-        if Instant::now() > deadline {
-            bail!("postgres did not reload its configuration within {RELOAD_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// `t` in microseconds since the Unix epoch, as postgres' timestamps.
-fn micros_since_epoch(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
+mod reload;
+pub use reload::reload_and_wait;
+pub(crate) use reload::{reload_and_confirm, ReloadSession};
 
 #[cfg(test)]
 mod tests_storage;

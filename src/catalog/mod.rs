@@ -215,24 +215,27 @@ pub async fn reconcile(
     spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    reconcile_on(connector, None, spec, concurrency).await
+    let (report, conn) = reconcile_on(connector, None, spec, concurrency).await?;
+    if let Some(conn) = conn {
+        conn.close().await;
+    }
+    Ok(report)
 }
 
 /// [`reconcile`], on `conn` when given: a connection to the maintenance
 /// database already open (the one that confirmed a reconfiguration's
 /// reload), so that reading the catalog costs no connection of its own.
+/// The connection is given back when nothing was applied (it sent no DDL);
+/// before an apply it is closed, so that it keeps no database busy.
 pub(crate) async fn reconcile_on(
     connector: &Connector,
     conn: Option<Connection>,
     spec: &ValidSpec,
     concurrency: usize,
-) -> anyhow::Result<ApplyReport> {
+) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if spec.skip_pg_catalog_updates {
-        if let Some(conn) = conn {
-            conn.close().await;
-        }
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
-        return Ok(ApplyReport::default());
+        return Ok((ApplyReport::default(), conn));
     }
     let start = std::time::Instant::now();
     let conn = match conn {
@@ -241,8 +244,19 @@ pub(crate) async fn reconcile_on(
     };
     let context = PlanContext::Reconcile;
     let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
-    conn.close().await;
-    apply_plan(connector, plan?, concurrency, start).await
+    match plan {
+        Ok(plan) if plan.is_empty() => {
+            let report = apply_plan(connector, plan, concurrency, start).await?;
+            Ok((report, Some(conn)))
+        }
+        plan => {
+            conn.close().await;
+            Ok((
+                apply_plan(connector, plan?, concurrency, start).await?,
+                None,
+            ))
+        }
+    }
 }
 
 /// Applies `plan` (read and made since `start`), logging what it did.

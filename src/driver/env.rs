@@ -76,6 +76,12 @@ pub(super) struct Env {
     /// the copied subscriptions: from then on every configuration written
     /// lets logical replication's subscribers run.
     pub(super) subscribers_released: std::sync::atomic::AtomicBool,
+    /// The idle session that confirmed the last reconfiguration's reload,
+    /// when its catalog step sent no DDL: the next reconfiguration confirms
+    /// its reload on it instead of forking a backend (see
+    /// [`crate::config::ReloadSession`]). Taken by each reconfiguration, so
+    /// it is never used by two at once.
+    pub(super) reload_session: parking_lot::Mutex<Option<crate::config::ReloadSession>>,
 }
 
 impl Env {

@@ -124,6 +124,7 @@ impl Driver {
                 params,
                 known_settings: OnceCell::new(),
                 subscribers_released: Default::default(),
+                reload_session: Default::default(),
             }),
             snapshot: snapshot.clone(),
             facts,

@@ -339,12 +339,13 @@ pub(super) async fn reconfigure(
     let connector = env.connector();
     let db = connector.maintenance_db().to_string();
     let postmaster = serving.postmaster;
-    let reloaded = config::reload_and_confirm(&connector, &db, postmaster)
+    let kept = env.reload_session.lock().take();
+    let reloaded = config::reload_and_confirm(&connector, &db, postmaster, kept)
         .instrument(tracing::info_span!("reload"))
         .await;
     let confirmed = Instant::now();
-    let (mut pending_restart, confirming, signalled) = match reloaded {
-        Ok(r) => (r.pending_restart, r.connection, r.signalled),
+    let (mut pending_restart, confirming, signalled, on_kept_session) = match reloaded {
+        Ok(r) => (r.pending_restart, r.session, r.signalled, r.on_kept_session),
         Err(e) => {
             // A configuration postgres rejected must not stay on disk for a
             // later SIGHUP or restart to pick up: the previous one goes back
@@ -370,11 +371,14 @@ pub(super) async fn reconfigure(
     if !pending_restart.is_empty() {
         tracing::warn!(settings = ?pending_restart, "settings changed that need a restart to take effect");
     }
+    // The session that confirmed the reload is kept for the next one unless
+    // the catalog step sent DDL (then it was closed, to keep no database busy).
+    let mut keep = None;
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
         let applied = match context {
             catalog::PlanContext::Start(origin) => {
-                confirming.close().await;
+                confirming.connection.close().await;
                 let concurrency = catalog::Concurrency::Fixed(concurrency);
                 catalog::start(&connector, &spec, concurrency, origin)
                     .instrument(tracing::info_span!("apply_catalog"))
@@ -382,13 +386,18 @@ pub(super) async fn reconfigure(
             }
             // The backend that confirmed the reload reads the catalog.
             catalog::PlanContext::Reconcile => {
-                catalog::reconcile_on(&connector, Some(confirming), &spec, concurrency)
+                let (connection, key) = confirming.into_parts();
+                catalog::reconcile_on(&connector, Some(connection), &spec, concurrency)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
+                    .map(|(report, back)| {
+                        keep = back.map(|c| key.join(c));
+                        report
+                    })
             }
             // Planned, not applied: the catalog stays as it is.
             catalog::PlanContext::DryRun => {
-                confirming.close().await;
+                confirming.connection.close().await;
                 catalog::dry_run(&connector, &spec)
                     .await
                     .map(|_| catalog::ApplyReport::default())
@@ -403,7 +412,10 @@ pub(super) async fn reconfigure(
             }
         }
         applied.context("applying the spec to the catalog")?;
+    } else {
+        keep = Some(confirming);
     }
+    *env.reload_session.lock() = keep;
     let done = Instant::now();
     let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     tracing::info!(
@@ -412,6 +424,7 @@ pub(super) async fn reconfigure(
         signal_ms = format_args!("{:.2}", ms(written, signalled)),
         confirm_ms = format_args!("{:.2}", ms(signalled, confirmed)),
         catalog_ms = format_args!("{:.2}", ms(confirmed, done)),
+        confirmed_on = %if on_kept_session { "kept_session" } else { "new_backend" },
         "compute reconfigured"
     );
     Ok(pending_restart)

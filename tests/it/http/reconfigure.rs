@@ -221,3 +221,70 @@ async fn a_settings_only_reconfigure_is_planned_once_after_its_reload() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(plans(&c) - before, 2, "{}", c.log());
 }
+
+/// A settings-only reconfiguration confirms its reload on the idle session
+/// the previous one kept (no backend is forked for it), and what it confirms
+/// is what a new connection sees; a kept session ended from outside is
+/// replaced by a new backend, and one whose catalog step sent DDL is closed.
+#[tokio::test]
+async fn a_settings_only_reconfigure_confirms_its_reload_on_the_kept_session() {
+    let mut c = Compute::start(Some(small_spec()));
+    c.wait_running();
+    let last_confirmed_on = |c: &Compute| -> String {
+        let log = c.log();
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("compute reconfigured"))
+            .expect("a reconfiguration logged")
+            .to_string();
+        let at = line.find("confirmed_on=").expect("confirmed_on logged") + "confirmed_on=".len();
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let with_work_mem = |s: Value, kb: u32| {
+        with_settings(
+            s,
+            json!([{"name": "work_mem", "value": format!("{kb}kB"), "vartype": "string"}]),
+        )
+    };
+    let admin = c.client("postgres").await;
+    let expect = |kb: u32| format!("{kb}kB");
+    for (kb, on) in [(4001, "new_backend"), (4002, "kept_session")] {
+        let (code, body) = c.configure(&with_work_mem(small_spec(), kb)).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(last_confirmed_on(&c), on, "work_mem {kb}");
+        let fresh = c.client("postgres").await;
+        let seen: String = fresh.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+        assert_eq!(seen, expect(kb));
+    }
+    // compute_ctl's sessions ended from outside: the kept one among them.
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'compute_ctl' AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let (code, body) = c.configure(&with_work_mem(small_spec(), 4003)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(last_confirmed_on(&c), "new_backend");
+    let fresh = c.client("postgres").await;
+    let seen: String = fresh.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(seen, expect(4003));
+    // A role added: the session that confirmed the reload is closed before
+    // the DDL, so the next reconfiguration forks a backend again.
+    let mut more = with_work_mem(small_spec(), 4004);
+    more["cluster"]["roles"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "carol", "encrypted_password": null}));
+    let (code, body) = c.configure(&more).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(last_confirmed_on(&c), "kept_session");
+    let (code, body) = c.configure(&with_work_mem(more.clone(), 4005)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(last_confirmed_on(&c), "new_backend");
+}
