@@ -362,10 +362,7 @@ async fn measure(work: &Path, roles: usize, databases: usize, round: usize) -> (
 async fn main() {
     install_crypto();
     let rounds = env_or("ROUNDS", 1).max(1);
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-cat-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = bench_dir("cc-bench-cat-");
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     println!(
         "catalog growth table (medians of {rounds} round(s); load average {} before)",

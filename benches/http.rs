@@ -31,10 +31,7 @@ fn spec(work_mem_kb: usize) -> serde_json::Value {
 #[tokio::main]
 async fn main() {
     install_crypto();
-    let dir = tempfile::Builder::new()
-        .prefix("cc-bench-http-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let dir = bench_dir("cc-bench-http-");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let c = Compute::start(dir.path()).await;
     let base = c.base.clone();

@@ -44,10 +44,7 @@ fn threads(pid: u32) -> usize {
 
 fn main() {
     let idle = Duration::from_secs(env_or("IDLE_SECONDS", 60) as u64);
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-idle-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = bench_dir("cc-bench-idle-");
     let dir = work.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let port = free_port();

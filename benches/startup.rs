@@ -43,10 +43,7 @@ fn main() {
     let pg_user = Uid::effective()
         .is_root()
         .then(|| User::from_name("postgres").unwrap().expect("user postgres"));
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = bench_dir("cc-bench-");
     chmod(work.path(), 0o755);
     let cache = work.path().join("templates");
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -21,6 +21,20 @@ pub fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A new directory for a bench's files, under `BENCH_DIR` (default `/tmp`,
+/// which every user may enter: postgres runs as `postgres` when the bench
+/// runs as root). A machine whose `/tmp` makes files slowly (an aged block
+/// group) times the file system more than compute_ctl: point `BENCH_DIR` at
+/// a directory elsewhere (mode 1777 or 755 on the way) and say so beside the
+/// figures.
+pub fn bench_dir(prefix: &str) -> tempfile::TempDir {
+    let base = std::env::var_os("BENCH_DIR").unwrap_or_else(|| "/tmp".into());
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .expect("a directory for the bench under BENCH_DIR (default /tmp)")
+}
+
 /// The `p` quantile (0..=1) of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
