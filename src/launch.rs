@@ -66,10 +66,14 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    if let Err(e) = logging::init(cli.log_format) {
-        eprintln!("compute_ctl: {e:#}");
-        return ExitCode::FAILURE;
-    }
+    // Held to the end of main: its drop writes out the queued lines.
+    let _log = match logging::init(cli.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("compute_ctl: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(Command::Plan {
         connstr,
         spec_path,

@@ -33,13 +33,33 @@ pub fn format() -> LogFormat {
 /// timestamp and the pid, which [`parse_pg_line`] takes apart.
 pub const PG_LINE_PREFIX: &str = "%m [%p] ";
 
+/// Keeps the log writer's thread: dropped at the end of `main`, it writes
+/// out the lines still queued before the process exits.
+#[must_use = "log lines still queued are lost when the guard is dropped early"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Lines queued for stderr before a logging task waits for the writer (the
+/// queue is a bounded channel; nothing is dropped when it is full).
+const QUEUED_LINES: usize = 128 * 1024;
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`).
-pub fn init(format: LogFormat) -> Result<()> {
+///
+/// Lines are written to stderr by a thread of their own, through a queue
+/// of [`QUEUED_LINES`]: a task that logs (the driver, an HTTP request)
+/// never waits for whoever reads stderr unless that reader is a queue's
+/// worth behind, where a direct write waited as soon as the pipe's 64 KiB
+/// were full. The queue does not drop lines; order is kept.
+pub fn init(format: LogFormat) -> Result<LogGuard> {
     let _ = FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("compute_ctl-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(filter);
     match format {
         LogFormat::Text => builder
@@ -52,7 +72,8 @@ pub fn init(format: LogFormat) -> Result<()> {
             .with_span_list(false)
             .try_init(),
     }
-    .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+    .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    Ok(LogGuard(guard))
 }
 
 /// A line postgres wrote with [`PG_LINE_PREFIX`], taken apart.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// How long the dry-run plan of a spec for a running compute may take
-/// before the spec is accepted unchecked (the driver answers nothing else
+/// before the spec is accepted unchecked (the driver answers only pings
 /// meanwhile).
 const PLAN_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -17,7 +17,7 @@ impl Driver {
     /// Validates a spec for this postgres (and, for a running compute, against
     /// the spec it runs: `running`); a bad one is answered 400 and changes nothing.
     pub(super) async fn accept_spec(
-        &self,
+        &mut self,
         spec: &ValidSpec,
         running: Option<&ValidSpec>,
         applied: bool,
@@ -28,7 +28,14 @@ impl Driver {
             None => Ok(()),
         };
         let checked = match checked {
-            Ok(()) => self.env.check_spec(spec).await.map_err(|e| e.to_string()),
+            Ok(()) => {
+                let env = self.env.clone();
+                let check = env.check_spec(spec);
+                self.events
+                    .answering_pings(check)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         let checked = match (checked, running) {
@@ -61,7 +68,7 @@ impl Driver {
     /// run (a connection and a read of the catalog). Its catalog check
     /// after the reload still reports a catalog changed by hand since.
     async fn planner_refusal(
-        &self,
+        &mut self,
         spec: &ValidSpec,
         current: &ValidSpec,
         applied: bool,
@@ -75,8 +82,12 @@ impl Driver {
             return Ok(());
         }
         let connector = self.env.connector();
-        let dry_run = crate::catalog::refusal(&connector, spec);
-        match tokio::time::timeout(PLAN_CHECK_TIMEOUT, dry_run).await {
+        let dry_run = tokio::time::timeout(
+            PLAN_CHECK_TIMEOUT,
+            crate::catalog::refusal(&connector, spec),
+        );
+        // Pings are answered meanwhile; everything else waits its turn.
+        match self.events.answering_pings(dry_run).await {
             Ok(Ok(Some(why))) => Err(format!("the catalog cannot take this spec: {why}")),
             Ok(Ok(None)) => Ok(()),
             Ok(Err(e)) => {

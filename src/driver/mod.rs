@@ -77,7 +77,7 @@ pub struct Driver {
     snapshot: Arc<RwLock<Snapshot>>,
     /// What the driver knows besides its state, published with it.
     facts: Facts,
-    events: mpsc::Receiver<Event>,
+    events: request::Inbox,
     started_at: Instant,
     /// The replies owed to requests answered later than they arrive.
     replies: Replies,
@@ -128,7 +128,7 @@ impl Driver {
             }),
             snapshot: snapshot.clone(),
             facts,
-            events: rx,
+            events: request::Inbox::new(rx),
             started_at: Instant::now(),
             replies: Replies::default(),
             lsn_lease: None,

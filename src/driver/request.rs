@@ -162,6 +162,65 @@ pub enum RequestError {
     ShuttingDown,
 }
 
+/// The driver's end of the event channel, with the events it set aside.
+///
+/// While the driver awaits something it must finish before it reads its
+/// next event (a spec's dry run before it is accepted), it still answers
+/// liveness pings ([`Inbox::answering_pings`]): a slow plan must not fail
+/// `/healthz` and get the container killed. Every other event read then is
+/// set aside, and [`Inbox::recv`] gives those back first, in their order,
+/// so they are taken up as if they had waited in the channel.
+pub(super) struct Inbox {
+    rx: mpsc::Receiver<Event>,
+    deferred: std::collections::VecDeque<Event>,
+}
+
+impl Inbox {
+    pub(super) fn new(rx: mpsc::Receiver<Event>) -> Self {
+        Inbox {
+            rx,
+            deferred: Default::default(),
+        }
+    }
+
+    /// The next event: one set aside first. Cancel-safe, as the channel's.
+    pub(super) async fn recv(&mut self) -> Option<Event> {
+        match self.deferred.pop_front() {
+            Some(event) => Some(event),
+            None => self.rx.recv().await,
+        }
+    }
+
+    /// The next event if there is one now.
+    pub(super) fn try_recv(&mut self) -> Option<Event> {
+        self.deferred
+            .pop_front()
+            .or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// Awaits `work`, answering the pings that come meanwhile (every state
+    /// admits them) and setting every other event aside for [`Inbox::recv`].
+    pub(super) async fn answering_pings<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                ev = self.rx.recv() => match ev {
+                    Some(Event::Request(Request::Ping { reply })) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(event) => self.deferred.push_back(event),
+                    // Every sender is gone: the loop sees it after the work.
+                    None => return work.await,
+                },
+            }
+        }
+    }
+}
+
 /// The published snapshot and the way to the driver, for everyone else.
 #[derive(Clone)]
 pub struct Handle {
@@ -242,7 +301,7 @@ impl Handle {
 /// is answered at once and noted in `refresh` for when the work is done). Returns the termination if one came first (dropping `work`, which
 /// cleans up after itself).
 pub(super) async fn interruptible<T>(
-    events: &mut mpsc::Receiver<Event>,
+    events: &mut Inbox,
     refresh: &mut super::refresh::RefreshAsk,
     here: Here,
     work: impl std::future::Future<Output = T>,

@@ -19,7 +19,6 @@ use compute_states::{
     Exited, Kind, Lsn, Origin, Stopping, Terminated, Terminating, TerminationMode,
 };
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// How long one final `--sync-safekeepers` may take before it is killed
@@ -139,7 +138,7 @@ pub(super) fn linger_for(configured: Option<Duration>, mode: TerminationMode) ->
 /// Keeps answering requests from the final state for `linger`: a repeated
 /// `/terminate` gets the same LSN (201), anything else the 412 of
 /// `terminated`. A signal, or every sender gone, ends it at once.
-pub(super) async fn linger(events: &mut mpsc::Receiver<Event>, lsn: Option<Lsn>, linger: Duration) {
+pub(super) async fn linger(events: &mut super::request::Inbox, lsn: Option<Lsn>, linger: Duration) {
     tracing::info!(
         ?linger,
         "terminated; the API keeps answering before the exit"
@@ -171,7 +170,7 @@ impl Driver {
         }
         // The `/terminate` calls waiting were answered on the way in
         // (`Replies::settle`). Requests that queued up while postgres was stopping.
-        while let Ok(ev) = self.events.try_recv() {
+        while let Some(ev) = self.events.try_recv() {
             match ev {
                 Event::Request(r) => after_termination(r, s.lsn()),
                 // The linger is cut short before it began.

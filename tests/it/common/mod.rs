@@ -49,6 +49,9 @@ struct Log {
     lines: Arc<Mutex<Vec<String>>>,
     /// The reader saw the end of the pipe: every line is in.
     drained: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, the reader reads nothing (the pipe fills up, as behind a
+    /// log collector that fell behind): [`Compute::pause_log_reader`].
+    paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Log {
@@ -88,6 +91,9 @@ impl Launch {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                while sink.paused.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 sink.lines.lock().unwrap().push(line);
             }
             sink.drained
@@ -232,6 +238,14 @@ impl Compute {
     /// Everything compute_ctl logged so far.
     pub fn log(&self) -> String {
         self.log.lines.lock().unwrap().join("\n")
+    }
+
+    /// Stops reading compute_ctl's stderr (`true`) or reads on (`false`):
+    /// stopped, the pipe fills up and compute_ctl's writes to it would wait.
+    pub fn pause_log_reader(&self, paused: bool) {
+        self.log
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Waits until the log contains `needle`; panics with the log after `timeout`.

@@ -10,6 +10,7 @@ pub(crate) mod jwt;
 mod monitor;
 mod reconfigure;
 mod slow_clients;
+mod stalls;
 
 fn small_spec() -> Value {
     spec(

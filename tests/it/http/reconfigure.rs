@@ -230,19 +230,31 @@ async fn a_settings_only_reconfigure_is_planned_once_after_its_reload() {
 async fn a_settings_only_reconfigure_confirms_its_reload_on_the_kept_session() {
     let mut c = Compute::start(Some(small_spec()));
     c.wait_running();
-    let last_confirmed_on = |c: &Compute| -> String {
-        let log = c.log();
-        let line = log
-            .lines()
-            .rfind(|l| l.contains("compute reconfigured"))
-            .expect("a reconfiguration logged")
-            .to_string();
-        let at = line.find("confirmed_on=").expect("confirmed_on logged") + "confirmed_on=".len();
-        line[at..]
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string()
+    // The `n`th reconfiguration's `confirmed_on` (its line may reach the
+    // log a moment after the answer).
+    let confirmed_on = |c: &Compute, n: usize| -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = c.log();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("compute reconfigured"))
+                .collect();
+            if let Some(line) = lines.get(n - 1) {
+                let at = line.find("confirmed_on=").expect("confirmed_on logged")
+                    + "confirmed_on=".len();
+                return line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reconfiguration {n} logged:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     };
     let with_work_mem = |s: Value, kb: u32| {
         with_settings(
@@ -252,10 +264,10 @@ async fn a_settings_only_reconfigure_confirms_its_reload_on_the_kept_session() {
     };
     let admin = c.client("postgres").await;
     let expect = |kb: u32| format!("{kb}kB");
-    for (kb, on) in [(4001, "new_backend"), (4002, "kept_session")] {
+    for (n, kb, on) in [(1, 4001, "new_backend"), (2, 4002, "kept_session")] {
         let (code, body) = c.configure(&with_work_mem(small_spec(), kb)).await;
         assert_eq!(code, 200, "{body}");
-        assert_eq!(last_confirmed_on(&c), on, "work_mem {kb}");
+        assert_eq!(confirmed_on(&c, n), on, "work_mem {kb}");
         let fresh = c.client("postgres").await;
         let seen: String = fresh.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
         assert_eq!(seen, expect(kb));
@@ -270,7 +282,7 @@ async fn a_settings_only_reconfigure_confirms_its_reload_on_the_kept_session() {
         .unwrap();
     let (code, body) = c.configure(&with_work_mem(small_spec(), 4003)).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(last_confirmed_on(&c), "new_backend");
+    assert_eq!(confirmed_on(&c, 3), "new_backend");
     let fresh = c.client("postgres").await;
     let seen: String = fresh.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
     assert_eq!(seen, expect(4003));
@@ -283,8 +295,8 @@ async fn a_settings_only_reconfigure_confirms_its_reload_on_the_kept_session() {
         .push(json!({"name": "carol", "encrypted_password": null}));
     let (code, body) = c.configure(&more).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(last_confirmed_on(&c), "kept_session");
+    assert_eq!(confirmed_on(&c, 4), "kept_session");
     let (code, body) = c.configure(&with_work_mem(more.clone(), 4005)).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(last_confirmed_on(&c), "new_backend");
+    assert_eq!(confirmed_on(&c, 5), "new_backend");
 }
