@@ -149,7 +149,10 @@ pub fn stored_password(spec_password: &str) -> String {
 /// compute's files are a cache of the pageserver's, not the database: a
 /// file copy there would copy the wrong thing, so `WAL_LOG` stays. Nor on a
 /// running compute (a reconfiguration): the two forced checkpoints write
-/// out everything its users dirtied, a burst postgres 15 moved away from.
+/// out everything its users dirtied, a burst postgres 15 moved away from
+/// (measured beside `pgbench -c 4` on a journaled ext4: 50 creations 4 at
+/// a time took 6.8 s with `FILE_COPY` and the clients fell to 1064 tps,
+/// 3.9 s with `WAL_LOG` and 1437 tps; 1951 tps alone).
 fn file_copy(spec: &ComputeSpec, context: PlanContext, creating: usize) -> bool {
     context.serves_no_one() && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
 }
