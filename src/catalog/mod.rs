@@ -244,19 +244,14 @@ pub(crate) async fn reconcile_on(
     };
     let context = PlanContext::Reconcile;
     let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
-    match plan {
-        Ok(plan) if plan.is_empty() => {
-            let report = apply_plan(connector, plan, concurrency, start).await?;
-            Ok((report, Some(conn)))
-        }
-        plan => {
-            conn.close().await;
-            Ok((
-                apply_plan(connector, plan?, concurrency, start).await?,
-                None,
-            ))
-        }
-    }
+    let conn = if matches!(&plan, Ok(plan) if plan.is_empty()) {
+        Some(conn)
+    } else {
+        conn.close().await;
+        None
+    };
+    let report = apply_plan(connector, plan?, concurrency, start).await?;
+    Ok((report, conn))
 }
 
 /// Applies `plan` (read and made since `start`), logging what it did.
