@@ -12,6 +12,7 @@
 //!
 //! Run: `cargo bench --bench basebackup` (ROUNDS=N, default 3). Asserts nothing.
 
+mod common;
 #[path = "../tests/it/fake_pageserver/mod.rs"]
 mod fake_pageserver;
 
@@ -111,10 +112,7 @@ fn main() {
         .build()
         .unwrap();
     let owner = RunAs::detect("postgres").unwrap();
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-bb-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = common::bench_dir("cc-bench-bb-");
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     println!("load average at start: {}", load_average());

@@ -7,13 +7,16 @@
 //! Run: `cargo bench --bench container` as root with podman, runc and
 //! mmdebstrap (ITERATIONS=N to change the sample size, default 5).
 
+mod common;
 #[path = "../tests/it/container/support.rs"]
 mod container_support;
 #[allow(dead_code)] // the bench needs only part of what the tests do
 #[path = "../tests/it/needs.rs"]
 mod needs;
-#[path = "../tests/it/ports.rs"]
-mod ports;
+/// Where the container support finds its free ports: the benches' own.
+mod ports {
+    pub use crate::common::free_port;
+}
 use container_support::*;
 
 use std::os::unix::fs::PermissionsExt;
@@ -98,10 +101,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     image();
-    let work = tempfile::Builder::new()
-        .prefix("cc-bench-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let work = common::bench_dir("cc-bench-");
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // Warm-up: the host's template cache, podman's first container.
     on_host(work.path(), 0);
