@@ -57,7 +57,7 @@ pub async fn ensure(client: &Client, name: &str) -> anyhow::Result<()> {
 /// `ensure`, without waiting for the WAL flush of the creation (a
 /// commit's fsync, tens of ms on a busy disk); true when it created the
 /// role, whose creation then becomes durable with the next durable commit
-/// (see [`flush`]).
+/// (see `catalog::start` on why a start needs no flush of its own).
 pub(crate) async fn ensure_unflushed(client: &Client, name: &str) -> anyhow::Result<bool> {
     check_privileged_role_name(name).map_err(anyhow::Error::msg)?;
     let exists = client
@@ -85,6 +85,7 @@ pub(crate) async fn ensure_unflushed(client: &Client, name: &str) -> anyhow::Res
 
 /// Waits until everything committed so far is on disk: a durable commit
 /// that writes (an empty transaction commits without waiting).
+#[cfg(test)]
 pub(crate) async fn flush(client: &Client) -> anyhow::Result<()> {
     client
         .batch_execute(

@@ -9,6 +9,17 @@
 //! connection serves the privileged role, the migrations, the apply's
 //! concurrency and the catalog read; and a cluster copied from a finished
 //! template is not asked what the template already holds.
+//!
+//! None of the start's own commits (the privileged role, the migrations,
+//! template1's default privileges) waits for its WAL flush, a commit's
+//! fsync each (on Neon storage, the safekeepers' answer). Nothing is lost
+//! that matters: every start applies the spec and the migrations again from
+//! what the data holds, so a start whose commits a crash lost is redone by
+//! the next one. And nothing durable can come after them without them: the
+//! WAL is flushed in order, so the first durable commit after them (a
+//! `CREATE DATABASE`, which always is; any client's once the compute is
+//! Running) makes them durable first, and postgres' WAL writer flushes them
+//! within `wal_writer_delay` (200 ms) in any case.
 
 use super::context::{Origin, PlanContext, Template1};
 use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport};
@@ -94,10 +105,11 @@ async fn prepare(
         (Origin::FinishedTemplate, false) => Template1Step::Finished,
         (Origin::Unknown, false) => Template1Step::Prepare,
     };
-    let (id, template1) = privileged_role_and_migrations(connector, client, role, step)
+    let (migrated, template1) = privileged_role_and_migrations(connector, client, role, step)
         .await
         .context("running the catalog migrations")?;
-    info!(migration_id = id, "catalog migrations done");
+    let (id, applied) = (migrated.reached, migrated.applied);
+    info!(migration_id = id, applied, "catalog migrations done");
     Ok((concurrency, template1))
 }
 
@@ -114,17 +126,17 @@ enum Template1Step {
 }
 
 /// Makes sure of the privileged role `role` and the migrations on `client`,
-/// for one WAL flush: the last migration's commit, or, when none was left
-/// to apply, a flush of the role's creation; meanwhile, what `step` says
-/// about template1. Returns the migration id reached and what is known of
-/// template1 (unknown when it was left alone or could not be looked at).
+/// none of whose commits waits for its WAL flush (see the module's doc);
+/// meanwhile, what `step` says about template1. Returns what the
+/// migrations did and what is known of template1 (unknown when it was left
+/// alone or could not be looked at).
 async fn privileged_role_and_migrations(
     connector: &Connector,
     client: &Client,
     role: &str,
     step: Template1Step,
-) -> anyhow::Result<(i64, Template1)> {
-    let created = privileged::ensure_unflushed(client, role).await?;
+) -> anyhow::Result<(migrations::Migrated, Template1)> {
+    privileged::ensure_unflushed(client, role).await?;
     let looking = async {
         match step {
             Template1Step::LeaveAlone => None,
@@ -142,11 +154,7 @@ async fn privileged_role_and_migrations(
         }
         template1 = Template1::inherits(ready);
     }
-    let migrated = migrated?;
-    if created && migrated.applied == 0 {
-        privileged::flush(client).await?;
-    }
-    Ok((migrated.reached, template1))
+    Ok((migrated?, template1))
 }
 
 /// A tenth of the server's `max_connections`, 1 to 16 (1 if unreadable).
@@ -193,7 +201,10 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
     let result = privileged_role_and_migrations(connector, &conn.client, role, step).await;
     conn.close().await;
     let (id, template1) = result.context("running the catalog migrations")?;
-    info!(migration_id = id, "catalog migrations done in the template");
+    info!(
+        migration_id = id.reached,
+        "catalog migrations done in the template"
+    );
     anyhow::ensure!(
         template1 == Template1::Inherits,
         "template1 did not take the privileged role's default privileges"

@@ -154,7 +154,7 @@ pub(crate) struct Migrated {
     /// The id reached.
     pub(crate) reached: i64,
     /// How many migrations it applied (or skipped for the server version)
-    /// now; when more than none, the last one's commit was durable.
+    /// now.
     pub(crate) applied: usize,
 }
 
@@ -179,8 +179,8 @@ pub(crate) async fn run_counted(
     let current = match found {
         Some(id) => id,
         None => {
-            // Not flushed at its commit: the last migration's commit is,
-            // which flushes this first.
+            // Not flushed at its commit, as no migration's is (see
+            // `catalog::start`).
             client
                 .batch_execute(&format!(
                     "BEGIN; SET LOCAL synchronous_commit = off; {PREPARE} COMMIT"
@@ -209,8 +209,7 @@ pub(crate) async fn run_counted(
     let mut reached = current;
     let mut applied = 0;
     for m in migrations.iter().filter(|m| m.id > current) {
-        let durable = m.id == last;
-        let result = apply_one(client, m, privileged_role, version, fail_at, durable).await;
+        let result = apply_one(client, m, privileged_role, version, fail_at).await;
         if let Err(e) = result {
             let _ = client.batch_execute("ROLLBACK").await;
             if reached > current {
@@ -249,21 +248,17 @@ async fn recorded(client: &Client) -> anyhow::Result<Option<i64>> {
 
 /// One migration in its own transaction: one round trip (begin, the SQL,
 /// the recorded id, commit in one message), or several when the failpoint
-/// names it (it fails after the SQL ran). Only the last one waits for the
-/// WAL flush at commit, which makes those before it durable too (a failure
-/// flushes those applied).
+/// names it (it fails after the SQL ran). Its commit does not wait for
+/// the WAL flush (see `catalog::start` on why a start flushes nothing of
+/// its own; a failure flushes those applied).
 async fn apply_one(
     client: &Client,
     m: &Migration,
     privileged_role: &str,
     server_version: i32,
     fail_at: Option<i64>,
-    durable: bool,
 ) -> anyhow::Result<()> {
-    let mut sql = String::from("BEGIN;");
-    if !durable {
-        sql.push_str(" SET LOCAL synchronous_commit = off;");
-    }
+    let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = off;");
     match m.min_server_version() {
         _ if m.skipped() => {
             info!(
