@@ -368,8 +368,24 @@ pub async fn restore_size_limit(
     connector: &Connector,
     postmaster: i32,
 ) -> Result<()> {
-    empty_override(pgdata)?;
-    reload_and_wait(connector, connector.maintenance_db(), postmaster)
+    restore_size_limit_on(pgdata, connector, postmaster, None).await
+}
+
+/// [`restore_size_limit`], its reload confirmed on `idle` when given (see
+/// [`reload_and_wait_on`]).
+pub(crate) async fn restore_size_limit_on(
+    pgdata: &Path,
+    connector: &Connector,
+    postmaster: i32,
+    idle: Option<crate::connect::Connection>,
+) -> Result<()> {
+    if let Err(e) = empty_override(pgdata) {
+        if let Some(conn) = idle {
+            conn.close().await;
+        }
+        return Err(e);
+    }
+    reload_and_wait_on(connector, connector.maintenance_db(), postmaster, idle)
         .await
         .context("reloading with the size limit back")?;
     Ok(())
@@ -377,6 +393,7 @@ pub async fn restore_size_limit(
 
 mod reload;
 pub use reload::reload_and_wait;
+pub(crate) use reload::reload_and_wait_on;
 pub(crate) use reload::{reload_and_confirm, ReloadSession};
 
 #[cfg(test)]

@@ -29,11 +29,6 @@ const FORCED_OPTIONS: &str = "-c default_transaction_read_only=off -c statement_
     -c DateStyle=ISO -c TimeZone=UTC -c pg_stat_statements.track=none \
     -c neon.forward_ddl=false -c pgaudit.log=none";
 
-/// Options of a connection whose statements postgres must not log (they
-/// carry passwords). Startup options apply before the first statement.
-const QUIET_OPTIONS: &str = "-c log_statement=none -c log_min_error_statement=panic \
-    -c log_min_duration_statement=-1";
-
 /// How to open maintenance connections to the compute's own postgres.
 #[derive(Debug, Clone)]
 pub struct Connector {
@@ -151,12 +146,6 @@ impl Connector {
 
     pub(crate) async fn open(&self, dbname: &str) -> anyhow::Result<Connection> {
         self.open_with(dbname, "").await
-    }
-
-    /// A maintenance connection on which postgres neither logs statements
-    /// nor quotes them in error reports: for statements with a password.
-    pub(crate) async fn open_quiet(&self, dbname: &str) -> anyhow::Result<Connection> {
-        self.open_with(dbname, QUIET_OPTIONS).await
     }
 
     async fn open_with(&self, dbname: &str, extra: &str) -> anyhow::Result<Connection> {

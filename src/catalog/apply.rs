@@ -34,20 +34,47 @@ pub struct ApplyReport {
 /// have finished) with an error naming the object and the redacted
 /// statement. What succeeded stays; planning again from the catalog and
 /// applying finishes the job.
+#[cfg(test)]
 pub async fn apply(
     connector: &Connector,
     plan: &Plan,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    let start = Instant::now();
-    let mut report = ApplyReport::default();
-    let mut maintenance = Maintenance::default();
-    let result = run_groups(connector, plan, concurrency, &mut maintenance, &mut report).await;
-    for conn in [maintenance.plain, maintenance.quiet].into_iter().flatten() {
+    let (report, plain) = apply_on(connector, None, plan, concurrency).await?;
+    if let Some(conn) = plain {
         conn.close().await;
     }
+    Ok(report)
+}
+
+/// [`apply`], with `plain` (a connection to the maintenance database already
+/// open, the start's, not quiet) as the connection for the maintenance
+/// database's statements, so that the apply costs no connection of its own
+/// for them; that connection is given back after a successful apply, for
+/// what follows the catalog step (the confirm of its reload).
+pub(crate) async fn apply_on(
+    connector: &Connector,
+    plain: Option<Connection>,
+    plan: &Plan,
+    concurrency: usize,
+) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
+    let start = Instant::now();
+    let mut report = ApplyReport::default();
+    let mut maintenance = Maintenance {
+        conn: plain,
+        quiet: false,
+    };
+    let result = run_groups(connector, plan, concurrency, &mut maintenance, &mut report).await;
     report.duration = start.elapsed();
-    result.map(|()| report)
+    match result {
+        Ok(()) => Ok((report, maintenance.give_back().await)),
+        Err(e) => {
+            if let Some(conn) = maintenance.conn {
+                conn.close().await;
+            }
+            Err(e)
+        }
+    }
 }
 
 async fn run_groups(
@@ -131,13 +158,26 @@ fn followups_of(group: &[Step], next: Option<&[Step]>) -> HashMap<String, Vec<St
     by_object
 }
 
-/// The maintenance database's connections, opened when first needed: a
-/// plain one, and a quiet one (not logged) for statements with a password.
+/// The maintenance database's connection, opened when first needed (or
+/// the one the apply was given), and whether postgres is told, for now, to
+/// neither log its statements nor quote them in error reports: it is while
+/// statements with a password run (a session setting, changed in a query
+/// of its own, since `log_statement` is decided for a whole query string
+/// before any of it runs), and is back to the server's settings for the
+/// others.
 #[derive(Default)]
 struct Maintenance {
-    plain: Option<Connection>,
-    quiet: Option<Connection>,
+    conn: Option<Connection>,
+    quiet: bool,
 }
+
+/// Makes a session quiet: postgres neither logs its statements nor quotes
+/// them in error reports (for statements with a password).
+const QUIET: &str = "SET log_statement = 'none'; SET log_min_error_statement = 'panic'; \
+    SET log_min_duration_statement = -1";
+/// Gives a quiet session back the server's logging settings.
+const LOUD: &str =
+    "RESET log_statement; RESET log_min_error_statement; RESET log_min_duration_statement";
 
 /// Most statements sent in one batch.
 const BATCH: usize = 250;
@@ -182,22 +222,34 @@ impl Maintenance {
         connector: &Connector,
         secret: bool,
     ) -> anyhow::Result<&mut Connection> {
-        let db = connector.maintenance_db();
-        let slot = if secret {
-            &mut self.quiet
-        } else {
-            &mut self.plain
-        };
-        if slot.is_none() {
-            let conn = if secret {
-                connector.open_quiet(db).await?
-            } else {
-                connector.open(db).await?
-            };
-            *slot = Some(conn);
+        if self.conn.is_none() {
+            self.conn = Some(connector.open(connector.maintenance_db()).await?);
+            self.quiet = false;
         }
-        slot.as_mut()
-            .ok_or_else(|| anyhow::anyhow!("maintenance connection missing"))
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("maintenance connection missing"))?;
+        if secret != self.quiet {
+            let sql = if secret { QUIET } else { LOUD };
+            conn.client
+                .batch_execute(sql)
+                .await
+                .context("setting how postgres logs the maintenance session's statements")?;
+            self.quiet = secret;
+        }
+        Ok(conn)
+    }
+
+    /// The connection, as logged as the server's settings say (None if it
+    /// cannot be made so: it is closed).
+    async fn give_back(self) -> Option<Connection> {
+        let conn = self.conn?;
+        if self.quiet && conn.client.batch_execute(LOUD).await.is_err() {
+            conn.close().await;
+            return None;
+        }
+        Some(conn)
     }
 }
 
@@ -390,9 +442,9 @@ fn refuses_connections(e: &anyhow::Error) -> bool {
         })
 }
 
-/// Runs one step. A statement with a password runs on a quiet connection
-/// (`quiet`), or else in a transaction where postgres neither logs it nor
-/// quotes it in an error report.
+/// Runs one step. A statement with a password runs on a session made quiet
+/// (`quiet`: see [`QUIET`]), or else in a transaction where postgres neither
+/// logs it nor quotes it in an error report.
 async fn execute(client: &Client, step: &Step, quiet: bool) -> anyhow::Result<()> {
     let mut attempt = 1;
     let result = loop {

@@ -36,7 +36,9 @@ mod tests_start;
 #[cfg(test)]
 mod tests_template1;
 
-pub use apply::{apply, ApplyReport};
+#[cfg(test)]
+pub use apply::apply;
+pub use apply::ApplyReport;
 use context::Template1;
 pub use context::{Origin, PlanContext};
 pub use model::DatabaseInfo;
@@ -45,7 +47,8 @@ pub use plan::plan_with;
 pub use plan::{stored_password, Plan, PlanError};
 pub use privileged::{check_privileged_role_name, DEFAULT_PRIVILEGED_ROLE};
 pub use read::{read_catalog, read_valid_until};
-pub use start::{finish_template, start, template_finish_key, Concurrency};
+pub(crate) use start::start_on;
+pub use start::{finish_template, spawn_extension_count, start, template_finish_key, Concurrency};
 pub use subscriptions::drop_before_start;
 
 use crate::connect::{Connection, Connector};
@@ -250,31 +253,35 @@ pub(crate) async fn reconcile_on(
         conn.close().await;
         None
     };
-    let report = apply_plan(connector, plan?, concurrency, start).await?;
+    let (report, _) = apply_plan(connector, None, plan?, concurrency, start).await?;
     Ok((report, conn))
 }
 
-/// Applies `plan` (read and made since `start`), logging what it did.
+/// Applies `plan` (read and made since `start`), logging what it did, with
+/// `plain` as its maintenance connection (see [`apply::apply_on`]), which is
+/// given back.
 async fn apply_plan(
     connector: &Connector,
+    plain: Option<Connection>,
     plan: Plan,
     concurrency: usize,
     start: std::time::Instant,
-) -> anyhow::Result<ApplyReport> {
+) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if plan.is_empty() {
         info!("catalog matches the spec: nothing to do");
-        return Ok(ApplyReport {
+        let report = ApplyReport {
             duration: start.elapsed(),
             ..ApplyReport::default()
-        });
+        };
+        return Ok((report, plain));
     }
     info!(statements = plan.len(), "applying the catalog plan");
-    let mut report = apply(connector, &plan, concurrency).await?;
+    let (mut report, plain) = apply::apply_on(connector, plain, &plan, concurrency).await?;
     report.duration = start.elapsed();
     info!(
         statements = report.statements,
         duration_ms = report.duration.as_millis() as u64,
         "catalog reconciled"
     );
-    Ok(report)
+    Ok((report, plain))
 }

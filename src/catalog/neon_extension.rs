@@ -5,7 +5,6 @@
 //! updated to the installation's version, also with
 //! `skip_pg_catalog_updates` (which only skips the creation).
 
-use crate::connect::Connector;
 use anyhow::Context;
 use tracing::{info, warn};
 
@@ -20,17 +19,14 @@ pub enum NeonExtension {
     At(String),
 }
 
-/// Creates (with `create`) and updates the `neon` extension in the
-/// maintenance database. A failed creation is an error (it is part of the
-/// catalog's apply); a failed update is logged, as the reference's.
-pub async fn handle(connector: &Connector, create: bool) -> anyhow::Result<NeonExtension> {
-    let conn = connector.open(connector.maintenance_db()).await?;
-    let result = handle_on(&conn.client, create).await;
-    conn.close().await;
-    result
-}
-
-async fn handle_on(client: &tokio_postgres::Client, create: bool) -> anyhow::Result<NeonExtension> {
+/// Creates (with `create`) and updates the `neon` extension on `client`, a
+/// connection to the maintenance database (the one the start's catalog step
+/// ran on). A failed creation is an error (it is part of the catalog's
+/// apply); a failed update is logged, as the reference's.
+pub(crate) async fn handle_on(
+    client: &tokio_postgres::Client,
+    create: bool,
+) -> anyhow::Result<NeonExtension> {
     let available = client
         .query_opt(
             "SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'neon'",

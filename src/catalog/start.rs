@@ -23,7 +23,7 @@
 
 use super::context::{Origin, PlanContext, Template1};
 use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport};
-use crate::connect::Connector;
+use crate::connect::{Connection, Connector};
 use crate::spec::ValidSpec;
 use anyhow::Context;
 use tokio_postgres::Client;
@@ -50,11 +50,33 @@ pub async fn start(
     concurrency: Concurrency,
     origin: Origin,
 ) -> anyhow::Result<ApplyReport> {
+    let (report, conn) = start_on(connector, None, spec, concurrency, origin).await?;
+    if let Some(conn) = conn {
+        conn.close().await;
+    }
+    spawn_extension_count(connector);
+    Ok(report)
+}
+
+/// [`start`], on `conn` when given (a connection to the maintenance
+/// database already open), giving back the maintenance connection it ran
+/// on: the one that read the catalog and applied its statements without a
+/// password, so that what follows the catalog step (the neon extension, the
+/// confirm of the size limit's reload) costs no connection of its own. The
+/// installed extensions are not counted: the caller starts that (see
+/// [`spawn_extension_count`]) once the start is done, so that the
+/// postmaster forks no backend for it meanwhile.
+pub(crate) async fn start_on(
+    connector: &Connector,
+    conn: Option<Connection>,
+    spec: &ValidSpec,
+    concurrency: Concurrency,
+    origin: Origin,
+) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog step");
         super::spare_db::drop_all(connector, origin);
-        spawn_extension_count(connector);
-        return Ok(ApplyReport::default());
+        return Ok((ApplyReport::default(), conn));
     }
     let began = std::time::Instant::now();
     if spec.drop_subscriptions_before_start {
@@ -64,7 +86,10 @@ pub async fn start(
             .context("dropping subscriptions before start")?;
         info!(dropped, "drop_subscriptions_before_start done");
     }
-    let conn = connector.open(connector.maintenance_db()).await?;
+    let conn = match conn {
+        Some(conn) => conn,
+        None => connector.open(connector.maintenance_db()).await?,
+    };
     let planned = async {
         let (concurrency, template1) =
             prepare(connector, &conn.client, spec, concurrency, origin).await?;
@@ -75,11 +100,14 @@ pub async fn start(
         anyhow::Ok((plan, concurrency))
     }
     .await;
-    conn.close().await;
-    let (plan, concurrency) = planned?;
-    let report = apply_plan(connector, plan, concurrency, began).await?;
-    spawn_extension_count(connector);
-    Ok(report)
+    let (plan, concurrency) = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    apply_plan(connector, Some(conn), plan, concurrency, began).await
 }
 
 /// What comes before the plan, on the start's maintenance connection: the
@@ -212,7 +240,9 @@ pub async fn finish_template(connector: &Connector) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_extension_count(connector: &Connector) {
+/// Counts the installed extensions in the background (the metrics'
+/// `installed_extensions`), once a start's catalog step is done.
+pub fn spawn_extension_count(connector: &Connector) {
     let connector = connector.clone();
     tokio::spawn(async move { crate::installed_extensions::refresh(&connector).await });
 }

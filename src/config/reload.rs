@@ -53,7 +53,24 @@ pub async fn reload_and_wait(
     db: &str,
     postmaster: i32,
 ) -> Result<Vec<String>> {
-    let reloaded = reload_and_confirm(connector, db, postmaster, None).await?;
+    reload_and_wait_on(connector, db, postmaster, None).await
+}
+
+/// [`reload_and_wait`], confirmed on `idle` when given: an idle session of
+/// this postmaster to `db` (say, the one a start's catalog step ran on),
+/// asked as a kept [`ReloadSession`] is, instead of a new backend; closed
+/// after.
+pub(crate) async fn reload_and_wait_on(
+    connector: &Connector,
+    db: &str,
+    postmaster: i32,
+    idle: Option<crate::connect::Connection>,
+) -> Result<Vec<String>> {
+    let kept = match idle {
+        Some(connection) => ReloadSession::of(connection, postmaster).await,
+        None => None,
+    };
+    let reloaded = reload_and_confirm(connector, db, postmaster, kept).await?;
     reloaded.session.connection.close().await;
     Ok(reloaded.pending_restart)
 }
@@ -96,6 +113,28 @@ pub(crate) struct ReloadSession {
 }
 
 impl ReloadSession {
+    /// `connection` (idle, to the maintenance database, a backend of
+    /// `postmaster`) as a session that can confirm the next reload: the
+    /// question prepared on it. None, the connection closed, if it cannot
+    /// be prepared (the confirm then forks a backend, as without one).
+    pub(crate) async fn of(
+        connection: crate::connect::Connection,
+        postmaster: i32,
+    ) -> Option<ReloadSession> {
+        match connection.client.prepare(RELOAD_STATE).await {
+            Ok(state) => Some(ReloadSession {
+                connection,
+                state,
+                postmaster,
+            }),
+            Err(e) => {
+                tracing::debug!("the idle session cannot confirm a reload ({e}): a new one will");
+                connection.close().await;
+                None
+            }
+        }
+    }
+
     /// Splits the connection off, for SQL that takes it by value.
     pub(crate) fn into_parts(self) -> (crate::connect::Connection, ReloadSessionKey) {
         let key = ReloadSessionKey {

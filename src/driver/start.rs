@@ -78,36 +78,24 @@ pub(super) async fn start_compute(
             _ => catalog::Origin::Unknown,
         };
         let concurrency = catalog::Concurrency::ShareOfMaxConnections;
-        if let Err(e) = catalog::start(&connector, &spec, concurrency, origin)
+        // The connection the catalog step ran on serves what follows it.
+        let idle = match catalog::start_on(&connector, None, &spec, concurrency, origin)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
-            let e = e.context("applying the spec to the catalog");
-            if let Some(why) = super::death_of(&mut pg).await {
-                return Err(anyhow::anyhow!("{e:#}; {why}"));
+            Ok((_, idle)) => idle,
+            Err(e) => {
+                let e = e.context("applying the spec to the catalog");
+                if let Some(why) = super::death_of(&mut pg).await {
+                    return Err(anyhow::anyhow!("{e:#}; {why}"));
+                }
+                let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
+                return Err(e);
             }
-            let _ = pg.stop(TerminationMode::Immediate, &params.pgbin).await;
-            return Err(e);
-        }
-        if matches!(spec.storage(), Storage::Neon { .. }) {
-            catalog::neon_extension::handle(&connector, !spec.skip_pg_catalog_updates)
-                .await
-                .context("the neon extension")?;
-        }
-        // The copied subscriptions are gone: their workers may run now.
-        // (With `skip_pg_catalog_updates` they were not dropped: still held.)
-        let held = env.config_params(&spec).hold_subscribers && !spec.skip_pg_catalog_updates;
-        if held {
-            env.subscribers_released
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            config::write(&params.pgdata, &spec, &env.config_params(&spec))?;
-        }
-        if size_limit_lifted {
-            // Its reload takes the released subscribers too.
-            config::restore_size_limit(&params.pgdata, &connector, pg.pid()).await?;
-        } else if held {
-            config::reload_and_wait(&connector, connector.maintenance_db(), pg.pid()).await?;
-        }
+        };
+        let after = after_catalog(&env, &spec, &connector, idle, pg.pid(), size_limit_lifted);
+        after.await?;
+        catalog::spawn_extension_count(&connector);
     } else {
         tracing::info!(mode = ?spec.mode, "read-only compute: the catalog follows the primary");
     }
@@ -120,6 +108,60 @@ pub(super) async fn start_compute(
         let _maker = next.make_in_background();
     }
     Ok((pg, timings))
+}
+
+/// What a primary's start does after its catalog step, on `idle` (the
+/// connection the step ran on, if it gave one back): the neon extension on
+/// Neon storage; then the subscribers the step held back released and the
+/// size limit put back, in one reload confirmed on that connection (a
+/// backend forked for it when there is none).
+async fn after_catalog(
+    env: &Env,
+    spec: &ValidSpec,
+    connector: &crate::connect::Connector,
+    mut idle: Option<crate::connect::Connection>,
+    postmaster: i32,
+    size_limit_lifted: bool,
+) -> anyhow::Result<()> {
+    async fn close(idle: Option<crate::connect::Connection>) {
+        if let Some(conn) = idle {
+            conn.close().await;
+        }
+    }
+    if matches!(spec.storage(), Storage::Neon { .. }) {
+        let conn = match idle.take() {
+            Some(conn) => conn,
+            None => connector.open(connector.maintenance_db()).await?,
+        };
+        let create = !spec.skip_pg_catalog_updates;
+        if let Err(e) = catalog::neon_extension::handle_on(&conn.client, create).await {
+            conn.close().await;
+            return Err(e.context("the neon extension"));
+        }
+        idle = Some(conn);
+    }
+    let pgdata = &env.params.pgdata;
+    // The copied subscriptions are gone: their workers may run now.
+    // (With `skip_pg_catalog_updates` they were not dropped: still held.)
+    let held = env.config_params(spec).hold_subscribers && !spec.skip_pg_catalog_updates;
+    if held {
+        env.subscribers_released
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = config::write(pgdata, spec, &env.config_params(spec)) {
+            close(idle).await;
+            return Err(e);
+        }
+    }
+    if size_limit_lifted {
+        // Its reload takes the released subscribers too.
+        config::restore_size_limit_on(pgdata, connector, postmaster, idle).await?;
+    } else if held {
+        let db = connector.maintenance_db();
+        config::reload_and_wait_on(connector, db, postmaster, idle).await?;
+    } else {
+        close(idle).await;
+    }
+    Ok(())
 }
 
 /// Whether the catalog's apply runs with Neon's size limit lifted (see
@@ -377,12 +419,23 @@ pub(super) async fn reconfigure(
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
         let applied = match context {
+            // As at a start, on the backend that confirmed the reload.
             catalog::PlanContext::Start(origin) => {
-                confirming.connection.close().await;
                 let concurrency = catalog::Concurrency::Fixed(concurrency);
-                catalog::start(&connector, &spec, concurrency, origin)
+                let conn = Some(confirming.connection);
+                let applied = catalog::start_on(&connector, conn, &spec, concurrency, origin)
                     .instrument(tracing::info_span!("apply_catalog"))
-                    .await
+                    .await;
+                match applied {
+                    Ok((report, conn)) => {
+                        if let Some(conn) = conn {
+                            conn.close().await;
+                        }
+                        catalog::spawn_extension_count(&connector);
+                        Ok(report)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             // The backend that confirmed the reload reads the catalog.
             catalog::PlanContext::Reconcile => {
