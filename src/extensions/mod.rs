@@ -34,16 +34,24 @@ use tokio::sync::OnceCell;
 
 /// The extension store and what was fetched from it.
 pub struct Store {
-    base: Option<reqwest::Url>,
+    /// The store's URL and the client that fetches from it; none when `-r`
+    /// named no store, so that a compute without one builds no HTTP client
+    /// (which reads the system's CA certificates: ~25 ms of every start).
+    remote: Option<Remote>,
     /// `<build tag>/<arch>/v<major>/extensions/`.
     prefix: String,
     pg_config: PathBuf,
     /// The installation's directories, read from `pg_config` once.
     dirs: OnceCell<Dirs>,
     limits: Limits,
-    client: reqwest::Client,
     /// Per archive name: held by its download; true once completed.
     downloads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>,
+}
+
+/// Where the store is and how it is reached.
+struct Remote {
+    base: reqwest::Url,
+    client: reqwest::Client,
 }
 
 /// Where archives are unpacked and where their files go.
@@ -101,31 +109,37 @@ impl Store {
         build_tag: &str,
         limits: Limits,
     ) -> Result<Store> {
-        // TLS through rustls with the ring provider (already in the tree for JWT).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let arch = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
             other => other,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(limits.timeout)
-            .build()
-            .context("building the HTTP client of the extension store")?;
+        let remote = match base {
+            Some(base) => {
+                // TLS through rustls with the ring provider (already in the
+                // tree for JWT).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = reqwest::Client::builder()
+                    .connect_timeout(limits.timeout)
+                    .build()
+                    .context("building the HTTP client of the extension store")?;
+                Some(Remote { base, client })
+            }
+            None => None,
+        };
         Ok(Store {
-            base,
+            remote,
             prefix: format!("{build_tag}/{arch}/v{}/extensions/", pgbin.major),
             pg_config: pgbin.tool("pg_config"),
             dirs: OnceCell::new(),
             limits,
-            client,
             downloads: Mutex::new(HashMap::new()),
         })
     }
 
     /// Whether `-r` named a store.
     pub fn configured(&self) -> bool {
-        self.base.is_some()
+        self.remote.is_some()
     }
 
     /// The archive that `name` asks for (a library when `is_library`),
@@ -149,8 +163,8 @@ impl Store {
 
     /// Downloads and installs `extension`'s archive, once.
     async fn download(&self, extension: &str) -> Result<u64> {
-        let base = self
-            .base
+        let Remote { base, client } = self
+            .remote
             .as_ref()
             .ok_or_else(|| anyhow!("remote storage is not configured"))?;
         let filename = format!("{extension}.tar.zst");
@@ -173,7 +187,7 @@ impl Store {
             .join(&format!("{}{filename}", self.prefix))
             .with_context(|| format!("joining {filename} to the store's URL"))?;
         let began = Instant::now();
-        let body = fetch::get(&self.client, &url, &filename, &self.limits).await?;
+        let body = fetch::get(client, &url, &filename, &self.limits).await?;
         let size = body.len() as u64;
         let dirs = self.dirs().await?.clone();
         let max_unpacked = self.limits.max_bytes.saturating_mul(UNPACKED_RATIO);
