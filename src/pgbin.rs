@@ -22,22 +22,46 @@ impl PgBin {
     /// on `PATH`, else `pg_config --bindir`, else the newest
     /// `/usr/lib/postgresql/*/bin`. Checks it runs and reads its version.
     pub async fn resolve(explicit: Option<&Path>) -> Result<PgBin> {
-        let postgres = match explicit {
-            Some(p) => {
-                if !p.is_file() {
-                    bail!(
-                        "postgres binary {} does not exist (from -b / POSTGRES_PATH)",
-                        p.display()
-                    );
-                }
-                p.to_path_buf()
-            }
-            None => autodetect().await.context(
-                "no postgres binary found on PATH, via pg_config, or under /usr/lib/postgresql; \
-                 pass -b /path/to/postgres or set POSTGRES_PATH",
-            )?,
-        };
-        let postgres = with_siblings(postgres);
+        Self::with_version_of(locate(explicit).await?).await
+    }
+
+    /// [`PgBin::resolve`], with the version remembered in `cache_dir` for
+    /// this binary (its path, device, inode, size, modification and change
+    /// times): `postgres --version` costs a process of ~12 ms, on every
+    /// start's path otherwise. Believed and written as the settings are (see
+    /// [`PgBin::known_settings_cached`]); a cache that cannot be read or
+    /// written only costs that process. A binary replaced or touched is a
+    /// new entry, and one that no longer runs is found out by the first
+    /// thing that runs it (initdb or postgres), with its own error.
+    pub async fn resolve_cached(explicit: Option<&Path>, cache_dir: &Path) -> Result<PgBin> {
+        let postgres = locate(explicit).await?;
+        let (name, header) = version_cache_entry(&postgres);
+        let dir = trusted_dir(cache_dir);
+        let cached = dir
+            .as_ref()
+            .and_then(|d| d.read_string(&name).ok().flatten())
+            .and_then(|text| Some(text.strip_prefix(&header)?.trim().to_string()))
+            .and_then(|version| Some((parse_major(&version)?, version)));
+        if let Some((major, version)) = cached {
+            return Ok(PgBin {
+                postgres,
+                version,
+                major,
+            });
+        }
+        let bin = Self::with_version_of(postgres).await?;
+        let text = format!("{header}{}\n", bin.version);
+        write_cache(
+            dir.as_ref(),
+            &cache_dir.join(&name),
+            &text,
+            "postgres' version",
+        );
+        Ok(bin)
+    }
+
+    /// `postgres` with the version it prints.
+    async fn with_version_of(postgres: PathBuf) -> Result<PgBin> {
         let out = process::output(Command::new(&postgres).arg("--version"))
             .await
             .with_context(|| format!("running {} --version", postgres.display()))?;
@@ -82,9 +106,7 @@ impl PgBin {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let dir = crate::safe_fs::Dir::open(cache_dir)
-            .ok()
-            .filter(|d| d.trusted().unwrap_or(false));
+        let dir = trusted_dir(cache_dir);
         if let Some(d) = &dir {
             if let Ok(Some(text)) = d.read_string(&name) {
                 if let Some(names) = text.strip_prefix(&header) {
@@ -98,18 +120,7 @@ impl PgBin {
             text.push_str(name);
             text.push('\n');
         }
-        let written = match &dir {
-            Some(d) => d.replace(&name, text.as_bytes(), 0o644, None),
-            None => Err(anyhow::anyhow!(
-                "the directory is missing or not ours alone"
-            )),
-        };
-        if let Err(e) = written {
-            tracing::debug!(
-                "not caching postgres' settings in {}: {e:#}",
-                file.display()
-            );
-        }
+        write_cache(dir.as_ref(), &file, &text, "postgres' settings");
         Ok(known)
     }
 
@@ -210,6 +221,69 @@ impl PgBin {
     }
 }
 
+/// Where postgres is: `explicit`, else found (see [`PgBin::resolve`]).
+async fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    let postgres = match explicit {
+        Some(p) => {
+            if !p.is_file() {
+                bail!(
+                    "postgres binary {} does not exist (from -b / POSTGRES_PATH)",
+                    p.display()
+                );
+            }
+            p.to_path_buf()
+        }
+        None => autodetect().await.context(
+            "no postgres binary found on PATH, via pg_config, or under /usr/lib/postgresql; \
+             pass -b /path/to/postgres or set POSTGRES_PATH",
+        )?,
+    };
+    Ok(with_siblings(postgres))
+}
+
+/// The name under which `postgres`' version is cached, and the first line
+/// the file must have: the binary's path and identity.
+fn version_cache_entry(postgres: &Path) -> (String, String) {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let identity = std::fs::metadata(postgres)
+        .map(|m| {
+            let times = (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec());
+            (m.dev(), m.ino(), m.len(), times)
+        })
+        .unwrap_or_default();
+    let header = format!("{} {identity:?}\n", postgres.display());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    header.hash(&mut h);
+    (format!("version-{:016x}", h.finish()), header)
+}
+
+/// `cache_dir`, if it exists and nobody but us can write it.
+fn trusted_dir(cache_dir: &Path) -> Option<crate::safe_fs::Dir> {
+    crate::safe_fs::Dir::open(cache_dir)
+        .ok()
+        .filter(|d| d.trusted().unwrap_or(false))
+}
+
+/// Writes `text` as `file` in `dir` (through a handle on it, under an
+/// unpredictable temporary name, then renamed); what could not be written
+/// is only logged: the cache is an optimisation.
+fn write_cache(dir: Option<&crate::safe_fs::Dir>, file: &Path, text: &str, what: &str) {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let written = match dir {
+        Some(d) => d.replace(name, text.as_bytes(), 0o644, None),
+        None => Err(anyhow::anyhow!(
+            "the directory is missing or not ours alone"
+        )),
+    };
+    if let Err(e) = written {
+        tracing::debug!("not caching {what} in {}: {e:#}", file.display());
+    }
+}
+
 /// The tools are looked up next to postgres. When postgres is a symlink
 /// (e.g. `/usr/local/bin/postgres`), follow it to the real installation
 /// directory, where all the tools are. A wrapper script is used as given.
@@ -266,93 +340,4 @@ fn newest_debian_postgres(root: &Path) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn major_versions_parse() {
-        assert_eq!(
-            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
-            Some(15)
-        );
-        assert_eq!(parse_major("postgres (PostgreSQL) 17devel"), Some(17));
-        assert_eq!(parse_major("postgres (PostgreSQL) 9.6.24"), Some(9));
-        assert_eq!(parse_major("garbage"), None);
-    }
-
-    #[tokio::test]
-    async fn missing_binary_is_a_clear_error() {
-        let e = PgBin::resolve(Some(Path::new("/nonexistent/postgres")))
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/postgres"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn finds_and_describes_the_installed_postgres() {
-        let bin = PgBin::resolve(None)
-            .await
-            .expect("postgres is installed on test machines");
-        assert!(bin.major >= 13, "{}", bin.version);
-        assert!(bin.tool("initdb").is_file());
-        let known = bin.known_settings().await.unwrap();
-        assert!(known.contains("work_mem") && known.contains("shared_buffers"));
-        assert!(!known.contains("no_such_setting"));
-        // What --describe-config leaves out, and we add.
-        let extra: HashSet<&str> = bin.undescribed_settings().collect();
-        for name in [
-            "application_name",
-            "transaction_isolation",
-            "jit_expressions",
-        ] {
-            assert!(!known.contains(name) && extra.contains(name), "{name}");
-        }
-        assert!(extra.iter().all(|n| !known.contains(*n)), "{extra:?}");
-    }
-
-    #[tokio::test]
-    async fn the_settings_cache_never_writes_through_a_planted_name() {
-        use std::os::unix::fs::PermissionsExt;
-        let bin = PgBin::resolve(None).await.unwrap();
-        let cache = tempfile::tempdir().unwrap();
-        let victim = cache.path().join("victim");
-        std::fs::write(&victim, "precious\n").unwrap();
-        let (file, _) = bin.settings_cache_entry(cache.path());
-        // The temporary name the cache once used, and the file itself.
-        let planted = file.with_extension(format!("tmp-{}", std::process::id()));
-        std::os::unix::fs::symlink(&victim, &planted).unwrap();
-        std::os::unix::fs::symlink(&victim, &file).unwrap();
-        bin.known_settings_cached(cache.path()).await.unwrap();
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
-        assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
-        // A cache directory others can write is not believed.
-        let (_, header) = bin.settings_cache_entry(cache.path());
-        std::fs::remove_file(&file).unwrap();
-        std::fs::write(&file, format!("{header}only_this\n")).unwrap();
-        std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let described = bin.known_settings_cached(cache.path()).await.unwrap();
-        assert!(described.contains("work_mem"));
-    }
-
-    #[tokio::test]
-    async fn the_settings_are_cached_per_binary() {
-        let bin = PgBin::resolve(None).await.unwrap();
-        let cache = tempfile::tempdir().unwrap();
-        let first = bin.known_settings_cached(cache.path()).await.unwrap();
-        assert_eq!(first, bin.known_settings().await.unwrap());
-        let (file, header) = bin.settings_cache_entry(cache.path());
-        let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.starts_with(&header), "{text}");
-        // Read back from the file (made different here, to tell).
-        std::fs::write(&file, format!("{header}only_this\n")).unwrap();
-        let cached = bin.known_settings_cached(cache.path()).await.unwrap();
-        assert_eq!(cached, HashSet::from(["only_this".to_string()]));
-        // A file for another binary (header) is not believed.
-        std::fs::write(&file, "postgres (PostgreSQL) 99.0 (0, 0)\nonly_this\n").unwrap();
-        let again = bin.known_settings_cached(cache.path()).await.unwrap();
-        assert_eq!(again, first);
-        // No cache directory: described each time.
-        let gone = cache.path().join("missing");
-        assert_eq!(bin.known_settings_cached(&gone).await.unwrap(), first);
-    }
-}
+mod tests;

@@ -495,15 +495,15 @@ impl Cli {
             .pgbin
             .clone()
             .or_else(|| std::env::var_os("POSTGRES_PATH").map(PathBuf::from));
-        let pgbin = PgBin::resolve(pgbin_flag.as_deref()).await?;
-        let run_as = RunAs::detect(&self.pg_user)?;
-        for flag in self.reference.unsupported() {
-            tracing::warn!("{flag} is not supported by this compute_ctl; ignored");
-        }
         let template_cache = self
             .template_cache
             .clone()
             .unwrap_or_else(pgdata::default_cache_dir);
+        let pgbin = PgBin::resolve_cached(pgbin_flag.as_deref(), &template_cache).await?;
+        let run_as = RunAs::detect(&self.pg_user)?;
+        for flag in self.reference.unsupported() {
+            tracing::warn!("{flag} is not supported by this compute_ctl; ignored");
+        }
         let socket_dir = self.socket_dir.clone().unwrap_or_else(socket::default_dir);
         // compute_ctl's own sessions go through the socket, where the
         // superuser is trusted; the connstr gives the user, database and port.
