@@ -158,7 +158,8 @@ pub struct Cli {
     )]
     pub pg_user: String,
 
-    /// Where initdb templates (finished: see README) are cached.
+    /// Where initdb templates (finished: see README) are cached, with what
+    /// each postgres binary says of itself (its version and settings).
     /// Default: /var/cache/compute_ctl as root, else ~/.cache/compute_ctl.
     #[arg(long, env = "COMPUTE_CTL_TEMPLATE_CACHE", value_name = "DIR")]
     pub template_cache: Option<PathBuf>,
