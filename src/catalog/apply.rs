@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-/// What [`apply`] did.
+/// What [`apply_on`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Statements executed successfully.
@@ -25,15 +25,7 @@ pub struct ApplyReport {
     pub skipped_databases: Vec<String>,
 }
 
-/// Runs `plan`: its ordering groups one after the other; inside a group, the
-/// statements of the maintenance database first, in order, then those of
-/// each other database in order on its own connection, up to `concurrency`
-/// databases at a time.
-///
-/// The first failure stops the apply (once the statements already running
-/// have finished) with an error naming the object and the redacted
-/// statement. What succeeded stays; planning again from the catalog and
-/// applying finishes the job.
+/// [`apply_on`] on a maintenance connection of its own, closed after.
 #[cfg(test)]
 pub async fn apply(
     connector: &Connector,
@@ -47,8 +39,18 @@ pub async fn apply(
     Ok(report)
 }
 
-/// [`apply`], with `plain` (a connection to the maintenance database already
-/// open, the start's, not quiet) as the connection for the maintenance
+/// Runs `plan`: its ordering groups one after the other; inside a group, the
+/// statements of the maintenance database first, in order, then those of
+/// each other database in order on its own connection, up to `concurrency`
+/// databases at a time.
+///
+/// The first failure stops the apply (once the statements already running
+/// have finished) with an error naming the object and the redacted
+/// statement. What succeeded stays; planning again from the catalog and
+/// applying finishes the job.
+///
+/// `plain`, when given (a connection to the maintenance database already
+/// open, the start's, not quiet), is the connection for the maintenance
 /// database's statements, so that the apply costs no connection of its own
 /// for them; that connection is given back after a successful apply, for
 /// what follows the catalog step (the confirm of its reload).

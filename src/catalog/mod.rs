@@ -1,7 +1,7 @@
 //! The catalog: roles and databases, reconciled with the spec.
 //!
 //! [`read_catalog`] takes a snapshot, [`plan::plan_cancellable`] (pure)
-//! computes the ordered statements, [`apply()`] runs them; [`reconcile`] does
+//! computes the ordered statements, [`apply::apply_on`] runs them; [`reconcile`] does
 //! all three. The order is the contract's: delta operations, then roles, then databases. At a
 //! primary's start, [`start()`] first drops copied subscriptions (when the
 //! spec asks), creates the privileged role and runs the [`migrations`].
