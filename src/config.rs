@@ -354,6 +354,20 @@ pub fn lift_size_limit(pgdata: &Path) -> Result<()> {
         .context("lifting the size limit for the catalog's apply")
 }
 
+/// What the override file holds while compute_ctl applies a plan that
+/// creates databases in bulk on local storage (see `driver::bulk`): their
+/// copies and commits are not synced, which on a PGDATA made again at every
+/// start loses nothing. Never beside [`SIZE_LIMIT_LIFTED`], which is Neon
+/// storage's.
+pub const FSYNC_LIFTED: &str = "fsync=off\n";
+
+/// Lifts `fsync` for the apply to come (the override file says
+/// [`FSYNC_LIFTED`]); a reload follows.
+pub fn lift_fsync(pgdata: &Path) -> Result<()> {
+    write_atomic(&pgdata.join(OVERRIDE_FILE), FSYNC_LIFTED)
+        .context("lifting fsync for the catalog's apply")
+}
+
 /// Empties the override file (as the reference leaves it after an apply),
 /// without a reload: for a rollback whose own reload follows.
 pub fn empty_override(pgdata: &Path) -> Result<()> {

@@ -7,6 +7,7 @@
 //! spec asks), creates the privileged role and runs the [`migrations`].
 
 mod apply;
+mod bulk;
 mod context;
 pub mod migrations;
 mod model;
@@ -39,6 +40,7 @@ mod tests_template1;
 #[cfg(test)]
 pub use apply::apply;
 pub use apply::ApplyReport;
+pub(crate) use bulk::BulkApply;
 use context::Template1;
 pub use context::{Origin, PlanContext};
 pub use model::DatabaseInfo;
@@ -218,7 +220,7 @@ pub async fn reconcile(
     spec: &ValidSpec,
     concurrency: usize,
 ) -> anyhow::Result<ApplyReport> {
-    let (report, conn) = reconcile_on(connector, None, spec, concurrency).await?;
+    let (report, conn) = reconcile_on(connector, None, spec, concurrency, None).await?;
     if let Some(conn) = conn {
         conn.close().await;
     }
@@ -229,12 +231,14 @@ pub async fn reconcile(
 /// database already open (the one that confirmed a reconfiguration's
 /// reload), so that reading the catalog costs no connection of its own.
 /// The connection is given back when nothing was applied (it sent no DDL);
-/// before an apply it is closed, so that it keeps no database busy.
+/// before an apply it is closed, so that it keeps no database busy. `bulk`
+/// wraps an apply that creates databases in bulk (see [`BulkApply`]).
 pub(crate) async fn reconcile_on(
     connector: &Connector,
     conn: Option<Connection>,
     spec: &ValidSpec,
     concurrency: usize,
+    bulk: Option<&dyn BulkApply>,
 ) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog reconciliation");
@@ -253,18 +257,20 @@ pub(crate) async fn reconcile_on(
         conn.close().await;
         None
     };
-    let (report, _) = apply_plan(connector, None, plan?, concurrency, start).await?;
+    let (report, _) = apply_plan(connector, None, plan?, concurrency, bulk, start).await?;
     Ok((report, conn))
 }
 
 /// Applies `plan` (read and made since `start`), logging what it did, with
 /// `plain` as its maintenance connection (see [`apply::apply_on`]), which is
-/// given back.
+/// given back; inside `bulk`'s lift and restore when the plan creates
+/// databases in bulk ([`bulk::is_bulk`]).
 async fn apply_plan(
     connector: &Connector,
     plain: Option<Connection>,
     plan: Plan,
     concurrency: usize,
+    bulk: Option<&dyn BulkApply>,
     start: std::time::Instant,
 ) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if plan.is_empty() {
@@ -276,7 +282,27 @@ async fn apply_plan(
         return Ok((report, plain));
     }
     info!(statements = plan.len(), "applying the catalog plan");
-    let (mut report, plain) = apply::apply_on(connector, plain, &plan, concurrency).await?;
+    let (plain, lifted) = match bulk.filter(|_| bulk::is_bulk(&plan)) {
+        Some(hooks) => match hooks.lift(plain).await? {
+            (plain, true) => (plain, Some(hooks)),
+            (plain, false) => (plain, None),
+        },
+        None => (plain, None),
+    };
+    let applied = apply::apply_on(connector, plain, &plan, concurrency).await;
+    let (mut report, plain) = match lifted {
+        None => applied?,
+        Some(hooks) => match applied {
+            Ok((report, plain)) => (report, hooks.restore(plain).await?),
+            Err(e) => {
+                // The apply's error is the one to report.
+                if let Err(again) = hooks.restore(None).await {
+                    tracing::warn!("after the failed apply: {again:#}");
+                }
+                return Err(e);
+            }
+        },
+    };
     report.duration = start.elapsed();
     info!(
         statements = report.statements,

@@ -17,12 +17,14 @@
 //! what the data holds, so a start whose commits a crash lost is redone by
 //! the next one. And nothing durable can come after them without them: the
 //! WAL is flushed in order, so the first durable commit after them (a
-//! `CREATE DATABASE`, which always is; any client's once the compute is
-//! Running) makes them durable first, and postgres' WAL writer flushes them
-//! within `wal_writer_delay` (200 ms) in any case.
+//! `CREATE DATABASE`; any client's once the compute is Running) makes them
+//! durable first, and postgres' WAL writer flushes them within
+//! `wal_writer_delay` (200 ms) in any case. (On local storage, whose PGDATA
+//! does not outlive the compute, a bulk creation's commits are not synced
+//! either: see `driver::bulk`.)
 
 use super::context::{Origin, PlanContext, Template1};
-use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport};
+use super::{apply_plan, migrations, privileged, read_and_plan, template1, ApplyReport, BulkApply};
 use crate::connect::{Connection, Connector};
 use crate::spec::ValidSpec;
 use anyhow::Context;
@@ -50,7 +52,7 @@ pub async fn start(
     concurrency: Concurrency,
     origin: Origin,
 ) -> anyhow::Result<ApplyReport> {
-    let (report, conn) = start_on(connector, None, spec, concurrency, origin).await?;
+    let (report, conn) = start_on(connector, None, spec, concurrency, origin, None).await?;
     if let Some(conn) = conn {
         conn.close().await;
     }
@@ -65,13 +67,15 @@ pub async fn start(
 /// confirm of the size limit's reload) costs no connection of its own. The
 /// installed extensions are not counted: the caller starts that (see
 /// [`spawn_extension_count`]) once the start is done, so that the
-/// postmaster forks no backend for it meanwhile.
+/// postmaster forks no backend for it meanwhile. `bulk` wraps an apply that
+/// creates databases in bulk (see [`BulkApply`]).
 pub(crate) async fn start_on(
     connector: &Connector,
     conn: Option<Connection>,
     spec: &ValidSpec,
     concurrency: Concurrency,
     origin: Origin,
+    bulk: Option<&dyn BulkApply>,
 ) -> anyhow::Result<(ApplyReport, Option<Connection>)> {
     if spec.skip_pg_catalog_updates {
         info!("skip_pg_catalog_updates is set: no catalog step");
@@ -107,7 +111,7 @@ pub(crate) async fn start_on(
             return Err(e);
         }
     };
-    apply_plan(connector, Some(conn), plan, concurrency, began).await
+    apply_plan(connector, Some(conn), plan, concurrency, bulk, began).await
 }
 
 /// What comes before the plan, on the start's maintenance connection: the

@@ -8,6 +8,7 @@
 
 mod accept;
 mod admit;
+mod bulk;
 mod env;
 mod operate;
 mod promote;

@@ -2,6 +2,7 @@
 //! slate (local template, Neon storage, or a vanilla replica's primary), and
 //! reconfigure a running one.
 
+use super::bulk::FsyncLift;
 use super::{Env, Timings};
 use crate::catalog;
 use crate::config;
@@ -78,8 +79,10 @@ pub(super) async fn start_compute(
             _ => catalog::Origin::Unknown,
         };
         let concurrency = catalog::Concurrency::ShareOfMaxConnections;
+        let lift = FsyncLift::on_local(&spec, &params.pgdata, &connector, pg.pid());
+        let bulk = lift.as_ref().map(|l| l as &dyn catalog::BulkApply);
         // The connection the catalog step ran on serves what follows it.
-        let idle = match catalog::start_on(&connector, None, &spec, concurrency, origin)
+        let idle = match catalog::start_on(&connector, None, &spec, concurrency, origin, bulk)
             .instrument(tracing::info_span!("apply_catalog"))
             .await
         {
@@ -418,12 +421,14 @@ pub(super) async fn reconfigure(
     let mut keep = None;
     if spec.mode == ComputeMode::Primary {
         let concurrency = spec.reconfigure_concurrency;
+        let lift = FsyncLift::on_local(&spec, pgdata, &connector, postmaster);
+        let bulk = lift.as_ref().map(|l| l as &dyn catalog::BulkApply);
         let applied = match context {
             // As at a start, on the backend that confirmed the reload.
             catalog::PlanContext::Start(origin) => {
                 let concurrency = catalog::Concurrency::Fixed(concurrency);
                 let conn = Some(confirming.connection);
-                let applied = catalog::start_on(&connector, conn, &spec, concurrency, origin)
+                let applied = catalog::start_on(&connector, conn, &spec, concurrency, origin, bulk)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await;
                 match applied {
@@ -440,7 +445,7 @@ pub(super) async fn reconfigure(
             // The backend that confirmed the reload reads the catalog.
             catalog::PlanContext::Reconcile => {
                 let (connection, key) = confirming.into_parts();
-                catalog::reconcile_on(&connector, Some(connection), &spec, concurrency)
+                catalog::reconcile_on(&connector, Some(connection), &spec, concurrency, bulk)
                     .instrument(tracing::info_span!("apply_catalog"))
                     .await
                     .map(|(report, back)| {
