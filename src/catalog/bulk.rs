@@ -11,11 +11,16 @@
 //! is the safekeepers', whose spec says what `fsync` is. The catalog only
 //! decides *when* (a plan that creates at least [`BULK_CREATIONS`]
 //! databases) and calls the hooks on the maintenance connection it holds,
-//! so that the lift and its restore cost no backend of their own.
+//! so that the lift and its restore cost no backend of their own. It asks
+//! before it plans whether such an apply would be lifted ([`lifting`]), so
+//! that a running compute's creations are planned for it (file copies:
+//! see `PlanContext::ReconcileUnsynced`).
 
 use super::plan::Plan;
 use crate::connect::Connection;
+use crate::spec::ValidSpec;
 use futures_util::future::BoxFuture;
+use tokio_postgres::Client;
 
 /// The fewest database creations in one plan for which the apply is
 /// wrapped in the caller's [`BulkApply`]: one creation's syncs cost less
@@ -30,15 +35,15 @@ pub const BULK_CREATIONS: usize = 2;
 /// the same connection, or none. The restore runs after a failed apply
 /// too; the apply's error is then the one reported.
 pub(crate) trait BulkApply: Send + Sync {
-    /// Before the apply. Returns the connection and whether anything was
-    /// lifted (if not, [`BulkApply::restore`] is not called).
-    fn lift(
-        &self,
-        conn: Option<Connection>,
-    ) -> BoxFuture<'_, anyhow::Result<(Option<Connection>, bool)>>;
+    /// Whether an apply that creates databases in bulk would be lifted,
+    /// asked on the maintenance connection before the plan (say, no when
+    /// the configuration sets what would be lifted).
+    fn lifts<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, anyhow::Result<bool>>;
 
-    /// After the apply, when [`BulkApply::lift`] lifted something: puts it
-    /// back.
+    /// Before the apply, when [`BulkApply::lifts`] said so: lifts.
+    fn lift(&self, conn: Option<Connection>) -> BoxFuture<'_, anyhow::Result<Option<Connection>>>;
+
+    /// After the apply (when it was lifted): puts it back.
     fn restore(
         &self,
         conn: Option<Connection>,
@@ -49,4 +54,20 @@ pub(crate) trait BulkApply: Send + Sync {
 /// databases.
 pub(super) fn is_bulk(plan: &Plan) -> bool {
     plan.steps.iter().filter(|s| s.creates_database()).count() >= BULK_CREATIONS
+}
+
+/// `bulk`, if an apply of `spec` that creates databases in bulk would be
+/// lifted by it (asked on `client`); none when the spec names too few
+/// databases to create that many, without asking.
+pub(super) async fn lifting<'a>(
+    bulk: Option<&'a dyn BulkApply>,
+    client: &Client,
+    spec: &ValidSpec,
+) -> anyhow::Result<Option<&'a dyn BulkApply>> {
+    match bulk {
+        Some(hooks) if spec.cluster.databases.len() >= BULK_CREATIONS => {
+            Ok(hooks.lifts(client).await?.then_some(hooks))
+        }
+        _ => Ok(None),
+    }
 }

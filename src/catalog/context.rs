@@ -28,6 +28,13 @@ pub enum PlanContext {
     /// default strategy (the compute serves users, and `FILE_COPY`'s
     /// checkpoints would write out what they dirtied).
     Reconcile,
+    /// A reconciliation as [`PlanContext::Reconcile`] whose apply, when it
+    /// creates databases in bulk, runs with postgres' syncs lifted (local
+    /// storage: see `BulkApply`): those creations are file copies, whose
+    /// checkpoints then sync nothing and write each page once, where
+    /// `WAL_LOG` writes it to the WAL and again to its file. Chosen by the
+    /// catalog from its caller's hooks, never by the driver.
+    ReconcileUnsynced,
     /// A primary's start's catalog step (or the first one of a replica just
     /// promoted), on a cluster from this origin.
     Start(Origin),
@@ -45,6 +52,13 @@ impl PlanContext {
     /// local template.
     pub(super) fn serves_no_one(self) -> bool {
         self == PlanContext::Start(Origin::FinishedTemplate)
+    }
+
+    /// Whether several databases this plan creates are file copies
+    /// (`STRATEGY FILE_COPY`): where postgres serves no one yet, or where
+    /// their apply runs with the syncs lifted.
+    pub(super) fn copies_files(self) -> bool {
+        self.serves_no_one() || self == PlanContext::ReconcileUnsynced
     }
 }
 

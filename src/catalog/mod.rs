@@ -249,7 +249,17 @@ pub(crate) async fn reconcile_on(
         Some(conn) => conn,
         None => connector.open(connector.maintenance_db()).await?,
     };
-    let context = PlanContext::Reconcile;
+    let bulk = match bulk::lifting(bulk, &conn.client, spec).await {
+        Ok(bulk) => bulk,
+        Err(e) => {
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    let context = match bulk {
+        Some(_) => PlanContext::ReconcileUnsynced,
+        None => PlanContext::Reconcile,
+    };
     let plan = read_and_plan(connector, &conn.client, spec, context, Template1::Unknown).await;
     let conn = if matches!(&plan, Ok(plan) if plan.is_empty()) {
         Some(conn)
@@ -264,7 +274,8 @@ pub(crate) async fn reconcile_on(
 /// Applies `plan` (read and made since `start`), logging what it did, with
 /// `plain` as its maintenance connection (see [`apply::apply_on`]), which is
 /// given back; inside `bulk`'s lift and restore when the plan creates
-/// databases in bulk ([`bulk::is_bulk`]).
+/// databases in bulk ([`bulk::is_bulk`]; `bulk` is given only when it
+/// would lift: see [`bulk::lifting`]).
 async fn apply_plan(
     connector: &Connector,
     plain: Option<Connection>,
@@ -282,12 +293,10 @@ async fn apply_plan(
         return Ok((report, plain));
     }
     info!(statements = plan.len(), "applying the catalog plan");
-    let (plain, lifted) = match bulk.filter(|_| bulk::is_bulk(&plan)) {
-        Some(hooks) => match hooks.lift(plain).await? {
-            (plain, true) => (plain, Some(hooks)),
-            (plain, false) => (plain, None),
-        },
-        None => (plain, None),
+    let lifted = bulk.filter(|_| bulk::is_bulk(&plan));
+    let plain = match lifted {
+        Some(hooks) => hooks.lift(plain).await?,
+        None => plain,
     };
     let applied = apply::apply_on(connector, plain, &plan, concurrency).await;
     let (mut report, plain) = match lifted {

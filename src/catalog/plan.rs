@@ -130,10 +130,11 @@ pub fn stored_password(spec_password: &str) -> String {
 }
 
 /// Whether the `creating` databases a plan creates are made with `STRATEGY
-/// FILE_COPY` rather than postgres' default `WAL_LOG`: at a start whose
-/// postgres serves no one yet ([`PlanContext::serves_no_one`]) on local
-/// storage, when there are at least
-/// [`FILE_COPY_FROM`] (a database whose options name a strategy keeps it).
+/// FILE_COPY` rather than postgres' default `WAL_LOG`: on local storage,
+/// at a start whose postgres serves no one yet, or in an apply that runs
+/// with the syncs lifted ([`PlanContext::copies_files`]), when there are at
+/// least [`FILE_COPY_FROM`] (a database whose options name a strategy
+/// keeps it).
 ///
 /// `WAL_LOG` reads every page of template1 through shared buffers and
 /// writes it again as a full-page WAL record: for a 7 MB template1, ~4 MB
@@ -152,14 +153,20 @@ pub fn stored_password(spec_password: &str) -> String {
 /// out everything its users dirtied, a burst postgres 15 moved away from
 /// (measured beside `pgbench -c 4` on a journaled ext4: 50 creations 4 at
 /// a time took 6.8 s with `FILE_COPY` and the clients fell to 1064 tps,
-/// 3.9 s with `WAL_LOG` and 1437 tps; 1951 tps alone).
+/// 3.9 s with `WAL_LOG` and 1437 tps; 1951 tps alone). Unless its syncs
+/// are lifted: then a checkpoint writes to the page cache and syncs
+/// nothing, and `WAL_LOG` is the slower of the two (30 creations one at a
+/// time beside `pgbench -c 4`, `fsync` off: `FILE_COPY` 1.2-1.7 s with the
+/// clients at 3477-4131 tps, `WAL_LOG` 2.4-3.7 s at 2912-3497 tps).
 fn file_copy(spec: &ComputeSpec, context: PlanContext, creating: usize) -> bool {
-    context.serves_no_one() && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
+    context.copies_files() && spec.pageserver_connstring.is_none() && creating >= FILE_COPY_FROM
 }
 
 /// The fewest database creations in one plan that are made with `STRATEGY
-/// FILE_COPY` (see [`file_copy`]).
-const FILE_COPY_FROM: usize = 2;
+/// FILE_COPY` (see [`file_copy`]): those of a bulk apply, so that on a
+/// running compute they are file copies only when the apply runs with the
+/// syncs lifted.
+const FILE_COPY_FROM: usize = super::bulk::BULK_CREATIONS;
 
 /// The plan under construction and the catalog as it will be after it.
 struct Planner<'a> {

@@ -98,13 +98,14 @@ pub(crate) async fn start_on(
         let (concurrency, template1) =
             prepare(connector, &conn.client, spec, concurrency, origin).await?;
         let spares = super::spare_db::take(connector, &conn.client, spec, origin).await?;
+        let bulk = super::bulk::lifting(bulk, &conn.client, spec).await?;
         let context = PlanContext::Start(origin);
         let plan = read_and_plan(connector, &conn.client, spec, context, template1).await?;
         spares.drop_unused(connector);
-        anyhow::Ok((plan, concurrency))
+        anyhow::Ok((plan, concurrency, bulk))
     }
     .await;
-    let (plan, concurrency) = match planned {
+    let (plan, concurrency, bulk) = match planned {
         Ok(planned) => planned,
         Err(e) => {
             conn.close().await;

@@ -18,7 +18,9 @@
 //! databases the override file (included last in `postgresql.conf`) says
 //! `fsync=off`, by a reload confirmed before the first statement; after the
 //! apply, failed or not, the override is emptied and a second reload
-//! confirmed, so the compute serves with the `fsync` it had. A spec (or its
+//! confirmed, so the compute serves with the `fsync` it had. A running
+//! compute's bulk creations are then file copies (`STRATEGY FILE_COPY`,
+//! whose checkpoints sync nothing with `fsync` off), as a start's are. A spec (or its
 //! `postgresql_conf`) that sets `fsync` itself keeps it as it says: the lift
 //! is only for a compute on postgres' default. Neon storage is never
 //! lifted: there the durability is the safekeepers', and `fsync` is the
@@ -31,6 +33,7 @@ use crate::spec::{Storage, ValidSpec};
 use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 use std::path::Path;
+use tokio_postgres::Client;
 
 /// Whether postgres runs on its default `fsync` (on, set by no file): one
 /// round trip, no page read.
@@ -95,23 +98,23 @@ async fn give_back(conn: Connection, opened: bool) -> Option<Connection> {
 }
 
 impl BulkApply for FsyncLift<'_> {
-    fn lift(
-        &self,
-        conn: Option<Connection>,
-    ) -> BoxFuture<'_, anyhow::Result<(Option<Connection>, bool)>> {
+    fn lifts<'a>(&'a self, client: &'a Client) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let row = client
+                .query_one(FSYNC_ON_BY_DEFAULT, &[])
+                .await
+                .context("reading postgres' fsync")?;
+            let default = row.get::<_, bool>(0);
+            if !default {
+                tracing::debug!("fsync is set by the configuration: a bulk apply keeps it");
+            }
+            Ok(default)
+        })
+    }
+
+    fn lift(&self, conn: Option<Connection>) -> BoxFuture<'_, anyhow::Result<Option<Connection>>> {
         Box::pin(async move {
             let (conn, opened) = self.session(conn).await?;
-            let default = match conn.client.query_one(FSYNC_ON_BY_DEFAULT, &[]).await {
-                Ok(row) => row.get::<_, bool>(0),
-                Err(e) => {
-                    conn.close().await;
-                    return Err(anyhow::Error::new(e).context("reading postgres' fsync"));
-                }
-            };
-            if !default {
-                tracing::debug!("fsync is set by the configuration: not lifted for the apply");
-                return Ok((give_back(conn, opened).await, false));
-            }
             if let Err(e) = config::lift_fsync(self.pgdata) {
                 conn.close().await;
                 return Err(e);
@@ -122,7 +125,7 @@ impl BulkApply for FsyncLift<'_> {
                         "fsync lifted for the apply: its databases are made on a PGDATA \
                          that does not outlive this compute"
                     );
-                    Ok((give_back(conn, opened).await, true))
+                    Ok(give_back(conn, opened).await)
                 }
                 Err(e) => {
                     // Not lifted after all: the file as it was, and postgres

@@ -442,8 +442,9 @@ pub(super) async fn reconfigure(
                     Err(e) => Err(e),
                 }
             }
-            // The backend that confirmed the reload reads the catalog.
-            catalog::PlanContext::Reconcile => {
+            // The backend that confirmed the reload reads the catalog (the
+            // catalog itself tells a lifted bulk apply's plan apart).
+            catalog::PlanContext::Reconcile | catalog::PlanContext::ReconcileUnsynced => {
                 let (connection, key) = confirming.into_parts();
                 catalog::reconcile_on(&connector, Some(connection), &spec, concurrency, bulk)
                     .instrument(tracing::info_span!("apply_catalog"))

@@ -1,7 +1,9 @@
 //! Databases a local start creates several at once are file copies of
-//! their template (`STRATEGY FILE_COPY`, see the planner's `file_copy`); a
-//! running compute's creations keep postgres' default. Either way a new database is the
-//! template as it is at that moment, with what the start gave template1.
+//! their template (`STRATEGY FILE_COPY`, see the planner's `file_copy`); so
+//! are a running compute's when its apply creates several with `fsync`
+//! lifted (see `bulk.rs`); one creation, or a spec that sets `fsync`, keeps
+//! postgres' default. Either way a new database is the template as it is at
+//! that moment, with what the start gave template1.
 
 use crate::common::*;
 use serde_json::json;
@@ -20,7 +22,7 @@ fn creations(log: &str) -> Vec<(String, bool)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not() {
+async fn several_creations_are_file_copies_unless_the_syncs_stay() {
     let settings = json!([{"name": "log_statement", "value": "ddl", "vartype": "enum"}]);
     let roles = json!([{"name": "alice", "encrypted_password": null},
                        {"name": "bob", "encrypted_password": null}]);
@@ -82,8 +84,8 @@ async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not()
             .await
             .unwrap();
     }
-    // Two more on the running compute (a reconfiguration): postgres'
-    // default strategy, whose creations force no checkpoint.
+    // Two more on the running compute (a reconfiguration), with fsync
+    // lifted for them: file copies too, whose checkpoints sync nothing.
     let mut second = first.clone();
     let dbs = second["cluster"]["databases"].as_array_mut().unwrap();
     dbs.push(json!({"name": "later", "owner": "alice"}));
@@ -91,6 +93,35 @@ async fn a_start_creates_several_as_file_copies_and_a_running_compute_does_not()
     let (code, body) = c.configure(&second).await;
     assert_eq!(code, 200, "{body}");
     for db in ["later", "later two"] {
+        c.wait_for_log(
+            &format!("statement: CREATE DATABASE \"{db}\""),
+            Duration::from_secs(10),
+        );
+        assert!(creations(&c.log()).contains(&(format!("\"{db}\""), true)));
+    }
+    // One alone: postgres' default, whose creation forces no checkpoint.
+    let mut third = second.clone();
+    let dbs = third["cluster"]["databases"].as_array_mut().unwrap();
+    dbs.push(json!({"name": "alone", "owner": "alice"}));
+    let (code, body) = c.configure(&third).await;
+    assert_eq!(code, 200, "{body}");
+    c.wait_for_log(
+        "statement: CREATE DATABASE \"alone\"",
+        Duration::from_secs(10),
+    );
+    assert!(creations(&c.log()).contains(&("\"alone\"".to_string(), false)));
+    // Two more with the spec's own fsync on: not lifted, so postgres'
+    // default, whose checkpoints a running compute's users would pay for.
+    let mut fourth = third.clone();
+    fourth["cluster"]["settings"] = json!([
+        {"name": "log_statement", "value": "ddl", "vartype": "enum"},
+        {"name": "fsync", "value": "on", "vartype": "bool"}]);
+    let dbs = fourth["cluster"]["databases"].as_array_mut().unwrap();
+    dbs.push(json!({"name": "synced", "owner": "alice"}));
+    dbs.push(json!({"name": "synced two", "owner": "bob"}));
+    let (code, body) = c.configure(&fourth).await;
+    assert_eq!(code, 200, "{body}");
+    for db in ["synced", "synced two"] {
         c.wait_for_log(
             &format!("statement: CREATE DATABASE \"{db}\""),
             Duration::from_secs(10),

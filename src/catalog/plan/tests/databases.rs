@@ -212,6 +212,35 @@ fn a_running_compute_creates_with_postgres_default() {
 }
 
 #[test]
+fn a_running_compute_whose_bulk_apply_is_unsynced_copies_files() {
+    // Its checkpoints sync nothing: a file copy writes each page once.
+    let two = spec(json!({"databases": [{"name": "a", "owner": SU}, {"name": "b", "owner": SU}]}));
+    check_in(
+        PlanContext::ReconcileUnsynced,
+        Some(PRIV),
+        &catalog(vec![], vec![]),
+        &two,
+        &[
+            "CREATE DATABASE \"a\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
+            "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\" STRATEGY FILE_COPY",
+            &grant("\"a\""),
+            &grant("\"b\""),
+        ],
+    );
+    // One creation is no bulk apply: postgres' default.
+    check_in(
+        PlanContext::ReconcileUnsynced,
+        Some(PRIV),
+        &catalog(vec![], vec![DatabaseInfo::new("a", SU)]),
+        &two,
+        &[
+            "CREATE DATABASE \"b\" WITH OWNER \"cloud_admin\"",
+            &grant("\"b\""),
+        ],
+    );
+}
+
+#[test]
 fn each_step_carries_the_kind_its_planner_gave_it() {
     // One plan with every kind: a rename and a drop of a role (its handover
     // in each database), a created and an altered role, a database created,
