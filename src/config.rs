@@ -408,7 +408,7 @@ pub(crate) async fn restore_size_limit_on(
 mod reload;
 pub use reload::reload_and_wait;
 pub(crate) use reload::reload_and_wait_on;
-pub(crate) use reload::{reload_and_confirm, ReloadSession};
+pub(crate) use reload::{reload_and_confirm, reload_confirmed_on, ReloadSession};
 
 #[cfg(test)]
 mod tests_storage;

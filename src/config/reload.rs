@@ -66,13 +66,26 @@ pub(crate) async fn reload_and_wait_on(
     postmaster: i32,
     idle: Option<crate::connect::Connection>,
 ) -> Result<Vec<String>> {
+    let reloaded = reload_confirmed_on(connector, db, postmaster, idle).await?;
+    reloaded.session.connection.close().await;
+    Ok(reloaded.pending_restart)
+}
+
+/// [`reload_and_confirm`], confirmed on `idle` when given (an idle session
+/// of this postmaster to `db`, asked as a kept [`ReloadSession`] is), on a
+/// backend opened after the signal otherwise; the session that confirmed
+/// it stays open, in the answer.
+pub(crate) async fn reload_confirmed_on(
+    connector: &Connector,
+    db: &str,
+    postmaster: i32,
+    idle: Option<crate::connect::Connection>,
+) -> Result<Reloaded> {
     let kept = match idle {
         Some(connection) => ReloadSession::of(connection, postmaster).await,
         None => None,
     };
-    let reloaded = reload_and_confirm(connector, db, postmaster, kept).await?;
-    reloaded.session.connection.close().await;
-    Ok(reloaded.pending_restart)
+    reload_and_confirm(connector, db, postmaster, kept).await
 }
 
 /// A reload [`reload_and_wait`] confirmed, with the session that saw it.

@@ -64,36 +64,21 @@ impl<'a> FsyncLift<'a> {
         })
     }
 
-    /// A reload confirmed on `conn` (a new backend when it cannot be), and
-    /// the connection that confirmed it.
-    async fn reload_on(&self, conn: Connection) -> anyhow::Result<Connection> {
-        let kept = config::ReloadSession::of(conn, self.postmaster).await;
+    /// A reload confirmed on `conn`, given back; without one, on a backend
+    /// opened after the signal (as every reload is: see
+    /// `config::reload_and_wait`), closed after.
+    async fn reload(&self, conn: Option<Connection>) -> anyhow::Result<Option<Connection>> {
+        let given = conn.is_some();
         let db = self.connector.maintenance_db();
         let reloaded =
-            config::reload_and_confirm(self.connector, db, self.postmaster, kept).await?;
-        Ok(reloaded.session.connection)
-    }
-
-    /// `conn`, or a new maintenance connection when there is none; with
-    /// whether it was opened here (and is closed before it is given back).
-    async fn session(&self, conn: Option<Connection>) -> anyhow::Result<(Connection, bool)> {
-        Ok(match conn {
-            Some(conn) => (conn, false),
-            None => (
-                self.connector.open(self.connector.maintenance_db()).await?,
-                true,
-            ),
-        })
-    }
-}
-
-/// What a hook gives back: `conn` unless it was opened by the hook.
-async fn give_back(conn: Connection, opened: bool) -> Option<Connection> {
-    if opened {
-        conn.close().await;
-        None
-    } else {
-        Some(conn)
+            config::reload_confirmed_on(self.connector, db, self.postmaster, conn).await?;
+        let conn = reloaded.session.connection;
+        if given {
+            Ok(Some(conn))
+        } else {
+            conn.close().await;
+            Ok(None)
+        }
     }
 }
 
@@ -114,18 +99,19 @@ impl BulkApply for FsyncLift<'_> {
 
     fn lift(&self, conn: Option<Connection>) -> BoxFuture<'_, anyhow::Result<Option<Connection>>> {
         Box::pin(async move {
-            let (conn, opened) = self.session(conn).await?;
             if let Err(e) = config::lift_fsync(self.pgdata) {
-                conn.close().await;
+                if let Some(conn) = conn {
+                    conn.close().await;
+                }
                 return Err(e);
             }
-            match self.reload_on(conn).await {
+            match self.reload(conn).await {
                 Ok(conn) => {
                     tracing::info!(
                         "fsync lifted for the apply: its databases are made on a PGDATA \
                          that does not outlive this compute"
                     );
-                    Ok(give_back(conn, opened).await)
+                    Ok(conn)
                 }
                 Err(e) => {
                     // Not lifted after all: the file as it was, and postgres
@@ -153,11 +139,15 @@ impl FsyncLift<'_> {
     /// when there is one).
     async fn put_back(&self, conn: Option<Connection>) -> anyhow::Result<Option<Connection>> {
         let put_back = async {
-            config::empty_override(self.pgdata)?;
-            let (conn, opened) = self.session(conn).await?;
-            let conn = self.reload_on(conn).await?;
+            if let Err(e) = config::empty_override(self.pgdata) {
+                if let Some(conn) = conn {
+                    conn.close().await;
+                }
+                return Err(e);
+            }
+            let conn = self.reload(conn).await?;
             tracing::info!("fsync put back after the apply");
-            anyhow::Ok(give_back(conn, opened).await)
+            anyhow::Ok(conn)
         };
         put_back.await.context("putting fsync back after the apply")
     }
